@@ -1,0 +1,30 @@
+# Two entry points for a newcomer: `make demo` and `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+# torch==2.13.0 first: it is the CPU build on this machine's disk. The package's own
+# requirement is a range (torch>=2.2), which an installed 2.13.0 already satisfies.
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[test,plot]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) examples/demo_digits.py
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[benchmark]"
+	$(PY) benchmarks/quality.py
+
+clean:
+	rm -rf $(VENV) *.egg-info output

@@ -1,0 +1,632 @@
+"""VAEEstimator: the scikit-learn face of the VAE. Only sklearn glue lives here."""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from ._likelihoods import LIKELIHOODS
+from ._module import ACTIVATIONS, VAEModule, gaussian_kl
+from ._training import History, NonFiniteLossError, TrainingConfig, make_optimizer, train
+
+__all__ = ["VAEEstimator"]
+
+# Elements per temporary tensor in batched inference: bounds memory whatever n_samples is.
+_INFERENCE_ELEMENTS = 2**21
+_MAX_SEED = np.iinfo(np.int32).max
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'.")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch sees no CUDA device here; use "
+            "device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+def _tree_to_numpy(obj):
+    """Tensors (on any device) to numpy arrays, through dicts, lists and tuples."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().numpy()
+    if isinstance(obj, dict):
+        return {k: _tree_to_numpy(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_tree_to_numpy(v) for v in obj)
+    return obj
+
+
+def _tree_to_torch(obj):
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.array(obj))
+    if isinstance(obj, dict):
+        return {k: _tree_to_torch(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_tree_to_torch(v) for v in obj)
+    return obj
+
+
+class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Variational autoencoder as a scikit-learn transformer and density model.
+
+    The model: latent variables z ~ N(0, I) of size ``n_components``, a decoder
+    p(x | z) of the chosen ``likelihood``, and an encoder q(z | x) = N(mu(x), diag
+    sigma(x)^2), both multilayer perceptrons, trained by maximising the evidence lower
+    bound (ELBO) E_q[log p(x|z)] - beta * KL(q(z|x) || N(0, I)) with the
+    reparameterisation trick and Adam on minibatches.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Number of latent variables.
+
+    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
+        Observation model p(x | z). "gaussian": Gaussian noise around the decoder mean,
+        with learned variances (see ``covariance_type``) that have a floor of 1e-6 times
+        the feature's variance (the variance of the most variable feature for a constant
+        one), so that the likelihood stays finite. "bernoulli": independent Bernoulli
+        variables, for data in [0, 1]; ``score_samples`` is a true log-likelihood only for
+        binary data (for other values in [0, 1] it is a cross-entropy, not a density).
+
+    covariance_type : {"diag", "spherical"}, default="diag"
+        Gaussian likelihood only: one noise variance per feature ("diag", as factor
+        analysis) or one shared by all features ("spherical", as probabilistic PCA).
+
+    hidden_layer_sizes : array-like of int, default=(128, 128)
+        Hidden layer widths of the encoder; the decoder uses them in reverse order. ``()``
+        makes both maps affine: the model is then probabilistic PCA (spherical) or factor
+        analysis (diag).
+
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        Activation of the hidden layers.
+
+    beta : float, default=1.0
+        Weight of the KL term in the training objective (beta-VAE). ``score_samples``
+        always uses the true bound, with weight 1.
+
+    kl_warmup_iter : int, default=0
+        Number of epochs over which the KL weight rises linearly from ``beta /
+        kl_warmup_iter`` to ``beta``. Early stopping does not stop, nor keep weights, during
+        the warm-up.
+
+    batch_size : int, default=128
+        Rows per minibatch (the whole training set when it has fewer rows).
+
+    learning_rate_init : float, default=1e-3
+        Adam's step size.
+
+    max_iter : int, default=200
+        Maximum number of epochs (passes over the training data).
+
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the rows and stop when their ELBO has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs; the weights of the best epoch
+        are restored. When False, stop when the training loss has not improved by ``tol``
+        for ``n_iter_no_change`` epochs, keeping the last weights.
+
+    validation_fraction : float, default=0.1
+        Fraction of the rows held out for early stopping.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+
+    tol : float, default=1e-4
+        Improvement, in nats per sample, that counts as progress.
+
+    n_importance_samples : int, default=50
+        Number K of importance samples in ``score_samples``. The estimate is the
+        importance-weighted bound of Burda et al. (2015): ELBO <= bound_K <= log p(x), and it
+        tightens as K grows. K=1 is the ELBO.
+
+    device : str, default="auto"
+        Where torch computes: "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]".
+
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, the validation split, minibatch order, the training
+        noise, the common random numbers of ``score_samples`` and, unless given its own,
+        ``sample``. An int gives identical results from run to run on the same machine.
+
+    verbose : int, default=0
+        0 prints nothing; 1 or more shows a progress bar over epochs with the training
+        loss and the validation ELBO.
+
+    warm_start : bool, default=False
+        When True, ``fit`` continues from the weights and optimiser state of the previous
+        fit instead of starting anew.
+
+    Attributes
+    ----------
+    module_ : torch.nn.Module
+        The trained encoder, decoder and likelihood (:class:`skvae.VAEModule`). It works
+        on data rescaled by ``(X - mean) / scale`` as the likelihood defines them.
+
+    optimizer_ : torch.optim.Optimizer
+        The Adam optimiser, kept so that ``warm_start`` resumes its state.
+
+    n_iter_ : int
+        Number of epochs run (summed over warm starts).
+
+    loss_curve_ : list of float
+        Training loss per epoch: the negative (beta-weighted) ELBO per sample, in nats in
+        the units of X.
+
+    validation_scores_ : list of float or None
+        Held-out ELBO per sample for every epoch (None without early stopping).
+
+    best_validation_score_ : float or None
+        The best of ``validation_scores_`` after the warm-up; its weights are the ones kept.
+
+    best_loss_ : float or None
+        The lowest training loss, when ``early_stopping=False``.
+
+    noise_variance_ : ndarray of shape (n_features,)
+        Gaussian likelihood only: the learned noise variance of each feature in the units
+        of X (the same value for all features when ``covariance_type="spherical"``).
+
+    kl_per_component_ : ndarray of shape (n_components,)
+        Average KL(q(z_u | x) || N(0, 1)) over the training rows for each latent dimension,
+        in nats. A value near 0 means the dimension is unused (posterior collapse).
+
+    n_active_components_ : int
+        Number of latent dimensions whose posterior mean varies across the training rows,
+        Var_x(E_q[z_u]) > 0.01 (Burda et al. 2015).
+
+    n_features_in_ : int
+        Number of features seen during fit.
+
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during fit, when X has string column names.
+
+    See Also
+    --------
+    sklearn.decomposition.PCA : Probabilistic PCA, the linear spherical case.
+    sklearn.decomposition.FactorAnalysis : Factor analysis, the linear diag case.
+
+    References
+    ----------
+    Kingma, D. P. and Welling, M. (2014). Auto-encoding variational Bayes. ICLR.
+    Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance weighted autoencoders.
+    ICLR.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skvae import VAEEstimator
+    >>> X, _ = load_digits(return_X_y=True)
+    >>> vae = VAEEstimator(n_components=2, max_iter=300, random_state=0).fit(X)
+    >>> vae.transform(X[:3]).shape
+    (3, 2)
+    >>> vae.sample(4, random_state=0).shape
+    (4, 64)
+    >>> bool(vae.score(X) < 0)
+    True
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "covariance_type": [StrOptions({"diag", "spherical"})],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup_iter": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        likelihood="gaussian",
+        covariance_type="diag",
+        hidden_layer_sizes=(128, 128),
+        activation="relu",
+        beta=1.0,
+        kl_warmup_iter=0,
+        batch_size=128,
+        learning_rate_init=1e-3,
+        max_iter=200,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        n_importance_samples=50,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        warm_start=False,
+    ):
+        self.n_components = n_components
+        self.likelihood = likelihood
+        self.covariance_type = covariance_type
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.beta = beta
+        self.kl_warmup_iter = kl_warmup_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.n_importance_samples = n_importance_samples
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ fitting
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the VAE to X by maximising the ELBO.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : VAEEstimator
+            The fitted estimator.
+        """
+        # Whatever goes wrong, a model fitted earlier survives intact.
+        params = self.get_params(deep=False)
+        saved = {k: v for k, v in vars(self).items() if k not in params}
+        try:
+            return self._fit(X)
+        except BaseException:
+            for key in [k for k in vars(self) if k not in params]:
+                delattr(self, key)
+            vars(self).update(saved)
+            raise
+
+    def _fit(self, X):
+        warm = self.warm_start and hasattr(self, "module_")
+        X = validate_data(self, X, reset=not warm, dtype=[np.float64, np.float32])
+        likelihood_cls = LIKELIHOODS[self.likelihood]
+        likelihood_cls.check_domain(X)
+        hidden = self._hidden_layer_sizes()
+        device = _resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        init_seed, split_seed, train_seed, crn_seed = rng.randint(_MAX_SEED, size=4)
+
+        spec = {
+            "n_features": X.shape[1],
+            "n_components": self.n_components,
+            "hidden_layer_sizes": hidden,
+            "activation": self.activation,
+            "likelihood": self.likelihood,
+            "covariance_type": self.covariance_type,
+        }
+        if warm:
+            if self.module_.spec != spec:
+                changed = sorted(k for k in spec if spec[k] != self.module_.spec[k])
+                raise ValueError(
+                    f"warm_start=True continues the previous model, but {', '.join(changed)} "
+                    "changed since it was fitted. Set warm_start=False to fit a new model."
+                )
+            loc, scale = self._loc, self._scale
+            module = copy.deepcopy(self.module_).to(device)
+            optimizer = make_optimizer(module, self.learning_rate_init)
+            optimizer.load_state_dict(self.optimizer_.state_dict())
+            for group in optimizer.param_groups:
+                group["lr"] = self.learning_rate_init
+            history = copy.deepcopy(self._history)
+        else:
+            loc, scale = likelihood_cls.data_scaling(X, self.covariance_type)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(init_seed))
+                module = VAEModule.from_spec(spec)
+            module.to(device)
+            optimizer = make_optimizer(module, self.learning_rate_init)
+            history = History()
+
+        X_scaled = torch.from_numpy(self._rescale(X, loc, scale, np.float32))
+        X_val = None
+        if self.early_stopping:
+            n_samples = X.shape[0]
+            try:
+                idx_train, idx_val = train_test_split(
+                    np.arange(n_samples),
+                    test_size=self.validation_fraction,
+                    random_state=split_seed,
+                )
+            except ValueError:
+                raise ValueError(
+                    f"n_samples={n_samples} is too few to hold out validation_fraction="
+                    f"{self.validation_fraction} of them for early_stopping. Pass more rows "
+                    "or set early_stopping=False."
+                ) from None
+            X_val = X_scaled[torch.from_numpy(idx_val)]
+            X_scaled = X_scaled[torch.from_numpy(idx_train)]
+
+        config = TrainingConfig(
+            batch_size=self.batch_size,
+            max_iter=self.max_iter,
+            beta=self.beta,
+            kl_warmup_iter=self.kl_warmup_iter,
+            early_stopping=self.early_stopping,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            learning_rate_init=self.learning_rate_init,
+            verbose=self.verbose,
+            log_det=float(-np.log(scale).sum()),
+        )
+        generator = torch.Generator().manual_seed(int(train_seed))
+        try:
+            history = train(module, optimizer, X_scaled, X_val, config, generator, device, history)
+        except NonFiniteLossError as exc:
+            raise ValueError(str(exc)) from None
+
+        self.module_ = module
+        self.optimizer_ = optimizer
+        self._loc, self._scale = loc, scale
+        self._log_det = config.log_det
+        self._crn_seed = int(crn_seed)
+        self._history = history
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = list(history.loss_curve)
+        self.validation_scores_ = list(history.validation_scores) if X_val is not None else None
+        self.best_validation_score_ = history.best_validation_score
+        self.best_loss_ = None if X_val is not None else history.best_loss
+        if self.likelihood == "gaussian":
+            variance = module.likelihood.variance.detach().cpu().double().numpy()
+            self.noise_variance_ = np.broadcast_to(variance, scale.shape) * scale**2
+        self._set_latent_diagnostics(X if X_val is None else X[idx_train])
+        if not (history.converged or history.interrupted):
+            warnings.warn(
+                f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't "
+                "converged yet. Raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+        if not all(isinstance(h, Integral) and h >= 1 for h in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}."
+            )
+        return tuple(int(h) for h in sizes)
+
+    def _set_latent_diagnostics(self, X):
+        def stats(module, x):
+            return torch.cat(module.encode(x), dim=-1)
+
+        d = self.module_.n_components
+        enc = self._infer(X, stats, (2 * d,))
+        mu, log_var = enc[:, :d], enc[:, d:]
+        kl = gaussian_kl(torch.from_numpy(mu), torch.from_numpy(log_var)).numpy()
+        self.kl_per_component_ = kl.mean(axis=0)
+        self.n_active_components_ = int((mu.var(axis=0) > 0.01).sum())
+
+    # ------------------------------------------------------------------ inference
+
+    @staticmethod
+    def _rescale(X, loc, scale, dtype):
+        out = np.empty(X.shape, dtype=dtype)
+        step = max(1, _INFERENCE_ELEMENTS // max(1, X.shape[1]))
+        for start in range(0, X.shape[0], step):
+            out[start : start + step] = (X[start : start + step] - loc) / scale
+        return out
+
+    def _inference_module(self):
+        # float64 on the CPU makes every row's result independent of the batch it is in
+        # (to ~1e-15), which sklearn's subset- and order-invariance checks require.
+        device = _resolve_device(self.device)
+        dtype = torch.float64 if device.type == "cpu" else torch.float32
+        module = copy.deepcopy(self.module_).to(device=device, dtype=dtype)
+        return module.eval(), device, dtype
+
+    def _infer(self, X, fn, out_shape, rescale=True, width=None):
+        """Apply ``fn(module, batch)`` to X in row batches; returns float64 numpy."""
+        module, device, dtype = self._inference_module()
+        widths = [X.shape[1], *module.hidden_layer_sizes, module.n_features * 2]
+        rows = max(1, _INFERENCE_ELEMENTS // (max(widths) * (width or 1)))
+        out = np.empty((X.shape[0], *out_shape), dtype=np.float64)
+        with torch.no_grad():
+            for start in range(0, X.shape[0], rows):
+                chunk = X[start : start + rows]
+                if rescale:
+                    chunk = (chunk - self._loc) / self._scale
+                batch = torch.as_tensor(np.asarray(chunk, dtype=np.float64)).to(device, dtype)
+                out[start : start + rows] = fn(module, batch).cpu().double().numpy()
+        return out
+
+    def _validate_X(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        type(self.module_.likelihood).check_domain(X)
+        return X
+
+    def transform(self, X):
+        """Posterior means E_q[z | x] of the rows of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            The mean of q(z | x) for each row; deterministic.
+        """
+        X = self._validate_X(X)
+        return self._infer(X, lambda m, x: m.encode(x)[0], (self.module_.n_components,))
+
+    def inverse_transform(self, X):
+        """Decoder mean E[x | z] in the units of the training data.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent points, e.g. the output of ``transform``.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            E[x | z] (probabilities for the bernoulli likelihood).
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
+        if Z.shape[1] != self.module_.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} columns, but inverse_transform expects latent points "
+                f"with n_components={self.module_.n_components} columns."
+            )
+
+        def decode_mean(module, z):
+            return module.likelihood.mean(module.decode(z))
+
+        mean = self._infer(Z, decode_mean, (self.n_features_in_,), rescale=False)
+        return mean * self._scale + self._loc
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw x ~ p(x | z) with z ~ N(0, I): real draws from the model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; None uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Draws in the units of the training data (0/1 values for bernoulli).
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        generator = torch.Generator().manual_seed(int(rng.randint(_MAX_SEED)))
+        shape = (n_samples, self.module_.n_components)
+        Z = torch.randn(shape, generator=generator, dtype=torch.float64)
+
+        def draw(module, z):
+            return module.likelihood.sample(module.decode(z), generator)
+
+        X = self._infer(Z.numpy(), draw, (self.n_features_in_,), rescale=False)
+        return X * self._scale + self._loc
+
+    def score_samples(self, X):
+        """Estimate of log p(x) for each row, in nats in the units of X.
+
+        The importance-weighted bound with ``n_importance_samples`` samples (the ELBO when
+        1), a lower bound on log p(x) that tightens as the number of samples grows. Every
+        row gets the same noise, so a row's value does not depend on the others.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            Per-row log-likelihood estimate.
+        """
+        X = self._validate_X(X)
+        generator = torch.Generator().manual_seed(self._crn_seed)
+        shape = (self.n_importance_samples, self.module_.n_components)
+        eps = torch.randn(shape, generator=generator, dtype=torch.float64)
+
+        def bound(module, x):
+            return module.iw_bound(x, eps.to(x.device))
+
+        return self._infer(X, bound, (), width=len(eps)) + self._log_det
+
+    def score(self, X, y=None):
+        """Mean of ``score_samples`` over the rows of X: higher is a better model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Average estimated log-likelihood per row, in nats.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    @property
+    def _n_features_out(self):
+        # After fit, the fitted model's width (set_params may have changed the parameter).
+        return self.module_.n_components if hasattr(self, "module_") else self.n_components
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        # No live torch object in the state: a model fitted on a GPU loads on any machine.
+        state = super().__getstate__()
+        state = dict(state)
+        if "module_" in state:
+            module = state["module_"]
+            state["module_"] = {
+                "spec": module.spec,
+                "state_dict": _tree_to_numpy(module.state_dict()),
+            }
+            state["optimizer_"] = _tree_to_numpy(state["optimizer_"].state_dict())
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        if isinstance(state.get("module_"), dict):
+            stored = state["module_"]
+            module = VAEModule.from_spec(stored["spec"])
+            module.load_state_dict(_tree_to_torch(stored["state_dict"]))
+            optimizer = make_optimizer(module, state.get("learning_rate_init", 1e-3))
+            optimizer.load_state_dict(_tree_to_torch(state["optimizer_"]))
+            state["module_"] = module.eval()
+            state["optimizer_"] = optimizer
+        super().__setstate__(state)

@@ -1,0 +1,148 @@
+"""The torch model: encoder q(z|x), decoder p(x|z), the ELBO and the importance-weighted bound.
+
+Nothing here knows about scikit-learn. The module works on data already rescaled by its
+likelihood's ``data_scaling``; the estimator converts to and from the user's units.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ._likelihoods import LIKELIHOODS, Likelihood
+
+__all__ = ["VAEModule", "gaussian_kl"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "identity": nn.Identity,
+    "logistic": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+}
+
+
+def _mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for width in hidden:
+        layers += [nn.Linear(n_in, width), ACTIVATIONS[activation]()]
+        n_in = width
+    layers.append(nn.Linear(n_in, n_out))
+    return nn.Sequential(*layers)
+
+
+def gaussian_kl(mu: Tensor, log_var: Tensor) -> Tensor:
+    """KL(N(mu, diag exp(log_var)) || N(0, I)) per latent dimension (closed form)."""
+    return 0.5 * (log_var.exp() + mu**2 - 1.0 - log_var)
+
+
+class VAEModule(nn.Module):
+    """Encoder, decoder and observation model of a VAE with prior z ~ N(0, I).
+
+    Parameters
+    ----------
+    n_features : int
+        Width of x.
+    n_components : int
+        Width of z.
+    hidden_layer_sizes : sequence of int
+        Hidden widths of the encoder; the decoder mirrors them. Empty means both maps are
+        affine (probabilistic PCA or factor analysis with a Gaussian likelihood).
+    activation : str
+        One of ``ACTIVATIONS``.
+    likelihood : Likelihood
+        The observation model; the decoder outputs ``likelihood.n_params`` values per feature.
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_components: int,
+        hidden_layer_sizes: Sequence[int],
+        activation: str,
+        likelihood: Likelihood,
+    ) -> None:
+        super().__init__()
+        self.n_features = n_features
+        self.n_components = n_components
+        self.hidden_layer_sizes = tuple(hidden_layer_sizes)
+        self.activation = activation
+        self.encoder = _mlp(n_features, hidden_layer_sizes, 2 * n_components, activation)
+        self.decoder = _mlp(
+            n_components,
+            tuple(reversed(hidden_layer_sizes)),
+            n_features * likelihood.n_params,
+            activation,
+        )
+        self.likelihood = likelihood
+
+    @property
+    def spec(self) -> dict:
+        """Constructor arguments, enough to rebuild the module with ``from_spec``."""
+        return {
+            "n_features": self.n_features,
+            "n_components": self.n_components,
+            "hidden_layer_sizes": self.hidden_layer_sizes,
+            "activation": self.activation,
+            "likelihood": self.likelihood.name,
+            "covariance_type": self.likelihood.covariance_type,
+        }
+
+    @classmethod
+    def from_spec(cls, spec: dict) -> VAEModule:
+        """Build a module (with fresh weights) from ``spec``."""
+        spec = dict(spec)
+        likelihood_cls = LIKELIHOODS[spec.pop("likelihood")]
+        likelihood = likelihood_cls(spec["n_features"], spec.pop("covariance_type"))
+        return cls(likelihood=likelihood, **spec)
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z | x)."""
+        mu, log_var = self.encoder(x).chunk(2, dim=-1)
+        return mu, log_var
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Decoder output: the parameters of p(x | z), as the likelihood reads them."""
+        return self.decoder(z)
+
+    def loss(self, x: Tensor, eps: Tensor, kl_weight: float = 1.0) -> Tensor:
+        """Mean over rows of -(E_q log p(x|z) - kl_weight * KL), one sample per row.
+
+        ``eps`` is standard normal noise of shape (n_rows, n_components):
+        z = mu + sigma * eps is the reparameterisation.
+        """
+        mu, log_var = self.encode(x)
+        z = mu + (0.5 * log_var).exp() * eps
+        rec = self.likelihood.log_prob(x, self.decode(z))
+        kl = gaussian_kl(mu, log_var).sum()
+        return -(rec.sum() - kl_weight * kl) / x.shape[0]
+
+    def elbo(self, x: Tensor, eps: Tensor) -> Tensor:
+        """Per-row single-sample ELBO estimate with the given noise (n_rows, n_components)."""
+        mu, log_var = self.encode(x)
+        z = mu + (0.5 * log_var).exp() * eps
+        rec = self.likelihood.log_prob(x, self.decode(z))
+        return rec - gaussian_kl(mu, log_var).sum(-1)
+
+    def iw_bound(self, x: Tensor, eps: Tensor) -> Tensor:
+        """Per-row importance-weighted bound (Burda et al. 2015) with K = len(eps) samples.
+
+        ``eps`` has shape (K, n_components) and is shared by every row (common random
+        numbers), so a row's value does not depend on the other rows. K = 1 is the ELBO.
+        """
+        mu, log_var = self.encode(x)
+        std = (0.5 * log_var).exp()
+        eps = eps.to(x.dtype)
+        z = mu.unsqueeze(1) + std.unsqueeze(1) * eps.unsqueeze(0)  # (n, K, d)
+        out = self.decode(z)
+        rec = self.likelihood.log_prob(x.unsqueeze(1).expand(*out.shape[:2], -1), out)
+        # log p(z) - log q(z|x): the 2*pi terms cancel, and (z - mu) / std is eps itself.
+        log_prior_ratio = (
+            -0.5 * (z**2).sum(-1) + 0.5 * (eps**2).sum(-1) + (0.5 * log_var).sum(-1, keepdim=True)
+        )
+        log_w = rec + log_prior_ratio
+        return torch.logsumexp(log_w, dim=1) - math.log(eps.shape[0])

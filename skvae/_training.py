@@ -1,0 +1,220 @@
+"""The minibatch training loop: Adam, KL warm-up, early stopping, history.
+
+The data is one tensor; an epoch is a random permutation of row indices cut into batches,
+with no per-sample Dataset or DataLoader. Each step is a small overridable function.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ._module import VAEModule
+
+__all__ = ["TrainingConfig", "History", "make_optimizer", "train"]
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainingConfig:
+    batch_size: int = 128
+    max_iter: int = 200
+    beta: float = 1.0
+    kl_warmup_iter: int = 0
+    early_stopping: bool = True
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    learning_rate_init: float = 1e-3
+    verbose: int = 0
+    # Added to per-row ELBOs so that curves are in nats in the user's units.
+    log_det: float = 0.0
+
+
+@dataclass
+class History:
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] = field(default_factory=list)
+    best_validation_score: float | None = None
+    best_loss: float | None = None
+    n_iter: int = 0
+    converged: bool = False
+    interrupted: bool = False
+
+
+def make_optimizer(module: VAEModule, learning_rate_init: float) -> torch.optim.Optimizer:
+    """Adam with the fused step where the device supports it (about 1.4x per step on CPU)."""
+    params = list(module.parameters())
+    try:
+        return torch.optim.Adam(params, lr=learning_rate_init, fused=True)
+    except (RuntimeError, ValueError):
+        return torch.optim.Adam(params, lr=learning_rate_init, foreach=True)
+
+
+def train_step(
+    module: VAEModule, optimizer: torch.optim.Optimizer, x: Tensor, eps: Tensor, kl_weight: float
+) -> Tensor:
+    """One Adam step on a batch; returns the batch's summed loss without a device sync."""
+    loss = module.loss(x, eps, kl_weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach() * x.shape[0]
+
+
+@torch.no_grad()
+def validation_score(module: VAEModule, x: Tensor, eps: Tensor, batch_size: int) -> float:
+    """Mean single-sample ELBO over the rows of x, with fixed noise ``eps``."""
+    total = 0.0
+    for start in range(0, x.shape[0], batch_size):
+        stop = start + batch_size
+        total += module.elbo(x[start:stop], eps[start:stop]).sum().item()
+    return total / x.shape[0]
+
+
+# Below this many (weights x batch rows) a training step is too small to share between
+# threads: a second thread then only adds synchronisation, and under load from other
+# processes its barriers cost whole scheduler slices (measured: 0.3 ms/step on one thread,
+# 80 ms/step on two with the other core busy, for a linear 8-feature model).
+_MIN_WORK_PER_THREAD = 2**20
+
+
+@contextlib.contextmanager
+def _step_threads(module: VAEModule, batch_size: int, device: torch.device):
+    """Use one intra-op thread for small models on the CPU, else what the process has."""
+    n_weights = sum(p.numel() for p in module.parameters())
+    previous = torch.get_num_threads()
+    small = device.type == "cpu" and n_weights * batch_size < _MIN_WORK_PER_THREAD
+    if small and previous > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def _kl_weight(config: TrainingConfig, epoch: int) -> float:
+    if config.kl_warmup_iter == 0:
+        return config.beta
+    return config.beta * min(1.0, (epoch + 1) / config.kl_warmup_iter)
+
+
+def _progress(config: TrainingConfig):
+    if not config.verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=config.max_iter, desc="VAE", unit="epoch", leave=True)
+
+
+def train(
+    module: VAEModule,
+    optimizer: torch.optim.Optimizer,
+    X_train: Tensor,
+    X_val: Tensor | None,
+    config: TrainingConfig,
+    generator: torch.Generator,
+    device: torch.device,
+    history: History | None = None,
+) -> History:
+    """Train ``module`` in place for up to ``config.max_iter`` epochs.
+
+    With ``X_val``, stops when the validation ELBO has not improved by ``tol`` for
+    ``n_iter_no_change`` epochs after the KL warm-up, and restores the best weights;
+    without it, stops on the training loss, as MLPClassifier does. ``history`` carries the
+    curves of earlier calls (warm start). A KeyboardInterrupt ends training with a warning,
+    keeping the best weights so far. Raises NonFiniteLossError when the loss is not finite.
+    """
+    history = history if history is not None else History()
+    batch_size = min(config.batch_size, X_train.shape[0])
+    with _step_threads(module, batch_size, device):
+        return _train_loop(module, optimizer, X_train, X_val, config, generator, device, history)
+
+
+def _train_loop(module, optimizer, X_train, X_val, config, generator, device, history):
+    # Best-so-far tracking is per call; the curves carry on across warm starts.
+    history.best_validation_score = history.best_loss = None
+    history.converged = history.interrupted = False
+    n_train = X_train.shape[0]
+    batch_size = min(config.batch_size, n_train)
+    n_components = module.n_components
+    non_blocking = device.type == "cuda"
+    if X_val is not None:
+        # Common random numbers: every epoch is judged with the same noise.
+        eps_val = torch.randn(X_val.shape[0], n_components, generator=generator).to(device)
+        X_val = X_val.to(device)
+    best_state = None
+    no_improvement = 0
+    bar = _progress(config)
+    module.train()
+    try:
+        for epoch in range(config.max_iter):
+            kl_weight = _kl_weight(config, epoch)
+            perm = torch.randperm(n_train, generator=generator)
+            eps_all = torch.randn(n_train, n_components, generator=generator)
+            total = torch.zeros((), device=device)
+            for start in range(0, n_train, batch_size):
+                idx = perm[start : start + batch_size]
+                x = X_train[idx].to(device, non_blocking=non_blocking)
+                eps = eps_all[start : start + batch_size].to(device, non_blocking=non_blocking)
+                total += train_step(module, optimizer, x, eps, kl_weight)
+            loss = total.item() / n_train
+            if not math.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"The training loss became {loss} at epoch {epoch + 1}. Try a lower "
+                    "learning_rate_init, or rescale the data."
+                )
+            history.n_iter += 1
+            history.loss_curve.append(loss - config.log_det)
+            in_warmup = epoch + 1 < config.kl_warmup_iter
+            if X_val is not None:
+                module.eval()
+                score = validation_score(module, X_val, eps_val, 4 * batch_size)
+                score += config.log_det
+                module.train()
+                history.validation_scores.append(score)
+                best = history.best_validation_score
+                if not in_warmup:
+                    no_improvement = (
+                        0 if best is None or score >= best + config.tol else (no_improvement + 1)
+                    )
+                    if best is None or score > best:
+                        history.best_validation_score = score
+                        best_state = {k: v.clone() for k, v in module.state_dict().items()}
+            elif not in_warmup:
+                if history.best_loss is None or loss < history.best_loss - config.tol:
+                    no_improvement = 0
+                else:
+                    no_improvement += 1
+                if history.best_loss is None or loss < history.best_loss:
+                    history.best_loss = loss
+            if bar is not None:
+                postfix = {"loss": f"{history.loss_curve[-1]:.4g}"}
+                if history.validation_scores:
+                    postfix["val_elbo"] = f"{history.validation_scores[-1]:.4g}"
+                bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+            if no_improvement > config.n_iter_no_change:
+                history.converged = True
+                break
+    except KeyboardInterrupt:
+        history.interrupted = True
+        warnings.warn(
+            "Training interrupted by the user; keeping the best weights so far.",
+            stacklevel=3,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+        module.eval()
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    return history

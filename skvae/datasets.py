@@ -1,0 +1,594 @@
+"""Synthetic data-generating processes with a known exact log-likelihood.
+
+The generators in this module return a data matrix together with the model
+that produced it. Each model knows its exact per-sample log-density
+``log p(x)``, so a fitted variational autoencoder can be compared with the
+truth: its evidence lower bound should stay below the exact log-likelihood,
+and a good fit should come close to it.
+
+Two processes are available:
+
+- :func:`make_linear_gaussian` draws from a linear-Gaussian latent variable
+  model (factor analysis, or probabilistic PCA when the noise is spherical).
+  Its marginal is Gaussian, and :func:`linear_gaussian_log_likelihood`
+  evaluates it in closed form.
+- :func:`make_nonlinear_process` maps a one-dimensional standard normal
+  latent through a fixed smooth curve and adds isotropic Gaussian noise.
+  :func:`nonlinear_process_log_likelihood` integrates the latent out
+  numerically, on a grid fine enough for the quadrature error to be
+  negligible.
+
+Both models also offer ``score_samples(X)``, which calls the matching
+module-level function, and ``sample(n_samples, random_state=None)``.
+"""
+
+# Only numpy, scipy and sklearn.utils.check_random_state are used here, so the
+# module imports without torch.
+
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+from scipy import linalg
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "LinearGaussianModel",
+    "NonlinearProcessModel",
+    "linear_gaussian_log_likelihood",
+    "make_linear_gaussian",
+    "make_nonlinear_process",
+    "nonlinear_process_log_likelihood",
+]
+
+_LOG_2PI = np.log(2.0 * np.pi)
+
+# The curve of the nonlinear process is drawn from a RandomState with this
+# fixed seed, so it is the same whatever ``random_state`` the caller passes.
+_CURVE_SEED = 20240611
+
+# Latent values z are integrated over [-_Z_LIMIT, _Z_LIMIT]. The standard
+# normal prior puts a mass of about 2e-19 outside this interval.
+_Z_LIMIT = 9.0
+
+# Smallest default quadrature grid, and grid steps per peak width
+# noise_std / max_z |f'(z)| of the integrand (see _default_n_grid).
+_MIN_N_GRID = 2001
+_STEPS_PER_PEAK_WIDTH = 4.0
+
+# Upper bound, in bytes, of the (rows x grid points) temporary array used by
+# the quadrature. Rows are processed in chunks that respect it.
+_MAX_TEMP_BYTES = 16 * 2**20
+
+
+# --------------------------------------------------------------------------
+# Argument validation
+# --------------------------------------------------------------------------
+
+
+def _check_int(value, name, min_value):
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")
+    if value < min_value:
+        raise ValueError(f"{name} must be >= {min_value}, got {value}.")
+    return int(value)
+
+
+def _check_positive(value, name):
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{name} must be a real number, got {value!r}.")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value}.")
+    return float(value)
+
+
+def _check_X(X, n_features):
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise ValueError(
+            f"X must be a 2D array of shape (n_samples, n_features), got {X.ndim} dimension(s)."
+        )
+    if X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but the model has {n_features}.")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X contains NaN or infinity.")
+    return X
+
+
+# --------------------------------------------------------------------------
+# Linear-Gaussian process
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class LinearGaussianModel:
+    """True parameters of a linear-Gaussian latent variable model.
+
+    Samples are ``x = components.T @ z + mean + e`` with
+    ``z ~ N(0, I_n_components)`` and ``e ~ N(0, diag(noise_variance))``, so
+    ``x ~ N(mean, components.T @ components + diag(noise_variance))``.
+
+    Instances are returned by :func:`make_linear_gaussian`.
+
+    Attributes
+    ----------
+    components : ndarray of shape (n_components, n_features)
+        Loading matrix ``W``, laid out as scikit-learn's ``components_``
+        (one row per latent dimension).
+    mean : ndarray of shape (n_features,)
+        Mean ``mu`` of the data.
+    noise_variance : ndarray of shape (n_features,)
+        Per-feature variance of the additive Gaussian noise (the diagonal of
+        ``Psi``). All entries are equal for spherical noise.
+    """
+
+    components: np.ndarray
+    mean: np.ndarray
+    noise_variance: np.ndarray
+
+    @property
+    def n_components(self):
+        """Number of latent dimensions."""
+        return self.components.shape[0]
+
+    @property
+    def n_features(self):
+        """Number of observed features."""
+        return self.components.shape[1]
+
+    @property
+    def covariance(self):
+        """Marginal covariance ``W^T W + Psi``, shape (n_features, n_features)."""
+        return self.components.T @ self.components + np.diag(self.noise_variance)
+
+    def score_samples(self, X):
+        """Exact log-likelihood of each sample.
+
+        Same as ``linear_gaussian_log_likelihood(X, self)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+            ``log p(x)`` for each row of ``X``, in nats.
+        """
+        return linear_gaussian_log_likelihood(X, self)
+
+    def sample(self, n_samples=1, *, random_state=None):
+        """Draw new samples from the model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seed or generator for the latent variables and the noise.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples.
+        """
+        n_samples = _check_int(n_samples, "n_samples", 1)
+        rng = check_random_state(random_state)
+        z = rng.standard_normal(size=(n_samples, self.n_components))
+        noise = rng.standard_normal(size=(n_samples, self.n_features))
+        return z @ self.components + self.mean + noise * np.sqrt(self.noise_variance)
+
+
+def make_linear_gaussian(
+    n_samples=1000,
+    *,
+    n_features=10,
+    n_components=2,
+    noise="diag",
+    noise_scale=0.5,
+    random_state=None,
+):
+    """Generate data from a random linear-Gaussian latent variable model.
+
+    Samples are ``x = W^T z + mu + e`` with ``z ~ N(0, I_n_components)`` and
+    ``e ~ N(0, Psi)``. This is factor analysis for ``noise="diag"`` and
+    probabilistic PCA for ``noise="spherical"``. The marginal distribution is
+    ``N(mu, W^T W + Psi)``, so the exact log-likelihood is known in closed
+    form (see :func:`linear_gaussian_log_likelihood`).
+
+    The parameters are drawn at random: ``W`` and ``mu`` have independent
+    standard normal entries, and ``Psi`` is ``diag(noise_scale**2 * u)`` with
+    ``u_j ~ Uniform(0.5, 2)`` for diagonal noise, or ``noise_scale**2 * I``
+    for spherical noise.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of samples.
+    n_features : int, default=10
+        Number of observed features.
+    n_components : int, default=2
+        Number of latent dimensions. Must not exceed ``n_features``.
+    noise : {"diag", "spherical"}, default="diag"
+        Noise covariance: diagonal with random per-feature variances, or
+        ``noise_scale**2`` times the identity.
+    noise_scale : float, default=0.5
+        Typical noise standard deviation (exact for spherical noise).
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for the parameters, the latent variables and the
+        noise. Pass an int for reproducible output.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        Samples.
+    model : LinearGaussianModel
+        True parameters, with attributes ``components`` (``W``, shape
+        ``(n_components, n_features)``), ``mean`` and ``noise_variance``
+        (shape ``(n_features,)``). ``model.score_samples(X)`` returns the
+        exact per-sample log-likelihood.
+
+    See Also
+    --------
+    linear_gaussian_log_likelihood : Exact log p(x) under the model.
+    make_nonlinear_process : Data from a nonlinear one-dimensional process.
+
+    Examples
+    --------
+    >>> from skvae.datasets import make_linear_gaussian
+    >>> X, model = make_linear_gaussian(500, n_features=4, n_components=2, random_state=0)
+    >>> X.shape
+    (500, 4)
+    >>> model.components.shape, model.noise_variance.shape
+    ((2, 4), (4,))
+    >>> model.score_samples(X).shape
+    (500,)
+    """
+    n_samples = _check_int(n_samples, "n_samples", 1)
+    n_features = _check_int(n_features, "n_features", 1)
+    n_components = _check_int(n_components, "n_components", 1)
+    if n_components > n_features:
+        raise ValueError(
+            f"n_components must be <= n_features, got n_components={n_components} "
+            f"and n_features={n_features}."
+        )
+    if noise not in ("diag", "spherical"):
+        raise ValueError(f"noise must be 'diag' or 'spherical', got {noise!r}.")
+    noise_scale = _check_positive(noise_scale, "noise_scale")
+
+    rng = check_random_state(random_state)
+    components = rng.standard_normal(size=(n_components, n_features))
+    mean = rng.standard_normal(size=n_features)
+    if noise == "diag":
+        noise_variance = noise_scale**2 * rng.uniform(0.5, 2.0, size=n_features)
+    else:
+        noise_variance = np.full(n_features, noise_scale**2)
+    model = LinearGaussianModel(components=components, mean=mean, noise_variance=noise_variance)
+    X = model.sample(n_samples, random_state=rng)
+    return X, model
+
+
+def linear_gaussian_log_likelihood(X, model):
+    """Exact per-sample log-likelihood under a linear-Gaussian model.
+
+    Computes ``log N(x; mu, W^T W + Psi)`` through a Cholesky factorisation of
+    the marginal covariance.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Data.
+    model : LinearGaussianModel
+        Model, as returned by :func:`make_linear_gaussian`.
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (n_samples,)
+        ``log p(x)`` for each row of ``X``, in nats.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skvae.datasets import make_linear_gaussian, linear_gaussian_log_likelihood
+    >>> X, model = make_linear_gaussian(100, n_features=3, n_components=1, random_state=0)
+    >>> log_p = linear_gaussian_log_likelihood(X, model)
+    >>> log_p.shape
+    (100,)
+    >>> from scipy.stats import multivariate_normal
+    >>> reference = multivariate_normal(model.mean, model.covariance).logpdf(X)
+    >>> bool(np.allclose(log_p, reference))
+    True
+    """
+    X = _check_X(X, model.n_features)
+    chol = linalg.cholesky(model.covariance, lower=True)
+    whitened = linalg.solve_triangular(chol, (X - model.mean).T, lower=True)
+    log_det = 2.0 * np.sum(np.log(np.diag(chol)))
+    return -0.5 * (model.n_features * _LOG_2PI + log_det + np.sum(whitened**2, axis=0))
+
+
+# --------------------------------------------------------------------------
+# Nonlinear one-dimensional process
+# --------------------------------------------------------------------------
+
+
+def _curve_coefficients(n_features):
+    # Row j holds the coefficients of feature j, drawn row by row from a fixed
+    # seed: the curve for n features is a prefix of the curve for more.
+    u = np.random.RandomState(_CURVE_SEED).uniform(size=(n_features, 4))
+    amplitude = 0.5 + 0.5 * u[:, 0]  # [0.5, 1.0]
+    frequency = 1.0 + u[:, 1]  # [1.0, 2.0]
+    phase = 2.0 * np.pi * u[:, 2]  # [0, 2 pi)
+    slope = u[:, 3] - 0.5  # [-0.5, 0.5]
+    return amplitude, frequency, phase, slope
+
+
+@dataclass(frozen=True, eq=False)
+class NonlinearProcessModel:
+    """A one-dimensional latent mapped through a smooth curve, plus noise.
+
+    Samples are ``x = f(z) + noise_std * eps`` with ``z ~ N(0, 1)`` and
+    ``eps ~ N(0, I_n_features)``, where feature ``j`` of the curve is::
+
+        f_j(z) = amplitude[j] * sin(frequency[j] * z + phase[j]) + slope[j] * z
+
+    Instances are returned by :func:`make_nonlinear_process`.
+
+    Attributes
+    ----------
+    amplitude, frequency, phase, slope : ndarray of shape (n_features,)
+        Coefficients of the curve.
+    noise_std : float
+        Standard deviation of the isotropic Gaussian noise.
+    """
+
+    amplitude: np.ndarray
+    frequency: np.ndarray
+    phase: np.ndarray
+    slope: np.ndarray
+    noise_std: float
+
+    @property
+    def n_features(self):
+        """Number of observed features."""
+        return self.amplitude.shape[0]
+
+    def curve(self, z):
+        """Evaluate the curve ``f`` at latent values ``z``.
+
+        Parameters
+        ----------
+        z : float or array-like of shape (n_points,)
+            Latent values.
+
+        Returns
+        -------
+        points : ndarray of shape (n_points, n_features)
+            ``f(z)``, one row per latent value.
+        """
+        z = np.atleast_1d(np.asarray(z, dtype=np.float64)).reshape(-1, 1)
+        return self.amplitude * np.sin(self.frequency * z + self.phase) + self.slope * z
+
+    def _curve_derivative(self, z):
+        z = np.atleast_1d(np.asarray(z, dtype=np.float64)).reshape(-1, 1)
+        return (
+            self.amplitude * self.frequency * np.cos(self.frequency * z + self.phase) + self.slope
+        )
+
+    def score_samples(self, X, *, n_grid=None):
+        """Exact log-likelihood of each sample, by quadrature over the latent.
+
+        Same as ``nonlinear_process_log_likelihood(X, self, n_grid=n_grid)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+        n_grid : int or None, default=None
+            Number of quadrature points; None chooses it from ``noise_std``.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+            ``log p(x)`` for each row of ``X``, in nats.
+        """
+        return nonlinear_process_log_likelihood(X, self, n_grid=n_grid)
+
+    def sample(self, n_samples=1, *, random_state=None):
+        """Draw new samples from the process.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seed or generator for the latent values and the noise.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples.
+        """
+        n_samples = _check_int(n_samples, "n_samples", 1)
+        rng = check_random_state(random_state)
+        z = rng.standard_normal(size=n_samples)
+        noise = rng.standard_normal(size=(n_samples, self.n_features))
+        return self.curve(z) + self.noise_std * noise
+
+
+def make_nonlinear_process(n_samples=1000, *, n_features=5, noise_std=0.1, random_state=None):
+    """Generate data from a noisy curve with a one-dimensional latent.
+
+    Samples are ``x = f(z) + noise_std * eps`` with ``z ~ N(0, 1)`` and
+    ``eps ~ N(0, I_n_features)``. The curve ``f: R -> R^n_features`` has
+    features ``f_j(z) = a_j sin(w_j z + phi_j) + b_j z`` with
+    ``a_j`` in [0.5, 1], ``w_j`` in [1, 2], ``phi_j`` in [0, 2 pi) and
+    ``b_j`` in [-0.5, 0.5]. The coefficients come from a generator with a
+    fixed seed, so the curve does not depend on ``random_state``; only the
+    latent values and the noise do. The curve for ``n_features`` features is
+    the first ``n_features`` features of the curve for more features.
+
+    Each feature has slope ``|f_j'(z)| <= 2.5``; for the default 5 features
+    the speed ``||f'(z)||`` stays below 2.7, so the curve is smooth on the
+    scale of the noise.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of samples.
+    n_features : int, default=5
+        Number of observed features.
+    noise_std : float, default=0.1
+        Standard deviation of the isotropic Gaussian noise.
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for the latent values and the noise. Pass an int
+        for reproducible output.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features)
+        Samples.
+    model : NonlinearProcessModel
+        The process, with ``model.curve(z)`` (shape ``(len(z), n_features)``),
+        ``model.noise_std``, and ``model.score_samples(X)`` for the exact
+        per-sample log-likelihood.
+
+    See Also
+    --------
+    nonlinear_process_log_likelihood : Exact log p(x) under the process.
+    make_linear_gaussian : Data from a linear-Gaussian model.
+
+    Examples
+    --------
+    >>> from skvae.datasets import make_nonlinear_process
+    >>> X, model = make_nonlinear_process(200, n_features=3, noise_std=0.1, random_state=0)
+    >>> X.shape
+    (200, 3)
+    >>> model.curve([0.0, 1.0]).shape
+    (2, 3)
+    >>> model.score_samples(X).shape
+    (200,)
+    """
+    n_samples = _check_int(n_samples, "n_samples", 1)
+    n_features = _check_int(n_features, "n_features", 1)
+    noise_std = _check_positive(noise_std, "noise_std")
+    amplitude, frequency, phase, slope = _curve_coefficients(n_features)
+    model = NonlinearProcessModel(
+        amplitude=amplitude,
+        frequency=frequency,
+        phase=phase,
+        slope=slope,
+        noise_std=noise_std,
+    )
+    X = model.sample(n_samples, random_state=random_state)
+    return X, model
+
+
+def _default_n_grid(model):
+    # As a function of z, the integrand peaks near the points of the curve
+    # closest to x, with a width of about noise_std / ||f'(z)|| for x close
+    # to the curve. Take steps of at most a quarter of the narrowest such
+    # width over the integration interval. The trapezoidal rule converges
+    # exponentially fast on such smooth, decaying integrands, so this leaves
+    # a negligible error.
+    z = np.linspace(-_Z_LIMIT, _Z_LIMIT, 4001)
+    max_speed = np.sqrt(np.max(np.sum(model._curve_derivative(z) ** 2, axis=1)))
+    step = model.noise_std / (_STEPS_PER_PEAK_WIDTH * max(max_speed, 1.0))
+    return max(_MIN_N_GRID, int(np.ceil(2.0 * _Z_LIMIT / step)) + 1)
+
+
+def _quadrature(X, model, n_grid):
+    # Trapezoidal rule for log p(x), row chunk by row chunk.
+    z, step = np.linspace(-_Z_LIMIT, _Z_LIMIT, n_grid, retstep=True)
+    points = model.curve(z)  # (n_grid, n_features)
+    var = model.noise_std**2
+    # Parts of the log-integrand that depend on z alone: trapezoid weights,
+    # prior density, and the ||f(z)||^2 term of the noise log-density.
+    log_weights = np.full(n_grid, np.log(step))
+    log_weights[[0, -1]] -= np.log(2.0)
+    log_weights_prior = log_weights - 0.5 * (_LOG_2PI + z**2)
+    half_sq_points = 0.5 * np.sum(points**2, axis=1) / var
+    const = -0.5 * model.n_features * (_LOG_2PI + np.log(var))
+
+    n_samples = X.shape[0]
+    log_p = np.empty(n_samples)
+    chunk = max(1, _MAX_TEMP_BYTES // (8 * n_grid))
+    for start in range(0, n_samples, chunk):
+        rows = slice(start, start + chunk)
+        half_sq_norms = 0.5 * np.sum(X[rows] ** 2, axis=1) / var
+        # -||x - f(z)||^2 / (2 var) is expanded as
+        # (x . f(z) - ||f(z)||^2 / 2 - ||x||^2 / 2) / var to avoid a
+        # (rows, n_grid, n_features) array; the ||x||^2 term is added after
+        # the reduction over z.
+        log_integrand = X[rows] @ (points.T / var)
+        log_integrand -= half_sq_points
+        # Rounding in the expansion must not make the squared distance < 0.
+        np.minimum(log_integrand, half_sq_norms[:, None], out=log_integrand)
+        log_integrand += log_weights_prior
+        peak = np.max(log_integrand, axis=1)
+        log_integrand -= peak[:, None]
+        np.exp(log_integrand, out=log_integrand)
+        total = np.sum(log_integrand, axis=1)
+        log_p[rows] = peak + np.log(total) - half_sq_norms + const
+    return log_p
+
+
+def nonlinear_process_log_likelihood(X, model, *, n_grid=None):
+    """Exact per-sample log-likelihood under the nonlinear process.
+
+    Computes::
+
+        log p(x) = log integral N(x; f(z), noise_std**2 I) N(z; 0, 1) dz
+
+    with the trapezoidal rule on ``n_grid`` evenly spaced points of
+    ``z`` in [-9, 9], in log space (a log-sum-exp of the log-integrand plus
+    the log-weights), so that it neither underflows nor overflows. The prior
+    mass outside [-9, 9] is about 2e-19. Rows are processed in chunks so that
+    the temporary (rows x grid points) array stays below 16 MiB.
+
+    The default grid has at least 2001 points and resolves the narrowest
+    peak of the integrand in ``z`` (width about
+    ``noise_std / max ||f'(z)||``) with at least four steps, so its size, and
+    the cost, grow as ``1 / noise_std`` for small noise. For samples of the
+    process and points within a few noise standard deviations of them, the
+    quadrature error is then below 1e-9 nats for ``noise_std >= 0.01``, far
+    below the 1e-3 nats needed to compare models.
+
+    Points far outside the data, which only latent values near or beyond
+    +-9 explain (a prior log-density below about -40), are computed less
+    accurately, because the integral is truncated there: errors of a few
+    hundredths of a nat or more are then possible. Such points have a
+    log-likelihood tens of nats below that of typical samples.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+        Data.
+    model : NonlinearProcessModel
+        Process, as returned by :func:`make_nonlinear_process`.
+    n_grid : int or None, default=None
+        Number of quadrature points (at least 3). None chooses it from
+        ``model.noise_std`` and the steepness of the curve as described
+        above.
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (n_samples,)
+        ``log p(x)`` for each row of ``X``, in nats.
+
+    Examples
+    --------
+    >>> from skvae.datasets import make_nonlinear_process, nonlinear_process_log_likelihood
+    >>> X, model = make_nonlinear_process(100, n_features=2, noise_std=0.2, random_state=0)
+    >>> log_p = nonlinear_process_log_likelihood(X, model)
+    >>> log_p.shape
+    (100,)
+    >>> finer = nonlinear_process_log_likelihood(X, model, n_grid=20001)
+    >>> bool(abs(log_p - finer).max() < 1e-6)
+    True
+    """
+    X = _check_X(X, model.n_features)
+    if n_grid is None:
+        n_grid = _default_n_grid(model)
+    n_grid = _check_int(n_grid, "n_grid", 3)
+    return _quadrature(X, model, n_grid)

@@ -1,0 +1,36 @@
+"""scikit-learn's own estimator checks, in full, with no expected failures."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skvae import VAEEstimator
+
+ESTIMATORS = [
+    # The defaults, as a user gets them.
+    VAEEstimator(random_state=0),
+    # Probabilistic PCA: linear maps, one shared noise variance, no early stopping.
+    VAEEstimator(
+        hidden_layer_sizes=(),
+        covariance_type="spherical",
+        early_stopping=False,
+        max_iter=30,
+        random_state=0,
+    ),
+    # A small nonlinear model with warm-up and K = 1 (the ELBO) in score_samples.
+    VAEEstimator(
+        n_components=3,
+        hidden_layer_sizes=(16,),
+        activation="tanh",
+        kl_warmup_iter=5,
+        n_importance_samples=1,
+        max_iter=20,
+        random_state=0,
+    ),
+]
+
+
+# Some checks fit with few iterations on purpose; a ConvergenceWarning is expected there.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)

@@ -1,0 +1,42 @@
+"""Every example runs, on small settings, so none rots."""
+
+import importlib.util
+import warnings
+from pathlib import Path
+
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+pytest.importorskip("matplotlib")
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_digits_prints_scores_and_writes_figures(tmp_path, capsys):
+    demo = _load("demo_digits")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        scores = demo.main(out=tmp_path, max_iter=5)
+    assert set(scores) == {"PCA", "FactorAnalysis", "VAEEstimator"}
+    printed = capsys.readouterr().out
+    assert "VAEEstimator" in printed and "nats" in printed
+    for name in ("digits_latent_space.png", "digits_samples.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_readme_usage_example_runs():
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    code = readme.split("## Usage", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    namespace = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["Z"].shape == (1797, 2)
+    assert namespace["X_new"].shape == (10, 64)
+    assert namespace["grid"].best_score_ > 0.8
