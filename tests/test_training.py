@@ -1,0 +1,74 @@
+"""Training behaviour: KL warm-up, progress output, collapse diagnostics."""
+
+import warnings
+
+import numpy as np
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+from skvae import VAEEstimator
+from skvae._training import TrainingConfig, _kl_weight
+
+
+def test_kl_weight_ramps_linearly_to_beta():
+    config = TrainingConfig(beta=2.0, kl_warmup_iter=4)
+    assert [_kl_weight(config, e) for e in range(6)] == [0.5, 1.0, 1.5, 2.0, 2.0, 2.0]
+    assert _kl_weight(TrainingConfig(beta=0.5), 0) == 0.5
+
+
+def test_early_stopping_waits_for_the_end_of_the_warm_up():
+    X = load_digits().data[:300]
+    # tol so large that no epoch counts as progress: without the warm-up rule this stops
+    # after n_iter_no_change + 2 = 3 epochs.
+    vae = VAEEstimator(kl_warmup_iter=20, tol=1e9, n_iter_no_change=1, random_state=0)
+    vae.fit(X)
+    assert vae.n_iter_ == 20 + 2
+    # The best weights are chosen after the ramp, when the objective is the true ELBO.
+    assert vae.best_validation_score_ == max(vae.validation_scores_[19:])
+
+
+def test_verbose_shows_progress_and_quiet_prints_nothing(capsys):
+    X = load_digits().data[:200]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        VAEEstimator(max_iter=3, random_state=0).fit(X)
+        quiet = capsys.readouterr()
+        VAEEstimator(max_iter=3, verbose=1, random_state=0).fit(X)
+        loud = capsys.readouterr()
+    assert quiet.out == "" and quiet.err == ""
+    assert "3/3" in loud.err and "loss" in loud.err and "val_elbo" in loud.err
+
+
+def test_unused_latent_dimensions_show_as_collapsed():
+    # Probabilistic PCA data with 2 true latent dimensions, fitted with 4: the ELBO
+    # switches the 2 spare ones off (KL ~ 0, posterior mean constant).
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(2, 8)) * 2
+    X = rng.normal(size=(3000, 2)) @ W + 0.3 * rng.normal(size=(3000, 8))
+    vae = VAEEstimator(
+        n_components=4,
+        hidden_layer_sizes=(),
+        covariance_type="spherical",
+        learning_rate_init=3e-3,
+        max_iter=1000,
+        random_state=0,
+    ).fit(X)
+    assert vae.n_active_components_ == 2
+    kl = np.sort(vae.kl_per_component_)
+    assert kl[1] < 0.05 and kl[2] > 1.0
+    # Active dimensions are those whose posterior mean varies across rows.
+    active = vae.transform(X).var(axis=0) > 0.01
+    assert active.sum() == 2
+    np.testing.assert_array_equal(active, vae.kl_per_component_ > 0.5)
+
+
+def test_a_large_beta_collapses_the_posterior():
+    X = load_digits().data[:400]
+    total_kl = {}
+    for beta in (1.0, 4.0):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            vae = VAEEstimator(beta=beta, max_iter=30, random_state=0).fit(X)
+        total_kl[beta] = vae.kl_per_component_.sum()
+    # beta weighs the KL term: at 4 it pays to switch the latent space off altogether.
+    assert total_kl[1.0] > 1.0 and total_kl[4.0] < 0.1
