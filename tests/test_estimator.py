@@ -371,3 +371,14 @@ def test_grid_search_default_score_picks_the_higher_likelihood():
         warnings.simplefilter("ignore", ConvergenceWarning)
         grid.fit(X)
     assert grid.best_params_["n_components"] == 2
+
+
+def test_device_auto_picks_cuda_only_when_present():
+    from skvae._estimator import _resolve_device
+
+    with mock.patch.object(torch.cuda, "is_available", return_value=False):
+        assert _resolve_device("auto") == torch.device("cpu")
+    with mock.patch.object(torch.cuda, "is_available", return_value=True):
+        assert _resolve_device("auto") == torch.device("cuda")
+        assert _resolve_device("cuda:1") == torch.device("cuda:1")
+    assert _resolve_device("cpu") == torch.device("cpu")
