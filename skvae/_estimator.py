@@ -20,7 +20,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._likelihoods import LIKELIHOODS
+from ._likelihoods import LIKELIHOODS, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule, gaussian_kl
 from ._training import History, NonFiniteLossError, TrainingConfig, make_optimizer, train
 
@@ -83,13 +83,33 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     n_components : int, default=2
         Number of latent variables.
 
-    likelihood : {"gaussian", "bernoulli"}, default="gaussian"
-        Observation model p(x | z). "gaussian": Gaussian noise around the decoder mean,
-        with learned variances (see ``covariance_type``) that have a floor of 1e-6 times
-        the feature's variance (the variance of the most variable feature for a constant
-        one), so that the likelihood stays finite. "bernoulli": independent Bernoulli
-        variables, for data in [0, 1]; ``score_samples`` is a true log-likelihood only for
-        binary data (for other values in [0, 1] it is a cross-entropy, not a density).
+    likelihood : str or dict, default="gaussian"
+        Observation model p(x | z):
+
+        - "gaussian": Gaussian noise around the decoder mean, with learned variances (see
+          ``covariance_type``) that have a floor of 1e-6 times the feature's variance (the
+          variance of the most variable feature for a constant one), so that the
+          likelihood stays finite.
+        - "bernoulli": independent Bernoulli variables for data in [0, 1];
+          ``score_samples`` is a true log-likelihood only for binary data (for other
+          values it is a cross-entropy, not a normalised density).
+        - "continuous_bernoulli": the normalised density on [0, 1] of Loaiza-Ganem and
+          Cunningham (2019), for intensities such as grey levels.
+        - "poisson": non-negative integer counts, rate exp(decoder output).
+        - "negative_binomial": counts with a learned per-feature dispersion (variance
+          mu + mu^2 / theta), for overdispersed counts.
+        - "categorical": integer codes 0, 1, ... per column, one softmax each; the number
+          of categories of each column is learned in fit. ``inverse_transform`` gives the
+          most probable category.
+        - a dict mapping family names to the columns they model, e.g. ``{"gaussian": [0, 1],
+          "poisson": [2, 3]}``, with column indices or, for a DataFrame, names, as
+          ColumnTransformer selects them; every column needs exactly one family, and
+          ``score_samples`` is then the joint log-likelihood.
+
+        Scores are comparable only between models of the same kind of data: densities
+        (gaussian, continuous_bernoulli) with densities on the same support and units,
+        probabilities (bernoulli on binary data, poisson, negative_binomial, categorical)
+        with probabilities.
 
     covariance_type : {"diag", "spherical"}, default="diag"
         Gaussian likelihood only: one noise variance per feature ("diag", as factor
@@ -183,8 +203,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         The lowest training loss, when ``early_stopping=False``.
 
     noise_variance_ : ndarray of shape (n_features,)
-        Gaussian likelihood only: the learned noise variance of each feature in the units
-        of X (the same value for all features when ``covariance_type="spherical"``).
+        Gaussian columns only: the learned noise variance of each feature in the units of
+        X (the same value for all features when ``covariance_type="spherical"``); NaN for
+        the columns of other families in a mixed likelihood.
 
     kl_per_component_ : ndarray of shape (n_components,)
         Average KL(q(z_u | x) || N(0, 1)) over the training rows for each latent dimension,
@@ -227,7 +248,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "likelihood": [StrOptions(set(LIKELIHOODS))],
+        "likelihood": [StrOptions(set(LIKELIHOODS)), dict],
         "covariance_type": [StrOptions({"diag", "spherical"})],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
@@ -323,8 +344,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _fit(self, X):
         warm = self.warm_start and hasattr(self, "module_")
         X = validate_data(self, X, reset=not warm, dtype=[np.float64, np.float32])
-        likelihood_cls = LIKELIHOODS[self.likelihood]
-        likelihood_cls.check_domain(X)
+        likelihood = self._likelihood_parts(X.shape[1])
         hidden = self._hidden_layer_sizes()
         device = _resolve_device(self.device)
         rng = check_random_state(self.random_state)
@@ -335,16 +355,33 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             "n_components": self.n_components,
             "hidden_layer_sizes": hidden,
             "activation": self.activation,
-            "likelihood": self.likelihood,
-            "covariance_type": self.covariance_type,
         }
         if warm:
-            if self.module_.spec != spec:
-                changed = sorted(k for k in spec if spec[k] != self.module_.spec[k])
+            old = self.module_.spec
+            config = old["likelihood"]
+            # What was learned from the data (categories) stays; the choice must not change.
+            choice = (
+                likelihood
+                if isinstance(likelihood, str)
+                else [{"name": p["name"], "columns": p["columns"]} for p in likelihood]
+            )
+            old_choice = (
+                config["name"]
+                if config["name"] != "mixed"
+                else [{"name": p["name"], "columns": p["columns"]} for p in config["parts"]]
+            )
+            spec["likelihood"] = config
+            changed = sorted(k for k in spec if spec[k] != old[k])
+            if choice != old_choice:
+                changed.append("likelihood")
+            if config["covariance_type"] != self.covariance_type:
+                changed.append("covariance_type")
+            if changed:
                 raise ValueError(
                     f"warm_start=True continues the previous model, but {', '.join(changed)} "
                     "changed since it was fitted. Set warm_start=False to fit a new model."
                 )
+            self.module_.likelihood.validate(X)
             loc, scale = self._loc, self._scale
             module = copy.deepcopy(self.module_).to(device)
             optimizer = make_optimizer(module, self.learning_rate_init)
@@ -353,7 +390,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 group["lr"] = self.learning_rate_init
             history = copy.deepcopy(self._history)
         else:
-            loc, scale = likelihood_cls.data_scaling(X, self.covariance_type)
+            spec["likelihood"], loc, scale = prepare_likelihood(
+                X, likelihood, self.covariance_type
+            )
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(init_seed))
                 module = VAEModule.from_spec(spec)
@@ -409,9 +448,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.validation_scores_ = list(history.validation_scores) if X_val is not None else None
         self.best_validation_score_ = history.best_validation_score
         self.best_loss_ = None if X_val is not None else history.best_loss
-        if self.likelihood == "gaussian":
-            variance = module.likelihood.variance.detach().cpu().double().numpy()
-            self.noise_variance_ = np.broadcast_to(variance, scale.shape) * scale**2
+        variances = module.likelihood.variances()
+        if variances is not None:
+            self.noise_variance_ = variances.detach().cpu().double().numpy() * scale**2
+        elif hasattr(self, "noise_variance_"):
+            del self.noise_variance_
         self._set_latent_diagnostics(X if X_val is None else X[idx_train])
         if not (history.converged or history.interrupted):
             warnings.warn(
@@ -421,6 +462,52 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 stacklevel=3,
             )
         return self
+
+    def _likelihood_parts(self, n_features):
+        """The likelihood parameter as a family name, or as parts with column indices."""
+        if isinstance(self.likelihood, str):
+            return self.likelihood
+        names = getattr(self, "feature_names_in_", None)
+        owner = {}
+        parts = []
+        for family, selection in self.likelihood.items():
+            if family not in LIKELIHOODS:
+                raise ValueError(
+                    f"Unknown family {family!r} in the likelihood dict; choose from "
+                    f"{sorted(LIKELIHOODS)}."
+                )
+            if isinstance(selection, str | Integral):
+                selection = [selection]
+            columns = []
+            for column in selection:
+                if isinstance(column, str):
+                    if names is None or column not in names:
+                        where = "X has no column names" if names is None else "not in X"
+                        raise ValueError(f"Column {column!r} of likelihood[{family!r}]: {where}.")
+                    index = int(np.flatnonzero(names == column)[0])
+                elif isinstance(column, Integral) and -n_features <= column < n_features:
+                    index = int(column) % n_features
+                else:
+                    raise ValueError(
+                        f"likelihood[{family!r}] selects column {column!r}, but X has "
+                        f"{n_features} columns: use indices 0 to {n_features - 1} or names."
+                    )
+                if index in owner:
+                    raise ValueError(
+                        f"Column {column!r} is given to both {owner[index]!r} and {family!r} "
+                        "in the likelihood dict; each column needs exactly one family."
+                    )
+                owner[index] = family
+                columns.append(index)
+            parts.append({"name": family, "columns": columns})
+        missing = sorted(set(range(n_features)) - set(owner))
+        if missing:
+            shown = list(names[missing]) if names is not None else missing
+            raise ValueError(
+                f"The likelihood dict leaves columns {shown} without a family; every column "
+                "needs exactly one."
+            )
+        return parts
 
     def _hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
@@ -478,7 +565,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _validate_X(self, X):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        type(self.module_.likelihood).check_domain(X)
+        self.module_.likelihood.validate(X)
         return X
 
     def transform(self, X):

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from ._likelihoods import LIKELIHOODS, Likelihood
+from ._likelihoods import Likelihood, build_likelihood
 
 __all__ = ["VAEModule", "gaussian_kl"]
 
@@ -55,7 +55,8 @@ class VAEModule(nn.Module):
     activation : str
         One of ``ACTIVATIONS``.
     likelihood : Likelihood
-        The observation model; the decoder outputs ``likelihood.n_params`` values per feature.
+        The observation model: it says what the encoder sees of x
+        (``likelihood.encoder_input``) and how many values the decoder outputs.
     """
 
     def __init__(
@@ -71,12 +72,9 @@ class VAEModule(nn.Module):
         self.n_components = n_components
         self.hidden_layer_sizes = tuple(hidden_layer_sizes)
         self.activation = activation
-        self.encoder = _mlp(n_features, hidden_layer_sizes, 2 * n_components, activation)
+        self.encoder = _mlp(likelihood.n_inputs, hidden_layer_sizes, 2 * n_components, activation)
         self.decoder = _mlp(
-            n_components,
-            tuple(reversed(hidden_layer_sizes)),
-            n_features * likelihood.n_params,
-            activation,
+            n_components, tuple(reversed(hidden_layer_sizes)), likelihood.n_outputs, activation
         )
         self.likelihood = likelihood
 
@@ -88,21 +86,19 @@ class VAEModule(nn.Module):
             "n_components": self.n_components,
             "hidden_layer_sizes": self.hidden_layer_sizes,
             "activation": self.activation,
-            "likelihood": self.likelihood.name,
-            "covariance_type": self.likelihood.covariance_type,
+            "likelihood": self.likelihood.config,
         }
 
     @classmethod
     def from_spec(cls, spec: dict) -> VAEModule:
         """Build a module (with fresh weights) from ``spec``."""
         spec = dict(spec)
-        likelihood_cls = LIKELIHOODS[spec.pop("likelihood")]
-        likelihood = likelihood_cls(spec["n_features"], spec.pop("covariance_type"))
+        likelihood = build_likelihood(spec["n_features"], spec.pop("likelihood"))
         return cls(likelihood=likelihood, **spec)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | x)."""
-        mu, log_var = self.encoder(x).chunk(2, dim=-1)
+        mu, log_var = self.encoder(self.likelihood.encoder_input(x)).chunk(2, dim=-1)
         return mu, log_var
 
     def decode(self, z: Tensor) -> Tensor:

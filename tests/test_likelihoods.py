@@ -5,51 +5,182 @@ import pytest
 import torch
 from scipy import stats
 from torch.distributions import Bernoulli as TorchBernoulli
+from torch.distributions import Categorical as TorchCategorical
+from torch.distributions import ContinuousBernoulli as TorchContinuousBernoulli
 
-from skvae._likelihoods import LIKELIHOODS, VAR_SMOOTHING, Bernoulli, Gaussian
+from skvae._likelihoods import (
+    LIKELIHOODS,
+    VAR_SMOOTHING,
+    Bernoulli,
+    Categorical,
+    ContinuousBernoulli,
+    Gaussian,
+    Mixed,
+    NegativeBinomial,
+    Poisson,
+    build_likelihood,
+    prepare_likelihood,
+)
+
+RNG = np.random.default_rng(0)
+
+
+def _t(a):
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_gaussian_log_prob_matches_scipy(covariance_type):
-    rng = np.random.default_rng(0)
     lik = Gaussian(5, covariance_type).double()
     with torch.no_grad():
-        lik.log_var.copy_(torch.from_numpy(rng.normal(size=lik.log_var.shape)))
-    x, mean = rng.normal(size=(20, 5)), rng.normal(size=(20, 5))
+        lik.log_var.copy_(_t(RNG.normal(size=lik.log_var.shape)))
+    x, mean = RNG.normal(size=(20, 5)), RNG.normal(size=(20, 5))
     var = np.broadcast_to(VAR_SMOOTHING + np.exp(lik.log_var.detach().numpy()), (5,))
     expected = stats.norm(mean, np.sqrt(var)).logpdf(x).sum(axis=1)
-    got = lik.log_prob(torch.from_numpy(x), torch.from_numpy(mean)).detach().numpy()
+    got = lik.log_prob(_t(x), _t(mean)).detach().numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_bernoulli_log_prob_matches_torch_and_scipy():
-    rng = np.random.default_rng(0)
-    logits = rng.normal(scale=3, size=(30, 4))
-    x = rng.integers(0, 2, size=(30, 4)).astype(float)
-    got = Bernoulli(4).log_prob(torch.from_numpy(x), torch.from_numpy(logits)).numpy()
-    reference = TorchBernoulli(logits=torch.from_numpy(logits)).log_prob(torch.from_numpy(x))
+    logits = RNG.normal(scale=3, size=(30, 4))
+    x = RNG.integers(0, 2, size=(30, 4)).astype(float)
+    got = Bernoulli(4).log_prob(_t(x), _t(logits)).numpy()
+    reference = TorchBernoulli(logits=_t(logits)).log_prob(_t(x))
     np.testing.assert_allclose(got, reference.sum(-1).numpy(), rtol=1e-12)
     p = 1 / (1 + np.exp(-logits))
     np.testing.assert_allclose(got, stats.bernoulli(p).logpmf(x).sum(axis=1), rtol=1e-10)
 
 
-@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
-def test_samples_have_the_family_mean_and_support(name):
-    lik = LIKELIHOODS[name](3, "diag").double()
-    out = torch.tensor([[-1.0, 0.0, 2.0]], dtype=torch.float64).expand(20000, 3)
+# Logits from far out to the unstable region around 0 (lambda = 0.5) and 0 itself. Beyond
+# |logit| ~ 20 torch loses digits computing 1 - lambda: a high-precision formula is the
+# reference there (below).
+CB_LOGITS = [-30.0, -4.0, -0.3, -0.011, -0.009, -1e-3, -1e-6, 0.0, 1e-7, 2e-3, 0.0099, 0.7, 20.0]
+
+
+def test_continuous_bernoulli_log_prob_and_mean_match_torch_near_and_far_from_half():
+    logits = _t(CB_LOGITS)[:, None]
+    x = _t([0.0, 0.13, 0.5, 0.99, 1.0])[None, :]
+    lik = ContinuousBernoulli(1)
+    reference = TorchContinuousBernoulli(logits=logits.expand(-1, 5))
+    got = torch.stack([lik.log_prob(x[:, j : j + 1], logits) for j in range(5)], dim=1)
+    torch.testing.assert_close(got, reference.log_prob(x.expand(len(CB_LOGITS), -1)))
+    torch.testing.assert_close(lik.mean(logits)[:, 0], reference.mean[:, 0])
+    # The normaliser is smooth through lambda = 0.5: no jump where the Taylor branch starts.
+    edge = _t([0.01 - 1e-9, 0.01 + 1e-9])[:, None]
+    values = lik.log_prob(_t([[0.3]]).expand(2, 1), edge)
+    assert abs(values[0] - values[1]) < 1e-8
+
+
+@pytest.mark.parametrize("logit", [-80.0, 45.0, 200.0])
+def test_continuous_bernoulli_far_out_matches_high_precision_formula(logit):
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 200
+    lam = 1 / (1 + mpmath.exp(-logit))
+    x = mpmath.mpf("0.3")
+    log_c = mpmath.log(2 * mpmath.atanh(1 - 2 * lam) / (1 - 2 * lam))
+    expected = float(x * mpmath.log(lam) + (1 - x) * mpmath.log(1 - lam) + log_c)
+    got = ContinuousBernoulli(1).log_prob(_t([[0.3]]), _t([[logit]])).item()
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("logit", [-6.0, -1e-3, 0.0, 0.4, 25.0])
+def test_continuous_bernoulli_samples_follow_its_cdf(logit):
+    lik = ContinuousBernoulli(1)
     gen = torch.Generator().manual_seed(0)
-    draws = lik.sample(out, gen).detach()
-    mean = lik.mean(out).detach()
-    if name == "bernoulli":
-        assert set(np.unique(draws.numpy())) <= {0.0, 1.0}
-    # Monte Carlo mean within 4 standard errors of the family's mean.
-    se = draws.std(dim=0) / np.sqrt(len(draws))
-    assert torch.all((draws.mean(dim=0) - mean[0]).abs() < 4 * se)
+    draws = lik.sample(_t(np.full((4000, 1), logit)), gen).numpy().ravel()
+    assert draws.min() >= 0 and draws.max() <= 1
+    reference = TorchContinuousBernoulli(logits=_t(logit))
+    result = stats.kstest(draws, lambda v: reference.cdf(_t(v)).numpy())
+    assert result.pvalue > 1e-3
+
+
+def test_poisson_log_prob_matches_scipy_and_samples_are_counts():
+    log_rate = RNG.normal(size=(25, 3))
+    x = RNG.poisson(3, size=(25, 3)).astype(float)
+    got = Poisson(3).log_prob(_t(x), _t(log_rate)).numpy()
+    expected = stats.poisson(np.exp(log_rate)).logpmf(x).sum(axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    out = _t(np.log([[0.5, 4.0, 30.0]])).expand(20000, 3)
+    draws = Poisson(3).sample(out, torch.Generator().manual_seed(0)).numpy()
+    assert np.all(draws == np.round(draws)) and draws.min() >= 0
+    np.testing.assert_allclose(draws.mean(axis=0), [0.5, 4.0, 30.0], rtol=0.05)
+
+
+def test_negative_binomial_log_prob_matches_scipy_and_samples_are_overdispersed():
+    lik = NegativeBinomial(3).double()
+    theta = np.array([0.5, 2.0, 40.0])
+    with torch.no_grad():
+        lik.log_theta.copy_(_t(np.log(theta)))
+    log_mu = RNG.normal(1.0, 1.0, size=(25, 3))
+    x = RNG.poisson(5, size=(25, 3)).astype(float)
+    got = lik.log_prob(_t(x), _t(log_mu)).detach().numpy()
+    mu = np.exp(log_mu)
+    expected = stats.nbinom(theta, theta / (theta + mu)).logpmf(x).sum(axis=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    out = _t(np.log([[3.0, 3.0, 3.0]])).expand(40000, 3)
+    draws = lik.sample(out, torch.Generator().manual_seed(0)).detach().numpy()
+    assert np.all(draws == np.round(draws)) and draws.min() >= 0
+    np.testing.assert_allclose(draws.mean(axis=0), 3.0, rtol=0.05)
+    np.testing.assert_allclose(draws.var(axis=0), 3.0 + 9.0 / theta, rtol=0.1)
+
+
+def test_categorical_log_prob_one_hot_and_samples():
+    lik = Categorical(2, n_categories=[3, 2])
+    logits = RNG.normal(size=(40, 5))
+    x = np.column_stack([RNG.integers(0, 3, 40), RNG.integers(0, 2, 40)]).astype(float)
+    got = lik.log_prob(_t(x), _t(logits)).numpy()
+    expected = TorchCategorical(logits=_t(logits[:, :3])).log_prob(_t(x[:, 0])) + (
+        TorchCategorical(logits=_t(logits[:, 3:])).log_prob(_t(x[:, 1]))
+    )
+    np.testing.assert_allclose(got, expected.numpy(), rtol=1e-12)
+    one_hot = lik.encoder_input(_t([[2.0, 0.0], [0.0, 1.0]])).numpy()
+    np.testing.assert_array_equal(one_hot, [[0, 0, 1, 1, 0], [1, 0, 0, 0, 1]])
+    out = _t([[0.0, 1.0, 2.0, 0.5, -0.5]]).expand(30000, 5)
+    draws = lik.sample(out, torch.Generator().manual_seed(0)).numpy()
+    freq = np.bincount(draws[:, 0].astype(int), minlength=3) / len(draws)
+    np.testing.assert_allclose(freq, np.exp([0, 1, 2]) / np.exp([0, 1, 2]).sum(), atol=0.01)
+    np.testing.assert_array_equal(lik.mean(out[:1]).numpy(), [[2.0, 0.0]])
+
+
+def test_mixed_is_the_sum_of_its_parts_on_their_columns():
+    parts = [
+        {"name": "poisson", "columns": [2]},
+        {"name": "gaussian", "columns": [0, 3]},
+        {"name": "categorical", "columns": [1], "n_categories": [3]},
+    ]
+    lik = Mixed(4, "diag", parts=parts).double()
+    assert lik.n_outputs == 1 + 2 + 3 and lik.n_inputs == 1 + 2 + 3
+    x = _t([[0.5, 2.0, 3.0, -1.0]])
+    out = _t([[0.1, 0.2, -0.3, 1.0, 0.0, -1.0]])  # poisson | gaussian x2 | categorical x3
+    expected = (
+        Poisson(1).log_prob(x[:, [2]], out[:, 0:1])
+        + lik.parts[1].log_prob(x[:, [0, 3]], out[:, 1:3])
+        + Categorical(1, n_categories=[3]).log_prob(x[:, [1]], out[:, 3:6])
+    )
+    torch.testing.assert_close(lik.log_prob(x, out), expected)
+    mean = lik.mean(out).detach().numpy()
+    np.testing.assert_allclose(mean, [[0.2, 0.0, np.exp(0.1), -0.3]])
+    draws = lik.sample(out.expand(500, -1), torch.Generator().manual_seed(0)).detach().numpy()
+    assert set(np.unique(draws[:, 1])) <= {0.0, 1.0, 2.0}
+    assert np.all(draws[:, 2] == np.round(draws[:, 2])) and draws[:, 2].min() >= 0
+    variances = lik.variances().numpy()
+    assert np.isnan(variances[[1, 2]]).all() and np.all(variances[[0, 3]] > 0)
+
+
+@pytest.mark.parametrize("name", sorted(LIKELIHOODS))
+def test_every_family_round_trips_through_its_config(name):
+    X = RNG.integers(0, 2, size=(30, 3)).astype(float)
+    config, loc, scale = prepare_likelihood(X, name, "diag")
+    lik = build_likelihood(3, config)
+    assert lik.config == config and loc.shape == scale.shape == (3,)
+    out = torch.zeros(4, lik.n_outputs, dtype=torch.float64)
+    assert lik.log_prob(_t(X[:4]), out).shape == (4,)
+    assert lik.sample(out, torch.Generator().manual_seed(0)).shape == (4, 3)
+    assert lik.mean(out).shape == (4, 3)
 
 
 def test_gaussian_scaling_is_per_feature_for_diag_and_global_for_spherical():
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 3)) * np.array([1.0, 10.0, 100.0]) + 5
+    X = RNG.normal(size=(200, 3)) * np.array([1.0, 10.0, 100.0]) + 5
     loc, scale = Gaussian.data_scaling(X, "diag")
     np.testing.assert_allclose(loc, X.mean(axis=0))
     np.testing.assert_allclose(scale, X.std(axis=0))
@@ -69,7 +200,23 @@ def test_gaussian_scaling_handles_constant_and_huge_columns():
     np.testing.assert_array_equal(scale_const, [1.0, 1.0])
 
 
-def test_bernoulli_domain_check_names_the_problem():
-    Bernoulli.check_domain(np.array([[0.0, 1.0], [0.5, 0.2]]))
-    with pytest.raises(ValueError, match=r"bernoulli.*\[0, 1\]"):
-        Bernoulli.check_domain(np.array([[0.0, 1.5]]))
+@pytest.mark.parametrize(
+    "family, X, pattern",
+    [
+        (Bernoulli, [[0.0, 1.5]], r"bernoulli.*\[0, 1\]"),
+        (ContinuousBernoulli, [[-0.1, 0.5]], r"continuous_bernoulli.*\[0, 1\]"),
+        (Poisson, [[1.0, -2.0]], "poisson.*non-negative integer counts.*negative"),
+        (NegativeBinomial, [[1.5, 2.0]], "negative_binomial.*non-integer"),
+        (Categorical, [[0.0, 0.5]], "categorical.*integer category codes"),
+    ],
+)
+def test_domain_checks_name_the_problem(family, X, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        family.check_domain(np.asarray(X))
+
+
+def test_categorical_rejects_codes_not_seen_in_fit():
+    lik = Categorical(2, n_categories=[3, 2])
+    lik.validate(np.array([[2.0, 1.0]]))
+    with pytest.raises(ValueError, match="code 2 in categorical column 1 was not seen in fit"):
+        lik.validate(np.array([[0.0, 2.0]]))

@@ -20,8 +20,7 @@ def _module(n_features=6, n_components=2, hidden=(), likelihood="gaussian", cov=
             "n_components": n_components,
             "hidden_layer_sizes": hidden,
             "activation": "tanh",
-            "likelihood": likelihood,
-            "covariance_type": cov,
+            "likelihood": {"name": likelihood, "covariance_type": cov},
         }
     ).double()
 

@@ -1,0 +1,147 @@
+"""The likelihood families and mixed tables, end to end through VAEEstimator."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+
+from skvae import VAEEstimator
+
+FAST = dict(hidden_layer_sizes=(32,), max_iter=40, random_state=0)
+
+
+def _fit(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return VAEEstimator(**{**FAST, **params}).fit(X)
+
+
+def _overdispersed_counts(n, seed=0):
+    # Counts from a 2-D latent process with gamma noise on the rates (theta = 2): their
+    # variance is mu + mu^2 / 2, far above the Poisson's mu.
+    rng = np.random.default_rng(seed)
+    Z = rng.normal(size=(n, 2))
+    W = rng.normal(scale=0.5, size=(2, 6))
+    mu = np.exp(Z @ W + 1.5)
+    return rng.poisson(rng.gamma(2.0, mu / 2.0)).astype(float)
+
+
+def test_negative_binomial_beats_poisson_on_overdispersed_counts():
+    X_train, X_test = train_test_split(_overdispersed_counts(2000), random_state=0)
+    scores = {
+        name: _fit(X_train, likelihood=name, max_iter=100).score(X_test)
+        for name in ("poisson", "negative_binomial")
+    }
+    assert scores["negative_binomial"] > scores["poisson"] + 0.5
+
+
+def test_count_families_sample_integers_and_decode_positive_means():
+    X = _overdispersed_counts(300)
+    for name in ("poisson", "negative_binomial"):
+        vae = _fit(X, likelihood=name)
+        draws = vae.sample(200, random_state=0)
+        assert np.all(draws == np.round(draws)) and draws.min() >= 0
+        assert np.all(vae.inverse_transform(vae.transform(X[:5])) > 0)
+        assert not hasattr(vae, "noise_variance_")
+        with pytest.raises(ValueError, match="non-negative integer counts"):
+            vae.score_samples(X[:5] - 100)
+
+
+def test_continuous_bernoulli_on_grey_levels():
+    X = load_digits().data / 16.0
+    vae = _fit(X, likelihood="continuous_bernoulli")
+    draws = vae.sample(100, random_state=0)
+    assert draws.min() >= 0 and draws.max() <= 1
+    assert len(np.unique(draws)) > 1000  # continuous draws, not 0/1
+    means = vae.inverse_transform(vae.transform(X[:20]))
+    assert np.all((means > 0) & (means < 1))
+    # A density on [0, 1]^64 can exceed 1: the score is not bounded by 0 as bernoulli's is.
+    assert np.isfinite(vae.score(X[:100]))
+
+
+def test_categorical_columns_learn_their_categories():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=400)
+    X = np.column_stack([np.digitize(z, [-0.5, 0.5]), (z + rng.normal(size=400) > 0) * 4])
+    vae = _fit(X.astype(float), likelihood="categorical", max_iter=300)
+    assert vae.module_.likelihood.n_categories == [3, 5]
+    draws = vae.sample(300, random_state=0)
+    assert set(np.unique(draws[:, 0])) <= {0, 1, 2} and set(np.unique(draws[:, 1])) <= set(
+        range(5)
+    )
+    modes = vae.inverse_transform(vae.transform(X))
+    assert np.mean(modes[:, 0] == X[:, 0]) > 0.6  # the latent carries the category
+    with pytest.raises(ValueError, match="not seen in fit"):
+        vae.transform(np.array([[3.0, 0.0]]))
+
+
+def _mixed_table(n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    gauss = z @ rng.normal(size=(2, 2)) + 0.3 * rng.normal(size=(n, 2))
+    binary = (z[:, :1] + 0.5 * rng.normal(size=(n, 1)) > 0).astype(float)
+    counts = rng.poisson(np.exp(0.5 * z[:, 1:] + 1.0)).astype(float)
+    category = np.digitize(z[:, :1] - z[:, 1:], [-1.0, 0.0, 1.0]).astype(float)
+    return np.hstack([gauss, binary, counts, category])
+
+
+MIXED = {"gaussian": [0, 1], "bernoulli": [2], "poisson": [3], "categorical": [4]}
+
+
+def test_mixed_table_is_fitted_and_sampled_in_each_columns_support():
+    X = _mixed_table()
+    vae = _fit(X, likelihood=MIXED, max_iter=60)
+    draws = vae.sample(500, random_state=0)
+    assert set(np.unique(draws[:, 2])) <= {0.0, 1.0}
+    assert np.all(draws[:, 3] == np.round(draws[:, 3])) and draws[:, 3].min() >= 0
+    assert set(np.unique(draws[:, 4])) <= {0.0, 1.0, 2.0, 3.0}
+    assert len(np.unique(draws[:, 0])) == 500  # continuous
+    # Column means of the draws follow the data's.
+    np.testing.assert_allclose(draws[:, 2:4].mean(axis=0), X[:, 2:4].mean(axis=0), rtol=0.25)
+    noise = vae.noise_variance_
+    assert np.all(noise[:2] > 0) and np.isnan(noise[2:]).all()
+    mean = vae.inverse_transform(vae.transform(X[:10]))
+    assert np.all((mean[:, 2] > 0) & (mean[:, 2] < 1)) and np.all(mean[:, 3] > 0)
+    assert np.all(np.isfinite(vae.score_samples(X[:50])))
+
+
+def test_a_dict_with_one_family_is_that_family():
+    # The same seeds build the same networks: the mixed machinery adds nothing of its own.
+    X = _mixed_table(300)
+    gauss_cols = X[:, :2]
+    whole = _fit(gauss_cols, likelihood="gaussian")
+    as_dict = _fit(gauss_cols, likelihood={"gaussian": [0, 1]})
+    np.testing.assert_allclose(as_dict.score_samples(gauss_cols), whole.score_samples(gauss_cols))
+
+
+def test_mixed_with_dataframe_column_names():
+    pd = pytest.importorskip("pandas")
+    X = _mixed_table(200)
+    df = pd.DataFrame(X, columns=["g1", "g2", "flag", "events", "kind"])
+    spec = {"gaussian": ["g1", "g2"], "bernoulli": "flag", "poisson": ["events"]}
+    vae = _fit(df, likelihood={**spec, "categorical": [-1]})
+    parts = vae.module_.likelihood.config["parts"]
+    assert [p["columns"] for p in parts] == [[0, 1], [2], [3], [4]]
+    assert vae.sample(3).shape == (3, 5)
+
+
+@pytest.mark.parametrize(
+    "likelihood, pattern",
+    [
+        ({"gaussian": [0, 1, 2], "poisson": [3]}, r"leaves columns \[4\] without a family"),
+        ({"gaussian": [0, 1, 2, 3, 4], "poisson": [3]}, "given to both 'gaussian' and 'poisson'"),
+        ({"gaussian": [0, 1, 2, 3], "gamma": [4]}, "Unknown family 'gamma'"),
+        ({"gaussian": [0, 1, 2, 3, 7]}, "selects column 7, but X has 5 columns"),
+        ({"gaussian": ["a", 1, 2, 3, 4]}, "X has no column names"),
+        ({"gaussian": [0, 1, 2, 4], "poisson": [3.5]}, "selects column 3.5"),
+        ({"gaussian": [0, 1], "poisson": [2, 3], "bernoulli": [4]}, r"bernoulli.*\[0, 1\]"),
+    ],
+)
+def test_bad_likelihood_dicts_get_clear_errors(likelihood, pattern):
+    X = _mixed_table(50)
+    X[:, 4] *= 2  # category codes up to 6: fine for categorical, not for bernoulli
+    with pytest.raises(ValueError, match=pattern):
+        _fit(X, likelihood=likelihood)
