@@ -34,6 +34,8 @@ class TrainingConfig:
     tol: float = 1e-4
     learning_rate_init: float = 1e-3
     verbose: int = 0
+    # Autocast dtype of the training step on the CPU (None: plain float32).
+    autocast_dtype: torch.dtype | None = None
     # Added to per-row ELBOs so that curves are in nats in the user's units.
     log_det: float = 0.0
 
@@ -58,11 +60,56 @@ def make_optimizer(module: VAEModule, learning_rate_init: float) -> torch.optim.
         return torch.optim.Adam(params, lr=learning_rate_init, foreach=True)
 
 
+class WeightAverage:
+    """Exponential moving average of a module's weights (Polyak averaging).
+
+    The averaged weights are what validation judges and what training returns: they
+    average out the noise of the last steps of Adam. The horizon is ``horizon`` steps, and
+    shorter at first, as TensorFlow's ExponentialMovingAverage with ``num_updates`` does,
+    so that early averages do not drag the initial weights along.
+    """
+
+    def __init__(self, module: VAEModule, horizon: float) -> None:
+        self.params = [p for p in module.parameters()]
+        self.average = [p.detach().clone() for p in self.params]
+        self.decay = 1.0 - 1.0 / max(horizon, 1.0)
+        self.n_updates = 0
+
+    @torch.no_grad()
+    def update(self) -> None:
+        self.n_updates += 1
+        decay = min(self.decay, (1 + self.n_updates) / (10 + self.n_updates))
+        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - decay)
+
+    @contextlib.contextmanager
+    def applied(self):
+        """Swap the averaged weights into the module for the duration of the block."""
+        with torch.no_grad():
+            current = [p.detach().clone() for p in self.params]
+            torch._foreach_copy_(self.params, self.average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(self.params, current)
+
+
+#: Horizon of the weight average, in epochs (capped at ``_AVERAGE_MAX_STEPS`` steps).
+_AVERAGE_EPOCHS = 30
+_AVERAGE_MAX_STEPS = 1000
+
+
 def train_step(
-    module: VAEModule, optimizer: torch.optim.Optimizer, x: Tensor, eps: Tensor, kl_weight: float
+    module: VAEModule,
+    optimizer: torch.optim.Optimizer,
+    x: Tensor,
+    eps: Tensor,
+    kl_weight: float,
+    autocast_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """One Adam step on a batch; returns the batch's summed loss without a device sync."""
-    loss = module.loss(x, eps, kl_weight)
+    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        loss = module.loss(x, eps, kl_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -153,6 +200,8 @@ def _train_loop(module, optimizer, X_train, X_val, config, generator, device, hi
         X_val = X_val.to(device)
     best_state = None
     no_improvement = 0
+    steps_per_epoch = math.ceil(n_train / batch_size)
+    average = WeightAverage(module, min(_AVERAGE_EPOCHS * steps_per_epoch, _AVERAGE_MAX_STEPS))
     bar = _progress(config)
     module.train()
     try:
@@ -165,7 +214,8 @@ def _train_loop(module, optimizer, X_train, X_val, config, generator, device, hi
                 idx = perm[start : start + batch_size]
                 x = X_train[idx].to(device, non_blocking=non_blocking)
                 eps = eps_all[start : start + batch_size].to(device, non_blocking=non_blocking)
-                total += train_step(module, optimizer, x, eps, kl_weight)
+                total += train_step(module, optimizer, x, eps, kl_weight, config.autocast_dtype)
+                average.update()
             loss = total.item() / n_train
             if not math.isfinite(loss):
                 raise NonFiniteLossError(
@@ -176,19 +226,17 @@ def _train_loop(module, optimizer, X_train, X_val, config, generator, device, hi
             history.loss_curve.append(loss - config.log_det)
             in_warmup = epoch + 1 < config.kl_warmup_iter
             if X_val is not None:
-                module.eval()
-                score = validation_score(module, X_val, eps_val, 4 * batch_size)
-                score += config.log_det
-                module.train()
-                history.validation_scores.append(score)
                 best = history.best_validation_score
-                if not in_warmup:
-                    no_improvement = (
-                        0 if best is None or score >= best + config.tol else (no_improvement + 1)
-                    )
-                    if best is None or score > best:
-                        history.best_validation_score = score
+                with average.applied():
+                    score = validation_score(module, X_val, eps_val, 4 * batch_size)
+                    score += config.log_det
+                    if not in_warmup and (best is None or score > best):
                         best_state = {k: v.clone() for k, v in module.state_dict().items()}
+                        history.best_validation_score = score
+                history.validation_scores.append(score)
+                if not in_warmup:
+                    improved = best is None or score >= best + config.tol
+                    no_improvement = 0 if improved else no_improvement + 1
             elif not in_warmup:
                 if history.best_loss is None or loss < history.best_loss - config.tol:
                     no_improvement = 0
@@ -217,4 +265,7 @@ def _train_loop(module, optimizer, X_train, X_val, config, generator, device, hi
         module.eval()
     if best_state is not None:
         module.load_state_dict(best_state)
+    else:
+        with torch.no_grad():
+            torch._foreach_copy_(average.params, average.average)
     return history

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import torch
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
@@ -72,3 +73,49 @@ def test_a_large_beta_collapses_the_posterior():
         total_kl[beta] = vae.kl_per_component_.sum()
     # beta weighs the KL term: at 4 it pays to switch the latent space off altogether.
     assert total_kl[1.0] > 1.0 and total_kl[4.0] < 0.1
+
+
+def test_weight_average_matches_an_exponential_average_computed_by_hand():
+
+    from skvae._module import VAEModule
+    from skvae._training import WeightAverage
+
+    module = VAEModule.from_spec(
+        {
+            "n_features": 2,
+            "n_components": 1,
+            "hidden_layer_sizes": (),
+            "activation": "relu",
+            "likelihood": {"name": "bernoulli", "covariance_type": "diag"},
+        }
+    )
+    weight = module.decoder[0].weight
+    average = WeightAverage(module, horizon=20)
+    expected = weight.detach().clone().numpy()
+    for t in range(1, 60):
+        with torch.no_grad():
+            weight += 1.0  # the weights move; the average follows with a lag
+        average.update()
+        decay = min(1 - 1 / 20, (1 + t) / (10 + t))
+        expected = decay * expected + (1 - decay) * weight.detach().numpy()
+    got = average.average[[p is weight for p in average.params].index(True)].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+    before = weight.detach().clone()
+    with average.applied():
+        np.testing.assert_allclose(weight.detach().numpy(), expected, rtol=1e-5)
+    np.testing.assert_array_equal(weight.detach().numpy(), before.numpy())
+
+
+def test_bfloat16_precision_trains_to_a_comparable_model():
+    X = load_digits().data / 16.0
+    scores = {}
+    for precision in ("float32", "bfloat16"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            vae = VAEEstimator(
+                likelihood="bernoulli", max_iter=20, precision=precision, random_state=0
+            ).fit(X[:1500])
+        scores[precision] = vae.score(X[1500:])
+        assert vae.module_.decoder[0].weight.dtype == torch.float32  # master weights
+    # Same model class and budget; mixed precision costs at most a little likelihood.
+    assert abs(scores["bfloat16"] - scores["float32"]) < 0.02 * abs(scores["float32"])
