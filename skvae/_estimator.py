@@ -22,7 +22,14 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._likelihoods import LIKELIHOODS, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule, gaussian_kl
-from ._training import History, NonFiniteLossError, TrainingConfig, make_optimizer, train
+from ._training import (
+    History,
+    NonFiniteLossError,
+    TrainingConfig,
+    encode_all,
+    make_optimizer,
+    train,
+)
 
 __all__ = ["VAEEstimator"]
 
@@ -467,7 +474,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.noise_variance_ = variances.detach().cpu().double().numpy() * scale**2
         elif hasattr(self, "noise_variance_"):
             del self.noise_variance_
-        self._set_latent_diagnostics(X if X_val is None else X[idx_train])
+        self._set_latent_diagnostics(X_scaled, device)
         if not (history.converged or history.interrupted):
             warnings.warn(
                 f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't "
@@ -532,16 +539,10 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         return tuple(int(h) for h in sizes)
 
-    def _set_latent_diagnostics(self, X):
-        def stats(module, x):
-            return torch.cat(module.encode(x), dim=-1)
-
-        d = self.module_.n_components
-        enc = self._infer(X, stats, (2 * d,))
-        mu, log_var = enc[:, :d], enc[:, d:]
-        kl = gaussian_kl(torch.from_numpy(mu), torch.from_numpy(log_var)).numpy()
-        self.kl_per_component_ = kl.mean(axis=0)
-        self.n_active_components_ = int((mu.var(axis=0) > 0.01).sum())
+    def _set_latent_diagnostics(self, X_train, device):
+        mu, log_var = encode_all(self.module_, X_train, device)
+        self.kl_per_component_ = gaussian_kl(mu, log_var).mean(dim=0).numpy()
+        self.n_active_components_ = int((mu.var(dim=0, unbiased=False) > 0.01).sum())
 
     # ------------------------------------------------------------------ inference
 

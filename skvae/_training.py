@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ._module import VAEModule
 
-__all__ = ["TrainingConfig", "History", "make_optimizer", "train"]
+__all__ = ["TrainingConfig", "History", "encode_all", "make_optimizer", "train"]
 
 
 class NonFiniteLossError(ValueError):
@@ -146,6 +146,15 @@ def _step_threads(module: VAEModule, batch_size: int, device: torch.device):
     finally:
         if torch.get_num_threads() != previous:
             torch.set_num_threads(previous)
+
+
+@torch.no_grad()
+def encode_all(
+    module: VAEModule, X: Tensor, device: torch.device, batch_size: int = 4096
+) -> tuple[Tensor, Tensor]:
+    """Posterior means and log-variances of every row, with the training precision."""
+    parts = [module.encode(X[i : i + batch_size].to(device)) for i in range(0, len(X), batch_size)]
+    return tuple(torch.cat([p[k] for p in parts]).cpu().double() for k in (0, 1))
 
 
 def _kl_weight(config: TrainingConfig, epoch: int) -> float:
