@@ -153,6 +153,23 @@ class Likelihood(nn.Module):
         return None
 
 
+def _column_moments(X: np.ndarray, step: int = 2**16) -> tuple[np.ndarray, ...]:
+    """Mean, standard deviation and constancy of each column, in chunks of rows.
+
+    Chunks keep the temporaries small whatever n_samples is; dividing by each column's
+    largest magnitude first keeps squares of values like 1e+200 from overflowing.
+    """
+    chunks = [X[i : i + step] for i in range(0, X.shape[0], step)]
+    amax = np.max([np.abs(c).max(axis=0) for c in chunks], axis=0)
+    constant = np.min([c.min(axis=0) for c in chunks], axis=0) == np.max(
+        [c.max(axis=0) for c in chunks], axis=0
+    )
+    amax[amax == 0] = 1.0
+    mean = np.sum([(c / amax).sum(axis=0) for c in chunks], axis=0) / X.shape[0]
+    sq = np.sum([((c / amax - mean) ** 2).sum(axis=0) for c in chunks], axis=0)
+    return mean * amax, np.sqrt(sq / X.shape[0]) * amax, constant
+
+
 class Gaussian(Likelihood):
     """Gaussian noise around the decoder mean with learned, z-independent variances.
 
@@ -195,14 +212,9 @@ class Gaussian(Likelihood):
     def data_scaling(
         cls, X: np.ndarray, covariance_type: str = "diag", **learned: Any
     ) -> tuple[np.ndarray, np.ndarray]:
-        loc = X.mean(axis=0)
-        constant = np.ptp(X, axis=0) == 0
+        loc, std, constant = _column_moments(X)
         # The mean of identical values can be off in the last bit: use the value itself.
         loc[constant] = X[0, constant]
-        # Scale by the largest magnitude first so that squares of 1e+200 do not overflow.
-        amax = np.max(np.abs(X), axis=0)
-        amax[amax == 0] = 1.0
-        std = np.std(X / amax, axis=0) * amax
         std[constant] = 0.0
         biggest = std.max()
         if biggest == 0:  # all features constant: nothing to scale by

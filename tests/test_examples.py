@@ -30,13 +30,25 @@ def test_demo_digits_prints_scores_and_writes_figures(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 10_000
 
 
-def test_readme_usage_example_runs():
+def _run_readme_block(after_heading):
     readme = (EXAMPLES.parent / "README.md").read_text()
-    code = readme.split("## Usage", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    code = readme.split(after_heading, 1)[1].split("```python", 1)[1].split("```", 1)[0]
     namespace = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         exec(compile(code, "README.md", "exec"), namespace)
+    return namespace
+
+
+def test_readme_usage_example_runs():
+    namespace = _run_readme_block("## Usage")
     assert namespace["Z"].shape == (1797, 2)
     assert namespace["X_new"].shape == (10, 64)
     assert namespace["grid"].best_score_ > 0.8
+
+
+def test_readme_search_across_likelihood_families_runs():
+    namespace = _run_readme_block("## Likelihoods, and which scores can be compared")
+    grid = namespace["grid"]
+    assert len(grid.cv_results_["params"]) == 3
+    assert grid.best_score_ > 0.8
