@@ -53,6 +53,7 @@ import warnings
 
 import numpy as np
 import torch
+from _machine import cpu_model, warn_load
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 from torch.nn import functional as F
@@ -214,25 +215,6 @@ def fit_skorch(X: np.ndarray, epochs: int, net_class=None) -> float:
 # ---------------------------------------------------------------------- harness
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _warn_load(load: float) -> None:
-    if load > 0.5 * (os.cpu_count() or 1):
-        print(
-            f"warning: load average {load:.2f} on {os.cpu_count()} CPUs: other processes compete "
-            "for the cores and the times are not representative"
-        )
-
-
 def run_once(fit, X: np.ndarray, epochs: int) -> tuple[float, float, float]:
     """Time one fit (model construction included).
 
@@ -281,7 +263,7 @@ def main(argv=None) -> int:
     command = shlex.join([sys.executable, *(sys.argv if argv is None else ["bench_fit", *argv])])
 
     load_start = os.getloadavg()
-    _warn_load(load_start[0])
+    warn_load(load_start[0])
     X = load_data(args.n_samples)
     net_class = _make_skorch_net_class()
     fits = {
@@ -388,7 +370,7 @@ def main(argv=None) -> int:
         f"load average (1 min): {load_start[0]:.2f} at start, "
         f"{env['load_average_end'][0]:.2f} at end, on {os.cpu_count()} CPUs"
     )
-    _warn_load(env["load_average_end"][0])
+    warn_load(env["load_average_end"][0])
     if (args.epochs, args.n_samples) != (10, None):
         print("note: non-default --epochs/--n-samples; the targets refer to the defaults")
 

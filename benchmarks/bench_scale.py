@@ -63,6 +63,7 @@ import time
 import warnings
 
 import numpy as np
+from _machine import cpu_model, warn_load
 
 MB = 2**20
 LATENT_DIM = 5
@@ -387,25 +388,6 @@ def print_inference_table(results: list[dict]) -> None:
 # ---------------------------------------------------------------------- main
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _warn_load(load: float) -> None:
-    if load > 0.5 * (os.cpu_count() or 1):
-        print(
-            f"warning: load average {load:.2f} on {os.cpu_count()} CPUs: other processes compete "
-            "for the cores and the times are not representative"
-        )
-
-
 def _sizes(text: str) -> list[int]:
     try:
         sizes = [int(float(s)) for s in text.split(",") if s.strip()]
@@ -484,7 +466,7 @@ def main(argv=None) -> int:
         f"{env['sklearn_version']}, numpy {env['numpy_version']}; CPU: {env['cpu_model']}"
     )
     print(f"command: {env['command']}")
-    _warn_load(env["load_average_start"][0])
+    warn_load(env["load_average_start"][0])
     results: dict = {"benchmark": "bench_scale", "environment": env}
 
     if args.parts in ("all", "fit"):
@@ -519,7 +501,7 @@ def main(argv=None) -> int:
         f"\nload average (1 min) at start {env['load_average_start'][0]:.2f}, at end "
         f"{env['load_average_end'][0]:.2f}, on {env['cpu_count']} CPUs"
     )
-    _warn_load(env["load_average_end"][0])
+    warn_load(env["load_average_end"][0])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
