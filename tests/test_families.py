@@ -1,5 +1,6 @@
 """The likelihood families and mixed tables, end to end through VAEEstimator."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -106,6 +107,9 @@ def test_mixed_table_is_fitted_and_sampled_in_each_columns_support():
     mean = vae.inverse_transform(vae.transform(X[:10]))
     assert np.all((mean[:, 2] > 0) & (mean[:, 2] < 1)) and np.all(mean[:, 3] > 0)
     assert np.all(np.isfinite(vae.score_samples(X[:50])))
+    # The learned categories travel with the pickle.
+    loaded = pickle.loads(pickle.dumps(vae))
+    np.testing.assert_array_equal(loaded.score_samples(X[:50]), vae.score_samples(X[:50]))
 
 
 def test_a_dict_with_one_family_is_that_family():
