@@ -421,7 +421,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             history = History()
 
         X_scaled = torch.from_numpy(self._rescale(X, loc, scale, np.float32))
-        X_val = None
+        X_val = train_rows = None
         if self.early_stopping:
             n_samples = X.shape[0]
             try:
@@ -437,7 +437,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                     "or set early_stopping=False."
                 ) from None
             X_val = X_scaled[torch.from_numpy(idx_val)]
-            X_scaled = X_scaled[torch.from_numpy(idx_train)]
+            train_rows = torch.from_numpy(idx_train)
 
         config = TrainingConfig(
             batch_size=self.batch_size,
@@ -454,7 +454,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         )
         generator = torch.Generator().manual_seed(int(train_seed))
         try:
-            history = train(module, optimizer, X_scaled, X_val, config, generator, device, history)
+            history = train(
+                module, optimizer, X_scaled, X_val, config, generator, device, history, train_rows
+            )
         except NonFiniteLossError as exc:
             raise ValueError(str(exc)) from None
 
@@ -474,7 +476,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.noise_variance_ = variances.detach().cpu().double().numpy() * scale**2
         elif hasattr(self, "noise_variance_"):
             del self.noise_variance_
-        self._set_latent_diagnostics(X_scaled, device)
+        self._set_latent_diagnostics(X_scaled, train_rows, device)
         if not (history.converged or history.interrupted):
             warnings.warn(
                 f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't "
@@ -539,8 +541,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         return tuple(int(h) for h in sizes)
 
-    def _set_latent_diagnostics(self, X_train, device):
-        mu, log_var = encode_all(self.module_, X_train, device)
+    def _set_latent_diagnostics(self, X, rows, device):
+        mu, log_var = encode_all(self.module_, X, device, rows)
         self.kl_per_component_ = gaussian_kl(mu, log_var).mean(dim=0).numpy()
         self.n_active_components_ = int((mu.var(dim=0, unbiased=False) > 0.01).sum())
 

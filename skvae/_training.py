@@ -150,10 +150,18 @@ def _step_threads(module: VAEModule, batch_size: int, device: torch.device):
 
 @torch.no_grad()
 def encode_all(
-    module: VAEModule, X: Tensor, device: torch.device, batch_size: int = 4096
+    module: VAEModule,
+    X: Tensor,
+    device: torch.device,
+    rows: Tensor | None = None,
+    batch_size: int = 4096,
 ) -> tuple[Tensor, Tensor]:
-    """Posterior means and log-variances of every row, with the training precision."""
-    parts = [module.encode(X[i : i + batch_size].to(device)) for i in range(0, len(X), batch_size)]
+    """Posterior means and log-variances of the rows (all, or ``rows``) of X."""
+    rows = torch.arange(len(X)) if rows is None else rows
+    parts = [
+        module.encode(X[rows[i : i + batch_size]].to(device))
+        for i in range(0, len(rows), batch_size)
+    ]
     return tuple(torch.cat([p[k] for p in parts]).cpu().double() for k in (0, 1))
 
 
@@ -180,6 +188,7 @@ def train(
     generator: torch.Generator,
     device: torch.device,
     history: History | None = None,
+    train_rows: Tensor | None = None,
 ) -> History:
     """Train ``module`` in place for up to ``config.max_iter`` epochs.
 
@@ -188,18 +197,22 @@ def train(
     without it, stops on the training loss, as MLPClassifier does. ``history`` carries the
     curves of earlier calls (warm start). A KeyboardInterrupt ends training with a warning,
     keeping the best weights so far. Raises NonFiniteLossError when the loss is not finite.
+    ``train_rows`` selects the training rows of ``X_train`` without copying them.
     """
     history = history if history is not None else History()
-    batch_size = min(config.batch_size, X_train.shape[0])
+    n_train = X_train.shape[0] if train_rows is None else len(train_rows)
+    batch_size = min(config.batch_size, n_train)
     with _step_threads(module, batch_size, device):
-        return _train_loop(module, optimizer, X_train, X_val, config, generator, device, history)
+        return _train_loop(
+            module, optimizer, X_train, train_rows, X_val, config, generator, device, history
+        )
 
 
-def _train_loop(module, optimizer, X_train, X_val, config, generator, device, history):
+def _train_loop(module, optimizer, X_train, train_rows, X_val, config, generator, device, history):
     # Best-so-far tracking is per call; the curves carry on across warm starts.
     history.best_validation_score = history.best_loss = None
     history.converged = history.interrupted = False
-    n_train = X_train.shape[0]
+    n_train = X_train.shape[0] if train_rows is None else len(train_rows)
     batch_size = min(config.batch_size, n_train)
     n_components = module.n_components
     non_blocking = device.type == "cuda"
@@ -217,6 +230,8 @@ def _train_loop(module, optimizer, X_train, X_val, config, generator, device, hi
         for epoch in range(config.max_iter):
             kl_weight = _kl_weight(config, epoch)
             perm = torch.randperm(n_train, generator=generator)
+            if train_rows is not None:
+                perm = train_rows[perm]
             eps_all = torch.randn(n_train, n_components, generator=generator)
             total = torch.zeros((), device=device)
             for start in range(0, n_train, batch_size):
