@@ -22,9 +22,16 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# Every benchmark whose numbers the README reports (about 15 minutes on 2 idle cores).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[benchmark]"
 	$(PY) benchmarks/quality.py
+	$(PY) benchmarks/bench_fit.py
+	$(PY) benchmarks/bench_grid.py
+	$(PY) benchmarks/bench_scale.py
 
 clean:
 	rm -rf $(VENV) *.egg-info output
