@@ -16,6 +16,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 
 from skvae import VAEEstimator, _training
+from skvae.datasets import make_linear_gaussian
 
 
 @pytest.fixture(scope="module")
@@ -33,18 +34,22 @@ LINEAR_TO_CONVERGENCE = dict(
 
 
 def _ppca_data(n_samples, n_features=8, n_components=2, sigma=0.5, seed=0):
-    rng = np.random.default_rng(seed)
-    W = rng.normal(size=(n_components, n_features))
-    Z = rng.normal(size=(n_samples, n_components))
-    return Z @ W + 3.0 + sigma * rng.normal(size=(n_samples, n_features))
+    X, _ = make_linear_gaussian(
+        n_samples,
+        n_features=n_features,
+        n_components=n_components,
+        noise="spherical",
+        noise_scale=sigma,
+        random_state=seed,
+    )
+    return X
 
 
 def _fa_data(n_samples, n_features=8, n_components=2, seed=0):
-    rng = np.random.default_rng(seed)
-    W = rng.normal(size=(n_components, n_features))
-    psi = rng.uniform(0.1, 1.0, size=n_features)
-    Z = rng.normal(size=(n_samples, n_components))
-    return Z @ W - 1.0 + np.sqrt(psi) * rng.normal(size=(n_samples, n_features))
+    X, _ = make_linear_gaussian(
+        n_samples, n_features=n_features, n_components=n_components, random_state=seed
+    )
+    return X
 
 
 def test_fitted_api_shapes_and_types(digits):
