@@ -567,7 +567,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _infer(self, X, fn, out_shape, rescale=True, width=None):
         """Apply ``fn(module, batch)`` to X in row batches; returns float64 numpy."""
         module, device, dtype = self._inference_module()
-        widths = [X.shape[1], *module.hidden_layer_sizes, module.n_features * 2]
+        lik = module.likelihood
+        widths = [X.shape[1], lik.n_inputs, *module.hidden_layer_sizes, 2 * lik.n_outputs]
         rows = max(1, _INFERENCE_ELEMENTS // (max(widths) * (width or 1)))
         out = np.empty((X.shape[0], *out_shape), dtype=np.float64)
         with torch.no_grad():

@@ -87,8 +87,6 @@ class Likelihood(nn.Module):
     """
 
     name: ClassVar[str]
-    #: Whether ``log_prob`` is a log-density (continuous data) or a log-probability.
-    is_density: ClassVar[bool] = False
 
     def __init__(self, n_features: int, covariance_type: str = "diag", **learned: Any) -> None:
         super().__init__()
@@ -180,7 +178,6 @@ class Gaussian(Likelihood):
     """
 
     name = "gaussian"
-    is_density = True
 
     def __init__(self, n_features: int, covariance_type: str = "diag", **learned: Any) -> None:
         super().__init__(n_features, covariance_type, **learned)
@@ -268,7 +265,6 @@ class ContinuousBernoulli(Likelihood):
     """
 
     name = "continuous_bernoulli"
-    is_density = True
 
     @staticmethod
     def _log_norm(logits: Tensor) -> Tensor:

@@ -71,6 +71,8 @@ class WeightAverage:
 
     def __init__(self, module: VAEModule, horizon: float) -> None:
         self.params = [p for p in module.parameters()]
+        # Detached views share storage with the parameters: made once, not every step.
+        self._live = [p.detach() for p in self.params]
         self.average = [p.detach().clone() for p in self.params]
         self.decay = 1.0 - 1.0 / max(horizon, 1.0)
         self.n_updates = 0
@@ -79,7 +81,7 @@ class WeightAverage:
     def update(self) -> None:
         self.n_updates += 1
         decay = min(self.decay, (1 + self.n_updates) / (10 + self.n_updates))
-        torch._foreach_lerp_(self.average, [p.detach() for p in self.params], 1.0 - decay)
+        torch._foreach_lerp_(self.average, self._live, 1.0 - decay)
 
     @contextlib.contextmanager
     def applied(self):
@@ -108,8 +110,11 @@ def train_step(
     autocast_dtype: torch.dtype | None = None,
 ) -> Tensor:
     """One Adam step on a batch; returns the batch's summed loss without a device sync."""
-    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+    if autocast_dtype is None:
         loss = module.loss(x, eps, kl_weight)
+    else:
+        with torch.autocast(x.device.type, dtype=autocast_dtype):
+            loss = module.loss(x, eps, kl_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
