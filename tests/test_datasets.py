@@ -15,10 +15,13 @@ from sklearn.decomposition import PCA, FactorAnalysis
 from skvae.datasets import (
     LinearGaussianModel,
     NonlinearProcessModel,
+    NonlinearSurfaceModel,
     linear_gaussian_log_likelihood,
     make_linear_gaussian,
     make_nonlinear_process,
+    make_nonlinear_surface,
     nonlinear_process_log_likelihood,
+    nonlinear_surface_log_likelihood,
 )
 
 # --------------------------------------------------------------------------
@@ -321,3 +324,54 @@ def test_bad_log_likelihood_inputs_raise():
     X[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         linear_gaussian_log_likelihood(X, model)
+
+
+# ------------------------------------------------------------------ 2-D surface
+
+
+def test_surface_linear_case_matches_gaussian_closed_form():
+    # With no sine part, x = B z + noise: Gaussian with covariance B B^T + s^2 I.
+    rng = np.random.default_rng(0)
+    slope = rng.normal(size=(4, 2))
+    model = NonlinearSurfaceModel(
+        amplitude=np.zeros(4),
+        frequency=np.ones((4, 2)),
+        phase=np.zeros(4),
+        slope=slope,
+        noise_std=0.4,
+    )
+    X = model.sample(30, random_state=1)
+    reference = multivariate_normal(np.zeros(4), slope @ slope.T + 0.16 * np.eye(4)).logpdf(X)
+    np.testing.assert_allclose(nonlinear_surface_log_likelihood(X, model), reference, atol=1e-8)
+
+
+def test_surface_log_likelihood_matches_monte_carlo():
+    noise_std = 0.4
+    X, model = make_nonlinear_surface(10, n_features=3, noise_std=noise_std, random_state=0)
+    z = np.random.default_rng(7).standard_normal((400_000, 2))
+    points = model.surface(z)
+    log_norm = -0.5 * 3 * np.log(2 * np.pi * noise_std**2)
+    mc = [
+        logsumexp(log_norm - 0.5 * np.sum((x - points) ** 2, axis=1) / noise_std**2)
+        - np.log(len(z))
+        for x in X
+    ]
+    np.testing.assert_allclose(nonlinear_surface_log_likelihood(X, model), mc, atol=0.03)
+
+
+def test_surface_default_grid_is_converged_and_coarse_grids_are_not():
+    X, model = make_nonlinear_surface(20, n_features=3, noise_std=0.2, random_state=0)
+    default = nonlinear_surface_log_likelihood(X, model)
+    finer = nonlinear_surface_log_likelihood(X, model, n_grid=1601)
+    assert np.max(np.abs(default - finer)) < 1e-6
+    coarse = nonlinear_surface_log_likelihood(X, model, n_grid=21)
+    assert np.max(np.abs(coarse - finer)) > 1e-2
+
+
+def test_surface_is_fixed_and_far_from_gaussian():
+    train, model = make_nonlinear_surface(20_000, n_features=5, noise_std=0.2, random_state=1)
+    _, again = make_nonlinear_surface(5, n_features=6, noise_std=0.3, random_state=2)
+    np.testing.assert_array_equal(model.frequency, again.frequency[:5])
+    X = model.sample(200, random_state=0)
+    gauss = multivariate_normal(train.mean(axis=0), np.cov(train, rowvar=False)).logpdf(X)
+    assert nonlinear_surface_log_likelihood(X, model).mean() > gauss.mean() + 1.0
