@@ -145,6 +145,12 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     learning_rate_init : float, default=1e-3
         Adam's step size.
 
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW) of the encoder's and decoder's weight matrices:
+        each step shrinks them by ``learning_rate_init * weight_decay`` of their value.
+        Biases and the likelihood's own parameters (noise variances, dispersions) are not
+        decayed. It regularises networks that are large for the data.
+
     max_iter : int, default=200
         Maximum number of epochs (passes over the training data).
 
@@ -201,7 +207,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         on data rescaled by ``(X - mean) / scale`` as the likelihood defines them.
 
     optimizer_ : torch.optim.Optimizer
-        The Adam optimiser, kept so that ``warm_start`` resumes its state.
+        The AdamW optimiser, kept so that ``warm_start`` resumes its state.
 
     n_iter_ : int
         Number of epochs run (summed over warm starts).
@@ -273,6 +279,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         "kl_warmup_iter": [Interval(Integral, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -298,6 +305,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         kl_warmup_iter=0,
         batch_size=128,
         learning_rate_init=1e-3,
+        weight_decay=0.0,
         max_iter=200,
         early_stopping=True,
         validation_fraction=0.1,
@@ -319,6 +327,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.kl_warmup_iter = kl_warmup_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
+        self.weight_decay = weight_decay
         self.max_iter = max_iter
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
@@ -404,10 +413,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.module_.likelihood.validate(X)
             loc, scale = self._loc, self._scale
             module = copy.deepcopy(self.module_).to(device)
-            optimizer = make_optimizer(module, self.learning_rate_init)
+            optimizer = make_optimizer(module, self.learning_rate_init, self.weight_decay)
             optimizer.load_state_dict(self.optimizer_.state_dict())
-            for group in optimizer.param_groups:
+            for group, decay in zip(optimizer.param_groups, (self.weight_decay, 0.0), strict=True):
                 group["lr"] = self.learning_rate_init
+                group["weight_decay"] = decay
             history = copy.deepcopy(self._history)
         else:
             spec["likelihood"], loc, scale = prepare_likelihood(
@@ -417,7 +427,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 torch.manual_seed(int(init_seed))
                 module = VAEModule.from_spec(spec)
             module.to(device)
-            optimizer = make_optimizer(module, self.learning_rate_init)
+            optimizer = make_optimizer(module, self.learning_rate_init, self.weight_decay)
             history = History()
 
         X_scaled = torch.from_numpy(self._rescale(X, loc, scale, np.float32))
@@ -730,7 +740,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             stored = state["module_"]
             module = VAEModule.from_spec(stored["spec"])
             module.load_state_dict(_tree_to_torch(stored["state_dict"]))
-            optimizer = make_optimizer(module, state.get("learning_rate_init", 1e-3))
+            optimizer = make_optimizer(
+                module, state.get("learning_rate_init", 1e-3), state.get("weight_decay", 0.0)
+            )
             optimizer.load_state_dict(_tree_to_torch(state["optimizer_"]))
             state["module_"] = module.eval()
             state["optimizer_"] = optimizer

@@ -51,13 +51,27 @@ class History:
     interrupted: bool = False
 
 
-def make_optimizer(module: VAEModule, learning_rate_init: float) -> torch.optim.Optimizer:
-    """Adam with the fused step where the device supports it (about 1.4x per step on CPU)."""
-    params = list(module.parameters())
+def make_optimizer(
+    module: VAEModule, learning_rate_init: float, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
+    """AdamW, fused where the device supports it (about 1.4x per step on CPU).
+
+    Weight decay (decoupled, Loshchilov and Hutter 2019) applies to the weight matrices
+    of the encoder and decoder only: not to biases, nor to the likelihood's own
+    parameters (noise variances, dispersions), whose scale is the data's.
+    """
+    networks = (module.encoder, module.decoder)
+    decayed = [p for net in networks for p in net.parameters() if p.ndim >= 2]
+    ids = {id(p) for p in decayed}
+    others = [p for p in module.parameters() if id(p) not in ids]
+    groups = [
+        {"params": decayed, "weight_decay": weight_decay},
+        {"params": others, "weight_decay": 0.0},
+    ]
     try:
-        return torch.optim.Adam(params, lr=learning_rate_init, fused=True)
+        return torch.optim.AdamW(groups, lr=learning_rate_init, fused=True)
     except (RuntimeError, ValueError):
-        return torch.optim.Adam(params, lr=learning_rate_init, foreach=True)
+        return torch.optim.AdamW(groups, lr=learning_rate_init, foreach=True)
 
 
 class WeightAverage:

@@ -119,3 +119,50 @@ def test_bfloat16_precision_trains_to_a_comparable_model():
         assert vae.module_.decoder[0].weight.dtype == torch.float32  # master weights
     # Same model class and budget; mixed precision costs at most a little likelihood.
     assert abs(scores["bfloat16"] - scores["float32"]) < 0.02 * abs(scores["float32"])
+
+
+def _small_module():
+    from skvae._likelihoods import prepare_likelihood
+    from skvae._module import VAEModule
+
+    X = load_digits().data[:50]
+    config, _, _ = prepare_likelihood(X, "gaussian", "diag")
+    torch.manual_seed(0)
+    spec = {"n_features": 64, "n_components": 2, "hidden_layer_sizes": (8,)}
+    return VAEModule.from_spec({**spec, "activation": "relu", "likelihood": config})
+
+
+def test_weight_decay_shrinks_network_weights_only():
+    from skvae._training import make_optimizer
+
+    module = _small_module()
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    optimizer = make_optimizer(module, learning_rate_init=0.1, weight_decay=0.5)
+    for p in module.parameters():
+        p.grad = torch.zeros_like(p)  # no gradient: only the decay moves anything
+    optimizer.step()
+    after = module.state_dict()
+    for name, value in before.items():
+        is_weight = name.startswith(("encoder", "decoder")) and name.endswith("weight")
+        # AdamW's decoupled decay: w <- w (1 - lr * weight_decay).
+        expected = value * (1 - 0.1 * 0.5) if is_weight else value
+        torch.testing.assert_close(after[name], expected, msg=name)
+    assert any(k.startswith("likelihood") for k in before)  # the noise was checked too
+
+
+def test_no_weight_decay_is_plain_adam():
+    from skvae._training import make_optimizer
+
+    ours, reference = _small_module(), _small_module()
+    optimizer = make_optimizer(ours, learning_rate_init=0.01)
+    adam = torch.optim.Adam(reference.parameters(), lr=0.01)
+    x = torch.as_tensor(load_digits().data[:32], dtype=torch.float32) / 16
+    eps = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    for module, opt in [(ours, optimizer), (reference, adam)]:
+        for _ in range(3):
+            opt.zero_grad()
+            module.loss(x, eps).backward()
+            opt.step()
+    pairs = zip(ours.state_dict().items(), reference.state_dict().values(), strict=True)
+    for (name, a), b in pairs:
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
