@@ -149,7 +149,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Decoupled weight decay (AdamW) of the encoder's and decoder's weight matrices:
         each step shrinks them by ``learning_rate_init * weight_decay`` of their value.
         Biases and the likelihood's own parameters (noise variances, dispersions) are not
-        decayed. It regularises networks that are large for the data.
+        decayed. It regularises networks that are large for the data, at a price: on
+        4,000 MNIST digits (784-400-20, bernoulli) ``weight_decay=0.1`` with
+        ``batch_size=32`` scored 1.9-2.3 nats per digit better on held-out data than the
+        defaults, but on 5,000 rows of a 5-feature Gaussian process it cost about 1 nat per
+        row, and it shrinks a linear model's loadings.
 
     max_iter : int, default=200
         Maximum number of epochs (passes over the training data).
