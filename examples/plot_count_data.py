@@ -136,7 +136,8 @@ def main(quick=False, out_dir="output"):
     fig, axes = plt.subplots(2, 2, figsize=(10, 8), layout="constrained")
     for row, (likelihood, vae) in zip(axes, models.items(), strict=True):
         for ax, k in zip(row, range(2), strict=True):
-            LatentSpaceDisplay.from_estimator(vae, X_test, z_test[:, k], ax=ax, s=6)
+            display = LatentSpaceDisplay.from_estimator(vae, X_test, z_test[:, k], ax=ax, s=6)
+            display.colorbar_.set_label(f"true z{k + 1}")
             ax.set_title(f"{likelihood}: coloured by the true z{k + 1}")
     fig.suptitle("Held-out rows in the learned 2-D latent spaces")
     fig.savefig(paths[0], dpi=100)

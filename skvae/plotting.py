@@ -691,10 +691,13 @@ class LossCurveDisplay:
 
     Both curves are in nats per sample, lower is better: the training loss is
     ``loss_curve_``, the negative ELBO of the training rows (with the KL term weighted by
-    ``beta`` and the warm-up); the validation loss is ``-validation_scores_``, the
-    negative ELBO of the rows held out for early stopping. With ``beta=1`` and no warm-up
-    both are the same quantity, and a gap between them shows overfitting. A dotted
-    vertical line marks the epoch whose weights early stopping kept.
+    ``beta`` and the warm-up), averaged over the epoch's minibatches as the weights move;
+    the validation loss is ``-validation_scores_``, the negative ELBO of the rows held out
+    for early stopping, computed at the end of the epoch with the averaged weights that
+    fit keeps. With ``beta=1`` and no warm-up both estimate the same quantity, but the
+    validation loss can lie below the training loss since it judges the averaged weights;
+    a validation loss that rises while the training loss falls shows overfitting. A
+    dotted vertical line marks the epoch whose weights early stopping kept.
 
     Use :meth:`from_estimator` to make one from a fitted model. All parameters are
     stored as attributes.
