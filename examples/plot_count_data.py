@@ -33,6 +33,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 from scipy.special import gammaln, logsumexp  # noqa: E402
 from sklearn.linear_model import LinearRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
@@ -151,6 +152,8 @@ def main(quick=False, out_dir="output"):
     limits = np.array([means.min(), means.max()])
     ax_var.plot(limits, limits, "k:", label="variance = mean (Poisson)")
     ax_var.set(xscale="log", yscale="log", xlabel="mean count", ylabel="variance")
+    ax_var.xaxis.set_major_formatter(ScalarFormatter())
+    ax_var.xaxis.set_minor_formatter(NullFormatter())  # 2x10^0, 3x10^0, ... overlap
     ax_var.set_title("One point per feature")
     ax_var.legend()
     for likelihood in models:
