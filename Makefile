@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench clean
+.PHONY: demo examples test lint bench clean
 
 # torch==2.13.0 first: it is the CPU build on this machine's disk. The package's own
 # requirement is a range (torch>=2.2), which an installed 2.13.0 already satisfies.
@@ -17,6 +17,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 demo: $(STAMP)
 	$(PY) examples/demo_digits.py
+
+# Every script of the gallery, each writing its figures into output/ (several minutes).
+examples: $(STAMP)
+	for script in examples/plot_*.py; do $(PY) $$script || exit 1; done
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

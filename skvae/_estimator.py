@@ -362,6 +362,17 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         self : VAEEstimator
             The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> vae.n_iter_ == len(vae.loss_curve_) == len(vae.validation_scores_)
+        True
+        >>> vae.kl_per_component_.shape  # nats per latent dimension; near 0 means unused
+        (2,)
         """
         # Whatever goes wrong, a model fitted earlier survives intact.
         params = self.get_params(deep=False)
@@ -612,6 +623,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         Z : ndarray of shape (n_samples, n_components)
             The mean of q(z | x) for each row; deterministic.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> Z = vae.transform(X[:5])
+        >>> Z.shape
+        (5, 2)
+        >>> bool(np.array_equal(vae.transform(X[:5]), Z))  # no sampling: the same every time
+        True
         """
         X = self._validate_X(X)
         return self._infer(X, lambda m, x: m.encode(x)[0], (self.module_.n_components,))
@@ -628,6 +652,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         X_original : ndarray of shape (n_samples, n_features)
             E[x | z] (probabilities for the bernoulli likelihood).
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> X_mean = vae.inverse_transform(vae.transform(X[:100]))  # reconstructions
+        >>> X_mean.shape
+        (100, 64)
+        >>> # Closer to the images than the average image is, from two numbers per image.
+        >>> bool(((X_mean - X[:100]) ** 2).mean() < ((X.mean(axis=0) - X[:100]) ** 2).mean())
+        True
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=[np.float64, np.float32], input_name="X")
@@ -658,6 +695,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         X : ndarray of shape (n_samples, n_features)
             Draws in the units of the training data (0/1 values for bernoulli).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> draws = vae.sample(3, random_state=0)
+        >>> draws.shape
+        (3, 64)
+        >>> bool(np.array_equal(draws, vae.sample(3, random_state=0)))  # seeded
+        True
         """
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
@@ -689,6 +739,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         log_prob : ndarray of shape (n_samples,)
             Per-row log-likelihood estimate.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> log_px = vae.score_samples(X[:4])
+        >>> log_px.shape
+        (4,)
+        >>> bool(np.allclose(vae.score_samples(X[2:4]), log_px[2:]))  # rows are independent
+        True
         """
         X = self._validate_X(X)
         generator = torch.Generator().manual_seed(self._crn_seed)
@@ -715,6 +778,16 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         -------
         score : float
             Average estimated log-likelihood per row, in nats.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> bool(np.isclose(vae.score(X[:10]), vae.score_samples(X[:10]).mean()))
+        True
         """
         return float(np.mean(self.score_samples(X)))
 

@@ -1,0 +1,30 @@
+"""Test set-up shared by tests/ and the doctests of skvae/ (pytest reads it for both)."""
+
+import sys
+
+import pytest
+
+try:
+    import matplotlib
+except ImportError:  # the plotting tests and doctests skip themselves
+    matplotlib = None
+else:
+    # Figures are drawn off-screen: no window opens, whatever the machine's default backend.
+    matplotlib.use("Agg")
+
+
+def pytest_collection_modifyitems(config, items):
+    # The doctests of skvae.plotting draw; without the plot extra there is nothing to check.
+    if matplotlib is None:
+        skip = pytest.mark.skip(reason='needs matplotlib: pip install "skvae[plot]"')
+        for item in items:
+            if item.nodeid.startswith("skvae/plotting.py"):
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    # Only when a test drew something: importing pyplot here would slow every test.
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

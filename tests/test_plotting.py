@@ -1,0 +1,413 @@
+"""skvae.plotting: each display draws what the estimator computes, and says what is wrong."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MinMaxScaler
+
+from skvae import VAEEstimator
+from skvae.plotting import (
+    LatentSpaceDisplay,
+    LatentTraversalDisplay,
+    LossCurveDisplay,
+    SamplesDisplay,
+)
+
+plt = pytest.importorskip("matplotlib.pyplot")
+
+# Small models with a loose tolerance: they converge (no ConvergenceWarning) in a second.
+SMALL = {"hidden_layer_sizes": (32,), "tol": 0.1, "random_state": 0}
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600], y[:600]
+
+
+@pytest.fixture(scope="module")
+def vae(digits):
+    return VAEEstimator(n_components=3, **SMALL).fit(digits[0])
+
+
+@pytest.fixture(scope="module")
+def bernoulli_vae(digits):
+    X_binary = (digits[0] > 7).astype(float)
+    return VAEEstimator(likelihood="bernoulli", **SMALL).fit(X_binary), X_binary
+
+
+@pytest.fixture(scope="module")
+def pipe(digits):
+    # Grey levels 0 to 16 scaled to [0, 1] for the continuous Bernoulli, and back.
+    vae = VAEEstimator(likelihood="continuous_bernoulli", **{**SMALL, "tol": 1.0})
+    return make_pipeline(MinMaxScaler(), vae).fit(digits[0])
+
+
+# ---------------------------------------------------------------- matplotlib is optional
+
+
+def test_skvae_imports_without_matplotlib():
+    code = (
+        "import sys\n"
+        "import skvae\n"
+        "assert 'matplotlib' not in sys.modules, 'import skvae imported matplotlib'\n"
+        "sys.modules['matplotlib'] = None\n"
+        "import skvae.plotting\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def _draw_calls(vae, X):
+    return {
+        "LatentSpaceDisplay.from_estimator": lambda: LatentSpaceDisplay.from_estimator(vae, X),
+        "LatentSpaceDisplay.plot": lambda: LatentSpaceDisplay(latent=np.zeros((3, 2))).plot(),
+        "LatentTraversalDisplay.from_estimator": lambda: LatentTraversalDisplay.from_estimator(
+            vae
+        ),
+        "LossCurveDisplay.from_estimator": lambda: LossCurveDisplay.from_estimator(vae),
+        "LossCurveDisplay.plot": lambda: LossCurveDisplay(loss_curve=[2.0, 1.0]).plot(),
+        "SamplesDisplay.from_estimator": lambda: SamplesDisplay.from_estimator(vae, X, (8, 8)),
+    }
+
+
+def test_without_matplotlib_every_drawing_call_names_the_extra(vae, digits, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    for caller, call in _draw_calls(vae, digits[0]).items():
+        with pytest.raises(ImportError, match=r'pip install "skvae\[plot\]"') as info:
+            call()
+        assert caller in str(info.value)
+
+
+# ---------------------------------------------------------------- fitted, and a VAE
+
+
+@pytest.mark.parametrize("display", [LatentSpaceDisplay, LatentTraversalDisplay, SamplesDisplay])
+def test_unfitted_estimator_raises_not_fitted(display, digits):
+    args = {
+        LatentSpaceDisplay: (digits[0],),
+        LatentTraversalDisplay: (),
+        SamplesDisplay: (digits[0], (8, 8)),
+    }[display]
+    with pytest.raises(NotFittedError):
+        display.from_estimator(VAEEstimator(), *args)
+    with pytest.raises(NotFittedError):
+        display.from_estimator(make_pipeline(MinMaxScaler(), VAEEstimator()), *args)
+
+
+def test_loss_curve_of_unfitted_estimator_raises_not_fitted():
+    with pytest.raises(NotFittedError):
+        LossCurveDisplay.from_estimator(VAEEstimator())
+
+
+def test_an_estimator_that_is_not_a_vae_is_refused(digits):
+    scaler = MinMaxScaler().fit(digits[0])
+    with pytest.raises(TypeError, match="VAEEstimator or a Pipeline whose last step"):
+        LatentSpaceDisplay.from_estimator(scaler, digits[0])
+
+
+# ---------------------------------------------------------------- LatentSpaceDisplay
+
+
+@pytest.mark.parametrize("dims", [(0, 1), (2, 0)])
+def test_latent_space_draws_the_posterior_means(vae, digits, dims):
+    X, y = digits
+    display = LatentSpaceDisplay.from_estimator(vae, X, y, dims=dims)
+    expected = vae.transform(X)[:, list(dims)]
+    np.testing.assert_allclose(display.scatter_.get_offsets(), expected)
+    assert display.ax_.get_xlabel().startswith(f"latent dimension {dims[0]}")
+    assert display.ax_.get_ylabel().startswith(f"latent dimension {dims[1]}")
+
+
+def test_latent_space_categories_get_one_colour_each_and_a_legend(vae, digits):
+    X, y = digits
+    display = LatentSpaceDisplay.from_estimator(vae, X, y)
+    colors = display.scatter_.get_facecolors()
+    assert len(colors) == len(y)
+    by_class = [np.unique(colors[y == label], axis=0) for label in range(10)]
+    assert all(len(c) == 1 for c in by_class)  # one colour per class ...
+    assert len(np.unique(np.vstack(by_class), axis=0)) == 10  # ... all different
+    assert [t.get_text() for t in display.legend_.get_texts()] == [str(c) for c in range(10)]
+    assert display.colorbar_ is None
+
+
+def test_latent_space_string_labels_are_categories(vae, digits):
+    X, y = digits
+    names = np.array(["even", "odd"])[y % 2]
+    display = LatentSpaceDisplay.from_estimator(vae, X, names)
+    assert [t.get_text() for t in display.legend_.get_texts()] == ["even", "odd"]
+
+
+def test_latent_space_continuous_y_gets_a_colorbar(vae, digits):
+    X, _ = digits
+    y = np.random.default_rng(0).normal(size=len(X))
+    display = LatentSpaceDisplay.from_estimator(vae, X, y)
+    assert display.legend_ is None
+    assert display.colorbar_ is not None
+    np.testing.assert_allclose(display.scatter_.get_array(), y)
+
+
+def test_latent_space_without_y_has_no_legend_nor_colorbar(vae, digits):
+    display = LatentSpaceDisplay.from_estimator(vae, digits[0])
+    assert display.legend_ is None and display.colorbar_ is None
+    assert display.scatter_.get_offsets().shape == (len(digits[0]), 2)
+
+
+def test_latent_space_draws_into_the_given_axes(vae, digits):
+    fig, (left, right) = plt.subplots(1, 2)
+    display = LatentSpaceDisplay.from_estimator(vae, digits[0], ax=right)
+    assert display.ax_ is right and display.figure_ is fig
+    assert display.scatter_ in right.collections and not left.collections
+
+
+def test_latent_space_one_dimension_is_a_strip_plot_by_class(vae, digits):
+    X, y = digits
+    display = LatentSpaceDisplay.from_estimator(vae, X, y, dims=2)
+    offsets = np.asarray(display.scatter_.get_offsets())
+    np.testing.assert_allclose(offsets[:, 0], vae.transform(X)[:, 2])
+    # Each class in its own band: jitter of at most 0.25 around the class's row.
+    assert np.all(np.abs(offsets[:, 1] - y) <= 0.25)
+
+
+def test_one_component_model_defaults_to_a_strip_plot(digits):
+    X, _ = digits
+    one = VAEEstimator(n_components=1, **SMALL).fit(X)
+    display = LatentSpaceDisplay.from_estimator(one, X)
+    offsets = np.asarray(display.scatter_.get_offsets())
+    np.testing.assert_allclose(offsets[:, 0], one.transform(X)[:, 0])
+    with pytest.raises(ValueError, match="n_components=1"):
+        LatentSpaceDisplay.from_estimator(one, X, dims=(0, 1))
+
+
+@pytest.mark.parametrize(
+    "dims, message",
+    [
+        ((0, 3), "out of range: the model has n_components=3"),
+        (-1, "out of range"),
+        ((0, 1, 2), "1 or 2 latent dimensions"),
+        ((1, 1), "repeats"),
+        ((0.0, 1.0), "int or a sequence of ints"),
+    ],
+)
+def test_latent_space_bad_dims(vae, digits, dims, message):
+    with pytest.raises(ValueError, match=message):
+        LatentSpaceDisplay.from_estimator(vae, digits[0], dims=dims)
+
+
+def test_latent_space_y_of_the_wrong_length(vae, digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        LatentSpaceDisplay.from_estimator(vae, X, y[:-1])
+
+
+# ---------------------------------------------------------------- LatentTraversalDisplay
+
+
+def _sweep(base, dims, values):
+    """The latent points of a traversal, built point by point."""
+    points = []
+    for dim in dims:
+        for value in values:
+            z = np.array(base, dtype=float)
+            z[dim] = value
+            points.append(z)
+    return np.array(points)
+
+
+def test_traversal_images_are_the_decoded_sweep(vae, digits):
+    base = vae.transform(digits[0][:1])[0]
+    dims, values = (2, 0), [-1.0, 0.5, 2.0]
+    display = LatentTraversalDisplay.from_estimator(
+        vae, dims=dims, values=values, base=base, image_shape=(8, 8)
+    )
+    expected = vae.inverse_transform(_sweep(base, dims, values)).reshape(2, 3, 64)
+    np.testing.assert_allclose(display.decoded, expected)
+    for i in range(2):
+        row = np.asarray(display.images_[i].get_array())
+        assert row.shape == (8, 3 * 8 + 2)  # three images, one blank column between
+        for j in range(3):
+            block = row[:, j * 9 : j * 9 + 8]
+            np.testing.assert_allclose(block, expected[i, j].reshape(8, 8))
+        assert np.all(np.isnan(row[:, [8, 17]]))
+    assert display.axes_[0].get_ylabel() == "dim 2"
+
+
+def test_traversal_defaults_sweep_every_dimension_from_the_prior_mean(vae):
+    display = LatentTraversalDisplay.from_estimator(vae, image_shape=(8, 8))
+    values = np.linspace(-2.5, 2.5, 7)
+    assert display.dims == (0, 1, 2)
+    np.testing.assert_allclose(display.values, values)
+    np.testing.assert_array_equal(display.base, np.zeros(3))
+    expected = vae.inverse_transform(_sweep(np.zeros(3), (0, 1, 2), values))
+    np.testing.assert_allclose(display.decoded.reshape(-1, 64), expected)
+    assert len(display.axes_) == 3 and display.bounding_ax_ is None
+
+
+def test_traversal_default_dims_are_capped_at_the_ten_most_used(digits):
+    wide = VAEEstimator(n_components=12, **SMALL).fit(digits[0])
+    display = LatentTraversalDisplay.from_estimator(wide, values=[0.0])
+    most_used = np.argsort(wide.kl_per_component_)[::-1][:10]
+    assert display.dims == tuple(sorted(most_used))
+
+
+def test_traversal_without_image_shape_draws_lines(vae):
+    display = LatentTraversalDisplay.from_estimator(vae, dims=[1], values=[-2.0, 2.0])
+    expected = vae.inverse_transform(_sweep(np.zeros(3), [1], [-2.0, 2.0]))
+    assert display.images_ is None and display.lines_.shape == (1, 2)
+    for j in range(2):
+        np.testing.assert_allclose(display.lines_[0, j].get_ydata(), expected[j])
+        np.testing.assert_array_equal(display.lines_[0, j].get_xdata(), np.arange(64))
+    assert [t.get_text() for t in display.legend_.get_texts()] == ["-2", "2"]
+
+
+def test_traversal_through_a_pipeline_is_in_the_units_of_its_input(pipe):
+    display = LatentTraversalDisplay.from_estimator(pipe, values=[0.0, 1.0], image_shape=(8, 8))
+    expected = pipe.inverse_transform(_sweep(np.zeros(2), (0, 1), [0.0, 1.0]))
+    np.testing.assert_allclose(display.decoded.reshape(-1, 64), expected)
+    assert display.decoded.max() > 1  # back in grey levels 0 to 16, not [0, 1]
+
+
+def test_traversal_splits_a_single_axes_into_rows(vae):
+    fig, ax = plt.subplots()
+    display = LatentTraversalDisplay.from_estimator(vae, dims=(0, 1), ax=ax, image_shape=(8, 8))
+    assert display.bounding_ax_ is ax and not ax.axison
+    assert len(display.axes_) == 2 and all(a.figure is fig for a in display.axes_)
+    with pytest.raises(ValueError, match="already split"):
+        LatentTraversalDisplay.from_estimator(vae, ax=ax)
+
+
+def test_traversal_draws_into_the_axes_given(vae):
+    fig, axes = plt.subplots(2, 1)
+    display = LatentTraversalDisplay.from_estimator(vae, dims=(0, 2), ax=axes)
+    assert list(display.axes_) == list(axes)
+    assert all(line in axes[1].lines for line in display.lines_[1])
+    with pytest.raises(ValueError, match="ax holds 2 Axes, but there are 3"):
+        LatentTraversalDisplay.from_estimator(vae, ax=axes)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"image_shape": (8, 9)}, "holds 72 pixels, but the model has 64 features"),
+        ({"image_shape": (64,)}, r"\(height, width\)"),
+        ({"dims": [3]}, "out of range: the model has n_components=3"),
+        ({"base": np.zeros(2)}, r"base must be one latent point of shape \(3,\)"),
+        ({"base": [0.0, np.nan, 0.0]}, "NaN"),
+        ({"values": []}, "non-empty"),
+    ],
+)
+def test_traversal_bad_arguments(vae, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LatentTraversalDisplay.from_estimator(vae, **kwargs)
+
+
+# ---------------------------------------------------------------- LossCurveDisplay
+
+
+def test_loss_curves_are_the_fitted_curves(vae):
+    display = LossCurveDisplay.from_estimator(vae)
+    train, val = display.lines_
+    epochs = np.arange(1, vae.n_iter_ + 1)
+    np.testing.assert_array_equal(train.get_xdata(), epochs)
+    np.testing.assert_allclose(train.get_ydata(), vae.loss_curve_)
+    np.testing.assert_allclose(val.get_ydata(), -np.asarray(vae.validation_scores_))
+    best_epoch = int(np.argmax(vae.validation_scores_)) + 1  # no warm-up here
+    assert display.best_line_.get_xdata()[0] == best_epoch
+
+
+def test_loss_curve_without_early_stopping_is_the_loss_alone(digits):
+    vae = VAEEstimator(early_stopping=False, **SMALL).fit(digits[0])
+    assert vae.validation_scores_ is None
+    fig, ax = plt.subplots()
+    display = LossCurveDisplay.from_estimator(vae, ax=ax)
+    assert display.ax_ is ax and len(ax.lines) == 1
+    assert len(display.lines_) == 1 and display.best_line_ is None
+    np.testing.assert_allclose(display.lines_[0].get_ydata(), vae.loss_curve_)
+
+
+def test_loss_curve_validation_shorter_than_training_is_aligned_right():
+    display = LossCurveDisplay(
+        loss_curve=[5.0, 4.0, 3.0, 2.0], validation_scores=[-3.5, -2.5], best_validation_score=-2.5
+    ).plot()
+    np.testing.assert_array_equal(display.lines_[1].get_xdata(), [3, 4])
+    assert display.best_line_.get_xdata()[0] == 4
+
+
+# ---------------------------------------------------------------- SamplesDisplay
+
+
+def test_samples_mean_are_decoder_means_at_prior_draws(vae, digits):
+    X, _ = digits
+    display = SamplesDisplay.from_estimator(vae, X, (8, 8), n_samples=5, random_state=3)
+    rng = np.random.RandomState(3)
+    rows = rng.choice(len(X), 5, replace=False)
+    Z = rng.standard_normal((5, 3))
+    np.testing.assert_array_equal(display.data, X[rows])
+    np.testing.assert_allclose(display.generated, vae.inverse_transform(Z))
+    # 5 images in 3 columns: 2 rows of 8 pixels and 3 columns, one blank pixel between.
+    right = np.asarray(display.images_[1].get_array())
+    assert right.shape == (17, 26)
+    np.testing.assert_allclose(right[9:17, 9:17], display.generated[4].reshape(8, 8))
+    assert np.all(np.isnan(right[9:17, 18:26]))  # the sixth place is empty
+    left = np.asarray(display.images_[0].get_array())
+    np.testing.assert_allclose(left[0:8, 0:8], X[rows[0]].reshape(8, 8))
+
+
+def test_samples_draws_are_draws_of_the_model(bernoulli_vae):
+    vae, X = bernoulli_vae
+    display = SamplesDisplay.from_estimator(vae, X, (8, 8), kind="sample", random_state=1)
+    rng = np.random.RandomState(1)
+    rng.choice(len(X), 16, replace=False)
+    np.testing.assert_array_equal(display.generated, vae.sample(16, random_state=rng))
+    assert set(np.unique(display.generated)) <= {0.0, 1.0}
+    assert "draws" in display.ax_.get_xticklabels()[1].get_text()
+
+
+def test_samples_default_seed_is_the_estimators(bernoulli_vae):
+    vae, X = bernoulli_vae
+    first = SamplesDisplay.from_estimator(vae, X, (8, 8)).generated
+    again = SamplesDisplay.from_estimator(vae, X, (8, 8)).generated
+    np.testing.assert_array_equal(first, again)
+    assert np.all((first > 0) & (first < 1))  # means of bernoullis: probabilities
+
+
+def test_samples_through_a_pipeline_are_in_the_units_of_its_input(pipe, digits):
+    X, _ = digits
+    display = SamplesDisplay.from_estimator(pipe, X, (8, 8), kind="sample", random_state=0)
+    rng = np.random.RandomState(0)
+    rng.choice(len(X), 16, replace=False)
+    draws = pipe[-1].sample(16, random_state=rng)
+    np.testing.assert_allclose(display.generated, pipe[0].inverse_transform(draws))
+    assert display.generated.max() > 1
+
+
+def test_samples_draws_into_the_given_axes(vae, digits):
+    fig, ax = plt.subplots()
+    display = SamplesDisplay.from_estimator(vae, digits[0], (8, 8), ax=ax)
+    assert display.ax_ is ax and list(ax.images) == display.images_
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"image_shape": (4, 8)}, "holds 32 pixels, but the model has 64 features"),
+        ({"n_samples": 601}, "more than the 600 rows"),
+        ({"n_samples": 0}, "positive int"),
+        ({"kind": "median"}, "kind must be 'mean' or 'sample'"),
+    ],
+)
+def test_samples_bad_arguments(vae, digits, kwargs, message):
+    kwargs = {"image_shape": (8, 8), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        SamplesDisplay.from_estimator(vae, digits[0], **kwargs)
+
+
+def test_samples_X_of_the_wrong_width(vae, digits):
+    with pytest.raises(ValueError, match="X has 63 features, but the estimator"):
+        SamplesDisplay.from_estimator(vae, digits[0][:, :63], (7, 9))
