@@ -405,7 +405,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             loc, scale = self._loc, self._scale
             module = copy.deepcopy(self.module_).to(device)
             optimizer = make_optimizer(module, self.learning_rate_init)
-            optimizer.load_state_dict(self.optimizer_.state_dict())
+            # A copy: load_state_dict keeps the tensors it is given, and Adam updates them in
+            # place, which would change the fitted optimiser even when this fit fails.
+            optimizer.load_state_dict(copy.deepcopy(self.optimizer_.state_dict()))
             for group in optimizer.param_groups:
                 group["lr"] = self.learning_rate_init
             history = copy.deepcopy(self._history)
