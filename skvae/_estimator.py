@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from numbers import Integral, Real
 
@@ -180,6 +181,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     device : str, default="auto"
         Where torch computes: "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]".
+        Pickles and skops files hold no device-bound state: a model saved with "cuda" loads
+        with "cpu" (and a warning) where torch sees no CUDA device.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, minibatch order, the training
@@ -807,9 +810,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self):
-        # No live torch object in the state: a model fitted on a GPU loads on any machine.
-        state = super().__getstate__()
-        state = dict(state)
+        # Only numpy arrays, Python builtins and this class in the state: no torch object
+        # ties the model to a device, and skops.io can store it without trusting torch.
+        state = dict(super().__getstate__())
         if "module_" in state:
             module = state["module_"]
             state["module_"] = {
@@ -817,6 +820,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 "state_dict": _tree_to_numpy(module.state_dict()),
             }
             state["optimizer_"] = _tree_to_numpy(state["optimizer_"].state_dict())
+        if isinstance(state.get("_history"), History):
+            state["_history"] = dataclasses.asdict(state["_history"])
         return state
 
     def __setstate__(self, state):
@@ -829,4 +834,15 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             optimizer.load_state_dict(_tree_to_torch(state["optimizer_"]))
             state["module_"] = module.eval()
             state["optimizer_"] = optimizer
+        if isinstance(state.get("_history"), dict):
+            state["_history"] = History(**state["_history"])
+        device = state.get("device")
+        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+            # As skorch does: a model fitted on a GPU still works on a CPU-only machine.
+            warnings.warn(
+                f"This model was saved with device={device!r}, but torch sees no CUDA device "
+                "here; it is loaded with device='cpu' instead.",
+                stacklevel=2,
+            )
+            state["device"] = "cpu"
         super().__setstate__(state)
