@@ -4,6 +4,7 @@ import importlib.util
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sklearn.exceptions import ConvergenceWarning
 
@@ -52,3 +53,27 @@ def test_readme_search_across_likelihood_families_runs():
     grid = namespace["grid"]
     assert len(grid.cv_results_["params"]) == 3
     assert grid.best_score_ > 0.8
+
+
+def test_readme_grid_search_on_a_dask_cluster_runs():
+    pytest.importorskip("distributed")
+    namespace = _run_readme_block("### Many fits: GridSearchCV on a dask cluster")
+    grid = namespace["grid"]
+    assert len(grid.cv_results_["params"]) == 4
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    assert namespace["cluster"].status.name == "closed"
+
+
+def test_readme_incremental_over_a_dask_array_runs():
+    pytest.importorskip("dask_ml")
+    namespace = _run_readme_block("### More rows than memory: Incremental over a dask array")
+    assert namespace["Z"].shape == (8000, 2)
+    assert namespace["vae"].n_iter_ == 24 and len(namespace["vae"].loss_curve_) == 24
+
+
+def test_readme_skops_recipe_runs_and_leaves_no_file(capsys):
+    pytest.importorskip("skops")
+    namespace = _run_readme_block("### Saving and sharing models")
+    assert namespace["untrusted"] == ["skvae._estimator.VAEEstimator"]
+    assert "skvae._estimator.VAEEstimator" in capsys.readouterr().out
+    assert not namespace["path"].exists()
