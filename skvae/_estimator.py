@@ -466,7 +466,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             # The first call's seeds stay: a sequence of calls is reproducible as a whole.
             train_seed = getattr(self, "_train_seed", train_seed) if resume else train_seed
             crn_seed = getattr(self, "_crn_seed", crn_seed) if resume else crn_seed
-            # One stream of minibatch orders and noise per epoch, derived from both.
+            # One stream of minibatch orders and noise per epoch: from that seed and the epoch.
             seed = np.random.SeedSequence([int(train_seed), history.n_iter]).generate_state(1)
             generator = torch.Generator().manual_seed(int(seed[0]))
         else:
