@@ -12,7 +12,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,plot]"
+	$(PY) -m pip install --quiet -e ".[test,plot,dask,skops]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -29,13 +29,14 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Every benchmark whose numbers the README reports (about 15 minutes on 2 idle cores).
+# Every benchmark whose numbers the README reports (about 20 minutes on 2 idle cores).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[benchmark]"
 	$(PY) benchmarks/quality.py
 	$(PY) benchmarks/bench_fit.py
 	$(PY) benchmarks/bench_grid.py
 	$(PY) benchmarks/bench_scale.py
+	$(PY) benchmarks/bench_dask.py
 
 clean:
 	rm -rf $(VENV) *.egg-info output

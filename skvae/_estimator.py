@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from numbers import Integral, Real
 
@@ -190,6 +191,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     device : str, default="auto"
         Where torch computes: "auto" (CUDA when available, else CPU), "cpu" or "cuda[:N]".
+        Pickles and skops files hold no device-bound state: a model saved with "cuda" loads
+        with "cpu" (and a warning) where torch sees no CUDA device.
 
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, the validation split, minibatch order, the training
@@ -211,23 +214,27 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         on data rescaled by ``(X - mean) / scale`` as the likelihood defines them.
 
     optimizer_ : torch.optim.Optimizer
-        The AdamW optimiser, kept so that ``warm_start`` resumes its state.
+        The AdamW optimiser, kept so that ``warm_start`` and ``partial_fit`` resume its
+        state.
 
     n_iter_ : int
-        Number of epochs run (summed over warm starts).
+        Number of epochs run (summed over warm starts; one per ``partial_fit`` call).
 
     loss_curve_ : list of float
         Training loss per epoch: the negative (beta-weighted) ELBO per sample, in nats in
-        the units of X.
+        the units of X (for ``partial_fit``, on the block of the call).
 
     validation_scores_ : list of float or None
-        Held-out ELBO per sample for every epoch (None without early stopping).
+        Held-out ELBO per sample for every epoch (None without early stopping, and after
+        ``partial_fit``).
 
     best_validation_score_ : float or None
-        The best of ``validation_scores_`` after the warm-up; its weights are the ones kept.
+        The best of ``validation_scores_`` after the warm-up; its weights are the ones kept
+        (None when ``validation_scores_`` is).
 
     best_loss_ : float or None
-        The lowest training loss, when ``early_stopping=False``.
+        The lowest training loss, when ``early_stopping=False``; after ``partial_fit``, the
+        lowest value in ``loss_curve_``.
 
     noise_variance_ : ndarray of shape (n_features,)
         Gaussian columns only: the learned noise variance of each feature in the units of
@@ -235,12 +242,14 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         the columns of other families in a mixed likelihood.
 
     kl_per_component_ : ndarray of shape (n_components,)
-        Average KL(q(z_u | x) || N(0, 1)) over the training rows for each latent dimension,
-        in nats. A value near 0 means the dimension is unused (posterior collapse).
+        Average KL(q(z_u | x) || N(0, 1)) over the training rows (after ``partial_fit``,
+        the rows of its block) for each latent dimension, in nats. A value near 0 means the
+        dimension is unused (posterior collapse).
 
     n_active_components_ : int
-        Number of latent dimensions whose posterior mean varies across the training rows,
-        Var_x(E_q[z_u]) > 0.01 (Burda et al. 2015).
+        Number of latent dimensions whose posterior mean varies across the training rows
+        (after ``partial_fit``, the rows of its block), Var_x(E_q[z_u]) > 0.01 (Burda et al.
+        2015).
 
     n_features_in_ : int
         Number of features seen during fit.
@@ -374,66 +383,99 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         >>> vae.kl_per_component_.shape  # nats per latent dimension; near 0 means unused
         (2,)
         """
+        return self._fit_or_restore(X, incremental=False)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train for one epoch on the block X, continuing the model fitted so far.
+
+        For data that does not fit in memory, or that arrives in blocks: each call makes
+        one pass over X in shuffled minibatches of ``batch_size`` rows, with the same
+        module and the same Adam state as the previous call. dask-ml's ``Incremental``
+        calls it once per block of a dask array.
+
+        The first call (on an estimator that ``fit`` and ``partial_fit`` have not seen)
+        learns from its block what the likelihood needs (the location and scale of
+        Gaussian columns, the number of categories of categorical ones), builds the model
+        and the optimiser; later calls check each block against what was learned, so the
+        first block must be representative: it must contain every category, and it sets
+        the scale that Gaussian columns are standardised by. After ``fit``,
+        ``partial_fit`` continues the fitted model. ``n_components``, ``likelihood``,
+        ``covariance_type``, ``hidden_layer_sizes`` and ``activation`` must not change
+        between calls.
+
+        There is no validation split, early stopping or ``ConvergenceWarning``:
+        ``max_iter``, ``early_stopping``, ``validation_fraction``, ``n_iter_no_change``,
+        ``tol``, ``warm_start`` and ``verbose`` have no effect, and the weights are Adam's
+        last iterate (``fit`` averages the weights of its last steps). The KL warm-up
+        counts calls as epochs. ``n_iter_`` counts epochs (``fit``'s and one per call),
+        ``loss_curve_`` gains one value per call, and ``noise_variance_`` is refreshed;
+        ``kl_per_component_`` and ``n_active_components_`` describe the last block. With
+        an int ``random_state`` a sequence of calls on the same blocks gives the same
+        model every time. A call that fails (a block of the wrong width, outside the
+        likelihood's domain, a diverging loss) raises and leaves the model as it was.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A block of training data.
+
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        self : VAEEstimator
+            The estimator, trained one more epoch.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X = load_digits().data / 16
+        >>> vae = VAEEstimator(
+        ...     likelihood="continuous_bernoulli", hidden_layer_sizes=(32,), random_state=0
+        ... )
+        >>> for epoch in range(3):
+        ...     for block in np.array_split(X, 4):
+        ...         vae = vae.partial_fit(block)
+        >>> vae.n_iter_, len(vae.loss_curve_)
+        (12, 12)
+        >>> vae.transform(X[:3]).shape
+        (3, 2)
+        """
+        return self._fit_or_restore(X, incremental=True)
+
+    def _fit_or_restore(self, X, incremental):
         # Whatever goes wrong, a model fitted earlier survives intact.
         params = self.get_params(deep=False)
         saved = {k: v for k, v in vars(self).items() if k not in params}
         try:
-            return self._fit(X)
+            return self._fit(X, incremental=incremental)
         except BaseException:
             for key in [k for k in vars(self) if k not in params]:
                 delattr(self, key)
             vars(self).update(saved)
             raise
 
-    def _fit(self, X):
-        warm = self.warm_start and hasattr(self, "module_")
-        X = validate_data(self, X, reset=not warm, dtype=[np.float64, np.float32])
+    def _fit(self, X, incremental=False):
+        # partial_fit always continues the model there is; fit only with warm_start.
+        resume = hasattr(self, "module_") and (incremental or self.warm_start)
+        X = validate_data(self, X, reset=not resume, dtype=[np.float64, np.float32])
         likelihood = self._likelihood_parts(X.shape[1])
-        hidden = self._hidden_layer_sizes()
         device = _resolve_device(self.device)
         rng = check_random_state(self.random_state)
         init_seed, split_seed, train_seed, crn_seed = rng.randint(_MAX_SEED, size=4)
-
         spec = {
             "n_features": X.shape[1],
             "n_components": self.n_components,
-            "hidden_layer_sizes": hidden,
+            "hidden_layer_sizes": self._hidden_layer_sizes(),
             "activation": self.activation,
         }
-        if warm:
-            old = self.module_.spec
-            config = old["likelihood"]
-            # What was learned from the data (categories) stays; the choice must not change.
-            choice = (
-                likelihood
-                if isinstance(likelihood, str)
-                else [{"name": p["name"], "columns": p["columns"]} for p in likelihood]
-            )
-            old_choice = (
-                config["name"]
-                if config["name"] != "mixed"
-                else [{"name": p["name"], "columns": p["columns"]} for p in config["parts"]]
-            )
-            spec["likelihood"] = config
-            changed = sorted(k for k in spec if spec[k] != old[k])
-            if choice != old_choice:
-                changed.append("likelihood")
-            if config["covariance_type"] != self.covariance_type:
-                changed.append("covariance_type")
-            if changed:
-                raise ValueError(
-                    f"warm_start=True continues the previous model, but {', '.join(changed)} "
-                    "changed since it was fitted. Set warm_start=False to fit a new model."
-                )
-            self.module_.likelihood.validate(X)
+        if resume:
+            module, optimizer, history = self._resume(X, spec, likelihood, device, incremental)
             loc, scale = self._loc, self._scale
-            module = copy.deepcopy(self.module_).to(device)
-            optimizer = make_optimizer(module, self.learning_rate_init, self.weight_decay)
-            optimizer.load_state_dict(self.optimizer_.state_dict())
-            for group, decay in zip(optimizer.param_groups, (self.weight_decay, 0.0), strict=True):
-                group["lr"] = self.learning_rate_init
-                group["weight_decay"] = decay
-            history = copy.deepcopy(self._history)
         else:
             spec["likelihood"], loc, scale = prepare_likelihood(
                 X, likelihood, self.covariance_type
@@ -444,10 +486,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             module.to(device)
             optimizer = make_optimizer(module, self.learning_rate_init, self.weight_decay)
             history = History()
+        if incremental:
+            # The first call's seeds stay: a sequence of calls is reproducible as a whole.
+            train_seed = getattr(self, "_train_seed", train_seed) if resume else train_seed
+            crn_seed = getattr(self, "_crn_seed", crn_seed) if resume else crn_seed
+            # One stream of minibatch orders and noise per epoch: from that seed and the epoch.
+            seed = np.random.SeedSequence([int(train_seed), history.n_iter]).generate_state(1)
+            generator = torch.Generator().manual_seed(int(seed[0]))
+        else:
+            generator = torch.Generator().manual_seed(int(train_seed))
 
         X_scaled = torch.from_numpy(self._rescale(X, loc, scale, np.float32))
         X_val = train_rows = None
-        if self.early_stopping:
+        if self.early_stopping and not incremental:
             n_samples = X.shape[0]
             try:
                 idx_train, idx_val = train_test_split(
@@ -466,18 +517,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
         config = TrainingConfig(
             batch_size=self.batch_size,
-            max_iter=self.max_iter,
+            max_iter=1 if incremental else self.max_iter,
             beta=self.beta,
             kl_warmup_iter=self.kl_warmup_iter,
-            early_stopping=self.early_stopping,
+            early_stopping=X_val is not None,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
             learning_rate_init=self.learning_rate_init,
-            verbose=self.verbose,
+            verbose=0 if incremental else self.verbose,
             autocast_dtype=torch.bfloat16 if self.precision == "bfloat16" else None,
             log_det=float(-np.log(scale).sum()),
+            first_epoch=history.n_iter if incremental else 0,
+            average_weights=not incremental,
         )
-        generator = torch.Generator().manual_seed(int(train_seed))
         try:
             history = train(
                 module, optimizer, X_scaled, X_val, config, generator, device, history, train_rows
@@ -489,6 +541,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.optimizer_ = optimizer
         self._loc, self._scale = loc, scale
         self._log_det = config.log_det
+        self._train_seed = int(train_seed)
         self._crn_seed = int(crn_seed)
         self._history = history
         self.n_iter_ = history.n_iter
@@ -496,13 +549,15 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         self.validation_scores_ = list(history.validation_scores) if X_val is not None else None
         self.best_validation_score_ = history.best_validation_score
         self.best_loss_ = None if X_val is not None else history.best_loss
+        if incremental:
+            self.best_loss_ = min(self.loss_curve_)
         variances = module.likelihood.variances()
         if variances is not None:
             self.noise_variance_ = variances.detach().cpu().double().numpy() * scale**2
         elif hasattr(self, "noise_variance_"):
             del self.noise_variance_
         self._set_latent_diagnostics(X_scaled, train_rows, device)
-        if not (history.converged or history.interrupted):
+        if not (incremental or history.converged or history.interrupted):
             warnings.warn(
                 f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't "
                 "converged yet. Raise max_iter or tol.",
@@ -510,6 +565,49 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 stacklevel=3,
             )
         return self
+
+    def _resume(self, X, spec, likelihood, device, incremental):
+        """Copies of the fitted module, optimiser and history to continue training."""
+        old = self.module_.spec
+        config = old["likelihood"]
+        # What was learned from the data (categories) stays; the choice must not change.
+        choice = (
+            likelihood
+            if isinstance(likelihood, str)
+            else [{"name": p["name"], "columns": p["columns"]} for p in likelihood]
+        )
+        old_choice = (
+            config["name"]
+            if config["name"] != "mixed"
+            else [{"name": p["name"], "columns": p["columns"]} for p in config["parts"]]
+        )
+        spec["likelihood"] = config
+        changed = sorted(k for k in spec if spec[k] != old[k])
+        if choice != old_choice:
+            changed.append("likelihood")
+        if config["covariance_type"] != self.covariance_type:
+            changed.append("covariance_type")
+        if changed:
+            what = "partial_fit" if incremental else "warm_start=True"
+            remedy = (
+                "Call fit to start a new model."
+                if incremental
+                else "Set warm_start=False to fit a new model."
+            )
+            raise ValueError(
+                f"{what} continues the previous model, but {', '.join(changed)} changed "
+                f"since it was fitted. {remedy}"
+            )
+        self.module_.likelihood.validate(X)
+        module = copy.deepcopy(self.module_).to(device)
+        optimizer = make_optimizer(module, self.learning_rate_init, self.weight_decay)
+        # A copy: load_state_dict keeps the tensors it is given, and Adam updates them in
+        # place, which would change the fitted optimiser even when this call fails.
+        optimizer.load_state_dict(copy.deepcopy(self.optimizer_.state_dict()))
+        for group, decay in zip(optimizer.param_groups, (self.weight_decay, 0.0), strict=True):
+            group["lr"] = self.learning_rate_init
+            group["weight_decay"] = decay
+        return module, optimizer, copy.deepcopy(self._history)
 
     def _likelihood_parts(self, n_features):
         """The likelihood parameter as a family name, or as parts with column indices."""
@@ -799,9 +897,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     # ------------------------------------------------------------------ pickling
 
     def __getstate__(self):
-        # No live torch object in the state: a model fitted on a GPU loads on any machine.
-        state = super().__getstate__()
-        state = dict(state)
+        # Only numpy arrays, Python builtins and this class in the state: no torch object
+        # ties the model to a device, and skops.io can store it without trusting torch.
+        state = dict(super().__getstate__())
         if "module_" in state:
             module = state["module_"]
             state["module_"] = {
@@ -809,6 +907,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 "state_dict": _tree_to_numpy(module.state_dict()),
             }
             state["optimizer_"] = _tree_to_numpy(state["optimizer_"].state_dict())
+        if isinstance(state.get("_history"), History):
+            state["_history"] = dataclasses.asdict(state["_history"])
         return state
 
     def __setstate__(self, state):
@@ -823,4 +923,15 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             optimizer.load_state_dict(_tree_to_torch(state["optimizer_"]))
             state["module_"] = module.eval()
             state["optimizer_"] = optimizer
+        if isinstance(state.get("_history"), dict):
+            state["_history"] = History(**state["_history"])
+        device = state.get("device")
+        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+            # As skorch does: a model fitted on a GPU still works on a CPU-only machine.
+            warnings.warn(
+                f"This model was saved with device={device!r}, but torch sees no CUDA device "
+                "here; it is loaded with device='cpu' instead.",
+                stacklevel=2,
+            )
+            state["device"] = "cpu"
         super().__setstate__(state)

@@ -432,7 +432,8 @@ class Categorical(Likelihood):
                 j = int(np.flatnonzero(too_big)[0])
                 raise ValueError(
                     f"Category code {int(X[:, j].max())} in categorical column {j} was not "
-                    f"seen in fit, where its codes were 0 to {learned['n_categories'][j] - 1}."
+                    f"seen in fit, where its codes were 0 to {learned['n_categories'][j] - 1} "
+                    "(partial_fit learns the categories from its first block)."
                 )
 
 

@@ -38,6 +38,10 @@ class TrainingConfig:
     autocast_dtype: torch.dtype | None = None
     # Added to per-row ELBOs so that curves are in nats in the user's units.
     log_det: float = 0.0
+    # Epochs already run, where the KL warm-up resumes (partial_fit: one epoch per call).
+    first_epoch: int = 0
+    # Polyak averaging needs many steps in one call; partial_fit keeps Adam's last iterate.
+    average_weights: bool = True
 
 
 @dataclass
@@ -187,7 +191,7 @@ def encode_all(
 def _kl_weight(config: TrainingConfig, epoch: int) -> float:
     if config.kl_warmup_iter == 0:
         return config.beta
-    return config.beta * min(1.0, (epoch + 1) / config.kl_warmup_iter)
+    return config.beta * min(1.0, (config.first_epoch + epoch + 1) / config.kl_warmup_iter)
 
 
 def _progress(config: TrainingConfig):
@@ -242,7 +246,10 @@ def _train_loop(module, optimizer, X_train, train_rows, X_val, config, generator
     best_state = None
     no_improvement = 0
     steps_per_epoch = math.ceil(n_train / batch_size)
-    average = WeightAverage(module, min(_AVERAGE_EPOCHS * steps_per_epoch, _AVERAGE_MAX_STEPS))
+    average = None
+    if config.average_weights:
+        horizon = min(_AVERAGE_EPOCHS * steps_per_epoch, _AVERAGE_MAX_STEPS)
+        average = WeightAverage(module, horizon)
     bar = _progress(config)
     module.train()
     try:
@@ -258,7 +265,8 @@ def _train_loop(module, optimizer, X_train, train_rows, X_val, config, generator
                 x = X_train[idx].to(device, non_blocking=non_blocking)
                 eps = eps_all[start : start + batch_size].to(device, non_blocking=non_blocking)
                 total += train_step(module, optimizer, x, eps, kl_weight, config.autocast_dtype)
-                average.update()
+                if average is not None:
+                    average.update()
             loss = total.item() / n_train
             if not math.isfinite(loss):
                 raise NonFiniteLossError(
@@ -267,10 +275,10 @@ def _train_loop(module, optimizer, X_train, train_rows, X_val, config, generator
                 )
             history.n_iter += 1
             history.loss_curve.append(loss - config.log_det)
-            in_warmup = epoch + 1 < config.kl_warmup_iter
+            in_warmup = config.first_epoch + epoch + 1 < config.kl_warmup_iter
             if X_val is not None:
                 best = history.best_validation_score
-                with average.applied():
+                with average.applied() if average is not None else contextlib.nullcontext():
                     score = validation_score(module, X_val, eps_val, 4 * batch_size)
                     score += config.log_det
                     if not in_warmup and (best is None or score > best):
@@ -308,7 +316,7 @@ def _train_loop(module, optimizer, X_train, train_rows, X_val, config, generator
         module.eval()
     if best_state is not None:
         module.load_state_dict(best_state)
-    else:
+    elif average is not None:
         with torch.no_grad():
             torch._foreach_copy_(average.params, average.average)
     return history

@@ -1,7 +1,13 @@
 """scikit-learn's own estimator checks, in full, with no expected failures."""
 
 import pytest
-from sklearn.utils.estimator_checks import parametrize_with_checks
+from sklearn.base import clone
+from sklearn.utils.estimator_checks import (
+    check_dataframe_column_names_consistency,
+    check_estimators_partial_fit_n_features,
+    check_param_validation,
+    parametrize_with_checks,
+)
 
 from skvae import VAEEstimator
 
@@ -34,3 +40,24 @@ ESTIMATORS = [
 @parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+# Checks that exercise partial_fit but that parametrize_with_checks yields only for
+# classifiers, regressors and clusterers (or only in scikit-learn's own test suite).
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "check",
+    [
+        check_estimators_partial_fit_n_features,
+        check_dataframe_column_names_consistency,
+        check_param_validation,
+    ],
+    ids=lambda check: check.__name__,
+)
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=repr)
+def test_partial_fit_passes_sklearn_checks(estimator, check):
+    # check_dataframe_column_names_consistency skips partial_fit when early_stopping is
+    # on; partial_fit ignores early_stopping, so turn it off to have the check run it.
+    # These checks are about input handling, not training: a few epochs are enough.
+    estimator = clone(estimator).set_params(early_stopping=False, max_iter=5)
+    check(type(estimator).__name__, estimator)

@@ -387,3 +387,20 @@ def test_device_auto_picks_cuda_only_when_present():
         assert _resolve_device("auto") == torch.device("cuda")
         assert _resolve_device("cuda:1") == torch.device("cuda:1")
     assert _resolve_device("cpu") == torch.device("cpu")
+
+
+def test_a_failed_warm_start_fit_keeps_the_optimizer_state(digits):
+    X, _ = digits
+    vae = VAEEstimator(max_iter=2, warm_start=True, early_stopping=False, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        vae.fit(X[:200])
+    first = vae.optimizer_.param_groups[0]["params"][0]
+    moments = {k: v.clone() for k, v in vae.optimizer_.state[first].items()}
+    vae.set_params(learning_rate_init=1e12)
+    with pytest.raises(ValueError, match="training loss became"):
+        vae.fit(X[:200])
+    # Adam's step count and moments are those of the fit that succeeded.
+    after = vae.optimizer_.state[vae.optimizer_.param_groups[0]["params"][0]]
+    assert set(after) == set(moments) == {"step", "exp_avg", "exp_avg_sq"}
+    for key, value in moments.items():
+        np.testing.assert_array_equal(after[key].numpy(), value.numpy())

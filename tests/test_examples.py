@@ -138,3 +138,27 @@ def test_count_example_truth_matches_a_direct_sum_over_the_grid():
                 log_px = nbinom.logpmf(row, example.THETA, p).sum()
                 terms.append(log_px + norm.logpdf(z1) + norm.logpdf(z2) + 2 * np.log(step))
         assert np.isclose(expected, np.logaddexp.reduce(terms), rtol=0, atol=1e-8)
+
+
+def test_readme_grid_search_on_a_dask_cluster_runs():
+    pytest.importorskip("distributed")
+    namespace = _run_readme_block("### Many fits: GridSearchCV on a dask cluster")
+    grid = namespace["grid"]
+    assert len(grid.cv_results_["params"]) == 4
+    assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
+    assert namespace["cluster"].status.name == "closed"
+
+
+def test_readme_incremental_over_a_dask_array_runs():
+    pytest.importorskip("dask_ml")
+    namespace = _run_readme_block("### More rows than memory: Incremental over a dask array")
+    assert namespace["Z"].shape == (8000, 2)
+    assert namespace["vae"].n_iter_ == 24 and len(namespace["vae"].loss_curve_) == 24
+
+
+def test_readme_skops_recipe_runs_and_leaves_no_file(capsys):
+    pytest.importorskip("skops")
+    namespace = _run_readme_block("### Saving and sharing models")
+    assert namespace["untrusted"] == ["skvae._estimator.VAEEstimator"]
+    assert "skvae._estimator.VAEEstimator" in capsys.readouterr().out
+    assert not namespace["path"].exists()
