@@ -166,3 +166,44 @@ def test_no_weight_decay_is_plain_adam():
     pairs = zip(ours.state_dict().items(), reference.state_dict().values(), strict=True)
     for (name, a), b in pairs:
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def _run_chooser(step_seconds, n_steps=20):
+    """Drive a ThreadChooser with a fake clock; step_seconds maps thread count -> duration."""
+    from skvae._training import ThreadChooser
+
+    clock = [0.0]
+    chooser = ThreadChooser(2, probe_steps=3, recheck_seconds=1.0, clock=lambda: clock[0])
+    used = []
+    previous = torch.get_num_threads()
+    try:
+        for _ in range(n_steps):
+            chooser.before_step()
+            used.append(torch.get_num_threads())
+            clock[0] += step_seconds[torch.get_num_threads()]
+            chooser.after_step()
+    finally:
+        torch.set_num_threads(previous)
+    return chooser, used
+
+
+def test_thread_chooser_keeps_one_thread_when_two_are_slower():
+    # As on a loaded machine: two threads wait at their barriers.
+    chooser, used = _run_chooser({2: 0.050, 1: 0.002})
+    assert used[:6] == [2, 2, 2, 1, 1, 1]  # both settings are probed with real steps
+    assert chooser.chosen == 1 and set(used[6:]) == {1}
+
+
+def test_thread_chooser_keeps_two_threads_when_they_are_faster_and_rechecks():
+    chooser, used = _run_chooser({2: 0.010, 1: 0.018}, n_steps=200)
+    assert chooser.chosen == 2
+    # After recheck_seconds (1 s here) of training the probe runs again.
+    assert used.count(1) > 3
+    assert used[6:20] == [2] * 14
+
+
+def test_thread_chooser_ignores_the_first_step_of_each_probe():
+    from skvae._training import ThreadChooser
+
+    # The first two-thread step paid for a switch; without it two threads are faster.
+    assert ThreadChooser.choose({2: [1.0, 0.01, 0.01], 1: [0.02, 0.02, 0.02]}) == 2
