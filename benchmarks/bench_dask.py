@@ -43,7 +43,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -52,7 +51,7 @@ import time
 import warnings
 
 import numpy as np
-from _machine import cpu_model, warn_load
+from _machine import cpu_model, current_rss, peak_rss, warn_load
 
 MB = 2**20
 LATENT_DIM = 5
@@ -77,23 +76,6 @@ def make_block(index: int, rows: int, n_features: int, seed: int = SEED) -> np.n
 
 def block_sizes(n_rows: int, n_blocks: int) -> list[int]:
     return [len(part) for part in np.array_split(np.arange(n_rows), n_blocks)]
-
-
-# ---------------------------------------------------------------------- process memory
-
-
-def current_rss() -> int:
-    """Resident set size of this process now, in bytes (Linux)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def peak_rss() -> int:
-    """Peak resident set size of this process so far, in bytes (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 # ---------------------------------------------------------------------- (a) workers

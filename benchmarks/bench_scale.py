@@ -53,7 +53,6 @@ import json
 import os
 import pickle
 import platform
-import resource
 import shlex
 import statistics
 import subprocess
@@ -63,7 +62,7 @@ import time
 import warnings
 
 import numpy as np
-from _machine import cpu_model, warn_load
+from _machine import cpu_model, current_rss, peak_rss, warn_load
 
 MB = 2**20
 LATENT_DIM = 5
@@ -95,23 +94,6 @@ def make_data(n_rows: int, n_features: int, seed: int = SEED) -> np.ndarray:
         block += NOISE_SCALE * rng_e.standard_normal((stop - start, n_features))
         block += offset
     return X
-
-
-# ---------------------------------------------------------------------- process memory
-
-
-def current_rss() -> int:
-    """Resident set size of this process now, in bytes (Linux)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
-
-
-def peak_rss() -> int:
-    """Peak resident set size of this process so far, in bytes (ru_maxrss is KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 # ---------------------------------------------------------------------- workers
