@@ -753,7 +753,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _row_log_det(self, X):
         # The change of units applies to the observed entries of each row only.
         if not np.isnan(X).any():
-            return self._log_det
+            return float(-np.log(self._scale).sum())
         return -(np.log(self._scale) * ~np.isnan(X)).sum(axis=1)
 
     def _conditional_mean(self, X, n_samples, seed):
