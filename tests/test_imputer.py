@@ -168,9 +168,7 @@ def test_categorical_columns_get_category_codes():
     codes = np.column_stack([z, z, rng.integers(0, 2, size=400)]).astype(float)
     codes_missing = codes.copy()
     codes_missing[::4, 0] = np.nan
-    imputer = _fit(
-        codes_missing, likelihood="categorical", max_iter=200, learning_rate_init=1e-2
-    )
+    imputer = _fit(codes_missing, likelihood="categorical", max_iter=200, learning_rate_init=1e-2)
     filled = imputer.transform(codes_missing)
     assert set(np.unique(filled[::4, 0])) <= {0.0, 1.0, 2.0}
     assert np.mean(filled[::4, 0] == codes[::4, 0]) > 0.9
