@@ -290,12 +290,26 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     --------
     sklearn.decomposition.PCA : Probabilistic PCA, the linear spherical case.
     sklearn.decomposition.FactorAnalysis : Factor analysis, the linear diag case.
+    VAEImputer : Missing values filled with their conditional mean under this model.
+
+    Notes
+    -----
+    NaN in X marks a missing value, in every method that takes data. Missing entries are
+    left out of the likelihood, so the ELBO and ``score_samples`` concern the observed
+    entries of each row (MIWAE, Mattei and Frellsen 2019). When the training data has
+    NaN, the encoder also sees the mask of observed entries; a model fitted on complete
+    data sees a missing entry as the feature's mean (Gaussian columns; 0 for other
+    families, no category for categorical ones). Scaling and categories are learned from
+    the observed entries. A row with no observed value, a training column with no
+    observed value, and infinity raise ValueError.
 
     References
     ----------
     Kingma, D. P. and Welling, M. (2014). Auto-encoding variational Bayes. ICLR.
     Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance weighted autoencoders.
     ICLR.
+    Mattei, P.-A. and Frellsen, J. (2019). MIWAE: Deep generative modelling and
+    imputation of incomplete data sets. ICML.
 
     Examples
     --------
@@ -391,7 +405,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training data; NaN marks a missing value.
 
         y : Ignored
             Not used, present for API consistency.
@@ -447,7 +461,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            A block of training data.
+            A block of training data; NaN marks a missing value.
 
         y : Ignored
             Not used, present for API consistency.
@@ -788,7 +802,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to encode.
+            Data to encode; NaN marks a missing value.
 
         Returns
         -------
@@ -904,12 +918,12 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to score.
+            Data to score; NaN marks a missing value.
 
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
-            Per-row log-likelihood estimate.
+            Per-row log-likelihood estimate: of the observed entries, for rows with NaN.
 
         Examples
         --------

@@ -295,3 +295,25 @@ def test_module_ignores_values_behind_the_mask():
     assert torch.isfinite(bound).all() and torch.isfinite(elbo).all()
     # One fewer observed entry: a different (here larger: one fewer density factor) value.
     assert not torch.allclose(bound, module.iw_bound(x, eps))
+
+
+def test_partial_fit_and_pickle_with_missing_values(linear_data):
+    import pickle
+
+    _, X_missing, _ = linear_data
+    vae = VAEEstimator(hidden_layer_sizes=(8,), random_state=0)
+    for block in np.array_split(X_missing, 3):
+        vae.partial_fit(block)
+    assert vae.module_.missing and vae.n_iter_ == 3
+    restored = pickle.loads(pickle.dumps(vae))
+    assert restored.module_.missing
+    np.testing.assert_array_equal(
+        restored.score_samples(X_missing[:20]), vae.score_samples(X_missing[:20])
+    )
+    # The mask channel is fixed by the first training data: warm starts keep it.
+    complete = VAEEstimator(hidden_layer_sizes=(8,), max_iter=2, warm_start=True, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        complete.fit(np.nan_to_num(X_missing))
+        complete.fit(X_missing)
+    assert not complete.module_.missing and complete.n_iter_ == 4
