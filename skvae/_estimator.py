@@ -77,6 +77,35 @@ def _tree_to_torch(obj):
     return obj
 
 
+def _check_missing(X, columns):
+    """Whether X has missing values (NaN); raise when a row, or a column, has none observed.
+
+    ``columns``: check columns too (when fit learns each column's location and scale).
+    """
+    isnan = np.isnan(X)
+    if not isnan.any():
+        return False
+    empty_rows = np.flatnonzero(isnan.all(axis=1))
+    if empty_rows.size:
+        raise ValueError(
+            f"Row {empty_rows[0]} of X has no observed value (all NaN)"
+            + (f", and {empty_rows.size - 1} more rows too" if empty_rows.size > 1 else "")
+            + ". Drop rows with nothing observed: the model has nothing to condition on."
+        )
+    empty_columns = np.flatnonzero(isnan.all(axis=0))
+    if columns and empty_columns.size:
+        raise ValueError(
+            f"Column {empty_columns[0]} of X has no observed value (all NaN) in the training "
+            "data; the model cannot learn anything about it. Drop that column."
+        )
+    return True
+
+
+def _mean_log_det(X, scale):
+    """Average over rows of -sum log(scale) over each row's observed entries."""
+    return float(-(np.log(scale) * (~np.isnan(X)).mean(axis=0)).sum())
+
+
 class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Variational autoencoder as a scikit-learn transformer and density model.
 
@@ -261,12 +290,26 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     --------
     sklearn.decomposition.PCA : Probabilistic PCA, the linear spherical case.
     sklearn.decomposition.FactorAnalysis : Factor analysis, the linear diag case.
+    VAEImputer : Missing values filled with their conditional mean under this model.
+
+    Notes
+    -----
+    NaN in X marks a missing value, in every method that takes data. Missing entries are
+    left out of the likelihood, so the ELBO and ``score_samples`` concern the observed
+    entries of each row (MIWAE, Mattei and Frellsen 2019). When the training data has
+    NaN, the encoder also sees the mask of observed entries; a model fitted on complete
+    data sees a missing entry as the feature's mean (Gaussian columns; 0 for other
+    families, no category for categorical ones). Scaling and categories are learned from
+    the observed entries. A row with no observed value, a training column with no
+    observed value, and infinity raise ValueError.
 
     References
     ----------
     Kingma, D. P. and Welling, M. (2014). Auto-encoding variational Bayes. ICLR.
     Burda, Y., Grosse, R. and Salakhutdinov, R. (2016). Importance weighted autoencoders.
     ICLR.
+    Mattei, P.-A. and Frellsen, J. (2019). MIWAE: Deep generative modelling and
+    imputation of incomplete data sets. ICML.
 
     Examples
     --------
@@ -362,7 +405,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training data; NaN marks a missing value.
 
         y : Ignored
             Not used, present for API consistency.
@@ -418,7 +461,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            A block of training data.
+            A block of training data; NaN marks a missing value.
 
         y : Ignored
             Not used, present for API consistency.
@@ -462,7 +505,14 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _fit(self, X, incremental=False):
         # partial_fit always continues the model there is; fit only with warm_start.
         resume = hasattr(self, "module_") and (incremental or self.warm_start)
-        X = validate_data(self, X, reset=not resume, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self,
+            X,
+            reset=not resume,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan",
+        )
+        missing = _check_missing(X, columns=not resume)
         likelihood = self._likelihood_parts(X.shape[1])
         device = _resolve_device(self.device)
         rng = check_random_state(self.random_state)
@@ -480,6 +530,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             spec["likelihood"], loc, scale = prepare_likelihood(
                 X, likelihood, self.covariance_type
             )
+            # The mask channel is part of the architecture, fixed by the first training data.
+            spec["missing"] = missing
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(init_seed))
                 module = VAEModule.from_spec(spec)
@@ -526,7 +578,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             learning_rate_init=self.learning_rate_init,
             verbose=0 if incremental else self.verbose,
             autocast_dtype=torch.bfloat16 if self.precision == "bfloat16" else None,
-            log_det=float(-np.log(scale).sum()),
+            log_det=_mean_log_det(X, scale) if missing else float(-np.log(scale).sum()),
             first_epoch=history.n_iter if incremental else 0,
             average_weights=not incremental,
         )
@@ -705,9 +757,44 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
     def _validate_X(self, X):
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+        )
+        _check_missing(X, columns=False)
         self.module_.likelihood.validate(X)
         return X
+
+    def _row_log_det(self, X):
+        # The change of units applies to the observed entries of each row only.
+        if not np.isnan(X).any():
+            return float(-np.log(self._scale).sum())
+        return -(np.log(self._scale) * ~np.isnan(X)).sum(axis=1)
+
+    def _conditional_mean(self, X, n_samples, seed):
+        """E[x | x_observed] per row, by self-normalised importance sampling (n_samples).
+
+        X is validated; observed entries come back unchanged, missing ones (NaN) filled.
+        Every row gets the same noise (from ``seed``), so rows do not depend on each other.
+        """
+        generator = torch.Generator().manual_seed(int(seed))
+        shape = (n_samples, self.module_.n_components)
+        eps = torch.randn(shape, generator=generator, dtype=torch.float64)
+
+        def fill(module, x):
+            return module.conditional_mean(x, eps.to(x.device))
+
+        out = self._infer(X, fill, (self.n_features_in_,), width=n_samples)
+        out = out * self._scale + self._loc
+        observed = ~np.isnan(X)
+        out[observed] = X[observed]  # exactly, not through the rescaling and back
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # NaN marks a missing value: it is left out of the likelihood (see the User Guide
+        # section "Missing values" in the README).
+        tags.input_tags.allow_nan = True
+        return tags
 
     def transform(self, X):
         """Posterior means E_q[z | x] of the rows of X.
@@ -715,7 +802,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to encode.
+            Data to encode; NaN marks a missing value.
 
         Returns
         -------
@@ -831,12 +918,12 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data to score.
+            Data to score; NaN marks a missing value.
 
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
-            Per-row log-likelihood estimate.
+            Per-row log-likelihood estimate: of the observed entries, for rows with NaN.
 
         Examples
         --------
@@ -859,7 +946,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         def bound(module, x):
             return module.iw_bound(x, eps.to(x.device))
 
-        return self._infer(X, bound, (), width=len(eps)) + self._log_det
+        return self._infer(X, bound, (), width=len(eps)) + self._row_log_det(X)
 
     def score(self, X, y=None):
         """Mean of ``score_samples`` over the rows of X: higher is a better model.

@@ -49,11 +49,24 @@ def _noise(shape: torch.Size, like: Tensor, generator: torch.Generator, kind: st
     return draw(shape, generator=generator, dtype=like.dtype).to(like.device)
 
 
+def _observed(X: np.ndarray) -> np.ndarray:
+    """The observed (non-NaN) entries of X, flattened: domain checks ignore missing ones."""
+    X = np.asarray(X)
+    return X[~np.isnan(X)] if X.dtype.kind == "f" else X.ravel()
+
+
+def _column_max(X: np.ndarray) -> np.ndarray:
+    """Largest observed value of each column (-inf for a column with none), without warnings."""
+    return np.where(np.isnan(X), -np.inf, X).max(axis=0)
+
+
 def _describe(X: np.ndarray) -> str:
+    X = _observed(X)
     return f"values from {np.min(X):.4g} to {np.max(X):.4g}"
 
 
 def _check_unit_interval(name: str, X: np.ndarray) -> None:
+    X = _observed(X)
     if X.size and (X.min() < 0 or X.max() > 1):
         raise ValueError(
             f"likelihood='{name}' needs data in [0, 1]; got {_describe(X)}. Scale the data "
@@ -62,11 +75,17 @@ def _check_unit_interval(name: str, X: np.ndarray) -> None:
 
 
 def _check_counts(name: str, X: np.ndarray) -> None:
+    X = _observed(X)
     if X.size and (X.min() < 0 or not np.all(X == np.round(X))):
         raise ValueError(
             f"likelihood='{name}' needs non-negative integer counts; got "
             f"{'negative values' if X.min() < 0 else 'non-integer values'} ({_describe(X)})."
         )
+
+
+def _masked_sum(elements: Tensor, mask: Tensor | None) -> Tensor:
+    """Sum over the last axis of the observed elements (all of them when mask is None)."""
+    return elements.sum(-1) if mask is None else (elements * mask).sum(-1)
 
 
 class Likelihood(nn.Module):
@@ -109,12 +128,20 @@ class Likelihood(nn.Module):
         """Width of ``encoder_input``."""
         return self.n_features
 
-    def encoder_input(self, x: Tensor) -> Tensor:
-        """What the encoder sees of these columns."""
+    def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """What the encoder sees of these columns.
+
+        ``x`` holds no NaN: missing entries were set to 0 in the rescaled units, and
+        ``mask`` (1 observed, 0 missing, or None when all are observed) says which.
+        """
         return x
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
-        """Log p(x | z) summed over features; ``out`` is the decoder output."""
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Log p(x | z) summed over the observed features; ``out`` is the decoder output.
+
+        With ``mask`` (1 observed, 0 missing; the shape of x), missing entries are left
+        out of the sum, which makes it log p(x_observed | z).
+        """
         raise NotImplementedError
 
     def mean(self, out: Tensor) -> Tensor:
@@ -124,6 +151,10 @@ class Likelihood(nn.Module):
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         """Draws x ~ p(x | z), with noise from a CPU ``generator``."""
         raise NotImplementedError
+
+    def weighted_mean(self, out: Tensor, weights: Tensor) -> Tensor:
+        """Mean of the mixture sum_k weights[:, k] p(x | z_k); ``out`` is (n, K, n_outputs)."""
+        return (weights.unsqueeze(-1) * self.mean(out)).sum(1)
 
     @classmethod
     def check_domain(cls, X: np.ndarray, **learned: Any) -> None:
@@ -155,17 +186,26 @@ def _column_moments(X: np.ndarray, step: int = 2**16) -> tuple[np.ndarray, ...]:
     """Mean, standard deviation and constancy of each column, in chunks of rows.
 
     Chunks keep the temporaries small whatever n_samples is; dividing by each column's
-    largest magnitude first keeps squares of values like 1e+200 from overflowing.
+    largest magnitude first keeps squares of values like 1e+200 from overflowing. NaN
+    (missing) entries are left out: each column's moments are over its observed values.
     """
     chunks = [X[i : i + step] for i in range(0, X.shape[0], step)]
-    amax = np.max([np.abs(c).max(axis=0) for c in chunks], axis=0)
-    constant = np.min([c.min(axis=0) for c in chunks], axis=0) == np.max(
-        [c.max(axis=0) for c in chunks], axis=0
+    nans = [np.isnan(c) for c in chunks]
+    pairs = list(zip(chunks, nans, strict=True))
+    count = np.sum([(~n).sum(axis=0) for n in nans], axis=0)
+    lo = np.min([np.where(n, np.inf, c).min(axis=0) for c, n in pairs], axis=0)
+    hi = np.max([np.where(n, -np.inf, c).max(axis=0) for c, n in pairs], axis=0)
+    constant = lo == hi
+    amax = np.maximum(np.abs(lo), np.abs(hi))
+    amax[(amax == 0) | ~np.isfinite(amax)] = 1.0
+    count = np.maximum(count, 1)
+    filled = [np.where(n, 0.0, c / amax) for c, n in pairs]
+    mean = np.sum([f.sum(axis=0) for f in filled], axis=0) / count
+    sq = np.sum(
+        [np.where(n, 0.0, (f - mean) ** 2).sum(axis=0) for f, n in zip(filled, nans, strict=True)],
+        axis=0,
     )
-    amax[amax == 0] = 1.0
-    mean = np.sum([(c / amax).sum(axis=0) for c in chunks], axis=0) / X.shape[0]
-    sq = np.sum([((c / amax - mean) ** 2).sum(axis=0) for c in chunks], axis=0)
-    return mean * amax, np.sqrt(sq / X.shape[0]) * amax, constant
+    return mean * amax, np.sqrt(sq / count) * amax, constant
 
 
 class Gaussian(Likelihood):
@@ -189,8 +229,11 @@ class Gaussian(Likelihood):
         """Noise variances in the units of the standardised data."""
         return VAR_SMOOTHING + self.log_var.exp()
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         var = self.variance
+        if mask is not None:
+            elements = (x - out) ** 2 / var + var.log() + _LOG_2PI
+            return -0.5 * (elements * mask).sum(-1)
         # The sum of log-variances is a per-model constant: added once, not per element.
         log_norm = var.log().sum() if var.numel() > 1 else var.log() * self.n_features
         sq = ((x - out) ** 2 / var).sum(-1)
@@ -211,7 +254,7 @@ class Gaussian(Likelihood):
     ) -> tuple[np.ndarray, np.ndarray]:
         loc, std, constant = _column_moments(X)
         # The mean of identical values can be off in the last bit: use the value itself.
-        loc[constant] = X[0, constant]
+        loc[constant] = _column_max(X)[constant]
         std[constant] = 0.0
         biggest = std.max()
         if biggest == 0:  # all features constant: nothing to scale by
@@ -235,8 +278,8 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
-        return -F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        return -_masked_sum(F.binary_cross_entropy_with_logits(out, x, reduction="none"), mask)
 
     def mean(self, out: Tensor) -> Tensor:
         return torch.sigmoid(out)
@@ -275,9 +318,9 @@ class ContinuousBernoulli(Likelihood):
         taylor = math.log(2.0) + l2 / 12 - l2**2 / 1440
         return torch.where(small, taylor, exact)
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         log_p = x * F.logsigmoid(out) + (1 - x) * F.logsigmoid(-out) + self._log_norm(out)
-        return log_p.sum(-1)
+        return _masked_sum(log_p, mask)
 
     def mean(self, out: Tensor) -> Tensor:
         small = out.abs() < _CB_TAYLOR
@@ -309,11 +352,11 @@ class Poisson(Likelihood):
 
     name = "poisson"
 
-    def encoder_input(self, x: Tensor) -> Tensor:
+    def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return torch.log1p(x)
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
-        return (x * out - out.exp() - torch.lgamma(x + 1)).sum(-1)
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        return _masked_sum(x * out - out.exp() - torch.lgamma(x + 1), mask)
 
     def mean(self, out: Tensor) -> Tensor:
         return out.exp()
@@ -340,7 +383,7 @@ class NegativeBinomial(Poisson):
         super().__init__(n_features, covariance_type, **learned)
         self.log_theta = nn.Parameter(torch.zeros(n_features))
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         log_theta = self.log_theta
         theta = log_theta.exp()
         # log(theta + mu) from the logs, without overflow for large mu or theta.
@@ -352,7 +395,7 @@ class NegativeBinomial(Poisson):
             + theta * (log_theta - log_theta_mu)
             + x * (out - log_theta_mu)
         )
-        return log_p.sum(-1)
+        return _masked_sum(log_p, mask)
 
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         theta = self.log_theta.exp().detach().cpu().to(out.dtype).expand(out.shape)
@@ -387,23 +430,35 @@ class Categorical(Likelihood):
     def n_inputs(self) -> int:
         return sum(self.n_categories)
 
-    def encoder_input(self, x: Tensor) -> Tensor:
+    def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         codes = x.long() + self._offsets
         one_hot = torch.zeros(*x.shape[:-1], self.n_outputs, dtype=x.dtype, device=x.device)
-        return one_hot.scatter_(-1, codes, 1.0)
+        if mask is None:
+            return one_hot.scatter_(-1, codes, 1.0)
+        # A missing column is all zeros: no category is switched on.
+        return one_hot.scatter_(-1, codes, mask.to(x.dtype))
 
     def _log_softmax(self, out: Tensor) -> list[Tensor]:
         return [F.log_softmax(out[..., s], dim=-1) for s in self._slices]
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         codes = x.long()
         total = torch.zeros(out.shape[:-1], dtype=out.dtype, device=out.device)
         for j, log_p in enumerate(self._log_softmax(out)):
-            total = total + log_p.gather(-1, codes[..., j : j + 1]).squeeze(-1)
+            term = log_p.gather(-1, codes[..., j : j + 1]).squeeze(-1)
+            total = total + (term if mask is None else term * mask[..., j])
         return total
 
     def mean(self, out: Tensor) -> Tensor:
         modes = [out[..., s].argmax(-1) for s in self._slices]
+        return torch.stack(modes, dim=-1).to(out.dtype)
+
+    def weighted_mean(self, out: Tensor, weights: Tensor) -> Tensor:
+        # The most probable category of the mixture, as ``mean`` is for one component.
+        modes = [
+            (weights.unsqueeze(-1) * log_p.exp()).sum(1).argmax(-1)
+            for log_p in self._log_softmax(out)
+        ]
         return torch.stack(modes, dim=-1).to(out.dtype)
 
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
@@ -417,21 +472,22 @@ class Categorical(Likelihood):
     @classmethod
     def learn(cls, X: np.ndarray, **config: Any) -> dict:
         cls.check_domain(X)
-        return {"n_categories": [int(k) for k in X.max(axis=0) + 1]}
+        return {"n_categories": [int(k) for k in _column_max(X) + 1]}
 
     @classmethod
     def check_domain(cls, X: np.ndarray, **learned: Any) -> None:
-        if X.size and (X.min() < 0 or not np.all(X == np.round(X))):
+        seen = _observed(X)
+        if seen.size and (seen.min() < 0 or not np.all(seen == np.round(seen))):
             raise ValueError(
                 "likelihood='categorical' needs integer category codes 0, 1, 2, ...; got "
                 f"{_describe(X)}. Encode categories with sklearn's OrdinalEncoder first."
             )
-        if "n_categories" in learned and X.size:
-            too_big = X.max(axis=0) >= np.asarray(learned["n_categories"])
+        if "n_categories" in learned and seen.size:
+            too_big = _column_max(X) >= np.asarray(learned["n_categories"])
             if np.any(too_big):
                 j = int(np.flatnonzero(too_big)[0])
                 raise ValueError(
-                    f"Category code {int(X[:, j].max())} in categorical column {j} was not "
+                    f"Category code {int(_column_max(X)[j])} in categorical column {j} was not "
                     f"seen in fit, where its codes were 0 to {learned['n_categories'][j] - 1} "
                     "(partial_fit learns the categories from its first block)."
                 )
@@ -470,17 +526,23 @@ class Mixed(Likelihood):
     def n_inputs(self) -> int:
         return sum(p.n_inputs for p in self.parts)
 
-    def encoder_input(self, x: Tensor) -> Tensor:
+    def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return torch.cat(
-            [p.encoder_input(x[..., c]) for p, c in zip(self.parts, self.columns, strict=True)],
+            [
+                p.encoder_input(x[..., c], None if mask is None else mask[..., c])
+                for p, c in zip(self.parts, self.columns, strict=True)
+            ],
             dim=-1,
         )
 
     def _each(self):
         return zip(self.parts, self.columns, self._outputs, strict=True)
 
-    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
-        return sum(p.log_prob(x[..., c], out[..., o]) for p, c, o in self._each())
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        return sum(
+            p.log_prob(x[..., c], out[..., o], None if mask is None else mask[..., c])
+            for p, c, o in self._each()
+        )
 
     def _assemble(self, pieces: Sequence[Tensor], like: Tensor) -> Tensor:
         result = torch.empty(
@@ -495,6 +557,10 @@ class Mixed(Likelihood):
 
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         return self._assemble([p.sample(out[..., o], generator) for p, _, o in self._each()], out)
+
+    def weighted_mean(self, out: Tensor, weights: Tensor) -> Tensor:
+        pieces = [p.weighted_mean(out[..., o], weights) for p, _, o in self._each()]
+        return self._assemble(pieces, out[:, 0])
 
     @staticmethod
     def _split(X: np.ndarray, parts: Sequence[dict]):

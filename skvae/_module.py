@@ -57,6 +57,16 @@ class VAEModule(nn.Module):
     likelihood : Likelihood
         The observation model: it says what the encoder sees of x
         (``likelihood.encoder_input``) and how many values the decoder outputs.
+    missing : bool, default=False
+        Give the encoder the observed-value mask as ``n_features`` extra inputs (MIWAE,
+        Mattei and Frellsen 2019). Set when the training data has missing values.
+
+    Notes
+    -----
+    Missing values are NaN in x. Whatever ``missing`` is, every method accepts them: the
+    encoder sees them as 0 (the feature mean for standardised Gaussian columns; no
+    category for categorical ones) and the likelihood leaves them out, so that the ELBO
+    and the importance-weighted bound are bounds on log p(x_observed).
     """
 
     def __init__(
@@ -66,13 +76,16 @@ class VAEModule(nn.Module):
         hidden_layer_sizes: Sequence[int],
         activation: str,
         likelihood: Likelihood,
+        missing: bool = False,
     ) -> None:
         super().__init__()
         self.n_features = n_features
+        self.missing = bool(missing)
         self.n_components = n_components
         self.hidden_layer_sizes = tuple(hidden_layer_sizes)
         self.activation = activation
-        self.encoder = _mlp(likelihood.n_inputs, hidden_layer_sizes, 2 * n_components, activation)
+        n_inputs = likelihood.n_inputs + (n_features if self.missing else 0)
+        self.encoder = _mlp(n_inputs, hidden_layer_sizes, 2 * n_components, activation)
         self.decoder = _mlp(
             n_components, tuple(reversed(hidden_layer_sizes)), likelihood.n_outputs, activation
         )
@@ -87,6 +100,7 @@ class VAEModule(nn.Module):
             "hidden_layer_sizes": self.hidden_layer_sizes,
             "activation": self.activation,
             "likelihood": self.likelihood.config,
+            "missing": self.missing,
         }
 
     @classmethod
@@ -96,10 +110,23 @@ class VAEModule(nn.Module):
         likelihood = build_likelihood(spec["n_features"], spec.pop("likelihood"))
         return cls(likelihood=likelihood, **spec)
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z | x)."""
-        mu, log_var = self.encoder(self.likelihood.encoder_input(x)).chunk(2, dim=-1)
+    def observed(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """x with NaN set to 0, and the mask of observed entries (None when all are)."""
+        isnan = torch.isnan(x)
+        if not self.missing and not bool(isnan.any()):
+            return x, None
+        return x.masked_fill(isnan, 0.0), (~isnan).to(x.dtype)
+
+    def _encode(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        inputs = self.likelihood.encoder_input(x, mask)
+        if self.missing:
+            inputs = torch.cat([inputs, torch.ones_like(x) if mask is None else mask], dim=-1)
+        mu, log_var = self.encoder(inputs).chunk(2, dim=-1)
         return mu, log_var
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z | x); NaN entries of x are missing values."""
+        return self._encode(*self.observed(x))
 
     def decode(self, z: Tensor) -> Tensor:
         """Decoder output: the parameters of p(x | z), as the likelihood reads them."""
@@ -111,34 +138,58 @@ class VAEModule(nn.Module):
         ``eps`` is standard normal noise of shape (n_rows, n_components):
         z = mu + sigma * eps is the reparameterisation.
         """
-        mu, log_var = self.encode(x)
+        x, mask = self.observed(x)
+        mu, log_var = self._encode(x, mask)
         z = mu + (0.5 * log_var).exp() * eps
-        rec = self.likelihood.log_prob(x, self.decode(z))
+        rec = self.likelihood.log_prob(x, self.decode(z), mask)
         kl = gaussian_kl(mu, log_var).sum()
         return -(rec.sum() - kl_weight * kl) / x.shape[0]
 
     def elbo(self, x: Tensor, eps: Tensor) -> Tensor:
         """Per-row single-sample ELBO estimate with the given noise (n_rows, n_components)."""
-        mu, log_var = self.encode(x)
+        x, mask = self.observed(x)
+        mu, log_var = self._encode(x, mask)
         z = mu + (0.5 * log_var).exp() * eps
-        rec = self.likelihood.log_prob(x, self.decode(z))
+        rec = self.likelihood.log_prob(x, self.decode(z), mask)
         return rec - gaussian_kl(mu, log_var).sum(-1)
+
+    def _importance_weights(self, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """Log importance weights (n, K) and decoder outputs (n, K, n_outputs)."""
+        x, mask = self.observed(x)
+        mu, log_var = self._encode(x, mask)
+        std = (0.5 * log_var).exp()
+        eps = eps.to(x.dtype)
+        z = mu.unsqueeze(1) + std.unsqueeze(1) * eps.unsqueeze(0)  # (n, K, d)
+        out = self.decode(z)
+        shape = (*out.shape[:2], -1)
+        if mask is not None:
+            mask = mask.unsqueeze(1).expand(shape)
+        rec = self.likelihood.log_prob(x.unsqueeze(1).expand(shape), out, mask)
+        # log p(z) - log q(z|x): the 2*pi terms cancel, and (z - mu) / std is eps itself.
+        log_prior_ratio = (
+            -0.5 * (z**2).sum(-1) + 0.5 * (eps**2).sum(-1) + (0.5 * log_var).sum(-1, keepdim=True)
+        )
+        return rec + log_prior_ratio, out
 
     def iw_bound(self, x: Tensor, eps: Tensor) -> Tensor:
         """Per-row importance-weighted bound (Burda et al. 2015) with K = len(eps) samples.
 
         ``eps`` has shape (K, n_components) and is shared by every row (common random
         numbers), so a row's value does not depend on the other rows. K = 1 is the ELBO.
+        With NaN in x, it is a bound on log p(x_observed).
         """
-        mu, log_var = self.encode(x)
-        std = (0.5 * log_var).exp()
-        eps = eps.to(x.dtype)
-        z = mu.unsqueeze(1) + std.unsqueeze(1) * eps.unsqueeze(0)  # (n, K, d)
-        out = self.decode(z)
-        rec = self.likelihood.log_prob(x.unsqueeze(1).expand(*out.shape[:2], -1), out)
-        # log p(z) - log q(z|x): the 2*pi terms cancel, and (z - mu) / std is eps itself.
-        log_prior_ratio = (
-            -0.5 * (z**2).sum(-1) + 0.5 * (eps**2).sum(-1) + (0.5 * log_var).sum(-1, keepdim=True)
-        )
-        log_w = rec + log_prior_ratio
+        log_w, _ = self._importance_weights(x, eps)
         return torch.logsumexp(log_w, dim=1) - math.log(eps.shape[0])
+
+    def conditional_mean(self, x: Tensor, eps: Tensor) -> Tensor:
+        """E[x | x_observed] by self-normalised importance sampling, K = len(eps) samples.
+
+        The samples z_k ~ q(z | x_observed) are weighted by p(x_observed | z_k) p(z_k) /
+        q(z_k | x_observed), normalised to sum to 1, and the decoder means E[x | z_k]
+        averaged with those weights (for categorical columns: the most probable category
+        of the weighted mixture). Observed entries are returned as they are.
+        """
+        log_w, out = self._importance_weights(x, eps)
+        weights = torch.softmax(log_w, dim=1)
+        mean = self.likelihood.weighted_mean(out, weights)
+        return torch.where(torch.isnan(x), mean, x)

@@ -37,15 +37,17 @@ def _assert_clear(excinfo, pattern):
 @pytest.mark.parametrize(
     "X, exc, pattern",
     [
-        (np.array([[1.0, np.nan], [2.0, 3.0]]), ValueError, "NaN"),
+        (np.array([[np.nan, np.nan], [2.0, 3.0]]), ValueError, "Row 0 .*no observed value"),
+        (np.array([[1.0, np.nan], [2.0, np.nan]]), ValueError, "Column 1 .*no observed value"),
         (np.array([[1.0, np.inf], [2.0, 3.0]]), ValueError, "infinity"),
+        (np.array([[1.0, np.inf], [2.0, np.nan]]), ValueError, "infinity"),
         (np.arange(10.0), ValueError, "2D array"),
         (np.zeros((4, 3, 2)), ValueError, "dim 3"),
         (np.array([["a", "b"], ["c", "d"]]), ValueError, "string|convert"),
         (np.empty((0, 3)), ValueError, "0 sample"),
         (sp.csr_matrix(np.eye(4)), TypeError, "sparse"),
     ],
-    ids=["nan", "inf", "1d", "3d", "strings", "no-rows", "sparse"],
+    ids=["nan-row", "nan-col", "inf", "inf-and-nan", "1d", "3d", "strings", "no-rows", "sparse"],
 )
 def test_bad_training_data(X, exc, pattern):
     with pytest.raises(exc) as excinfo:
@@ -62,13 +64,22 @@ def test_wrong_width_at_prediction_time(fitted, method):
 
 
 @pytest.mark.parametrize("method", ["transform", "score_samples"])
-def test_nan_at_prediction_time(fitted, method):
+def test_missing_values_at_prediction_time(fitted, method):
+    # NaN is a missing value: allowed, with finite results; a row with nothing observed
+    # and infinity are errors.
     vae, X = fitted
     X = X.copy()
     X[0, 0] = np.nan
+    assert np.all(np.isfinite(getattr(vae, method)(X)))
+    X[1, :] = np.nan
     with pytest.raises(ValueError) as excinfo:
         getattr(vae, method)(X)
-    _assert_clear(excinfo, "NaN")
+    _assert_clear(excinfo, "Row 1 of X has no observed value")
+    X[1, :] = 0.0
+    X[2, 3] = np.inf
+    with pytest.raises(ValueError) as excinfo:
+        getattr(vae, method)(X)
+    _assert_clear(excinfo, "infinity")
 
 
 def test_inverse_transform_wrong_width(fitted):

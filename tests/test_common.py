@@ -9,7 +9,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skvae import VAEEstimator
+from skvae import VAEEstimator, VAEImputer
 
 ESTIMATORS = [
     # The defaults, as a user gets them.
@@ -34,10 +34,21 @@ ESTIMATORS = [
     ),
 ]
 
+IMPUTERS = [
+    # A small imputer with its missing indicator, so that both output widths are checked.
+    VAEImputer(
+        hidden_layer_sizes=(16,),
+        max_iter=20,
+        n_importance_samples=20,
+        add_indicator=True,
+        random_state=0,
+    ),
+]
+
 
 # Some checks fit with few iterations on purpose; a ConvergenceWarning is expected there.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(ESTIMATORS)
+@parametrize_with_checks(ESTIMATORS + IMPUTERS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 

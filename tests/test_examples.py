@@ -164,3 +164,10 @@ def test_readme_skops_recipe_runs_and_leaves_no_file(capsys):
     assert namespace["untrusted"] == ["skvae._estimator.VAEEstimator"]
     assert "skvae._estimator.VAEEstimator" in capsys.readouterr().out
     assert not namespace["path"].exists()
+
+
+def test_readme_missing_values_example_runs():
+    namespace = _run_readme_block("## Missing values")
+    assert namespace["log_p_observed"].shape == (5,)
+    assert np.all(np.isfinite(namespace["log_p_observed"]))
+    assert namespace["accuracy"] > 0.9

@@ -1,0 +1,209 @@
+"""VAEImputer: fills against the exact conditional mean, the imputer API, errors."""
+
+import re
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import check_param_validation
+
+from skvae import VAEImputer
+from skvae.datasets import make_linear_gaussian
+
+FAST = {"hidden_layer_sizes": (16,), "max_iter": 30, "n_importance_samples": 30}
+
+
+def _fit(X, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return VAEImputer(**{**FAST, "random_state": 0, **params}).fit(X)
+
+
+def _remove(X, fraction, seed):
+    X_missing = X.copy()
+    X_missing[np.random.default_rng(seed).uniform(size=X.shape) < fraction] = np.nan
+    empty = np.isnan(X_missing).all(axis=1)
+    X_missing[empty, 0] = X[empty, 0]
+    return X_missing
+
+
+def _exact_conditional_mean(model, X_missing):
+    """E[x_missing | x_observed] under the true linear-Gaussian model."""
+    cov = model.components.T @ model.components + np.diag(model.noise_variance)
+    filled = X_missing.copy()
+    for i, row in enumerate(X_missing):
+        m = np.isnan(row)
+        if m.any():
+            o = ~m
+            gain = cov[np.ix_(m, o)] @ np.linalg.inv(cov[np.ix_(o, o)])
+            filled[i, m] = model.mean[m] + gain @ (row[o] - model.mean[o])
+    return filled
+
+
+@pytest.fixture(scope="module")
+def linear():
+    X, model = make_linear_gaussian(
+        3000, n_features=6, n_components=2, noise_scale=0.4, random_state=0
+    )
+    X_missing = _remove(X, 0.25, seed=1)
+    imputer = _fit(
+        X_missing,
+        hidden_layer_sizes=(64, 64),
+        kl_warmup_iter=30,
+        max_iter=300,
+        learning_rate_init=3e-3,
+        n_importance_samples=200,
+    )
+    return X, X_missing, model, imputer
+
+
+def test_fills_approach_the_exact_conditional_mean(linear):
+    X, X_missing, model, imputer = linear
+    rows = slice(0, 600)
+    missing = np.isnan(X_missing[rows])
+    filled = imputer.transform(X_missing[rows])
+    exact = _exact_conditional_mean(model, X_missing[rows])
+    spread = X[rows][missing].std()
+
+    def rmse(A, B):
+        return np.sqrt(np.mean((A[missing] - B[missing]) ** 2))
+
+    # Close to the best possible fill, relative to the spread of the data...
+    assert rmse(filled, exact) < 0.1 * spread
+    # ...hence nearly as good as it at recovering the removed values, and far better
+    # than the column means.
+    best = rmse(exact, X[rows])
+    assert rmse(filled, X[rows]) < 1.05 * best
+    mean_fill = SimpleImputer().fit(X_missing).transform(X_missing[rows])
+    assert rmse(filled, X[rows]) < 0.6 * rmse(mean_fill, X[rows])
+
+
+def test_observed_entries_pass_through_exactly(linear):
+    _, X_missing, _, imputer = linear
+    filled = imputer.transform(X_missing[:200])
+    observed = ~np.isnan(X_missing[:200])
+    np.testing.assert_array_equal(filled[observed], X_missing[:200][observed])
+    assert not np.isnan(filled).any()
+
+
+def test_transform_is_deterministic_and_row_order_independent(linear):
+    _, X_missing, _, imputer = linear
+    rows = X_missing[:50]
+    first = imputer.transform(rows)
+    np.testing.assert_array_equal(imputer.transform(rows), first)
+    order = np.random.default_rng(0).permutation(50)
+    np.testing.assert_allclose(imputer.transform(rows[order]), first[order], atol=1e-12)
+    np.testing.assert_allclose(imputer.transform(rows[10:20]), first[10:20], atol=1e-12)
+
+
+def test_same_seed_same_imputer():
+    X, _ = make_linear_gaussian(300, n_features=4, random_state=1)
+    X_missing = _remove(X, 0.2, seed=2)
+    a = _fit(X_missing).transform(X_missing)
+    b = _fit(X_missing).transform(X_missing)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_add_indicator_matches_missing_indicator():
+    X, _ = make_linear_gaussian(300, n_features=5, random_state=1)
+    X_missing = _remove(X, 0.2, seed=2)
+    X_missing[:, 3] = X[:, 3]  # a column with nothing missing: no indicator column
+    imputer = _fit(X_missing, add_indicator=True)
+    out = imputer.transform(X_missing[:40])
+    indicator = MissingIndicator().fit(X_missing).transform(X_missing[:40])
+    assert out.shape == (40, 5 + 4)
+    np.testing.assert_array_equal(out[:, 5:], indicator)
+    np.testing.assert_array_equal(
+        imputer.get_feature_names_out(),
+        ["x0", "x1", "x2", "x3", "x4"] + [f"missingindicator_x{j}" for j in (0, 1, 2, 4)],
+    )
+
+
+def test_numeric_placeholder_for_missing_values():
+    X, _ = make_linear_gaussian(300, n_features=4, random_state=3)
+    X_nan = _remove(X, 0.2, seed=4)
+    X_placeholder = np.where(np.isnan(X_nan), -999.0, X_nan)
+    with_nan = _fit(X_nan, add_indicator=True)
+    with_placeholder = _fit(X_placeholder, missing_values=-999.0, add_indicator=True)
+    np.testing.assert_allclose(
+        with_placeholder.transform(X_placeholder), with_nan.transform(X_nan), atol=1e-12
+    )
+    # NaN is not a missing value then: it is an error, as in SimpleImputer.
+    with pytest.raises(ValueError, match="NaN"):
+        with_placeholder.transform(X_nan)
+
+
+def test_feature_names_with_a_dataframe():
+    X, _ = make_linear_gaussian(200, n_features=3, random_state=0)
+    df = pd.DataFrame(_remove(X, 0.2, seed=0), columns=["a", "b", "c"])
+    imputer = _fit(df, add_indicator=True)
+    names = imputer.get_feature_names_out()
+    assert list(names) == ["a", "b", "c"] + [f"missingindicator_{c}" for c in "abc"]
+    assert imputer.transform(df).shape == (200, 6)
+
+
+def test_in_a_pipeline_before_a_classifier():
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X_missing = _remove(X, 0.2, seed=0)
+    imputer = VAEImputer(**{**FAST, "n_components": 5, "random_state": 0})
+    pipe = make_pipeline(StandardScaler(), imputer, LogisticRegression(max_iter=1000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        pipe.fit(X_missing[::2], y[::2])
+    assert pipe.score(X_missing[1::2], y[1::2]) > 0.9
+
+
+def test_categorical_columns_get_category_codes():
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 3, size=400)
+    # Two copies of the same variable: the model can read one from the other.
+    codes = np.column_stack([z, z, rng.integers(0, 2, size=400)]).astype(float)
+    codes_missing = codes.copy()
+    codes_missing[::4, 0] = np.nan
+    imputer = _fit(codes_missing, likelihood="categorical", max_iter=200, learning_rate_init=1e-2)
+    filled = imputer.transform(codes_missing)
+    assert set(np.unique(filled[::4, 0])) <= {0.0, 1.0, 2.0}
+    assert np.mean(filled[::4, 0] == codes[::4, 0]) > 0.9
+
+
+@pytest.mark.parametrize(
+    "where, pattern",
+    [
+        ("row", "Row 2 of X has no observed value"),
+        ("column", "Column 1 of X has no observed value"),
+        ("inf", "infinity"),
+    ],
+)
+def test_clear_errors(where, pattern):
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    if where == "row":
+        X[2] = np.nan
+    elif where == "column":
+        X[:, 1] = np.nan
+    else:
+        X[4, 0] = np.inf
+    with pytest.raises(ValueError) as excinfo:
+        _fit(X)
+    message = str(excinfo.value)
+    assert re.search(pattern, message), message
+    assert "tensor" not in message.lower() and "torch" not in message.lower()
+
+
+def test_rows_with_nothing_observed_at_transform_time(linear):
+    _, X_missing, _, imputer = linear
+    rows = X_missing[:5].copy()
+    rows[3] = np.nan
+    with pytest.raises(ValueError, match="Row 3 of X has no observed value"):
+        imputer.transform(rows)
+
+
+def test_param_validation():
+    check_param_validation("VAEImputer", VAEImputer(**FAST))
