@@ -82,6 +82,7 @@ def test_the_gallery_has_its_examples():
         "plot_grid_search.py",
         "plot_count_data.py",
         "plot_training_curves.py",
+        "plot_imputation.py",
     } <= names
 
 
