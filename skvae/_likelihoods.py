@@ -57,7 +57,9 @@ def _observed(X: np.ndarray) -> np.ndarray:
 
 def _column_max(X: np.ndarray) -> np.ndarray:
     """Largest observed value of each column (-inf for a column with none), without warnings."""
-    return np.where(np.isnan(X), -np.inf, X).max(axis=0)
+    # fmax ignores NaN without a masked copy of X (nanmax would warn on all-NaN columns).
+    top = np.fmax.reduce(X, axis=0) if X.shape[0] else np.full(X.shape[1], np.nan)
+    return np.where(np.isnan(top), -np.inf, top)
 
 
 def _describe(X: np.ndarray) -> str:
@@ -185,26 +187,35 @@ class Likelihood(nn.Module):
 def _column_moments(X: np.ndarray, step: int = 2**16) -> tuple[np.ndarray, ...]:
     """Mean, standard deviation and constancy of each column, in chunks of rows.
 
-    Chunks keep the temporaries small whatever n_samples is; dividing by each column's
-    largest magnitude first keeps squares of values like 1e+200 from overflowing. NaN
-    (missing) entries are left out: each column's moments are over its observed values.
+    Chunks keep the temporaries small whatever n_samples is (three passes, one chunk in
+    memory at a time); dividing by each column's largest magnitude first keeps squares of
+    values like 1e+200 from overflowing. NaN (missing) entries are left out: each column's
+    moments are over its observed values.
     """
-    chunks = [X[i : i + step] for i in range(0, X.shape[0], step)]
-    nans = [np.isnan(c) for c in chunks]
-    pairs = list(zip(chunks, nans, strict=True))
-    count = np.sum([(~n).sum(axis=0) for n in nans], axis=0)
-    lo = np.min([np.where(n, np.inf, c).min(axis=0) for c, n in pairs], axis=0)
-    hi = np.max([np.where(n, -np.inf, c).max(axis=0) for c, n in pairs], axis=0)
+
+    def chunks():
+        for i in range(0, X.shape[0], step):
+            chunk = X[i : i + step]
+            yield chunk, np.isnan(chunk)
+
+    n_columns = X.shape[1]
+    count = np.zeros(n_columns)
+    lo, hi = np.full(n_columns, np.inf), np.full(n_columns, -np.inf)
+    for chunk, nan in chunks():
+        count += (~nan).sum(axis=0)
+        lo = np.minimum(lo, np.where(nan, np.inf, chunk).min(axis=0))
+        hi = np.maximum(hi, np.where(nan, -np.inf, chunk).max(axis=0))
     constant = lo == hi
     amax = np.maximum(np.abs(lo), np.abs(hi))
     amax[(amax == 0) | ~np.isfinite(amax)] = 1.0
     count = np.maximum(count, 1)
-    filled = [np.where(n, 0.0, c / amax) for c, n in pairs]
-    mean = np.sum([f.sum(axis=0) for f in filled], axis=0) / count
-    sq = np.sum(
-        [np.where(n, 0.0, (f - mean) ** 2).sum(axis=0) for f, n in zip(filled, nans, strict=True)],
-        axis=0,
-    )
+    total = np.zeros(n_columns)
+    for chunk, nan in chunks():
+        total += np.where(nan, 0.0, chunk / amax).sum(axis=0)
+    mean = total / count
+    sq = np.zeros(n_columns)
+    for chunk, nan in chunks():
+        sq += np.where(nan, 0.0, (chunk / amax - mean) ** 2).sum(axis=0)
     return mean * amax, np.sqrt(sq / count) * amax, constant
 
 

@@ -167,8 +167,9 @@ class ThreadChooser:
     take 10 to 200 times longer than on one thread (measured on this project's 2-core
     machine); on idle cores, the threads speed large steps up. So the choice is measured:
     ``probe_steps`` real training steps on each setting (the first of each not counted,
-    as it pays for the switch), the lower mean wins (a mean, because under load two
-    threads mostly take a few milliseconds but now and then half a second), and the
+    as it pays for the switch), and one thread is kept only when its mean is clearly lower
+    (a mean, because under load two threads mostly take a few milliseconds but now and
+    then half a second); the
     probe repeats every ``recheck_seconds`` of training, as the load changes. No step is
     wasted: probing steps are training steps.
     """
@@ -176,7 +177,7 @@ class ThreadChooser:
     def __init__(
         self,
         n_threads: int,
-        probe_steps: int = 4,
+        probe_steps: int = 8,
         recheck_seconds: float = 10.0,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -213,11 +214,21 @@ class ThreadChooser:
             self.chosen = self.choose(self._times)
             self._next_probe = self.clock() + self.recheck_seconds
 
-    @staticmethod
-    def choose(times: dict[int, list[float]]) -> int:
-        """The thread count whose steps took the least mean time (the first dropped)."""
+    def choose(self, times: dict[int, list[float]]) -> int:
+        """One thread only when its steps were clearly faster (mean, first step dropped).
+
+        The margin keeps the process's own thread count when the two are close and the
+        few timed steps cannot tell them apart; under load one thread wins by 2x or more.
+        """
         means = {n: statistics.fmean(t[1:] or t) for n, t in times.items() if t}
-        return min(means, key=lambda n: (means[n], n))
+        if 1 in means and self.n_threads in means:
+            if means[1] < _ONE_THREAD_MARGIN * means[self.n_threads]:
+                return 1
+        return self.n_threads
+
+
+#: One thread is kept only when its steps take less than this fraction of the others'.
+_ONE_THREAD_MARGIN = 0.9
 
 
 @contextlib.contextmanager
