@@ -39,7 +39,7 @@ Every target prints its settings, its numbers, the target and PASS/FAIL.
 
 Run from the repository root::
 
-    .venv/bin/python benchmarks/quality.py --threads 1  # all targets, ~6 min on 2 cores
+    .venv/bin/python benchmarks/quality.py --threads 1  # all targets, ~11 min on 2 cores
     .venv/bin/python benchmarks/quality.py --only 3     # one target
     .venv/bin/python benchmarks/quality.py --quick      # small settings: a smoke test
     .venv/bin/python benchmarks/quality.py --json results.json
