@@ -106,6 +106,21 @@ def _mean_log_det(X, scale):
     return float(-(np.log(scale) * (~np.isnan(X)).mean(axis=0)).sum())
 
 
+def _column_index(family, column, names, n_features):
+    """Index of a column that ``likelihood[family]`` selects by name or (negative) index."""
+    if isinstance(column, str):
+        if names is None or column not in names:
+            where = "X has no column names" if names is None else "not in X"
+            raise ValueError(f"Column {column!r} of likelihood[{family!r}]: {where}.")
+        return int(np.flatnonzero(names == column)[0])
+    if isinstance(column, Integral) and -n_features <= column < n_features:
+        return int(column) % n_features
+    raise ValueError(
+        f"likelihood[{family!r}] selects column {column!r}, but X has "
+        f"{n_features} columns: use indices 0 to {n_features - 1} or names."
+    )
+
+
 class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Variational autoencoder as a scikit-learn transformer and density model.
 
@@ -678,18 +693,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                 selection = [selection]
             columns = []
             for column in selection:
-                if isinstance(column, str):
-                    if names is None or column not in names:
-                        where = "X has no column names" if names is None else "not in X"
-                        raise ValueError(f"Column {column!r} of likelihood[{family!r}]: {where}.")
-                    index = int(np.flatnonzero(names == column)[0])
-                elif isinstance(column, Integral) and -n_features <= column < n_features:
-                    index = int(column) % n_features
-                else:
-                    raise ValueError(
-                        f"likelihood[{family!r}] selects column {column!r}, but X has "
-                        f"{n_features} columns: use indices 0 to {n_features - 1} or names."
-                    )
+                index = _column_index(family, column, names, n_features)
                 if index in owner:
                     raise ValueError(
                         f"Column {column!r} is given to both {owner[index]!r} and {family!r} "

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context
 from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils._missing import is_scalar_nan
-from sklearn.utils._param_validation import Interval, MissingValues, StrOptions
+from sklearn.utils._param_validation import Interval, MissingValues
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ._estimator import VAEEstimator, _check_missing
-from ._likelihoods import LIKELIHOODS
-from ._module import ACTIVATIONS
+from ._estimator import VAEEstimator, _check_missing, _column_index
 
 __all__ = ["VAEImputer"]
 
@@ -170,27 +168,13 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     True
     """
 
+    # The VAE's parameters are validated as VAEEstimator validates them.
     _parameter_constraints: dict = {
         "missing_values": [MissingValues(numeric_only=True)],
-        "n_components": [Interval(Integral, 1, None, closed="left")],
-        "likelihood": [StrOptions(set(LIKELIHOODS)), dict],
-        "covariance_type": [StrOptions({"diag", "spherical"})],
-        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(ACTIVATIONS))],
-        "kl_warmup_iter": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
+        **{name: VAEEstimator._parameter_constraints[name] for name in _VAE_PARAMS},
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
         "add_indicator": ["boolean"],
-        "device": [str],
         "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -276,7 +260,7 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         params = {name: getattr(self, name) for name in _VAE_PARAMS}
         if isinstance(params["likelihood"], dict):
             names = getattr(self, "feature_names_in_", None)
-            params["likelihood"] = _columns_as_indices(params["likelihood"], names)
+            params["likelihood"] = _columns_as_indices(params["likelihood"], names, X.shape[1])
         self.vae_ = VAEEstimator(**params, random_state=vae_seed).fit(X)
         self.n_iter_ = self.vae_.n_iter_
         if self.add_indicator:
@@ -343,19 +327,11 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _columns_as_indices(likelihood, names):
+def _columns_as_indices(likelihood, names, n_features):
     """The likelihood dict with column names replaced by indices (the VAE sees an array)."""
     result = {}
     for family, selection in likelihood.items():
         if isinstance(selection, str | Integral):
             selection = [selection]
-        columns = []
-        for column in selection:
-            if isinstance(column, str):
-                if names is None or column not in names:
-                    where = "X has no column names" if names is None else "not in X"
-                    raise ValueError(f"Column {column!r} of likelihood[{family!r}]: {where}.")
-                column = int(np.flatnonzero(names == column)[0])
-            columns.append(column)
-        result[family] = columns
+        result[family] = [_column_index(family, c, names, n_features) for c in selection]
     return result
