@@ -596,6 +596,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             log_det=_mean_log_det(X, scale) if missing else float(-np.log(scale).sum()),
             first_epoch=history.n_iter if incremental else 0,
             average_weights=not incremental,
+            has_missing=missing,
         )
         try:
             history = train(

@@ -132,13 +132,17 @@ class VAEModule(nn.Module):
         """Decoder output: the parameters of p(x | z), as the likelihood reads them."""
         return self.decoder(z)
 
-    def loss(self, x: Tensor, eps: Tensor, kl_weight: float = 1.0) -> Tensor:
+    def loss(
+        self, x: Tensor, eps: Tensor, kl_weight: float = 1.0, complete: bool = False
+    ) -> Tensor:
         """Mean over rows of -(E_q log p(x|z) - kl_weight * KL), one sample per row.
 
         ``eps`` is standard normal noise of shape (n_rows, n_components):
-        z = mu + sigma * eps is the reparameterisation.
+        z = mu + sigma * eps is the reparameterisation. ``complete=True`` says the caller
+        knows x has no missing values: it skips the search for NaN, a pass over x and a
+        host sync per batch (about 3% of a 784-400-20 training step on the CPU).
         """
-        x, mask = self.observed(x)
+        x, mask = (x, None) if complete else self.observed(x)
         mu, log_var = self._encode(x, mask)
         z = mu + (0.5 * log_var).exp() * eps
         rec = self.likelihood.log_prob(x, self.decode(z), mask)

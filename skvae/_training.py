@@ -45,6 +45,8 @@ class TrainingConfig:
     first_epoch: int = 0
     # Polyak averaging needs many steps in one call; partial_fit keeps Adam's last iterate.
     average_weights: bool = True
+    # False when the training data is known to have no NaN: steps then skip the check.
+    has_missing: bool = True
 
 
 @dataclass
@@ -129,13 +131,17 @@ def train_step(
     eps: Tensor,
     kl_weight: float,
     autocast_dtype: torch.dtype | None = None,
+    complete: bool = False,
 ) -> Tensor:
-    """One Adam step on a batch; returns the batch's summed loss without a device sync."""
+    """One Adam step on a batch; returns the batch's summed loss without a device sync.
+
+    ``complete=True``: the batch is known to have no missing values (see VAEModule.loss).
+    """
     if autocast_dtype is None:
-        loss = module.loss(x, eps, kl_weight)
+        loss = module.loss(x, eps, kl_weight, complete)
     else:
         with torch.autocast(x.device.type, dtype=autocast_dtype):
-            loss = module.loss(x, eps, kl_weight)
+            loss = module.loss(x, eps, kl_weight, complete)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -359,7 +365,15 @@ def _train_loop(
                 eps = eps_all[start : start + batch_size].to(device, non_blocking=non_blocking)
                 if threads is not None:
                     threads.before_step()
-                total += train_step(module, optimizer, x, eps, kl_weight, config.autocast_dtype)
+                total += train_step(
+                    module,
+                    optimizer,
+                    x,
+                    eps,
+                    kl_weight,
+                    config.autocast_dtype,
+                    complete=not config.has_missing,
+                )
                 if threads is not None:
                     threads.after_step()
                 if average is not None:

@@ -133,7 +133,30 @@ def test_loss_is_the_mean_negative_beta_elbo():
     for beta in (1.0, 0.25):
         expected = -(rec - beta * kl).mean()
         torch.testing.assert_close(module.loss(x, eps, beta), expected)
+        # Skipping the NaN search changes nothing on complete data.
+        torch.testing.assert_close(module.loss(x, eps, beta, complete=True), expected)
     torch.testing.assert_close(module.elbo(x, eps), rec - kl)
+
+
+def test_complete_loss_of_a_mask_model_sees_every_entry_observed():
+    """A model with the mask channel, on complete data: the mask is all ones either way."""
+    torch.manual_seed(0)
+    spec = {
+        "n_features": 6,
+        "n_components": 2,
+        "hidden_layer_sizes": (8,),
+        "activation": "tanh",
+        "likelihood": {"name": "gaussian", "covariance_type": "diag"},
+        "missing": True,
+    }
+    module = VAEModule.from_spec(spec).double()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(16, 6, generator=gen, dtype=torch.float64)
+    eps = torch.randn(16, 2, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(module.loss(x, eps, complete=True), module.loss(x, eps))
+    x_nan = x.clone()
+    x_nan[0, 0] = float("nan")
+    assert module.loss(x_nan, eps).isfinite()
 
 
 @pytest.mark.parametrize("hidden", [(), (5, 3)])
