@@ -297,11 +297,11 @@ def test_keyboard_interrupt_warns_and_keeps_the_best_weights(digits):
     calls = {"n": 0}
     real_step = _training.train_step
 
-    def interrupting_step(*args):
+    def interrupting_step(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 25:
             raise KeyboardInterrupt
-        return real_step(*args)
+        return real_step(*args, **kwargs)
 
     with mock.patch.object(_training, "train_step", interrupting_step):
         with pytest.warns(UserWarning, match="interrupted"):
