@@ -134,9 +134,7 @@ class _FakeCudaTensor(torch.Tensor):
         kwargs = kwargs or {}
         if func is torch.ops.aten.detach.default:
             return cls(args[0].data_on_cpu.detach())
-        if func is torch.ops.aten._to_copy.default and kwargs.get("device") == torch.device(
-            "cpu"
-        ):
+        if func is torch.ops.aten._to_copy.default and kwargs.get("device") == torch.device("cpu"):
             rest = {k: v for k, v in kwargs.items() if k != "device"}
             return func(args[0].data_on_cpu, **rest)
         raise RuntimeError(f"{func} on a (fake) CUDA tensor")
@@ -166,9 +164,7 @@ def test_a_model_fitted_on_a_gpu_loads_and_predicts_on_a_cpu_only_machine():
     reference = pickle.loads(pickle.dumps(est))  # the same model, saved from the CPU
     _as_if_fitted_on_a_gpu(est)
     assert all(p.device.type == "cuda" for p in est.module_.parameters())
-    assert all(
-        v.device.type == "cuda" for s in est.optimizer_.state.values() for v in s.values()
-    )
+    assert all(v.device.type == "cuda" for s in est.optimizer_.state.values() for v in s.values())
     with pytest.raises(RuntimeError):  # the stand-in is faithful: no numpy without a copy
         next(est.module_.parameters()).detach().numpy()
     data = pickle.dumps(est)
@@ -186,6 +182,7 @@ def test_a_model_fitted_on_a_gpu_loads_and_predicts_on_a_cpu_only_machine():
 
 
 # ---------------------------------------------------------------------- skops
+
 
 @pytest.fixture
 def skops_io():
