@@ -172,12 +172,13 @@ class ThreadChooser:
     busy, a thread waits for its partner's scheduler slice at each barrier, and a step can
     take 10 to 200 times longer than on one thread (measured on this project's 2-core
     machine); on idle cores, the threads speed large steps up. So the choice is measured:
-    ``probe_steps`` real training steps on each setting (the first of each not counted,
-    as it pays for the switch), and one thread is kept only when its mean is clearly lower
-    (a mean, because under load two threads mostly take a few milliseconds but now and
-    then half a second); the
-    probe repeats every ``recheck_seconds`` of training, as the load changes. No step is
-    wasted: probing steps are training steps.
+    ``probe_steps`` real training steps on all threads and ``one_thread_steps`` on one
+    (the first of each not counted, as it pays for the switch), and one thread is kept
+    only when its mean is clearly lower (a mean, because under load two threads mostly
+    take a few milliseconds but now and then half a second). One thread meets no barrier,
+    so its steps vary little and fewer of them are timed: on idle cores they are the slow
+    ones, the probe's whole cost. The probe repeats every ``recheck_seconds`` of
+    training, as the load changes. No step is wasted: probing steps are training steps.
     """
 
     def __init__(
@@ -186,10 +187,12 @@ class ThreadChooser:
         probe_steps: int = 8,
         recheck_seconds: float = 10.0,
         clock: Callable[[], float] = time.perf_counter,
+        one_thread_steps: int = 4,
     ) -> None:
         self.clock = clock
         self.n_threads = n_threads
         self.probe_steps = probe_steps
+        self.one_thread_steps = one_thread_steps
         self.recheck_seconds = recheck_seconds
         self.chosen = n_threads
         self._plan: list[int] = []
@@ -206,7 +209,7 @@ class ThreadChooser:
     def before_step(self) -> None:
         now = self.clock()
         if not self._plan and now >= self._next_probe:
-            self._plan = [self.n_threads] * self.probe_steps + [1] * self.probe_steps
+            self._plan = [self.n_threads] * self.probe_steps + [1] * self.one_thread_steps
             self._times = {self.n_threads: [], 1: []}
         self._set(self._plan[0] if self._plan else self.chosen)
         self._start = now

@@ -168,12 +168,18 @@ def test_no_weight_decay_is_plain_adam():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6, msg=name)
 
 
-def _run_chooser(step_seconds, n_steps=20):
+def _run_chooser(step_seconds, n_steps=20, one_thread_steps=3):
     """Drive a ThreadChooser with a fake clock; step_seconds maps thread count -> duration."""
     from skvae._training import ThreadChooser
 
     clock = [0.0]
-    chooser = ThreadChooser(2, probe_steps=3, recheck_seconds=1.0, clock=lambda: clock[0])
+    chooser = ThreadChooser(
+        2,
+        probe_steps=3,
+        recheck_seconds=1.0,
+        clock=lambda: clock[0],
+        one_thread_steps=one_thread_steps,
+    )
     used = []
     previous = torch.get_num_threads()
     try:
@@ -200,6 +206,15 @@ def test_thread_chooser_keeps_two_threads_when_they_are_faster_and_rechecks():
     # After recheck_seconds (1 s here) of training the probe runs again.
     assert used.count(1) > 3
     assert used[6:20] == [2] * 14
+
+
+def test_thread_chooser_times_fewer_steps_on_one_thread():
+    # On idle cores the one-thread steps are the slow ones: only 2 of them per probe here.
+    chooser, used = _run_chooser({2: 0.010, 1: 0.018}, n_steps=200, one_thread_steps=2)
+    assert used[:5] == [2, 2, 2, 1, 1] and used[5:20] == [2] * 15
+    assert chooser.chosen == 2
+    chooser, used = _run_chooser({2: 0.050, 1: 0.002}, one_thread_steps=2)
+    assert chooser.chosen == 1 and set(used[3:]) == {1}
 
 
 def test_thread_chooser_ignores_the_first_step_and_needs_a_clear_win():
