@@ -404,3 +404,37 @@ def test_a_failed_warm_start_fit_keeps_the_optimizer_state(digits):
     assert set(after) == set(moments) == {"step", "exp_avg", "exp_avg_sq"}
     for key, value in moments.items():
         np.testing.assert_array_equal(after[key].numpy(), value.numpy())
+
+
+
+# torch warns once per process about tensors made from read-only arrays, so a test that
+# waits for that warning can pass because an earlier test used it up: these tests check
+# the cause instead, that the tensors torch gets do not share memory with the caller's.
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_training_data_of_unscaled_families_is_a_copy(dtype):
+    X = (np.random.default_rng(0).random((50, 4)) > 0.5).astype(dtype)
+    out = VAEEstimator._rescale(X, np.zeros(4), np.ones(4), np.float32)
+    assert out.dtype == np.float32 and out.flags.writeable
+    assert not np.shares_memory(out, X)
+    np.testing.assert_array_equal(out, X)
+
+
+def test_inference_batches_are_copies_of_the_callers_array():
+    rng = np.random.default_rng(0)
+    X = (rng.random((60, 6)) > 0.5).astype(np.float64)
+    vae = VAEEstimator(likelihood="bernoulli", hidden_layer_sizes=(8,), n_components=2)
+    vae.set_params(max_iter=3, early_stopping=False, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    Z = vae.transform(X)
+    before = Z.copy()
+
+    def scribble(module, batch):
+        batch.add_(1.0)  # would write through to Z if the batch were a view of it
+        return module.decode(batch)
+
+    vae._infer(Z, scribble, (6,), rescale=False)
+    np.testing.assert_array_equal(Z, before)
