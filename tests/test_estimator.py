@@ -406,7 +406,6 @@ def test_a_failed_warm_start_fit_keeps_the_optimizer_state(digits):
         np.testing.assert_array_equal(after[key].numpy(), value.numpy())
 
 
-
 # torch warns once per process about tensors made from read-only arrays, so a test that
 # waits for that warning can pass because an earlier test used it up: these tests check
 # the cause instead, that the tensors torch gets do not share memory with the caller's.
