@@ -174,6 +174,65 @@ def test_categorical_columns_get_category_codes():
     assert np.mean(filled[::4, 0] == codes[::4, 0]) > 0.9
 
 
+def test_several_vaes_fill_with_the_mean_of_their_fills():
+    X, _ = make_linear_gaussian(300, n_features=4, random_state=0)
+    X_missing = _remove(X, 0.2, seed=1)
+    imputer = _fit(X_missing, n_estimators=3)
+    assert len(imputer.estimators_) == 3 and imputer.vae_ is imputer.estimators_[0]
+    assert imputer.n_iter_ == max(vae.n_iter_ for vae in imputer.estimators_)
+    # Each VAE on its own, through the one-VAE imputer's transform: same model, same noise.
+    singles = []
+    for vae in imputer.estimators_:
+        single = _fit(X_missing)
+        single.estimators_, single.vae_ = [vae], vae
+        single._crn_seed = imputer._crn_seed
+        singles.append(single.transform(X_missing))
+    assert not np.allclose(singles[0], singles[1])  # different seeds, different models
+    np.testing.assert_allclose(imputer.transform(X_missing), np.mean(singles, axis=0))
+
+
+def test_one_vae_is_the_default_and_fills_as_before_there_could_be_several():
+    X, _ = make_linear_gaussian(200, n_features=4, random_state=0)
+    X_missing = _remove(X, 0.2, seed=1)
+    a = _fit(X_missing).transform(X_missing)
+    b = _fit(X_missing, n_estimators=1).transform(X_missing)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_categorical_columns_of_several_vaes_take_the_hard_vote():
+    from skvae._imputer import _combine
+
+    # 3 models x 2 rows x 2 columns; column 1 is categorical.
+    fills = [
+        np.array([[0.0, 2.0], [1.0, 0.0]]),
+        np.array([[1.0, 1.0], [2.0, 1.0]]),
+        np.array([[2.0, 1.0], [3.0, 2.0]]),
+    ]
+    combined = _combine(fills, np.array([1]))
+    np.testing.assert_array_equal(combined[:, 0], [1.0, 2.0])  # means
+    np.testing.assert_array_equal(combined[:, 1], [1.0, 0.0])  # 1 wins 2:1; a tie -> 0
+    assert _combine(fills[:1], np.array([1])) is fills[0]
+
+
+def test_several_vaes_on_categorical_columns_fill_category_codes():
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 3, size=400)
+    codes = np.column_stack([z, z, rng.integers(0, 2, size=400)]).astype(float)
+    codes_missing = codes.copy()
+    codes_missing[::4, 0] = np.nan
+    likelihood = {"categorical": [0, 1], "bernoulli": [2]}
+    imputer = _fit(
+        codes_missing,
+        likelihood=likelihood,
+        n_estimators=3,
+        max_iter=200,
+        learning_rate_init=1e-2,
+    )
+    filled = imputer.transform(codes_missing)
+    assert set(np.unique(filled[::4, 0])) <= {0.0, 1.0, 2.0}
+    assert np.mean(filled[::4, 0] == codes[::4, 0]) > 0.9
+
+
 @pytest.mark.parametrize(
     "where, pattern",
     [
