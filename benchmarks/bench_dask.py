@@ -10,7 +10,9 @@ What is measured:
     rows x = W z + offset + noise, z ~ N(0, I_5), as in bench_scale.py). With dask's
     synchronous scheduler one block exists at a time; with its default threaded scheduler
     the idle thread generates blocks ahead of the (sequential) partial_fit calls, which
-    hold them until their turn: both are measured. Beside them, ``VAEEstimator.fit`` on the
+    hold them until their turn: both are measured. Beside them, the same ``partial_fit``
+    calls by hand on the blocks as numpy arrays, each generated when its turn comes (what
+    dask adds), and ``VAEEstimator.fit`` on the
     same rows materialised as one numpy array, ``max_iter=--passes``,
     ``early_stopping=False``. Both use the defaults otherwise (n_components=2, hidden
     layers (128, 128), batch 128) and random_state=0. Each runs in a fresh process
@@ -115,6 +117,15 @@ def worker_fit(task: dict) -> dict:
                 inc.partial_fit(X)
         seconds = time.perf_counter() - start
         est = inc.estimator_
+    elif task["mode"] == "partial_fit_by_hand":
+        # The same calls without dask: each block generated when its turn comes, as the
+        # synchronous scheduler does, so the difference to it is dask's own cost.
+        est = VAEEstimator(random_state=SEED)
+        start = time.perf_counter()
+        for _ in range(task["passes"]):
+            for i, n in enumerate(sizes):
+                est.partial_fit(make_block(i, n, features))
+        seconds = time.perf_counter() - start
     else:
         start = time.perf_counter()
         X = np.concatenate([make_block(i, n, features) for i, n in enumerate(sizes)])
@@ -151,7 +162,8 @@ def run_worker(task: dict) -> dict:
 
 def part_incremental(args) -> list[dict]:
     results = []
-    for mode in ("incremental_synchronous", "incremental_threads", "in_memory"):
+    modes = ("incremental_synchronous", "incremental_threads", "partial_fit_by_hand", "in_memory")
+    for mode in modes:
         print(f"  {mode} ...", flush=True)
         task = {
             "mode": mode,
@@ -178,6 +190,7 @@ def print_incremental_table(args, results: list[dict]) -> None:
     names = {
         "incremental_synchronous": "Incremental, dask scheduler='synchronous'",
         "incremental_threads": "Incremental, dask scheduler='threads'",
+        "partial_fit_by_hand": "partial_fit by hand on numpy blocks",
         "in_memory": "VAEEstimator.fit on one numpy array",
     }
     for r in results:
