@@ -212,6 +212,9 @@ def test_categorical_columns_of_several_vaes_take_the_hard_vote():
     np.testing.assert_array_equal(combined[:, 0], [1.0, 2.0])  # means
     np.testing.assert_array_equal(combined[:, 1], [1.0, 0.0])  # 1 wins 2:1; a tie -> 0
     assert _combine(fills[:1], np.array([1])) is fills[0]
+    # Large codes cost nothing extra, and a three-way tie goes to the smallest.
+    big = [np.array([[0.0, c]]) for c in (90_000.0, 7.0, 500.0)]
+    assert _combine(big, np.array([1]))[0, 1] == 7.0
 
 
 def test_several_vaes_on_categorical_columns_fill_category_codes():
