@@ -12,7 +12,9 @@ from skvae import VAEModule
 from skvae._module import gaussian_kl
 
 
-def _module(n_features=6, n_components=2, hidden=(), likelihood="gaussian", cov="spherical"):
+def _module(
+    n_features=6, n_components=2, hidden=(), likelihood="gaussian", cov="spherical", missing=False
+):
     torch.manual_seed(0)
     return VAEModule.from_spec(
         {
@@ -21,6 +23,7 @@ def _module(n_features=6, n_components=2, hidden=(), likelihood="gaussian", cov=
             "hidden_layer_sizes": hidden,
             "activation": "tanh",
             "likelihood": {"name": likelihood, "covariance_type": cov},
+            "missing": missing,
         }
     ).double()
 
@@ -140,16 +143,7 @@ def test_loss_is_the_mean_negative_beta_elbo():
 
 def test_complete_loss_of_a_mask_model_sees_every_entry_observed():
     """A model with the mask channel, on complete data: the mask is all ones either way."""
-    torch.manual_seed(0)
-    spec = {
-        "n_features": 6,
-        "n_components": 2,
-        "hidden_layer_sizes": (8,),
-        "activation": "tanh",
-        "likelihood": {"name": "gaussian", "covariance_type": "diag"},
-        "missing": True,
-    }
-    module = VAEModule.from_spec(spec).double()
+    module = _module(hidden=(8,), cov="diag", missing=True)
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(16, 6, generator=gen, dtype=torch.float64)
     eps = torch.randn(16, 2, generator=gen, dtype=torch.float64)
