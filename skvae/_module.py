@@ -7,14 +7,19 @@ likelihood's ``data_scaling``; the estimator converts to and from the user's uni
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ._likelihoods import Likelihood, build_likelihood
 
-__all__ = ["VAEModule", "gaussian_kl"]
+__all__ = ["SparseRows", "VAEModule", "gaussian_kl"]
+
+#: The non-zero encoder inputs of a batch: column indices, the offset of each row's first
+#: entry in them, and the values (None when every one is 1), as ``F.embedding_bag`` reads.
+SparseRows = tuple[Tensor, Tensor, Tensor | None]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -26,13 +31,67 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def _mlp(n_in: int, hidden: Sequence[int], n_out: int, activation: str) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for width in hidden:
-        layers += [nn.Linear(n_in, width), ACTIVATIONS[activation]()]
-        n_in = width
-    layers.append(nn.Linear(n_in, n_out))
+def _mlp(
+    n_in: int,
+    hidden: Sequence[int],
+    n_out: int,
+    activation: str,
+    first: Callable[[int, int], nn.Module] = nn.Linear,
+) -> nn.Sequential:
+    """Affine layers with ``activation`` between them; ``first`` builds the first one."""
+    widths = (n_in, *hidden, n_out)
+    layers: list[nn.Module] = [first(widths[0], widths[1])]
+    for width_in, width_out in zip(widths[1:-1], widths[2:], strict=True):
+        layers += [ACTIVATIONS[activation](), nn.Linear(width_in, width_out)]
     return nn.Sequential(*layers)
+
+
+class InputLinear(nn.Module):
+    """The encoder's first affine layer, with its weight stored input-major.
+
+    ``weight`` has shape (in_features, out_features), one contiguous row per input, so
+    that the sparse path (see ``_SparseInputLinear``) reads a row per non-zero input.
+    The dense product runs as fast on this layout as on ``nn.Linear``'s (measured on
+    CPU). The initial values are ``nn.Linear``'s, from the same random numbers.
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        init = nn.Linear(in_features, out_features)
+        self.weight = nn.Parameter(init.weight.detach().t().contiguous())
+        self.bias = nn.Parameter(init.bias.detach().clone())
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight.t(), self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
+class _SparseInputLinear(torch.autograd.Function):
+    """``F.linear`` of inputs given both dense and as their non-zero entries.
+
+    The forward sums the weight rows of the non-zero inputs (``F.embedding_bag``), which
+    skips the multiplications by zero; the weight's gradient is the dense product, which
+    is faster than embedding_bag's own backward (both measured on a 784-400 layer).
+    """
+
+    @staticmethod
+    def forward(ctx, dense, indices, offsets, values, weight, bias):
+        ctx.save_for_backward(dense, weight)
+        values = None if values is None else values.to(weight.dtype)
+        out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values)
+        return out + bias
+
+    @staticmethod
+    def backward(ctx, grad):
+        dense, weight = ctx.saved_tensors
+        grad_dense = grad @ weight.t() if ctx.needs_input_grad[0] else None
+        grad_weight = dense.t() @ grad if ctx.needs_input_grad[4] else None
+        grad_bias = grad.sum(0) if ctx.needs_input_grad[5] else None
+        return grad_dense, None, None, None, grad_weight, grad_bias
 
 
 def gaussian_kl(mu: Tensor, log_var: Tensor) -> Tensor:
@@ -85,7 +144,9 @@ class VAEModule(nn.Module):
         self.hidden_layer_sizes = tuple(hidden_layer_sizes)
         self.activation = activation
         n_inputs = likelihood.n_inputs + (n_features if self.missing else 0)
-        self.encoder = _mlp(n_inputs, hidden_layer_sizes, 2 * n_components, activation)
+        self.encoder = _mlp(
+            n_inputs, hidden_layer_sizes, 2 * n_components, activation, first=InputLinear
+        )
         self.decoder = _mlp(
             n_components, tuple(reversed(hidden_layer_sizes)), likelihood.n_outputs, activation
         )
@@ -117,11 +178,21 @@ class VAEModule(nn.Module):
             return x, None
         return x.masked_fill(isnan, 0.0), (~isnan).to(x.dtype)
 
-    def _encode(self, x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _encode(
+        self, x: Tensor, mask: Tensor | None, sparse: SparseRows | None = None
+    ) -> tuple[Tensor, Tensor]:
         inputs = self.likelihood.encoder_input(x, mask)
         if self.missing:
             inputs = torch.cat([inputs, torch.ones_like(x) if mask is None else mask], dim=-1)
-        mu, log_var = self.encoder(inputs).chunk(2, dim=-1)
+        if sparse is None:
+            out = self.encoder(inputs)
+        else:
+            layers = iter(self.encoder)
+            first = next(layers)
+            out = _SparseInputLinear.apply(inputs, *sparse, first.weight, first.bias)
+            for layer in layers:
+                out = layer(out)
+        mu, log_var = out.chunk(2, dim=-1)
         return mu, log_var
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
@@ -133,7 +204,12 @@ class VAEModule(nn.Module):
         return self.decoder(z)
 
     def loss(
-        self, x: Tensor, eps: Tensor, kl_weight: float = 1.0, complete: bool = False
+        self,
+        x: Tensor,
+        eps: Tensor,
+        kl_weight: float = 1.0,
+        complete: bool = False,
+        sparse: SparseRows | None = None,
     ) -> Tensor:
         """Mean over rows of -(E_q log p(x|z) - kl_weight * KL), one sample per row.
 
@@ -141,9 +217,11 @@ class VAEModule(nn.Module):
         z = mu + sigma * eps is the reparameterisation. ``complete=True`` says the caller
         knows x has no missing values: it skips the search for NaN, a pass over x and a
         host sync per batch (about 3% of a 784-400-20 training step on the CPU).
+        ``sparse``, optional, holds the non-zero entries of the encoder's inputs of
+        these rows (see ``SparseRows``); the first layer then skips their zeros.
         """
         x, mask = (x, None) if complete else self.observed(x)
-        mu, log_var = self._encode(x, mask)
+        mu, log_var = self._encode(x, mask, sparse)
         z = mu + (0.5 * log_var).exp() * eps
         rec = self.likelihood.log_prob(x, self.decode(z), mask)
         kl = gaussian_kl(mu, log_var).sum()

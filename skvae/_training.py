@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from ._module import VAEModule
+from ._module import SparseRows, VAEModule
 
 __all__ = ["TrainingConfig", "History", "encode_all", "make_optimizer", "train"]
 
@@ -132,16 +132,18 @@ def train_step(
     kl_weight: float,
     autocast_dtype: torch.dtype | None = None,
     complete: bool = False,
+    sparse: SparseRows | None = None,
 ) -> Tensor:
     """One Adam step on a batch; returns the batch's summed loss without a device sync.
 
-    ``complete=True``: the batch is known to have no missing values (see VAEModule.loss).
+    ``complete=True``: the batch is known to have no missing values; ``sparse``: the
+    non-zero encoder inputs of the batch (both: see VAEModule.loss).
     """
     if autocast_dtype is None:
-        loss = module.loss(x, eps, kl_weight, complete)
+        loss = module.loss(x, eps, kl_weight, complete, sparse)
     else:
         with torch.autocast(x.device.type, dtype=autocast_dtype):
-            loss = module.loss(x, eps, kl_weight, complete)
+            loss = module.loss(x, eps, kl_weight, complete, sparse)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -262,6 +264,82 @@ def _step_threads(module: VAEModule, batch_size: int, device: torch.device):
             torch.set_num_threads(previous)
 
 
+#: The first encoder layer skips zero inputs when at most this fraction of the training
+#: rows' encoder inputs is non-zero and there are at least ``_MIN_SPARSE_INPUTS`` of them.
+#: On a 784-400 layer (2 threads) the sum of weight rows costs 85 us at a density of 0.13
+#: against 425 us for the dense product; it grows with the number of non-zeros.
+_MAX_SPARSE_DENSITY = 0.25
+_MIN_SPARSE_INPUTS = 64
+
+
+class SparseInputs:
+    """The non-zero encoder inputs of the training rows, row by row (CSR), for one fit.
+
+    Binary images, counts and one-hot categories are mostly zeros; with this, the first
+    encoder layer adds up the weight rows of the non-zero inputs instead of multiplying
+    the zeros (see ``VAEModule.loss``). Built once per call to ``train``, from rows that
+    hold no missing values.
+    """
+
+    def __init__(self, row_starts: Tensor, columns: Tensor, values: Tensor | None) -> None:
+        self.row_starts = row_starts  # (n_rows + 1,) int64
+        self.columns = columns  # (n_non_zero,) int32
+        self.values = values  # (n_non_zero,) float32, or None when all are 1
+
+    @classmethod
+    @torch.no_grad()
+    def build(cls, module: VAEModule, X: Tensor, chunk: int = 4096) -> SparseInputs | None:
+        """The CSR of ``likelihood.encoder_input(X)``, or None when it is not sparse."""
+        likelihood = module.likelihood
+        n_inputs = likelihood.n_inputs
+        if module.missing or n_inputs < _MIN_SPARSE_INPUTS or X.shape[0] == 0:
+            return None
+        device = next(module.parameters()).device
+        # A look at the first rows spares dense data the full pass.
+        head = likelihood.encoder_input(X[:chunk].to(device))
+        if torch.count_nonzero(head) > _MAX_SPARSE_DENSITY * head.numel():
+            return None
+        counts, columns, values = [], [], []
+        for start in range(0, X.shape[0], chunk):
+            inputs = likelihood.encoder_input(X[start : start + chunk].to(device)).cpu()
+            rows, cols = inputs.nonzero(as_tuple=True)
+            counts.append(torch.bincount(rows, minlength=inputs.shape[0]))
+            columns.append(cols.to(torch.int32))
+            values.append(inputs[rows, cols].float())
+        columns, values = torch.cat(columns), torch.cat(values)
+        if columns.numel() > _MAX_SPARSE_DENSITY * X.shape[0] * n_inputs:
+            return None
+        row_starts = torch.zeros(X.shape[0] + 1, dtype=torch.int64)
+        torch.cumsum(torch.cat(counts), 0, out=row_starts[1:])
+        return cls(row_starts, columns, None if bool((values == 1).all()) else values)
+
+    def epoch(self, rows: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+        """The entries of ``rows`` in that order: (columns, values, starts).
+
+        ``starts`` (len(rows) + 1) gives where each row's entries begin; ``batch`` cuts
+        a run of rows out of them.
+        """
+        lengths = self.row_starts[1:][rows] - self.row_starts[:-1][rows]
+        starts = torch.zeros(len(rows) + 1, dtype=torch.int64)
+        torch.cumsum(lengths, 0, out=starts[1:])
+        shift = torch.repeat_interleave(starts[:-1] - self.row_starts[:-1][rows], lengths)
+        positions = torch.arange(int(starts[-1])) - shift
+        values = None if self.values is None else self.values[positions]
+        return self.columns[positions], values, starts
+
+    @staticmethod
+    def batch(
+        epoch: tuple[Tensor, Tensor | None, Tensor], start: int, stop: int, device: torch.device
+    ) -> SparseRows:
+        """The ``SparseRows`` of rows ``start:stop`` of an ``epoch``, on ``device``."""
+        columns, values, starts = epoch
+        stop = min(stop, len(starts) - 1)
+        first, last = int(starts[start]), int(starts[stop])
+        offsets = (starts[start:stop] - first).to(torch.int32)
+        cut = None if values is None else values[first:last].to(device)
+        return columns[first:last].to(device), offsets.to(device), cut
+
+
 @torch.no_grad()
 def encode_all(
     module: VAEModule,
@@ -352,6 +430,10 @@ def _train_loop(
     if config.average_weights:
         horizon = min(_AVERAGE_EPOCHS * steps_per_epoch, _AVERAGE_MAX_STEPS)
         average = WeightAverage(module, horizon)
+    # Under autocast the products are already cheap, and embedding_bag stays in float32.
+    use_sparse = not config.has_missing and config.autocast_dtype is None
+    sparse = SparseInputs.build(module, X_train) if use_sparse else None
+    batch_sparse = None
     bar = _progress(config)
     module.train()
     try:
@@ -361,11 +443,14 @@ def _train_loop(
             if train_rows is not None:
                 perm = train_rows[perm]
             eps_all = torch.randn(n_train, n_components, generator=generator)
+            epoch_sparse = None if sparse is None else sparse.epoch(perm)
             total = torch.zeros((), device=device)
             for start in range(0, n_train, batch_size):
                 idx = perm[start : start + batch_size]
                 x = X_train[idx].to(device, non_blocking=non_blocking)
                 eps = eps_all[start : start + batch_size].to(device, non_blocking=non_blocking)
+                if epoch_sparse is not None:
+                    batch_sparse = sparse.batch(epoch_sparse, start, start + batch_size, device)
                 if threads is not None:
                     threads.before_step()
                 total += train_step(
@@ -376,6 +461,7 @@ def _train_loop(
                     kl_weight,
                     config.autocast_dtype,
                     complete=not config.has_missing,
+                    sparse=batch_sparse,
                 )
                 if threads is not None:
                     threads.after_step()

@@ -9,7 +9,7 @@ from scipy.stats import multivariate_normal
 from torch.distributions import Normal, kl_divergence
 
 from skvae import VAEModule
-from skvae._module import gaussian_kl
+from skvae._module import InputLinear, gaussian_kl
 
 
 def _module(
@@ -52,8 +52,8 @@ def _set_exact_linear_gaussian(module, rng):
     post_cov = np.diag(1.0 / np.diag(M))
     A = post_cov @ W.T / sigma2
     with torch.no_grad():
-        enc = module.encoder[0]
-        enc.weight.copy_(torch.from_numpy(np.vstack([A, np.zeros((k, d))])))
+        enc = module.encoder[0]  # its weight is input-major: (n_features, 2 * n_components)
+        enc.weight.copy_(torch.from_numpy(np.vstack([A, np.zeros((k, d))]).T))
         enc.bias.copy_(torch.from_numpy(np.concatenate([-A @ b, np.log(np.diag(post_cov))])))
         dec = module.decoder[0]
         dec.weight.copy_(torch.from_numpy(W))
@@ -161,3 +161,61 @@ def test_spec_round_trip_rebuilds_the_same_architecture(hidden):
     x = torch.rand(4, 6, dtype=torch.float64)
     torch.testing.assert_close(rebuilt.encode(x), module.encode(x))
     assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in module.parameters()]
+
+
+def test_input_linear_is_an_affine_map_with_an_input_major_weight():
+    torch.manual_seed(0)
+    layer = InputLinear(5, 3)
+    assert layer.weight.shape == (5, 3) and layer.weight.is_contiguous()
+    x = torch.randn(4, 5)
+    expected = x.numpy() @ layer.weight.detach().numpy() + layer.bias.detach().numpy()
+    np.testing.assert_allclose(layer(x).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    # The initial values are nn.Linear's, transposed, from the same random numbers.
+    torch.manual_seed(0)
+    reference = torch.nn.Linear(5, 3)
+    torch.testing.assert_close(layer.weight.detach(), reference.weight.detach().t())
+    torch.testing.assert_close(layer.bias.detach(), reference.bias.detach())
+
+
+def _sparse_case(name, rng):
+    """A likelihood config and data of 80 mostly-zero encoder inputs."""
+    if name == "bernoulli":
+        return {"name": name}, (rng.random((50, 80)) < 0.1).astype(np.float64)
+    if name == "poisson":
+        return {"name": name}, rng.poisson(0.15, size=(50, 80)).astype(np.float64)
+    # 8 columns of 10 categories: one-hot inputs, one in ten non-zero.
+    return {"name": name, "n_categories": [10] * 8}, rng.integers(0, 10, (50, 8)).astype(float)
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "poisson", "categorical"])
+def test_sparse_first_layer_gives_the_dense_loss_and_gradients(name):
+    from skvae._training import SparseInputs
+
+    rng = np.random.default_rng(0)
+    likelihood, X = _sparse_case(name, rng)
+    torch.manual_seed(0)
+    module = VAEModule.from_spec(
+        {
+            "n_features": X.shape[1],
+            "n_components": 3,
+            "hidden_layer_sizes": (16,),
+            "activation": "relu",
+            "likelihood": {"covariance_type": "diag", **likelihood},
+            "missing": False,
+        }
+    )
+    X = torch.from_numpy(X).float()
+    sparse = SparseInputs.build(module, X)
+    assert sparse is not None
+    rows = torch.from_numpy(rng.permutation(50))
+    epoch = sparse.epoch(rows)
+    x, eps = X[rows[20:40]], torch.randn(20, 3)
+    params = list(module.parameters())
+    dense_loss = module.loss(x, eps, complete=True)
+    dense_grads = torch.autograd.grad(dense_loss, params)
+    sparse_loss = module.loss(x, eps, complete=True, sparse=sparse.batch(epoch, 20, 40, "cpu"))
+    sparse_grads = torch.autograd.grad(sparse_loss, params)
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    for got, expected in zip(sparse_grads, dense_grads, strict=True):
+        torch.testing.assert_close(got, expected)
+        assert got.stride() == expected.stride()

@@ -8,7 +8,7 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAEEstimator
-from skvae._training import TrainingConfig, _kl_weight
+from skvae._training import SparseInputs, TrainingConfig, _kl_weight
 
 
 def test_kl_weight_ramps_linearly_to_beta():
@@ -226,3 +226,79 @@ def test_thread_chooser_ignores_the_first_step_and_needs_a_clear_win():
     # One thread 5% faster is within the timing noise: keep the process's threads.
     assert chooser.choose({2: [0.01, 0.010, 0.010], 1: [0.01, 0.0095, 0.0095]}) == 2
     assert chooser.choose({2: [0.01, 0.010, 0.010], 1: [0.01, 0.005, 0.005]}) == 1
+
+
+def _bernoulli_module(n_features, missing=False):
+    from skvae import VAEModule
+
+    return VAEModule.from_spec(
+        {
+            "n_features": n_features,
+            "n_components": 2,
+            "hidden_layer_sizes": (8,),
+            "activation": "relu",
+            "likelihood": {"name": "bernoulli", "covariance_type": "diag"},
+            "missing": missing,
+        }
+    )
+
+
+def test_sparse_inputs_give_each_batch_its_non_zero_entries():
+    from scipy.sparse import csr_matrix
+
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy((rng.random((300, 100)) < 0.1).astype(np.float32))
+    sparse = SparseInputs.build(_bernoulli_module(100), X)
+    assert sparse is not None and sparse.values is None  # binary: every value is 1
+    rows = torch.from_numpy(rng.permutation(300)[:250])
+    epoch = sparse.epoch(rows)
+    for start in range(0, 250, 64):  # the last batch is short
+        columns, offsets, values = SparseInputs.batch(epoch, start, start + 64, "cpu")
+        batch_rows = rows[start : start + 64]
+        n_entries = len(columns)
+        ones = np.ones(n_entries) if values is None else values.numpy()
+        pointers = np.append(offsets.numpy(), n_entries)
+        dense = csr_matrix((ones, columns.numpy(), pointers), shape=(len(batch_rows), 100))
+        np.testing.assert_array_equal(dense.toarray(), X[batch_rows].numpy())
+
+
+def test_sparse_inputs_are_left_to_dense_data_small_inputs_and_mask_models():
+    rng = np.random.default_rng(0)
+    binary = torch.from_numpy((rng.random((300, 100)) < 0.1).astype(np.float32))
+    assert SparseInputs.build(_bernoulli_module(100), binary) is not None
+    dense = torch.from_numpy((rng.random((300, 100)) < 0.5).astype(np.float32))
+    assert SparseInputs.build(_bernoulli_module(100), dense) is None
+    assert SparseInputs.build(_bernoulli_module(100, missing=True), binary) is None
+    assert SparseInputs.build(_bernoulli_module(20), binary[:, :20]) is None
+    # Dense beyond the first rows that the quick look sees: the full count decides.
+    late = torch.cat([binary.repeat(14, 1), dense.repeat(20, 1)])
+    assert SparseInputs.build(_bernoulli_module(100), late) is None
+
+
+def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch):
+    import skvae._training as training
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 100)) < 0.1).astype(np.float64)
+    built = []
+    build = SparseInputs.build.__func__
+
+    def spy(cls, module, X_train):
+        built.append(build(cls, module, X_train))
+        return built[-1]
+
+    def fit():
+        vae = VAEEstimator(likelihood="bernoulli", hidden_layer_sizes=(32,), max_iter=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return vae.set_params(random_state=0).fit(X)
+
+    monkeypatch.setattr(SparseInputs, "build", classmethod(spy))
+    sparse_fit = fit()
+    assert built[-1] is not None
+    monkeypatch.setattr(training, "_MAX_SPARSE_DENSITY", -1.0)
+    dense_fit = fit()
+    assert built[-1] is None
+    # The same arithmetic up to the order of the float32 sums.
+    np.testing.assert_allclose(sparse_fit.loss_curve_, dense_fit.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(sparse_fit.transform(X), dense_fit.transform(X), atol=1e-4)
