@@ -324,8 +324,8 @@ class SparseInputs:
         torch.cumsum(lengths, 0, out=starts[1:])
         shift = torch.repeat_interleave(starts[:-1] - self.row_starts[:-1][rows], lengths)
         positions = torch.arange(int(starts[-1])) - shift
-        values = None if self.values is None else self.values[positions]
-        return self.columns[positions], values, starts
+        values = None if self.values is None else self.values.index_select(0, positions)
+        return self.columns.index_select(0, positions), values, starts
 
     @staticmethod
     def batch(
@@ -447,7 +447,7 @@ def _train_loop(
             total = torch.zeros((), device=device)
             for start in range(0, n_train, batch_size):
                 idx = perm[start : start + batch_size]
-                x = X_train[idx].to(device, non_blocking=non_blocking)
+                x = X_train.index_select(0, idx).to(device, non_blocking=non_blocking)
                 eps = eps_all[start : start + batch_size].to(device, non_blocking=non_blocking)
                 if epoch_sparse is not None:
                     batch_sparse = sparse.batch(epoch_sparse, start, start + batch_size, device)
