@@ -29,6 +29,7 @@ from ._training import (
     TrainingConfig,
     encode_all,
     make_optimizer,
+    sparse_inputs,
     train,
 )
 
@@ -598,9 +599,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             average_weights=not incremental,
             has_missing=missing,
         )
+        sparse = sparse_inputs(module, X_scaled, config)
         try:
             history = train(
-                module, optimizer, X_scaled, X_val, config, generator, device, history, train_rows
+                module,
+                optimizer,
+                X_scaled,
+                X_val,
+                config,
+                generator,
+                device,
+                history,
+                train_rows,
+                sparse,
             )
         except NonFiniteLossError as exc:
             raise ValueError(str(exc)) from None
@@ -624,7 +635,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             self.noise_variance_ = variances.detach().cpu().double().numpy() * scale**2
         elif hasattr(self, "noise_variance_"):
             del self.noise_variance_
-        self._set_latent_diagnostics(X_scaled, train_rows, device)
+        self._set_latent_diagnostics(X_scaled, train_rows, device, sparse)
         if not (incremental or history.converged or history.interrupted):
             warnings.warn(
                 f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't "
@@ -721,8 +732,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             )
         return tuple(int(h) for h in sizes)
 
-    def _set_latent_diagnostics(self, X, rows, device):
-        mu, log_var = encode_all(self.module_, X, device, rows)
+    def _set_latent_diagnostics(self, X, rows, device, sparse=None):
+        mu, log_var = encode_all(self.module_, X, device, rows, sparse=sparse)
         self.kl_per_component_ = gaussian_kl(mu, log_var).mean(dim=0).numpy()
         self.n_active_components_ = int((mu.var(dim=0, unbiased=False) > 0.01).sum())
 

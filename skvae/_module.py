@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -17,9 +18,21 @@ from ._likelihoods import Likelihood, build_likelihood
 
 __all__ = ["SparseRows", "VAEModule", "gaussian_kl"]
 
-#: The non-zero encoder inputs of a batch: column indices, the offset of each row's first
-#: entry in them, and the values (None when every one is 1), as ``F.embedding_bag`` reads.
-SparseRows = tuple[Tensor, Tensor, Tensor | None]
+
+class SparseRows(NamedTuple):
+    """The non-zero encoder inputs of a batch, by row and by column.
+
+    Both halves are in the form ``F.embedding_bag`` reads: a flat index list and the
+    offset where each bag starts. Values are None when every one is 1 (binary data).
+    """
+
+    columns: Tensor  # the input of each entry, row after row
+    row_offsets: Tensor  # (n_rows,) where each row's entries start in ``columns``
+    values: Tensor | None
+    rows: Tensor  # the row of each entry, input after input
+    column_offsets: Tensor  # (n_inputs,) where each input's entries start in ``rows``
+    column_values: Tensor | None
+
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -73,25 +86,40 @@ class InputLinear(nn.Module):
 class _SparseInputLinear(torch.autograd.Function):
     """``F.linear`` of inputs given both dense and as their non-zero entries.
 
-    The forward sums the weight rows of the non-zero inputs (``F.embedding_bag``), which
-    skips the multiplications by zero; the weight's gradient is the dense product, which
-    is faster than embedding_bag's own backward (both measured on a 784-400 layer).
+    Both the output and the weight's gradient skip the zero inputs: the output sums the
+    weight rows of each row's non-zero inputs, and the gradient of each input's weight
+    row sums the output gradients of the rows where it is non-zero (one
+    ``F.embedding_bag`` each). On a 784-400 layer at MNIST's density (2 threads) each
+    takes about 80 us against 370-425 us for the dense products.
     """
 
     @staticmethod
-    def forward(ctx, dense, indices, offsets, values, weight, bias):
-        ctx.save_for_backward(dense, weight)
-        values = None if values is None else values.to(weight.dtype)
-        out = F.embedding_bag(indices, weight, offsets, mode="sum", per_sample_weights=values)
+    def forward(ctx, dense, sparse, weight, bias):
+        ctx.save_for_backward(weight)
+        ctx.sparse = sparse
+        values = None if sparse.values is None else sparse.values.to(weight.dtype)
+        out = F.embedding_bag(
+            sparse.columns, weight, sparse.row_offsets, mode="sum", per_sample_weights=values
+        )
         return out + bias
 
     @staticmethod
     def backward(ctx, grad):
-        dense, weight = ctx.saved_tensors
+        (weight,) = ctx.saved_tensors
+        sparse = ctx.sparse
         grad_dense = grad @ weight.t() if ctx.needs_input_grad[0] else None
-        grad_weight = dense.t() @ grad if ctx.needs_input_grad[4] else None
-        grad_bias = grad.sum(0) if ctx.needs_input_grad[5] else None
-        return grad_dense, None, None, None, grad_weight, grad_bias
+        grad_weight = None
+        if ctx.needs_input_grad[2]:
+            values = sparse.column_values
+            grad_weight = F.embedding_bag(
+                sparse.rows,
+                grad,
+                sparse.column_offsets,
+                mode="sum",
+                per_sample_weights=None if values is None else values.to(grad.dtype),
+            )
+        grad_bias = grad.sum(0) if ctx.needs_input_grad[3] else None
+        return grad_dense, None, grad_weight, grad_bias
 
 
 def gaussian_kl(mu: Tensor, log_var: Tensor) -> Tensor:
@@ -189,15 +217,18 @@ class VAEModule(nn.Module):
         else:
             layers = iter(self.encoder)
             first = next(layers)
-            out = _SparseInputLinear.apply(inputs, *sparse, first.weight, first.bias)
+            out = _SparseInputLinear.apply(inputs, sparse, first.weight, first.bias)
             for layer in layers:
                 out = layer(out)
         mu, log_var = out.chunk(2, dim=-1)
         return mu, log_var
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z | x); NaN entries of x are missing values."""
-        return self._encode(*self.observed(x))
+    def encode(self, x: Tensor, sparse: SparseRows | None = None) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z | x); NaN entries of x are missing values.
+
+        ``sparse``, optional, holds the non-zero encoder inputs of x (see ``loss``).
+        """
+        return self._encode(*self.observed(x), sparse)
 
     def decode(self, z: Tensor) -> Tensor:
         """Decoder output: the parameters of p(x | z), as the likelihood reads them."""

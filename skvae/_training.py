@@ -14,12 +14,21 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from ._module import SparseRows, VAEModule
 
-__all__ = ["TrainingConfig", "History", "encode_all", "make_optimizer", "train"]
+__all__ = [
+    "TrainingConfig",
+    "History",
+    "SparseInputs",
+    "encode_all",
+    "make_optimizer",
+    "sparse_inputs",
+    "train",
+]
 
 
 class NonFiniteLossError(ValueError):
@@ -281,7 +290,10 @@ class SparseInputs:
     hold no missing values.
     """
 
-    def __init__(self, row_starts: Tensor, columns: Tensor, values: Tensor | None) -> None:
+    def __init__(
+        self, row_starts: Tensor, columns: Tensor, values: Tensor | None, n_inputs: int
+    ) -> None:
+        self.n_inputs = n_inputs
         self.row_starts = row_starts  # (n_rows + 1,) int64
         self.columns = columns  # (n_non_zero,) int32
         self.values = values  # (n_non_zero,) float32, or None when all are 1
@@ -311,7 +323,8 @@ class SparseInputs:
             return None
         row_starts = torch.zeros(X.shape[0] + 1, dtype=torch.int64)
         torch.cumsum(torch.cat(counts), 0, out=row_starts[1:])
-        return cls(row_starts, columns, None if bool((values == 1).all()) else values)
+        binary = bool((values == 1).all())
+        return cls(row_starts, columns, None if binary else values, n_inputs)
 
     def epoch(self, rows: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
         """The entries of ``rows`` in that order: (columns, values, starts).
@@ -327,17 +340,43 @@ class SparseInputs:
         values = None if self.values is None else self.values.index_select(0, positions)
         return self.columns.index_select(0, positions), values, starts
 
-    @staticmethod
     def batch(
-        epoch: tuple[Tensor, Tensor | None, Tensor], start: int, stop: int, device: torch.device
+        self, epoch: tuple[Tensor, Tensor | None, Tensor], start: int, stop: int, device
     ) -> SparseRows:
-        """The ``SparseRows`` of rows ``start:stop`` of an ``epoch``, on ``device``."""
-        columns, values, starts = epoch
+        """The ``SparseRows`` of rows ``start:stop`` of an ``epoch``, on ``device``.
+
+        The by-input order comes from a stable sort of the entries' inputs: numpy's radix
+        sort on int16 takes about 40 us for a batch of 128 MNIST digits, 5x less than
+        torch's sort. The rest is numpy too, whose calls cost less than torch's on arrays
+        this small.
+        """
+        columns, values, starts = (t if t is None else t.numpy() for t in epoch)
         stop = min(stop, len(starts) - 1)
-        first, last = int(starts[start]), int(starts[stop])
-        offsets = (starts[start:stop] - first).to(torch.int32)
-        cut = None if values is None else values[first:last].to(device)
-        return columns[first:last].to(device), offsets.to(device), cut
+        first, last = starts[start], starts[stop]
+        columns = columns[first:last]
+        values = None if values is None else values[first:last]
+        rows = np.repeat(
+            np.arange(stop - start, dtype=np.int32), np.diff(starts[start : stop + 1])
+        )
+        narrow = np.int16 if self.n_inputs <= np.iinfo(np.int16).max else np.int32
+        order = np.argsort(columns.astype(narrow), kind="stable")
+        column_offsets = np.zeros(self.n_inputs, dtype=np.int32)
+        np.cumsum(np.bincount(columns, minlength=self.n_inputs)[:-1], out=column_offsets[1:])
+        parts = (
+            columns,
+            (starts[start:stop] - first).astype(np.int32),
+            values,
+            rows[order],
+            column_offsets,
+            None if values is None else values[order],
+        )
+        return SparseRows(*(None if a is None else torch.from_numpy(a).to(device) for a in parts))
+
+    def rows(self, rows: Tensor, device) -> SparseRows:
+        """The entries of ``rows`` by row only: enough for a forward pass without grad."""
+        columns, values, starts = self.epoch(rows)
+        parts = (columns, starts[:-1].to(torch.int32), values)
+        return SparseRows(*(None if t is None else t.to(device) for t in parts), None, None, None)
 
 
 @torch.no_grad()
@@ -347,14 +386,31 @@ def encode_all(
     device: torch.device,
     rows: Tensor | None = None,
     batch_size: int = 4096,
+    sparse: SparseInputs | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """Posterior means and log-variances of the rows (all, or ``rows``) of X."""
+    """Posterior means and log-variances of the rows (all, or ``rows``) of X.
+
+    ``sparse``: the non-zero encoder inputs of X (see ``sparse_inputs``), for a first
+    layer that skips the zeros.
+    """
     rows = torch.arange(len(X)) if rows is None else rows
-    parts = [
-        module.encode(X[rows[i : i + batch_size]].to(device))
-        for i in range(0, len(rows), batch_size)
-    ]
+    parts = []
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        entries = None if sparse is None else sparse.rows(chunk, device)
+        parts.append(module.encode(X.index_select(0, chunk).to(device), entries))
     return tuple(torch.cat([p[k] for p in parts]).cpu().double() for k in (0, 1))
+
+
+def sparse_inputs(module: VAEModule, X: Tensor, config: TrainingConfig) -> SparseInputs | None:
+    """The ``SparseInputs`` of X for training with ``config``, or None for the dense path.
+
+    Not for data with missing values (the mask channel is dense) nor under autocast,
+    where the products are cheap already and ``embedding_bag`` stays in float32.
+    """
+    if config.has_missing or config.autocast_dtype is not None:
+        return None
+    return SparseInputs.build(module, X)
 
 
 def _kl_weight(config: TrainingConfig, epoch: int) -> float:
@@ -381,6 +437,7 @@ def train(
     device: torch.device,
     history: History | None = None,
     train_rows: Tensor | None = None,
+    sparse: SparseInputs | None = None,
 ) -> History:
     """Train ``module`` in place for up to ``config.max_iter`` epochs.
 
@@ -390,6 +447,7 @@ def train(
     curves of earlier calls (warm start). A KeyboardInterrupt ends training with a warning,
     keeping the best weights so far. Raises NonFiniteLossError when the loss is not finite.
     ``train_rows`` selects the training rows of ``X_train`` without copying them.
+    ``sparse``, from ``sparse_inputs``, holds the non-zero encoder inputs of ``X_train``.
     """
     history = history if history is not None else History()
     n_train = X_train.shape[0] if train_rows is None else len(train_rows)
@@ -406,11 +464,22 @@ def train(
             device,
             history,
             threads,
+            sparse,
         )
 
 
 def _train_loop(
-    module, optimizer, X_train, train_rows, X_val, config, generator, device, history, threads
+    module,
+    optimizer,
+    X_train,
+    train_rows,
+    X_val,
+    config,
+    generator,
+    device,
+    history,
+    threads,
+    sparse,
 ):
     # Best-so-far tracking is per call; the curves carry on across warm starts.
     history.best_validation_score = history.best_loss = None
@@ -430,9 +499,6 @@ def _train_loop(
     if config.average_weights:
         horizon = min(_AVERAGE_EPOCHS * steps_per_epoch, _AVERAGE_MAX_STEPS)
         average = WeightAverage(module, horizon)
-    # Under autocast the products are already cheap, and embedding_bag stays in float32.
-    use_sparse = not config.has_missing and config.autocast_dtype is None
-    sparse = SparseInputs.build(module, X_train) if use_sparse else None
     batch_sparse = None
     bar = _progress(config)
     module.train()

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pytest
 import torch
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
@@ -243,23 +244,44 @@ def _bernoulli_module(n_features, missing=False):
     )
 
 
-def test_sparse_inputs_give_each_batch_its_non_zero_entries():
-    from scipy.sparse import csr_matrix
+@pytest.mark.parametrize("kind", ["binary", "counts"])
+def test_sparse_inputs_give_each_batch_its_non_zero_entries_by_row_and_by_input(kind):
+    from scipy.sparse import csc_matrix, csr_matrix
 
     rng = np.random.default_rng(0)
-    X = torch.from_numpy((rng.random((300, 100)) < 0.1).astype(np.float32))
+    if kind == "binary":
+        X = (rng.random((300, 100)) < 0.1).astype(np.float32)
+    else:
+        X = rng.poisson(0.15, size=(300, 100)).astype(np.float32)
+    X = torch.from_numpy(X)
     sparse = SparseInputs.build(_bernoulli_module(100), X)
-    assert sparse is not None and sparse.values is None  # binary: every value is 1
+    assert sparse is not None
+    assert (sparse.values is None) == (kind == "binary")  # binary: every value is 1
     rows = torch.from_numpy(rng.permutation(300)[:250])
     epoch = sparse.epoch(rows)
     for start in range(0, 250, 64):  # the last batch is short
-        columns, offsets, values = SparseInputs.batch(epoch, start, start + 64, "cpu")
-        batch_rows = rows[start : start + 64]
-        n_entries = len(columns)
-        ones = np.ones(n_entries) if values is None else values.numpy()
-        pointers = np.append(offsets.numpy(), n_entries)
-        dense = csr_matrix((ones, columns.numpy(), pointers), shape=(len(batch_rows), 100))
-        np.testing.assert_array_equal(dense.toarray(), X[batch_rows].numpy())
+        batch = sparse.batch(epoch, start, start + 64, "cpu")
+        expected = X[rows[start : start + 64]].numpy()
+        n_entries = len(batch.columns)
+        ones = np.ones(n_entries)
+        by_row = csr_matrix(
+            (
+                ones if batch.values is None else batch.values.numpy(),
+                batch.columns.numpy(),
+                np.append(batch.row_offsets, n_entries),
+            ),
+            shape=expected.shape,
+        )
+        by_input = csc_matrix(
+            (
+                ones if batch.column_values is None else batch.column_values.numpy(),
+                batch.rows.numpy(),
+                np.append(batch.column_offsets, n_entries),
+            ),
+            shape=expected.shape,
+        )
+        np.testing.assert_array_equal(by_row.toarray(), expected)
+        np.testing.assert_array_equal(by_input.toarray(), expected)
 
 
 def test_sparse_inputs_are_left_to_dense_data_small_inputs_and_mask_models():
@@ -302,3 +324,7 @@ def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch):
     # The same arithmetic up to the order of the float32 sums.
     np.testing.assert_allclose(sparse_fit.loss_curve_, dense_fit.loss_curve_, rtol=1e-5)
     np.testing.assert_allclose(sparse_fit.transform(X), dense_fit.transform(X), atol=1e-4)
+    # The diagnostics encode the training rows through the sparse path too.
+    np.testing.assert_allclose(
+        sparse_fit.kl_per_component_, dense_fit.kl_per_component_, rtol=1e-4
+    )
