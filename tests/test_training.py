@@ -328,3 +328,29 @@ def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch):
     np.testing.assert_allclose(
         sparse_fit.kl_per_component_, dense_fit.kl_per_component_, rtol=1e-4
     )
+
+
+def test_fused_adamw_step_is_the_optimizers_step():
+    from skvae._training import FusedAdamWStep, make_optimizer
+
+    ours, reference = _small_module(), _small_module()
+    stepper = FusedAdamWStep(make_optimizer(ours, learning_rate_init=0.01, weight_decay=0.1))
+    optimizer = make_optimizer(reference, learning_rate_init=0.01, weight_decay=0.1)
+    assert stepper.fast
+    x = torch.as_tensor(load_digits().data[:32], dtype=torch.float32) / 16
+    eps = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+    for n_steps, (module, opt) in enumerate([(ours, stepper), (reference, optimizer)] * 4):
+        if n_steps == 4:
+            for group in (stepper.optimizer.param_groups, optimizer.param_groups):
+                group[0]["lr"] = 0.003  # a changed setting is used from the next step
+        opt.zero_grad(set_to_none=True)
+        module.loss(x, eps).backward()
+        opt.step()
+    assert stepper._groups is not None  # the later steps took the direct path
+    pairs = zip(ours.state_dict().items(), reference.state_dict().values(), strict=True)
+    for (name, a), b in pairs:
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    ours_state = stepper.optimizer.state_dict()["state"]
+    for key, value in optimizer.state_dict()["state"].items():
+        for field in ("step", "exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(ours_state[key][field], value[field], rtol=0, atol=0)
