@@ -169,7 +169,7 @@ class WeightAverage:
     """Exponential moving average of a module's weights (Polyak averaging).
 
     The averaged weights are what validation judges and what training returns: they
-    average out the noise of the last steps of Adam. The horizon is ``horizon`` steps, and
+    average out the noise of the last steps of Adam. The horizon is ``horizon`` updates, and
     shorter at first, as TensorFlow's ExponentialMovingAverage with ``num_updates`` does,
     so that early averages do not drag the initial weights along.
     """
@@ -204,6 +204,10 @@ class WeightAverage:
 #: Horizon of the weight average, in epochs (capped at ``_AVERAGE_MAX_STEPS`` steps).
 _AVERAGE_EPOCHS = 30
 _AVERAGE_MAX_STEPS = 1000
+#: The average takes every this-many-th step's weights (in epochs of 10 steps or more),
+#: as SWA samples its iterates: each update reads and writes every weight (45 us per
+#: step on a 784-400-20 model, about 2% of it), and successive Adam iterates differ little.
+_AVERAGE_EVERY = 2
 
 
 def train_step(
@@ -568,9 +572,12 @@ def _train_loop(
     no_improvement = 0
     steps_per_epoch = math.ceil(n_train / batch_size)
     average = None
+    n_steps = 0
     if config.average_weights:
+        # Epochs of a few steps average every step, so each epoch's end counts.
+        every = _AVERAGE_EVERY if steps_per_epoch >= 10 else 1
         horizon = min(_AVERAGE_EPOCHS * steps_per_epoch, _AVERAGE_MAX_STEPS)
-        average = WeightAverage(module, horizon)
+        average = WeightAverage(module, horizon / every)
     batch_sparse = None
     bar = _progress(config)
     module.train()
@@ -603,7 +610,8 @@ def _train_loop(
                 )
                 if threads is not None:
                     threads.after_step()
-                if average is not None:
+                n_steps += 1
+                if average is not None and n_steps % every == 0:
                     average.update()
             loss = total.item() / n_train
             if not math.isfinite(loss):

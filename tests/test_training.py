@@ -1,6 +1,7 @@
 """Training behaviour: KL warm-up, progress output, collapse diagnostics."""
 
 import warnings
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -354,3 +355,24 @@ def test_fused_adamw_step_is_the_optimizers_step():
     for key, value in optimizer.state_dict()["state"].items():
         for field in ("step", "exp_avg", "exp_avg_sq"):
             torch.testing.assert_close(ours_state[key][field], value[field], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n_rows, every", [(1280, 2), (576, 1)])
+def test_weight_average_samples_every_second_step_of_long_epochs(n_rows, every):
+    from skvae import _training
+
+    X = np.random.default_rng(0).normal(size=(n_rows, 3))
+    vae = VAEEstimator(hidden_layer_sizes=(), batch_size=64, max_iter=3, early_stopping=False)
+    updates = []
+    real_update = _training.WeightAverage.update
+
+    def counting(self):
+        updates.append(1)
+        real_update(self)
+
+    with mock.patch.object(_training.WeightAverage, "update", counting):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            vae.set_params(random_state=0).fit(X)
+    # 20 steps per epoch: every second one; 9: every one, so each epoch's end counts.
+    assert len(updates) == 3 * (n_rows // 64) // every
