@@ -460,13 +460,15 @@ def encode_all(
     X: Tensor,
     device: torch.device,
     rows: Tensor | None = None,
-    batch_size: int = 4096,
+    batch_size: int = 1024,
     sparse: SparseInputs | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Posterior means and log-variances of the rows (all, or ``rows``) of X.
 
     ``sparse``: the non-zero encoder inputs of X (see ``sparse_inputs``), for a first
-    layer that skips the zeros.
+    layer that skips the zeros. Batches of 1,024 rows: with 4,096, encoding 1M x 50 rows
+    after a fit raised the process's peak memory by 60-520 MB from run to run (malloc
+    keeping freed activations per thread; 0-100 MB with 1,024, at the same speed).
     """
     rows = torch.arange(len(X)) if rows is None else rows
     parts = []
