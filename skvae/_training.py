@@ -363,8 +363,8 @@ class SparseInputs:
 
     Binary images, counts and one-hot categories are mostly zeros; with this, the first
     encoder layer adds up the weight rows of the non-zero inputs instead of multiplying
-    the zeros (see ``VAEModule.loss``). Built once per call to ``train``, from rows that
-    hold no missing values.
+    the zeros (see ``VAEModule.loss``). Built once per fit (see ``sparse_inputs``), from
+    rows that hold no missing values.
     """
 
     def __init__(
