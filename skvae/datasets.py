@@ -21,12 +21,11 @@ Three processes are available:
   (a surface), and :func:`nonlinear_surface_log_likelihood` integrates it out
   on a two-dimensional grid.
 
-All models also offer ``score_samples(X)``, which calls the matching
+All models also offer ``score_samples(X)``, the same as the matching
 module-level function, and ``sample(n_samples, random_state=None)``.
 """
 
-# Only numpy, scipy and sklearn.utils.check_random_state are used here, so the
-# module imports without torch.
+# Only numpy, scipy and sklearn.utils are used, so the module imports without torch.
 
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -49,21 +48,11 @@ __all__ = [
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
-# The curve of the nonlinear process is drawn from a RandomState with this
-# fixed seed, so it is the same whatever ``random_state`` the caller passes.
+# Fixed seeds of the curve and the surface, so they do not change with ``random_state``.
 _CURVE_SEED = 20240611
+_SURFACE_SEED = 20261124
 
-# Latent values z are integrated over [-_Z_LIMIT, _Z_LIMIT]. The standard
-# normal prior puts a mass of about 2e-19 outside this interval.
-_Z_LIMIT = 9.0
-
-# Smallest default quadrature grid, and grid steps per peak width
-# noise_std / max_z |f'(z)| of the integrand (see _default_n_grid).
-_MIN_N_GRID = 2001
-_STEPS_PER_PEAK_WIDTH = 4.0
-
-# Upper bound, in bytes, of the (rows x grid points) temporary array used by
-# the quadrature. Rows are processed in chunks that respect it.
+# Rows are integrated in chunks whose (rows x grid points) temporary stays below this size.
 _MAX_TEMP_BYTES = 16 * 2**20
 
 
@@ -88,6 +77,12 @@ def _check_positive(value, name):
     return float(value)
 
 
+def _check_sizes(n_samples, n_features, *, min_features=1):
+    """``n_samples`` and ``n_features`` of a ``make_*`` function, as checked ints."""
+    n_samples = _check_int(n_samples, "n_samples", 1)
+    return n_samples, _check_int(n_features, "n_features", min_features)
+
+
 def _check_X(X, n_features):
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
@@ -102,12 +97,47 @@ def _check_X(X, n_features):
 
 
 # --------------------------------------------------------------------------
+# What every model shares: x = decode(z) + noise, with z ~ N(0, I)
+# --------------------------------------------------------------------------
+
+
+class _LatentVariableModel:
+    """Base of the models: ``x = decode(z) + noise_scale * eps``, ``z`` and ``eps`` ~ N(0, I).
+
+    Subclasses define ``n_features``, ``_n_latent`` (the latent dimension),
+    ``_decode(z)`` for z of shape (n_points, _n_latent) and ``_noise_scale``
+    (the noise standard deviation, a float or one per feature).
+    """
+
+    def sample(self, n_samples=1, *, random_state=None):
+        """Draw new samples from the model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of samples.
+        random_state : int, RandomState instance or None, default=None
+            Seed or generator for the latent values and the noise.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Samples.
+        """
+        n_samples = _check_int(n_samples, "n_samples", 1)
+        rng = check_random_state(random_state)
+        z = rng.standard_normal(size=(n_samples, self._n_latent))
+        noise = rng.standard_normal(size=(n_samples, self.n_features))
+        return self._decode(z) + noise * self._noise_scale
+
+
+# --------------------------------------------------------------------------
 # Linear-Gaussian process
 # --------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, eq=False)
-class LinearGaussianModel:
+class LinearGaussianModel(_LatentVariableModel):
     """True parameters of a linear-Gaussian latent variable model.
 
     Samples are ``x = components.T @ z + mean + e`` with
@@ -147,6 +177,17 @@ class LinearGaussianModel:
         """Marginal covariance ``W^T W + Psi``, shape (n_features, n_features)."""
         return self.components.T @ self.components + np.diag(self.noise_variance)
 
+    @property
+    def _n_latent(self):
+        return self.n_components
+
+    @property
+    def _noise_scale(self):
+        return np.sqrt(self.noise_variance)
+
+    def _decode(self, z):
+        return z @ self.components + self.mean
+
     def score_samples(self, X):
         """Exact log-likelihood of each sample.
 
@@ -163,27 +204,6 @@ class LinearGaussianModel:
             ``log p(x)`` for each row of ``X``, in nats.
         """
         return linear_gaussian_log_likelihood(X, self)
-
-    def sample(self, n_samples=1, *, random_state=None):
-        """Draw new samples from the model.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples.
-        random_state : int, RandomState instance or None, default=None
-            Seed or generator for the latent variables and the noise.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            Samples.
-        """
-        n_samples = _check_int(n_samples, "n_samples", 1)
-        rng = check_random_state(random_state)
-        z = rng.standard_normal(size=(n_samples, self.n_components))
-        noise = rng.standard_normal(size=(n_samples, self.n_features))
-        return z @ self.components + self.mean + noise * np.sqrt(self.noise_variance)
 
 
 def make_linear_gaussian(
@@ -251,8 +271,7 @@ def make_linear_gaussian(
     >>> model.score_samples(X).shape
     (500,)
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_features = _check_int(n_features, "n_features", 1)
+    n_samples, n_features = _check_sizes(n_samples, n_features)
     n_components = _check_int(n_components, "n_components", 1)
     if n_components > n_features:
         raise ValueError(
@@ -314,23 +333,158 @@ def linear_gaussian_log_likelihood(X, model):
 
 
 # --------------------------------------------------------------------------
+# Nonlinear processes: a smooth map of the latent, plus isotropic noise
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _LatentGrid:
+    """Trapezoidal rule over [-limit, limit]^n_latent for a standard normal latent.
+
+    ``min_n_grid`` is the smallest default number of points per axis, and
+    ``steps_per_peak_width`` the number of steps the default grid puts across the
+    narrowest peak of the integrand.
+    """
+
+    n_latent: int
+    limit: float
+    min_n_grid: int
+    steps_per_peak_width: float
+
+    def default_n_grid(self, noise_std, max_slope):
+        """Points per axis that resolve the integrand's narrowest peak.
+
+        As a function of z, the integrand peaks near the points of ``f`` closest
+        to x, with a width of about ``noise_std / ||df/dz||`` for x close to the
+        map. A few steps across the narrowest such width leave a negligible
+        error: the trapezoidal rule converges exponentially fast on smooth,
+        decaying integrands.
+        """
+        step = noise_std / (self.steps_per_peak_width * max(max_slope, 1.0))
+        return max(self.min_n_grid, int(np.ceil(2.0 * self.limit / step)) + 1)
+
+    def points(self, n_grid):
+        """Grid points ``z``, shape (n_grid**n_latent, n_latent), and their log(weight * prior)."""
+        axis, step = np.linspace(-self.limit, self.limit, n_grid, retstep=True)
+        log_weights = np.full(n_grid, np.log(step))
+        log_weights[[0, -1]] -= np.log(2.0)
+        log_weights -= 0.5 * (_LOG_2PI + axis**2)
+        z = np.stack(np.meshgrid(*[axis] * self.n_latent, indexing="ij"), axis=-1)
+        log_weights_prior = log_weights
+        for _ in range(self.n_latent - 1):
+            log_weights_prior = np.add.outer(log_weights_prior, log_weights)
+        return z.reshape(-1, self.n_latent), log_weights_prior.ravel()
+
+
+@dataclass(frozen=True, eq=False)
+class _NoisyManifoldModel(_LatentVariableModel):
+    """Base of the nonlinear processes: ``x = f(z) + noise_std * eps``.
+
+    Subclasses set ``_grid``, a :class:`_LatentGrid`, and define ``_decode(z)``
+    (the map ``f``), ``_max_jacobian_norm()`` (a bound of the largest singular
+    value of ``df/dz``) and ``_coefficients(n_features)`` (amplitude, frequency,
+    phase and slope, from :func:`_fixed_draws`).
+    """
+
+    amplitude: np.ndarray
+    frequency: np.ndarray
+    phase: np.ndarray
+    slope: np.ndarray
+    noise_std: float
+
+    @property
+    def n_features(self):
+        """Number of observed features."""
+        return self.amplitude.shape[0]
+
+    @property
+    def _noise_scale(self):
+        return self.noise_std
+
+    @property
+    def _n_latent(self):
+        return self._grid.n_latent
+
+    def score_samples(self, X, *, n_grid=None):
+        """Exact log-likelihood of each sample, by quadrature over the latent.
+
+        Same as :func:`nonlinear_process_log_likelihood` for the curve and
+        :func:`nonlinear_surface_log_likelihood` for the surface, called as
+        ``(X, self, n_grid=n_grid)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data.
+        n_grid : int or None, default=None
+            Number of quadrature points per latent axis; None chooses it from
+            ``noise_std`` and the steepness of the map.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+            ``log p(x)`` for each row of ``X``, in nats.
+        """
+        return _grid_log_likelihood(X, self, n_grid)
+
+
+def _fixed_draws(seed, n_features, n_columns):
+    """Uniform draws from a fixed seed, one row per feature."""
+    # Row by row, so the map for n features is the first n features of the map for more.
+    return np.random.RandomState(seed).uniform(size=(n_features, n_columns))
+
+
+def _make_noisy_manifold(model_class, n_samples, n_features, noise_std, random_state):
+    """Data and model of a ``make_nonlinear_*`` function, with its arguments checked."""
+    # A map of the latent into fewer features than latent dimensions could not be one-to-one.
+    min_features = model_class._grid.n_latent
+    n_samples, n_features = _check_sizes(n_samples, n_features, min_features=min_features)
+    noise_std = _check_positive(noise_std, "noise_std")
+    model = model_class(*model_class._coefficients(n_features), noise_std=noise_std)
+    return model.sample(n_samples, random_state=random_state), model
+
+
+def _grid_log_likelihood(X, model, n_grid):
+    """log p(x) of each row of X under a nonlinear process, by quadrature over its latent."""
+    X = _check_X(X, model.n_features)
+    if n_grid is None:
+        n_grid = model._grid.default_n_grid(model.noise_std, model._max_jacobian_norm())
+    n_grid = _check_int(n_grid, "n_grid", 3)
+    z, log_weights_prior = model._grid.points(n_grid)
+    return _log_integral(X, model._decode(z), log_weights_prior, model.noise_std)
+
+
+def _log_integral(X, points, log_weights_prior, noise_std):
+    """log sum_g w_g p(z_g) N(x; points_g, noise_std^2 I) for each row of X, in chunks."""
+    var = noise_std**2
+    half_sq_points = 0.5 * np.sum(points**2, axis=1) / var
+    const = -0.5 * X.shape[1] * (_LOG_2PI + np.log(var))
+    scaled = points.T / var
+    log_p = np.empty(X.shape[0])
+    chunk = max(1, _MAX_TEMP_BYTES // (8 * points.shape[0]))
+    for start in range(0, X.shape[0], chunk):
+        rows = slice(start, start + chunk)
+        half_sq_norms = 0.5 * np.sum(X[rows] ** 2, axis=1) / var
+        # -||x - f||^2 / (2 var), expanded so that no (rows, points, features) array is built.
+        log_integrand = X[rows] @ scaled
+        log_integrand -= half_sq_points
+        # Rounding in the expansion must not make the squared distance negative.
+        np.minimum(log_integrand, half_sq_norms[:, None], out=log_integrand)
+        log_integrand += log_weights_prior
+        peak = np.max(log_integrand, axis=1)
+        log_integrand -= peak[:, None]
+        np.exp(log_integrand, out=log_integrand)
+        log_p[rows] = peak + np.log(np.sum(log_integrand, axis=1)) - half_sq_norms + const
+    return log_p
+
+
+# --------------------------------------------------------------------------
 # Nonlinear one-dimensional process
 # --------------------------------------------------------------------------
 
 
-def _curve_coefficients(n_features):
-    # Row j holds the coefficients of feature j, drawn row by row from a fixed
-    # seed: the curve for n features is a prefix of the curve for more.
-    u = np.random.RandomState(_CURVE_SEED).uniform(size=(n_features, 4))
-    amplitude = 0.5 + 0.5 * u[:, 0]  # [0.5, 1.0]
-    frequency = 1.0 + u[:, 1]  # [1.0, 2.0]
-    phase = 2.0 * np.pi * u[:, 2]  # [0, 2 pi)
-    slope = u[:, 3] - 0.5  # [-0.5, 0.5]
-    return amplitude, frequency, phase, slope
-
-
 @dataclass(frozen=True, eq=False)
-class NonlinearProcessModel:
+class NonlinearProcessModel(_NoisyManifoldModel):
     """A one-dimensional latent mapped through a smooth curve, plus noise.
 
     Samples are ``x = f(z) + noise_std * eps`` with ``z ~ N(0, 1)`` and
@@ -348,16 +502,8 @@ class NonlinearProcessModel:
         Standard deviation of the isotropic Gaussian noise.
     """
 
-    amplitude: np.ndarray
-    frequency: np.ndarray
-    phase: np.ndarray
-    slope: np.ndarray
-    noise_std: float
-
-    @property
-    def n_features(self):
-        """Number of observed features."""
-        return self.amplitude.shape[0]
+    # The prior puts a mass of about 2e-19 outside [-9, 9].
+    _grid = _LatentGrid(n_latent=1, limit=9.0, min_n_grid=2001, steps_per_peak_width=4.0)
 
     def curve(self, z):
         """Evaluate the curve ``f`` at latent values ``z``.
@@ -375,51 +521,23 @@ class NonlinearProcessModel:
         z = np.atleast_1d(np.asarray(z, dtype=np.float64)).reshape(-1, 1)
         return self.amplitude * np.sin(self.frequency * z + self.phase) + self.slope * z
 
-    def _curve_derivative(self, z):
-        z = np.atleast_1d(np.asarray(z, dtype=np.float64)).reshape(-1, 1)
-        return (
+    def _decode(self, z):
+        return self.curve(z)
+
+    def _max_jacobian_norm(self):
+        z = np.linspace(-self._grid.limit, self._grid.limit, 4001).reshape(-1, 1)
+        derivative = (
             self.amplitude * self.frequency * np.cos(self.frequency * z + self.phase) + self.slope
         )
+        return float(np.sqrt(np.max(np.sum(derivative**2, axis=1))))
 
-    def score_samples(self, X, *, n_grid=None):
-        """Exact log-likelihood of each sample, by quadrature over the latent.
-
-        Same as ``nonlinear_process_log_likelihood(X, self, n_grid=n_grid)``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data.
-        n_grid : int or None, default=None
-            Number of quadrature points; None chooses it from ``noise_std``.
-
-        Returns
-        -------
-        log_likelihood : ndarray of shape (n_samples,)
-            ``log p(x)`` for each row of ``X``, in nats.
-        """
-        return nonlinear_process_log_likelihood(X, self, n_grid=n_grid)
-
-    def sample(self, n_samples=1, *, random_state=None):
-        """Draw new samples from the process.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples.
-        random_state : int, RandomState instance or None, default=None
-            Seed or generator for the latent values and the noise.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            Samples.
-        """
-        n_samples = _check_int(n_samples, "n_samples", 1)
-        rng = check_random_state(random_state)
-        z = rng.standard_normal(size=n_samples)
-        noise = rng.standard_normal(size=(n_samples, self.n_features))
-        return self.curve(z) + self.noise_std * noise
+    @staticmethod
+    def _coefficients(n_features):
+        u = _fixed_draws(_CURVE_SEED, n_features, 4)
+        amplitude = 0.5 + 0.5 * u[:, 0]  # [0.5, 1.0]
+        frequency = 1.0 + u[:, 1]  # [1.0, 2.0]
+        phase = 2.0 * np.pi * u[:, 2]  # [0, 2 pi)
+        return amplitude, frequency, phase, u[:, 3] - 0.5  # slope in [-0.5, 0.5]
 
 
 def make_nonlinear_process(n_samples=1000, *, n_features=5, noise_std=0.1, random_state=None):
@@ -475,68 +593,9 @@ def make_nonlinear_process(n_samples=1000, *, n_features=5, noise_std=0.1, rando
     >>> model.score_samples(X).shape
     (200,)
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_features = _check_int(n_features, "n_features", 1)
-    noise_std = _check_positive(noise_std, "noise_std")
-    amplitude, frequency, phase, slope = _curve_coefficients(n_features)
-    model = NonlinearProcessModel(
-        amplitude=amplitude,
-        frequency=frequency,
-        phase=phase,
-        slope=slope,
-        noise_std=noise_std,
+    return _make_noisy_manifold(
+        NonlinearProcessModel, n_samples, n_features, noise_std, random_state
     )
-    X = model.sample(n_samples, random_state=random_state)
-    return X, model
-
-
-def _default_n_grid(model):
-    # As a function of z, the integrand peaks near the points of the curve
-    # closest to x, with a width of about noise_std / ||f'(z)|| for x close
-    # to the curve. Take steps of at most a quarter of the narrowest such
-    # width over the integration interval. The trapezoidal rule converges
-    # exponentially fast on such smooth, decaying integrands, so this leaves
-    # a negligible error.
-    z = np.linspace(-_Z_LIMIT, _Z_LIMIT, 4001)
-    max_speed = np.sqrt(np.max(np.sum(model._curve_derivative(z) ** 2, axis=1)))
-    step = model.noise_std / (_STEPS_PER_PEAK_WIDTH * max(max_speed, 1.0))
-    return max(_MIN_N_GRID, int(np.ceil(2.0 * _Z_LIMIT / step)) + 1)
-
-
-def _quadrature(X, model, n_grid):
-    # Trapezoidal rule for log p(x), row chunk by row chunk.
-    z, step = np.linspace(-_Z_LIMIT, _Z_LIMIT, n_grid, retstep=True)
-    points = model.curve(z)  # (n_grid, n_features)
-    var = model.noise_std**2
-    # Parts of the log-integrand that depend on z alone: trapezoid weights,
-    # prior density, and the ||f(z)||^2 term of the noise log-density.
-    log_weights = np.full(n_grid, np.log(step))
-    log_weights[[0, -1]] -= np.log(2.0)
-    log_weights_prior = log_weights - 0.5 * (_LOG_2PI + z**2)
-    half_sq_points = 0.5 * np.sum(points**2, axis=1) / var
-    const = -0.5 * model.n_features * (_LOG_2PI + np.log(var))
-
-    n_samples = X.shape[0]
-    log_p = np.empty(n_samples)
-    chunk = max(1, _MAX_TEMP_BYTES // (8 * n_grid))
-    for start in range(0, n_samples, chunk):
-        rows = slice(start, start + chunk)
-        half_sq_norms = 0.5 * np.sum(X[rows] ** 2, axis=1) / var
-        # -||x - f(z)||^2 / (2 var) is expanded as
-        # (x . f(z) - ||f(z)||^2 / 2 - ||x||^2 / 2) / var to avoid a
-        # (rows, n_grid, n_features) array; the ||x||^2 term is added after
-        # the reduction over z.
-        log_integrand = X[rows] @ (points.T / var)
-        log_integrand -= half_sq_points
-        # Rounding in the expansion must not make the squared distance < 0.
-        np.minimum(log_integrand, half_sq_norms[:, None], out=log_integrand)
-        log_integrand += log_weights_prior
-        peak = np.max(log_integrand, axis=1)
-        log_integrand -= peak[:, None]
-        np.exp(log_integrand, out=log_integrand)
-        total = np.sum(log_integrand, axis=1)
-        log_p[rows] = peak + np.log(total) - half_sq_norms + const
-    return log_p
 
 
 def nonlinear_process_log_likelihood(X, model, *, n_grid=None):
@@ -593,45 +652,16 @@ def nonlinear_process_log_likelihood(X, model, *, n_grid=None):
     >>> bool(abs(log_p - finer).max() < 1e-6)
     True
     """
-    X = _check_X(X, model.n_features)
-    if n_grid is None:
-        n_grid = _default_n_grid(model)
-    n_grid = _check_int(n_grid, "n_grid", 3)
-    return _quadrature(X, model, n_grid)
+    return _grid_log_likelihood(X, model, n_grid)
 
 
 # --------------------------------------------------------------------------
 # Nonlinear two-dimensional process
 # --------------------------------------------------------------------------
 
-# The surface has its own fixed seed, so it does not change with the curve's.
-_SURFACE_SEED = 20261124
-
-# Latent values are integrated over the square [-_Z2_LIMIT, _Z2_LIMIT]^2; the
-# standard normal prior puts a mass of about 5e-12 outside it.
-_Z2_LIMIT = 7.0
-
-# In 2-D the trapezoidal rule on a Gaussian-shaped peak of width s with step h
-# errs by about 2 exp(-2 pi^2 s^2 / h^2) relative: 2e-34 at two steps per width.
-_STEPS_PER_PEAK_WIDTH_2D = 2.0
-_MIN_N_GRID_2D = 201
-
-
-def _surface_coefficients(n_features):
-    # Row j holds feature j's coefficients: a prefix property as for the curve.
-    u = np.random.RandomState(_SURFACE_SEED).uniform(size=(n_features, 5))
-    amplitude = 0.5 + 0.5 * u[:, 0]  # [0.5, 1.0]
-    angle = 2.0 * np.pi * u[:, 1]
-    frequency = (1.0 + u[:, 2])[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
-    phase = 2.0 * np.pi * u[:, 3]
-    # A linear part along a second random direction keeps the map one-to-one.
-    slope = 0.5 * np.column_stack([np.cos(angle + np.pi / 2), np.sin(angle + np.pi / 2)])
-    slope = slope * (0.5 + u[:, 4])[:, None]  # length in [0.25, 0.75]
-    return amplitude, frequency, phase, slope
-
 
 @dataclass(frozen=True, eq=False)
-class NonlinearSurfaceModel:
+class NonlinearSurfaceModel(_NoisyManifoldModel):
     """A two-dimensional latent mapped through a smooth surface, plus noise.
 
     Samples are ``x = f(z) + noise_std * eps`` with ``z ~ N(0, I_2)`` and
@@ -652,25 +682,21 @@ class NonlinearSurfaceModel:
         Standard deviation of the isotropic Gaussian noise.
     """
 
-    amplitude: np.ndarray
-    frequency: np.ndarray
-    phase: np.ndarray
-    slope: np.ndarray
-    noise_std: float
-
-    @property
-    def n_features(self):
-        """Number of observed features."""
-        return self.amplitude.shape[0]
+    # Prior mass outside [-7, 7]^2: about 5e-12. Two steps per peak width err by about 2e-34,
+    # as the rule errs by 2 exp(-2 pi^2 s^2 / h^2) on a Gaussian peak of width s with step h.
+    _grid = _LatentGrid(n_latent=2, limit=7.0, min_n_grid=201, steps_per_peak_width=2.0)
 
     def surface(self, z):
         """Evaluate the surface ``f`` at latent points ``z`` of shape (n_points, 2)."""
         z = np.asarray(z, dtype=np.float64).reshape(-1, 2)
         return self.amplitude * np.sin(z @ self.frequency.T + self.phase) + z @ self.slope.T
 
+    def _decode(self, z):
+        return self.surface(z)
+
     def _max_jacobian_norm(self):
-        # Frobenius norm of df/dz, an upper bound of its largest singular value.
-        axis = np.linspace(-_Z2_LIMIT, _Z2_LIMIT, 141)
+        # The Frobenius norm of df/dz bounds its largest singular value.
+        axis = np.linspace(-self._grid.limit, self._grid.limit, 141)
         z = np.stack(np.meshgrid(axis, axis), axis=-1).reshape(-1, 2)
         cos = self.amplitude * np.cos(z @ self.frequency.T + self.phase)  # (points, features)
         norm2 = np.zeros(len(z))
@@ -678,33 +704,15 @@ class NonlinearSurfaceModel:
             norm2 += np.sum((cos * self.frequency[:, k] + self.slope[:, k]) ** 2, axis=1)
         return float(np.sqrt(norm2.max()))
 
-    def score_samples(self, X, *, n_grid=None):
-        """Exact log-likelihood of each sample, by quadrature over the latent plane.
-
-        Same as ``nonlinear_surface_log_likelihood(X, self, n_grid=n_grid)``.
-        """
-        return nonlinear_surface_log_likelihood(X, self, n_grid=n_grid)
-
-    def sample(self, n_samples=1, *, random_state=None):
-        """Draw new samples from the process.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of samples.
-        random_state : int, RandomState instance or None, default=None
-            Seed or generator for the latent values and the noise.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            Samples.
-        """
-        n_samples = _check_int(n_samples, "n_samples", 1)
-        rng = check_random_state(random_state)
-        z = rng.standard_normal(size=(n_samples, 2))
-        noise = rng.standard_normal(size=(n_samples, self.n_features))
-        return self.surface(z) + self.noise_std * noise
+    @staticmethod
+    def _coefficients(n_features):
+        u = _fixed_draws(_SURFACE_SEED, n_features, 5)
+        angle = 2.0 * np.pi * u[:, 1]
+        frequency = (1.0 + u[:, 2])[:, None] * np.column_stack([np.cos(angle), np.sin(angle)])
+        # A linear part along a second random direction keeps the map one-to-one.
+        slope = 0.5 * np.column_stack([np.cos(angle + np.pi / 2), np.sin(angle + np.pi / 2)])
+        slope = slope * (0.5 + u[:, 4])[:, None]  # length in [0.25, 0.75]
+        return 0.5 + 0.5 * u[:, 0], frequency, 2.0 * np.pi * u[:, 3], slope
 
 
 def make_nonlinear_surface(n_samples=1000, *, n_features=5, noise_std=0.1, random_state=None):
@@ -751,14 +759,9 @@ def make_nonlinear_surface(n_samples=1000, *, n_features=5, noise_std=0.1, rando
     >>> model.score_samples(X[:5]).shape
     (5,)
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_features = _check_int(n_features, "n_features", 2)
-    noise_std = _check_positive(noise_std, "noise_std")
-    amplitude, frequency, phase, slope = _surface_coefficients(n_features)
-    model = NonlinearSurfaceModel(
-        amplitude=amplitude, frequency=frequency, phase=phase, slope=slope, noise_std=noise_std
+    return _make_noisy_manifold(
+        NonlinearSurfaceModel, n_samples, n_features, noise_std, random_state
     )
-    return model.sample(n_samples, random_state=random_state), model
 
 
 def nonlinear_surface_log_likelihood(X, model, *, n_grid=None):
@@ -801,39 +804,4 @@ def nonlinear_surface_log_likelihood(X, model, *, n_grid=None):
     >>> bool(abs(log_p - finer).max() < 1e-6)
     True
     """
-    X = _check_X(X, model.n_features)
-    if n_grid is None:
-        step = model.noise_std / (_STEPS_PER_PEAK_WIDTH_2D * max(model._max_jacobian_norm(), 1.0))
-        n_grid = max(_MIN_N_GRID_2D, int(np.ceil(2.0 * _Z2_LIMIT / step)) + 1)
-    n_grid = _check_int(n_grid, "n_grid", 3)
-    axis, step = np.linspace(-_Z2_LIMIT, _Z2_LIMIT, n_grid, retstep=True)
-    log_w1 = np.full(n_grid, np.log(step))
-    log_w1[[0, -1]] -= np.log(2.0)
-    log_w1 -= 0.5 * (_LOG_2PI + axis**2)
-    z = np.stack(np.meshgrid(axis, axis, indexing="ij"), axis=-1).reshape(-1, 2)
-    log_weights_prior = (log_w1[:, None] + log_w1[None, :]).ravel()
-    return _log_integral(X, model.surface(z), log_weights_prior, model.noise_std)
-
-
-def _log_integral(X, points, log_weights_prior, noise_std):
-    """log sum_g w_g p(z_g) N(x; points_g, noise_std^2 I) for each row of X, in chunks."""
-    var = noise_std**2
-    half_sq_points = 0.5 * np.sum(points**2, axis=1) / var
-    const = -0.5 * X.shape[1] * (_LOG_2PI + np.log(var))
-    scaled = points.T / var
-    n_points = points.shape[0]
-    log_p = np.empty(X.shape[0])
-    chunk = max(1, _MAX_TEMP_BYTES // (8 * n_points))
-    for start in range(0, X.shape[0], chunk):
-        rows = slice(start, start + chunk)
-        half_sq_norms = 0.5 * np.sum(X[rows] ** 2, axis=1) / var
-        # -||x - f||^2 / (2 var) expanded, so no (rows, points, features) array.
-        log_integrand = X[rows] @ scaled
-        log_integrand -= half_sq_points
-        np.minimum(log_integrand, half_sq_norms[:, None], out=log_integrand)
-        log_integrand += log_weights_prior
-        peak = np.max(log_integrand, axis=1)
-        log_integrand -= peak[:, None]
-        np.exp(log_integrand, out=log_integrand)
-        log_p[rows] = peak + np.log(np.sum(log_integrand, axis=1)) - half_sq_norms + const
-    return log_p
+    return _grid_log_likelihood(X, model, n_grid)
