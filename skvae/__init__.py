@@ -2,9 +2,21 @@
 
 from ._estimator import VAEEstimator
 from ._imputer import VAEImputer
-from ._likelihoods import LIKELIHOODS
+from ._likelihoods import LIKELIHOODS, Likelihood, register_likelihood
 from ._module import VAEModule
+from ._posteriors import POSTERIORS, Posterior, register_posterior
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
-__all__ = ["LIKELIHOODS", "VAEEstimator", "VAEImputer", "VAEModule", "__version__"]
+__all__ = [
+    "LIKELIHOODS",
+    "POSTERIORS",
+    "Likelihood",
+    "Posterior",
+    "VAEEstimator",
+    "VAEImputer",
+    "VAEModule",
+    "__version__",
+    "register_likelihood",
+    "register_posterior",
+]

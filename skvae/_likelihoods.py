@@ -1,10 +1,10 @@
-"""Observation models p(x | z): one class per family and a name -> class registry.
+"""Observation models p(x | z): one torch head per family, and a name -> class registry.
 
-Each family owns everything that depends on it: the check of its input domain, what it
-learns from the data before training (the number of categories), how its columns are fed
-to the encoder, how many decoder outputs it needs, its log-probability, its mean and its
-sampler. Adding a family means adding one class here and one line to ``LIKELIHOODS``.
-``Mixed`` puts several families side by side, each on its own columns.
+A family's torch side is here: the decoder outputs it needs, what the encoder sees of its
+columns, its log-probability, mean and sampler. Its data side (the domain check, what it
+learns from X before training, the scaling of X) is its ``domain`` (see ``_domains``).
+Adding a family is one subclass of ``Likelihood`` and ``register_likelihood``. ``Mixed``
+puts several families side by side, each on its own columns.
 """
 
 from __future__ import annotations
@@ -18,19 +18,23 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ._domains import Codes, Counts, Domain, Real, UnitInterval
+
 __all__ = [
-    "Likelihood",
-    "Gaussian",
-    "Bernoulli",
-    "ContinuousBernoulli",
-    "Poisson",
-    "NegativeBinomial",
-    "Categorical",
-    "Mixed",
     "LIKELIHOODS",
     "VAR_SMOOTHING",
+    "Bernoulli",
+    "Categorical",
+    "ContinuousBernoulli",
+    "Gaussian",
+    "Likelihood",
+    "Mixed",
+    "NegativeBinomial",
+    "Poisson",
     "build_likelihood",
+    "likelihood_class",
     "prepare_likelihood",
+    "register_likelihood",
 ]
 
 #: Floor on a Gaussian noise variance, relative to the variance of the feature (for
@@ -41,6 +45,10 @@ VAR_SMOOTHING = 1e-6
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
+#: False: draw gamma variates with numpy's public generator instead of
+#: ``torch._standard_gamma`` (the tests set it to check the two against each other).
+USE_PRIVATE_API = True
+
 
 def _noise(shape: torch.Size, like: Tensor, generator: torch.Generator, kind: str) -> Tensor:
     # Noise is drawn on the CPU from a CPU generator so that draws do not depend on the
@@ -49,40 +57,13 @@ def _noise(shape: torch.Size, like: Tensor, generator: torch.Generator, kind: st
     return draw(shape, generator=generator, dtype=like.dtype).to(like.device)
 
 
-def _observed(X: np.ndarray) -> np.ndarray:
-    """The observed (non-NaN) entries of X, flattened: domain checks ignore missing ones."""
-    X = np.asarray(X)
-    return X[~np.isnan(X)] if X.dtype.kind == "f" else X.ravel()
-
-
-def _column_max(X: np.ndarray) -> np.ndarray:
-    """Largest observed value of each column (-inf for a column with none), without warnings."""
-    # fmax ignores NaN without a masked copy of X (nanmax would warn on all-NaN columns).
-    top = np.fmax.reduce(X, axis=0) if X.shape[0] else np.full(X.shape[1], np.nan)
-    return np.where(np.isnan(top), -np.inf, top)
-
-
-def _describe(X: np.ndarray) -> str:
-    X = _observed(X)
-    return f"values from {np.min(X):.4g} to {np.max(X):.4g}"
-
-
-def _check_unit_interval(name: str, X: np.ndarray) -> None:
-    X = _observed(X)
-    if X.size and (X.min() < 0 or X.max() > 1):
-        raise ValueError(
-            f"likelihood='{name}' needs data in [0, 1]; got {_describe(X)}. Scale the data "
-            "(e.g. MinMaxScaler) or use likelihood='gaussian'."
-        )
-
-
-def _check_counts(name: str, X: np.ndarray) -> None:
-    X = _observed(X)
-    if X.size and (X.min() < 0 or not np.all(X == np.round(X))):
-        raise ValueError(
-            f"likelihood='{name}' needs non-negative integer counts; got "
-            f"{'negative values' if X.min() < 0 else 'non-integer values'} ({_describe(X)})."
-        )
+def _standard_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
+    """Gamma(shape, 1) draws on the CPU, from ``generator``."""
+    if USE_PRIVATE_API:
+        return torch._standard_gamma(shape, generator=generator)
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    draws = np.random.default_rng(seed).standard_gamma(shape.numpy())
+    return torch.from_numpy(np.asarray(draws)).to(shape.dtype)
 
 
 def _masked_sum(elements: Tensor, mask: Tensor | None) -> Tensor:
@@ -93,32 +74,44 @@ def _masked_sum(elements: Tensor, mask: Tensor | None) -> Tensor:
 class Likelihood(nn.Module):
     """Base class of an observation model p(x | z) whose parameters the decoder outputs.
 
-    Subclasses set ``name`` and implement ``log_prob``, ``mean`` and ``sample``; the
-    defaults take one decoder output per feature, feed the encoder the (rescaled) data as it
-    is, accept any finite data and learn nothing from it.
+    Subclasses set ``name`` and ``domain`` and implement ``log_prob``, ``mean`` and
+    ``sample``; the defaults take one decoder output per feature and feed the encoder the
+    (rescaled) data as it is. ``options`` names the estimator parameters the family reads
+    (the Gaussian's ``covariance_type``); ``discrete`` says that ``mean`` is a category
+    code (the mode), so that several models' fills are combined by vote, not averaged.
 
     Parameters
     ----------
     n_features : int
         Number of columns the family models.
-    covariance_type : str
-        Gaussian only: "diag" or "spherical".
-    **learned
-        What ``learn`` returned for the training data.
+    loc, scale : array-like of shape (n_features,), default=None
+        The data's location and scale: the model sees (X - loc) / scale. Kept here, in
+        float64, so that the module works on its own on data in the user's units.
+    **settings
+        The family's options and what its domain learned from the training data.
     """
 
     name: ClassVar[str]
+    domain: ClassVar[type[Domain]] = Domain
+    options: ClassVar[tuple[str, ...]] = ()
+    discrete: ClassVar[bool] = False
 
-    def __init__(self, n_features: int, covariance_type: str = "diag", **learned: Any) -> None:
+    def __init__(self, n_features: int, loc=None, scale=None, **settings: Any) -> None:
         super().__init__()
         self.n_features = n_features
-        self.covariance_type = covariance_type
-        self.learned = learned
+        self.settings = settings
+        self.loc = np.zeros(n_features) if loc is None else np.asarray(loc, dtype=np.float64)
+        self.scale = np.ones(n_features) if scale is None else np.asarray(scale, np.float64)
 
     @property
     def config(self) -> dict:
         """Everything needed to rebuild this likelihood with ``build_likelihood``."""
-        return {"name": self.name, "covariance_type": self.covariance_type, **self.learned}
+        return {
+            "name": self.name,
+            **self.settings,
+            "loc": self.loc.tolist(),
+            "scale": self.scale.tolist(),
+        }
 
     @property
     def n_outputs(self) -> int:
@@ -158,65 +151,34 @@ class Likelihood(nn.Module):
         """Mean of the mixture sum_k weights[:, k] p(x | z_k); ``out`` is (n, K, n_outputs)."""
         return (weights.unsqueeze(-1) * self.mean(out)).sum(1)
 
-    @classmethod
-    def check_domain(cls, X: np.ndarray, **learned: Any) -> None:
-        """Raise ValueError when X is outside the support of the family."""
-
-    @classmethod
-    def learn(cls, X: np.ndarray, **config: Any) -> dict:
-        """What the family learns from the training data before training (e.g. categories)."""
-        return {}
-
-    @classmethod
-    def data_scaling(
-        cls, X: np.ndarray, covariance_type: str = "diag", **learned: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Location and scale such that the model is trained on (X - loc) / scale."""
-        n_features = X.shape[1]
-        return np.zeros(n_features), np.ones(n_features)
-
-    def validate(self, X: np.ndarray) -> None:
-        """Check new data against the domain and what was learned in fit."""
-        type(self).check_domain(X, **self.learned)
-
     def variances(self) -> Tensor | None:
         """Per-feature noise variances (standardised units) where the family has them."""
         return None
 
+    def discrete_columns(self) -> np.ndarray:
+        """Indices of the columns whose ``mean`` is a category code."""
+        return np.arange(self.n_features if self.discrete else 0)
 
-def _column_moments(X: np.ndarray, step: int = 2**16) -> tuple[np.ndarray, ...]:
-    """Mean, standard deviation and constancy of each column, in chunks of rows.
+    # ------------------------------------------------------------------ data side
 
-    Chunks keep the temporaries small whatever n_samples is (three passes, one chunk in
-    memory at a time); dividing by each column's largest magnitude first keeps squares of
-    values like 1e+200 from overflowing. NaN (missing) entries are left out: each column's
-    moments are over its observed values.
-    """
+    @classmethod
+    def check_domain(cls, X: np.ndarray, **settings: Any) -> None:
+        """Raise ValueError when X is outside the support of the family."""
+        cls.domain.check(cls.name, X, **settings)
 
-    def chunks():
-        for i in range(0, X.shape[0], step):
-            chunk = X[i : i + step]
-            yield chunk, np.isnan(chunk)
+    @classmethod
+    def learn(cls, X: np.ndarray, **options: Any) -> dict:
+        """What the family learns from the training data before training (e.g. categories)."""
+        return cls.domain.learn(cls.name, X, **options)
 
-    n_columns = X.shape[1]
-    count = np.zeros(n_columns)
-    lo, hi = np.full(n_columns, np.inf), np.full(n_columns, -np.inf)
-    for chunk, nan in chunks():
-        count += (~nan).sum(axis=0)
-        lo = np.minimum(lo, np.where(nan, np.inf, chunk).min(axis=0))
-        hi = np.maximum(hi, np.where(nan, -np.inf, chunk).max(axis=0))
-    constant = lo == hi
-    amax = np.maximum(np.abs(lo), np.abs(hi))
-    amax[(amax == 0) | ~np.isfinite(amax)] = 1.0
-    count = np.maximum(count, 1)
-    total = np.zeros(n_columns)
-    for chunk, nan in chunks():
-        total += np.where(nan, 0.0, chunk / amax).sum(axis=0)
-    mean = total / count
-    sq = np.zeros(n_columns)
-    for chunk, nan in chunks():
-        sq += np.where(nan, 0.0, (chunk / amax - mean) ** 2).sum(axis=0)
-    return mean * amax, np.sqrt(sq / count) * amax, constant
+    @classmethod
+    def data_scaling(cls, X: np.ndarray, **settings: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Location and scale such that the model is trained on (X - loc) / scale."""
+        return cls.domain.scaling(X, **settings)
+
+    def validate(self, X: np.ndarray) -> None:
+        """Check new data against the domain and what was learned in fit."""
+        type(self).check_domain(X, **self.settings)
 
 
 class Gaussian(Likelihood):
@@ -229,9 +191,12 @@ class Gaussian(Likelihood):
     """
 
     name = "gaussian"
+    domain = Real
+    options = ("covariance_type",)
 
-    def __init__(self, n_features: int, covariance_type: str = "diag", **learned: Any) -> None:
-        super().__init__(n_features, covariance_type, **learned)
+    def __init__(self, n_features: int, covariance_type: str = "diag", **settings: Any) -> None:
+        super().__init__(n_features, covariance_type=covariance_type, **settings)
+        self.covariance_type = covariance_type
         n_var = n_features if covariance_type == "diag" else 1
         self.log_var = nn.Parameter(torch.zeros(n_var))
 
@@ -259,25 +224,6 @@ class Gaussian(Likelihood):
     def variances(self) -> Tensor:
         return self.variance.expand(self.n_features)
 
-    @classmethod
-    def data_scaling(
-        cls, X: np.ndarray, covariance_type: str = "diag", **learned: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
-        loc, std, constant = _column_moments(X)
-        # The mean of identical values can be off in the last bit: use the value itself.
-        loc[constant] = _column_max(X)[constant]
-        std[constant] = 0.0
-        biggest = std.max()
-        if biggest == 0:  # all features constant: nothing to scale by
-            return loc, np.ones(X.shape[1])
-        if covariance_type == "spherical":
-            scale = np.full(X.shape[1], np.sqrt(np.mean((std / biggest) ** 2)) * biggest)
-        else:
-            # A constant feature is measured against the most variable one, as GaussianNB's
-            # var_smoothing is relative to the largest variance.
-            scale = np.where(constant, biggest, std)
-        return loc, scale
-
 
 class Bernoulli(Likelihood):
     """Independent Bernoulli outputs with probabilities sigmoid(decoder output).
@@ -288,6 +234,7 @@ class Bernoulli(Likelihood):
     """
 
     name = "bernoulli"
+    domain = UnitInterval
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         return -_masked_sum(F.binary_cross_entropy_with_logits(out, x, reduction="none"), mask)
@@ -298,10 +245,6 @@ class Bernoulli(Likelihood):
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         u = _noise(out.shape, out, generator, "uniform")
         return (u < torch.sigmoid(out)).to(out.dtype)
-
-    @classmethod
-    def check_domain(cls, X: np.ndarray, **learned: Any) -> None:
-        _check_unit_interval(cls.name, X)
 
 
 # Below this |logit| the closed forms of the continuous Bernoulli lose precision (they
@@ -319,6 +262,7 @@ class ContinuousBernoulli(Likelihood):
     """
 
     name = "continuous_bernoulli"
+    domain = UnitInterval
 
     @staticmethod
     def _log_norm(logits: Tensor) -> Tensor:
@@ -350,10 +294,6 @@ class ContinuousBernoulli(Likelihood):
         x = torch.where(safe > 0, pos, neg)
         return torch.where(small, u, x).clamp(0, 1)
 
-    @classmethod
-    def check_domain(cls, X: np.ndarray, **learned: Any) -> None:
-        _check_unit_interval(cls.name, X)
-
 
 class Poisson(Likelihood):
     """Independent Poisson counts with rate exp(decoder output).
@@ -362,6 +302,7 @@ class Poisson(Likelihood):
     """
 
     name = "poisson"
+    domain = Counts
 
     def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         return torch.log1p(x)
@@ -376,10 +317,6 @@ class Poisson(Likelihood):
         rate = out.exp().cpu()
         return torch.poisson(rate, generator=generator).to(out.device)
 
-    @classmethod
-    def check_domain(cls, X: np.ndarray, **learned: Any) -> None:
-        _check_counts(cls.name, X)
-
 
 class NegativeBinomial(Poisson):
     """Negative binomial counts with mean exp(decoder output) and a learned dispersion.
@@ -390,8 +327,8 @@ class NegativeBinomial(Poisson):
 
     name = "negative_binomial"
 
-    def __init__(self, n_features: int, covariance_type: str = "diag", **learned: Any) -> None:
-        super().__init__(n_features, covariance_type, **learned)
+    def __init__(self, n_features: int, **settings: Any) -> None:
+        super().__init__(n_features, **settings)
         self.log_theta = nn.Parameter(torch.zeros(n_features))
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -411,7 +348,7 @@ class NegativeBinomial(Poisson):
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         theta = self.log_theta.exp().detach().cpu().to(out.dtype).expand(out.shape)
         mu = out.exp().cpu()
-        rate = torch._standard_gamma(theta.contiguous(), generator=generator) * mu / theta
+        rate = _standard_gamma(theta.contiguous(), generator) * mu / theta
         return torch.poisson(rate, generator=generator).to(out.device)
 
 
@@ -424,10 +361,12 @@ class Categorical(Likelihood):
     """
 
     name = "categorical"
+    domain = Codes
+    discrete = True
 
-    def __init__(self, n_features: int, covariance_type: str = "diag", **learned: Any) -> None:
-        super().__init__(n_features, covariance_type, **learned)
-        self.n_categories = [int(k) for k in learned["n_categories"]]
+    def __init__(self, n_features: int, **settings: Any) -> None:
+        super().__init__(n_features, **settings)
+        self.n_categories = [int(k) for k in settings["n_categories"]]
         offsets = np.concatenate([[0], np.cumsum(self.n_categories)])
         self.register_buffer("_offsets", torch.as_tensor(offsets[:-1]), persistent=False)
         # Index of each output's column, to spread one-hot codes and softmaxes.
@@ -480,54 +419,28 @@ class Categorical(Likelihood):
             draws.append((log_p - torch.log(-torch.log(u))).argmax(-1))
         return torch.stack(draws, dim=-1).to(out.dtype)
 
-    @classmethod
-    def learn(cls, X: np.ndarray, **config: Any) -> dict:
-        cls.check_domain(X)
-        return {"n_categories": [int(k) for k in _column_max(X) + 1]}
-
-    @classmethod
-    def check_domain(cls, X: np.ndarray, **learned: Any) -> None:
-        seen = _observed(X)
-        if seen.size and (seen.min() < 0 or not np.all(seen == np.round(seen))):
-            raise ValueError(
-                "likelihood='categorical' needs integer category codes 0, 1, 2, ...; got "
-                f"{_describe(X)}. Encode categories with sklearn's OrdinalEncoder first."
-            )
-        if "n_categories" in learned and seen.size:
-            too_big = _column_max(X) >= np.asarray(learned["n_categories"])
-            if np.any(too_big):
-                j = int(np.flatnonzero(too_big)[0])
-                raise ValueError(
-                    f"Category code {int(_column_max(X)[j])} in categorical column {j} was not "
-                    f"seen in fit, where its codes were 0 to {learned['n_categories'][j] - 1} "
-                    "(partial_fit learns the categories from its first block)."
-                )
-
 
 class Mixed(Likelihood):
     """Several families side by side, each modelling its own columns.
 
-    ``parts`` is a list of ``{"name": family, "columns": [indices], **learned}``; every
+    ``parts`` is a list of ``{"name": family, "columns": [indices], **settings}``; every
     column belongs to exactly one part. The log-probability is the sum of the parts'.
     """
 
     name = "mixed"
 
-    def __init__(self, n_features: int, covariance_type: str = "diag", **learned: Any) -> None:
-        super().__init__(n_features, covariance_type, **learned)
+    def __init__(self, n_features: int, parts: Sequence[dict] = (), **settings: Any) -> None:
+        super().__init__(n_features, parts=[dict(p) for p in parts], **settings)
         self.parts = nn.ModuleList()
         self.columns: list[list[int]] = []
-        outputs, start = [], 0
-        for part in learned["parts"]:
-            part = dict(part)
-            columns = [int(c) for c in part.pop("columns")]
-            name = part.pop("name")
-            family = LIKELIHOODS[name](len(columns), covariance_type, **part)
+        self._outputs: list[slice] = []
+        start = 0
+        for family, columns, part in self._split(None, parts):
+            family = family(len(columns), **part)
             self.parts.append(family)
             self.columns.append(columns)
-            outputs.append(slice(start, start + family.n_outputs))
+            self._outputs.append(slice(start, start + family.n_outputs))
             start += family.n_outputs
-        self._outputs = outputs
 
     @property
     def n_outputs(self) -> int:
@@ -573,17 +486,6 @@ class Mixed(Likelihood):
         pieces = [p.weighted_mean(out[..., o], weights) for p, _, o in self._each()]
         return self._assemble(pieces, out[:, 0])
 
-    @staticmethod
-    def _split(X: np.ndarray, parts: Sequence[dict]):
-        for part in parts:
-            yield LIKELIHOODS[part["name"]], X[:, part["columns"]], part
-
-    @classmethod
-    def check_domain(cls, X: np.ndarray, **learned: Any) -> None:
-        for family, columns, part in cls._split(X, learned["parts"]):
-            extra = {k: v for k, v in part.items() if k not in ("name", "columns")}
-            family.check_domain(columns, **extra)
-
     def variances(self) -> Tensor | None:
         pieces = [p.variances() for p in self.parts]
         if all(v is None for v in pieces):
@@ -595,56 +497,105 @@ class Mixed(Likelihood):
                 result[columns] = piece.detach().cpu()
         return result
 
+    def discrete_columns(self) -> np.ndarray:
+        found = [
+            np.asarray(c)[p.discrete_columns()]
+            for p, c in zip(self.parts, self.columns, strict=True)
+        ]
+        return np.sort(np.concatenate([np.zeros(0, dtype=int), *found]))
+
+    @staticmethod
+    def _split(X: np.ndarray | None, parts: Sequence[dict]):
+        """(family, columns of X or their indices when X is None, the part's settings)."""
+        for part in parts:
+            part = dict(part)
+            family = likelihood_class(part.pop("name"))
+            columns = [int(c) for c in part.pop("columns")]
+            yield family, columns if X is None else X[:, columns], part
+
     @classmethod
-    def learn(cls, X: np.ndarray, parts: Sequence[dict] = (), **config: Any) -> dict:
-        return {
-            "parts": [
-                {**part, **family.learn(columns)} for family, columns, part in cls._split(X, parts)
-            ]
-        }
+    def check_domain(cls, X: np.ndarray, parts: Sequence[dict] = (), **_: Any) -> None:
+        for family, columns, part in cls._split(X, parts):
+            family.check_domain(columns, **part)
+
+    @classmethod
+    def learn(cls, X: np.ndarray, parts: Sequence[dict] = (), **_: Any) -> dict:
+        learned = [{**part, **family.learn(columns, **part)} for family, columns, part in
+                   cls._split(X, parts)]  # fmt: skip
+        return {"parts": [{**old, **new} for old, new in zip(parts, learned, strict=True)]}
 
     @classmethod
     def data_scaling(
-        cls, X: np.ndarray, covariance_type: str = "diag", parts: Sequence[dict] = (), **_: Any
+        cls, X: np.ndarray, parts: Sequence[dict] = (), **_: Any
     ) -> tuple[np.ndarray, np.ndarray]:
         loc, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
-        for family, columns, part in cls._split(X, parts):
-            loc[part["columns"]], scale[part["columns"]] = family.data_scaling(
-                columns, covariance_type
-            )
+        for (family, columns, part), spec in zip(cls._split(X, parts), parts, strict=True):
+            loc[spec["columns"]], scale[spec["columns"]] = family.data_scaling(columns, **part)
         return loc, scale
 
 
 #: name -> class; feeds the ``likelihood`` parameter's allowed values.
-LIKELIHOODS: dict[str, type[Likelihood]] = {
-    cls.name: cls
-    for cls in (Gaussian, Bernoulli, ContinuousBernoulli, Poisson, NegativeBinomial, Categorical)
-}
+LIKELIHOODS: dict[str, type[Likelihood]] = {}
 
 
-def _family(name: str) -> type[Likelihood]:
-    return Mixed if name == Mixed.name else LIKELIHOODS[name]
+def register_likelihood(cls: type[Likelihood]) -> type[Likelihood]:
+    """Make ``cls`` available as ``likelihood=cls.name``; usable as a class decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, Likelihood)) or cls is Mixed:
+        raise TypeError(f"register_likelihood takes a Likelihood subclass, got {cls!r}.")
+    LIKELIHOODS[cls.name] = cls
+    return cls
+
+
+for _family in (Gaussian, Bernoulli, ContinuousBernoulli, Poisson, NegativeBinomial, Categorical):
+    register_likelihood(_family)
+
+
+def likelihood_class(likelihood: str | type[Likelihood]) -> type[Likelihood]:
+    """The family a name or class stands for (``"mixed"`` included)."""
+    if isinstance(likelihood, type) and issubclass(likelihood, Likelihood):
+        return likelihood
+    if likelihood == Mixed.name:
+        return Mixed
+    try:
+        return LIKELIHOODS[likelihood]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown likelihood {likelihood!r}; choose from {sorted(LIKELIHOODS)}, a dict "
+            "of them, or a skvae.Likelihood subclass."
+        ) from None
 
 
 def build_likelihood(n_features: int, config: dict) -> Likelihood:
     """The likelihood described by ``config`` (a ``Likelihood.config``)."""
     config = dict(config)
-    return _family(config.pop("name"))(n_features, **config)
+    return likelihood_class(config.pop("name"))(n_features, **config)
+
+
+def _family_options(cls: type[Likelihood], options: dict) -> dict:
+    return {k: v for k, v in options.items() if k in cls.options}
 
 
 def prepare_likelihood(
-    X: np.ndarray, likelihood: str | Sequence[dict], covariance_type: str
+    X: np.ndarray, likelihood: str | type[Likelihood] | Sequence[dict], covariance_type="diag"
 ) -> tuple[dict, np.ndarray, np.ndarray]:
-    """Check X against a family (a name, or parts for ``Mixed``) and learn what it needs.
+    """Check X against a family (a name, a class, or parts for ``Mixed``) and learn from it.
 
-    Returns the likelihood's config (for ``build_likelihood``) and the data's location and
-    scale for training.
+    Returns the likelihood's config (for ``build_likelihood``, with the data's location and
+    scale in it) and that location and scale.
     """
-    if isinstance(likelihood, str):
-        cls, config = LIKELIHOODS[likelihood], {}
+    options = {"covariance_type": covariance_type}
+    if isinstance(likelihood, str | type):
+        cls = likelihood_class(likelihood)
+        settings = _family_options(cls, options)
     else:
-        cls, config = Mixed, {"parts": [dict(part) for part in likelihood]}
-    learned = {**config, **cls.learn(X, **config)}
-    cls.check_domain(X, **learned)
-    loc, scale = cls.data_scaling(X, covariance_type, **learned)
-    return {"name": cls.name, "covariance_type": covariance_type, **learned}, loc, scale
+        cls = Mixed
+        settings = {
+            "parts": [
+                {**part, **_family_options(likelihood_class(part["name"]), options)}
+                for part in likelihood
+            ]
+        }
+    settings.update(cls.learn(X, **settings))
+    cls.check_domain(X, **settings)
+    loc, scale = cls.data_scaling(X, **settings)
+    return {"name": cls.name, **settings, "loc": loc.tolist(), "scale": scale.tolist()}, loc, scale

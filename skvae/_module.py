@@ -1,40 +1,28 @@
-"""The torch model: encoder q(z|x), decoder p(x|z), the ELBO and the importance-weighted bound.
+"""The torch model: inference q(z|x), generative p(x|z), the ELBO and the weighted bound.
 
-Nothing here knows about scikit-learn. The module works on data already rescaled by its
-likelihood's ``data_scaling``; the estimator converts to and from the user's units.
+Nothing here knows about scikit-learn. A batch is a dict of tensors: ``"x"`` the data,
+already rescaled by the likelihood's scaling, with NaN for missing entries; optionally
+``"mask"`` (1 observed, 0 missing, or None when the caller knows nothing is missing),
+``"sparse"`` (the non-zero encoder inputs, see ``_sparse``) and one tensor per covariate,
+which conditions the encoder and the decoder without being modelled.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from ._likelihoods import Likelihood, build_likelihood
+from ._posteriors import Posterior, posterior_class, standard_normal_log_prob
+from ._sparse import InputLinear, sparse_linear
 
-__all__ = ["SparseRows", "VAEModule", "gaussian_kl"]
+__all__ = ["ACTIVATIONS", "LossOutput", "VAEModule"]
 
-
-class SparseRows(NamedTuple):
-    """The non-zero encoder inputs of a batch, by row and by column.
-
-    Both halves are in the form ``F.embedding_bag`` reads: a flat index list and the
-    offset where each bag starts. Values are None when every one is 1 (binary data).
-    """
-
-    columns: Tensor  # the input of each entry, row after row
-    row_offsets: Tensor  # (n_rows,) where each row's entries start in ``columns``
-    values: Tensor | None
-    rows: Tensor  # the row of each entry, input after input
-    column_offsets: Tensor  # (n_inputs,) where each input's entries start in ``rows``
-    column_values: Tensor | None
-
-
-_LOG_2PI = math.log(2.0 * math.pi)
+Batch = Mapping[str, Any]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "identity": nn.Identity,
@@ -59,70 +47,17 @@ def _mlp(
     return nn.Sequential(*layers)
 
 
-class InputLinear(nn.Module):
-    """The encoder's first affine layer, with its weight stored input-major.
-
-    ``weight`` has shape (in_features, out_features), one contiguous row per input, so
-    that the sparse path (see ``_SparseInputLinear``) reads a row per non-zero input.
-    The dense product runs as fast on this layout as on ``nn.Linear``'s (measured on
-    CPU). The initial values are ``nn.Linear``'s, from the same random numbers.
-    """
-
-    def __init__(self, in_features: int, out_features: int) -> None:
-        super().__init__()
-        self.in_features = in_features
-        self.out_features = out_features
-        init = nn.Linear(in_features, out_features)
-        self.weight = nn.Parameter(init.weight.detach().t().contiguous())
-        self.bias = nn.Parameter(init.bias.detach().clone())
-
-    def forward(self, x: Tensor) -> Tensor:
-        return F.linear(x, self.weight.t(), self.bias)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}"
+def as_batch(batch: Batch | Tensor) -> Batch:
+    """A bare tensor is the batch ``{"x": tensor}``."""
+    return {"x": batch} if isinstance(batch, Tensor) else batch
 
 
-class _SparseInputLinear(torch.autograd.Function):
-    """An affine layer of inputs given only as their non-zero entries (``SparseRows``).
+class LossOutput(NamedTuple):
+    """The training objective of a batch and its two parts."""
 
-    Both the output and the weight's gradient skip the zero inputs: the output sums the
-    weight rows of each row's non-zero inputs, and the gradient of each input's weight
-    row sums the output gradients of the rows where it is non-zero (one
-    ``F.embedding_bag`` each). On a 784-400 layer at MNIST's density (2 threads) each
-    takes about 80 us against 370-425 us for the dense products. The inputs are data:
-    no gradient flows to them.
-    """
-
-    @staticmethod
-    def forward(ctx, sparse, weight, bias):
-        ctx.sparse = sparse
-        values = None if sparse.values is None else sparse.values.to(weight.dtype)
-        out = F.embedding_bag(
-            sparse.columns, weight, sparse.row_offsets, mode="sum", per_sample_weights=values
-        )
-        return out + bias
-
-    @staticmethod
-    def backward(ctx, grad):
-        sparse = ctx.sparse
-        grad_weight = None
-        if ctx.needs_input_grad[1]:
-            values = sparse.column_values
-            grad_weight = F.embedding_bag(
-                sparse.rows,
-                grad,
-                sparse.column_offsets,
-                mode="sum",
-                per_sample_weights=None if values is None else values.to(grad.dtype),
-            )
-        grad_bias = grad.sum(0) if ctx.needs_input_grad[2] else None
-        return None, grad_weight, grad_bias
-
-
-def gaussian_kl(mu: Tensor, log_var: Tensor) -> Tensor:
-    """KL(N(mu, diag exp(log_var)) || N(0, I)) per latent dimension (closed form)."""
-    return 0.5 * (log_var.exp() + mu**2 - 1.0 - log_var)
+    loss: Tensor  # mean over rows of -(reconstruction - kl_weight * kl)
+    reconstruction: Tensor  # log p(x | z) per row, one sample of z
+    kl: Tensor  # KL(q(z | x) || p(z)) per row
 
 
 class VAEModule(nn.Module):
@@ -145,6 +80,11 @@ class VAEModule(nn.Module):
     missing : bool, default=False
         Give the encoder the observed-value mask as ``n_features`` extra inputs (MIWAE,
         Mattei and Frellsen 2019). Set when the training data has missing values.
+    posterior : str or Posterior subclass, default="diagonal_gaussian"
+        The family of q(z | x) (see ``skvae.POSTERIORS``).
+    covariates : dict of str to int, default=None
+        Batch keys of covariates and their widths: each is given to the encoder and the
+        decoder as extra inputs.
 
     Notes
     -----
@@ -162,6 +102,8 @@ class VAEModule(nn.Module):
         activation: str,
         likelihood: Likelihood,
         missing: bool = False,
+        posterior: str | type[Posterior] = "diagonal_gaussian",
+        covariates: Mapping[str, int] | None = None,
     ) -> None:
         super().__init__()
         self.n_features = n_features
@@ -169,12 +111,17 @@ class VAEModule(nn.Module):
         self.n_components = n_components
         self.hidden_layer_sizes = tuple(hidden_layer_sizes)
         self.activation = activation
-        n_inputs = likelihood.n_inputs + (n_features if self.missing else 0)
-        self.encoder = _mlp(
-            n_inputs, hidden_layer_sizes, 2 * n_components, activation, first=InputLinear
-        )
+        self.posterior = posterior_class(posterior)
+        self.covariates = {str(k): int(v) for k, v in (covariates or {}).items()}
+        n_covariates = sum(self.covariates.values())
+        n_inputs = likelihood.n_inputs + (n_features if self.missing else 0) + n_covariates
+        n_params = self.posterior.n_params(n_components)
+        self.encoder = _mlp(n_inputs, hidden_layer_sizes, n_params, activation, InputLinear)
         self.decoder = _mlp(
-            n_components, tuple(reversed(hidden_layer_sizes)), likelihood.n_outputs, activation
+            n_components + n_covariates,
+            tuple(reversed(hidden_layer_sizes)),
+            likelihood.n_outputs,
+            activation,
         )
         self.likelihood = likelihood
 
@@ -188,6 +135,8 @@ class VAEModule(nn.Module):
             "activation": self.activation,
             "likelihood": self.likelihood.config,
             "missing": self.missing,
+            "posterior": self.posterior.name,
+            "covariates": dict(self.covariates),
         }
 
     @classmethod
@@ -197,103 +146,123 @@ class VAEModule(nn.Module):
         likelihood = build_likelihood(spec["n_features"], spec.pop("likelihood"))
         return cls(likelihood=likelihood, **spec)
 
-    def observed(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+    @property
+    def sparse_inputs_possible(self) -> bool:
+        """Whether the encoder sees nothing but ``likelihood.encoder_input(x)``."""
+        return not (self.missing or self.covariates)
+
+    # ------------------------------------------------------------------ the two maps
+
+    def observed(self, batch: Batch) -> tuple[Tensor, Tensor | None]:
         """x with NaN set to 0, and the mask of observed entries (None when all are)."""
+        x = batch["x"]
+        if "mask" in batch:
+            return x, batch["mask"]
         isnan = torch.isnan(x)
         if not self.missing and not bool(isnan.any()):
             return x, None
         return x.masked_fill(isnan, 0.0), (~isnan).to(x.dtype)
 
-    def _encode(
-        self, x: Tensor, mask: Tensor | None, sparse: SparseRows | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def encoder_input(self, x: Tensor, mask: Tensor | None, batch: Batch) -> Tensor:
+        """What the encoder sees: the likelihood's view of x, the mask, the covariates."""
+        inputs = [self.likelihood.encoder_input(x, mask)]
+        if self.missing:
+            inputs.append(torch.ones_like(x) if mask is None else mask)
+        inputs += [batch[key].to(x.dtype) for key in self.covariates]
+        return inputs[0] if len(inputs) == 1 else torch.cat(inputs, -1)
+
+    def decoder_input(self, z: Tensor, batch: Batch) -> Tensor:
+        """What the decoder sees: z and the covariates (repeated over samples of z)."""
+        if not self.covariates:
+            return z
+        covariates = [batch[key].to(z.dtype) for key in self.covariates]
+        if z.dim() == 3:  # (rows, samples, components)
+            covariates = [c.unsqueeze(1).expand(-1, z.shape[1], -1) for c in covariates]
+        return torch.cat([z, *covariates], -1)
+
+    def inference(self, batch: Batch | Tensor, eps: Tensor | None = None) -> dict[str, Any]:
+        """q(z | x) of the rows: ``{"posterior", "x", "mask"}``, and ``"z"`` given noise eps.
+
+        ``x`` has its missing entries set to 0 and ``mask`` marks the observed ones.
+        """
+        batch = as_batch(batch)
+        x, mask = self.observed(batch)
+        sparse = batch.get("sparse")
         if sparse is None:
-            inputs = self.likelihood.encoder_input(x, mask)
-            if self.missing:
-                inputs = torch.cat([inputs, torch.ones_like(x) if mask is None else mask], -1)
-            out = self.encoder(inputs)
+            out = self.encoder(self.encoder_input(x, mask, batch))
         else:
-            # The sparse entries are the encoder inputs themselves (never of a mask model).
-            layers = iter(self.encoder)
-            first = next(layers)
-            out = _SparseInputLinear.apply(sparse, first.weight, first.bias)
-            for layer in layers:
+            first, *rest = self.encoder
+            out = sparse_linear(sparse, first)
+            for layer in rest:
                 out = layer(out)
-        mu, log_var = out.chunk(2, dim=-1)
-        return mu, log_var
+        posterior = self.posterior(out)
+        result = {"posterior": posterior, "x": x, "mask": mask}
+        if eps is not None:
+            result["z"] = posterior.rsample(eps)
+        return result
 
-    def encode(self, x: Tensor, sparse: SparseRows | None = None) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z | x); NaN entries of x are missing values.
+    def generative(self, z: Tensor, batch: Batch | None = None) -> dict[str, Tensor]:
+        """p(x | z): ``{"out"}``, the decoder output the likelihood reads as its parameters."""
+        return {"out": self.decoder(self.decoder_input(z, batch or {}))}
 
-        ``sparse``, optional, holds the non-zero encoder inputs of x (see ``loss``).
-        """
-        return self._encode(*self.observed(x), sparse)
+    def encode(self, batch: Batch | Tensor) -> Posterior:
+        """q(z | x) of the rows; NaN entries of x are missing values."""
+        return self.inference(batch)["posterior"]
 
-    def decode(self, z: Tensor) -> Tensor:
+    def decode(self, z: Tensor, batch: Batch | None = None) -> Tensor:
         """Decoder output: the parameters of p(x | z), as the likelihood reads them."""
-        return self.decoder(z)
+        return self.generative(z, batch)["out"]
 
-    def loss(
-        self,
-        x: Tensor,
-        eps: Tensor,
-        kl_weight: float = 1.0,
-        complete: bool = False,
-        sparse: SparseRows | None = None,
-    ) -> Tensor:
-        """Mean over rows of -(E_q log p(x|z) - kl_weight * KL), one sample per row.
+    # ------------------------------------------------------------------ objectives
 
-        ``eps`` is standard normal noise of shape (n_rows, n_components):
-        z = mu + sigma * eps is the reparameterisation. ``complete=True`` says the caller
-        knows x has no missing values: it skips the search for NaN, a pass over x and a
-        host sync per batch (about 3% of a 784-400-20 training step on the CPU).
-        ``sparse``, optional, holds the non-zero entries of the encoder's inputs of
-        these rows (see ``SparseRows``); the first layer then skips their zeros.
+    def loss(self, batch: Batch | Tensor, eps: Tensor, kl_weight: float = 1.0) -> LossOutput:
+        """-(E_q log p(x|z) - kl_weight * KL) averaged over rows, one sample of z per row.
+
+        ``eps`` is standard normal noise of shape (n_rows, n_components), reparameterised
+        by the posterior.
         """
-        x, mask = (x, None) if complete else self.observed(x)
-        mu, log_var = self._encode(x, mask, sparse)
-        z = mu + (0.5 * log_var).exp() * eps
-        rec = self.likelihood.log_prob(x, self.decode(z), mask)
-        kl = gaussian_kl(mu, log_var).sum()
-        return -(rec.sum() - kl_weight * kl) / x.shape[0]
+        batch = as_batch(batch)
+        inferred = self.inference(batch, eps)
+        x, mask = inferred["x"], inferred["mask"]
+        rec = self.likelihood.log_prob(x, self.decode(inferred["z"], batch), mask)
+        kl = inferred["posterior"].kl_to_prior()
+        loss = -(rec.sum() - kl_weight * kl.sum()) / x.shape[0]
+        return LossOutput(loss, rec, kl)
 
-    def elbo(self, x: Tensor, eps: Tensor) -> Tensor:
+    def elbo(self, batch: Batch | Tensor, eps: Tensor) -> Tensor:
         """Per-row single-sample ELBO estimate with the given noise (n_rows, n_components)."""
-        x, mask = self.observed(x)
-        mu, log_var = self._encode(x, mask)
-        z = mu + (0.5 * log_var).exp() * eps
-        rec = self.likelihood.log_prob(x, self.decode(z), mask)
-        return rec - gaussian_kl(mu, log_var).sum(-1)
+        output = self.loss(batch, eps)
+        return output.reconstruction - output.kl
 
-    def _importance_weights(self, x: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
-        """Log importance weights (n, K) and decoder outputs (n, K, n_outputs)."""
-        x, mask = self.observed(x)
-        mu, log_var = self._encode(x, mask)
-        std = (0.5 * log_var).exp()
-        eps = eps.to(x.dtype)
-        z = mu.unsqueeze(1) + std.unsqueeze(1) * eps.unsqueeze(0)  # (n, K, d)
-        out = self.decode(z)
+    def log_weights(self, batch: Batch | Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+        """Log importance weights (n, K) and decoder outputs (n, K, n_outputs).
+
+        ``eps`` (K, n_components) is shared by every row: the K samples of each row are
+        z_k = the posterior's reparameterisation of eps_k.
+        """
+        batch = as_batch(batch)
+        inferred = self.inference(batch)
+        x, mask = inferred["x"], inferred["mask"]
+        posterior = inferred["posterior"].expand_samples()
+        z = posterior.rsample(eps.to(x.dtype).unsqueeze(0))  # (n, K, d)
+        out = self.decode(z, batch)
         shape = (*out.shape[:2], -1)
         if mask is not None:
             mask = mask.unsqueeze(1).expand(shape)
         rec = self.likelihood.log_prob(x.unsqueeze(1).expand(shape), out, mask)
-        # log p(z) - log q(z|x): the 2*pi terms cancel, and (z - mu) / std is eps itself.
-        log_prior_ratio = (
-            -0.5 * (z**2).sum(-1) + 0.5 * (eps**2).sum(-1) + (0.5 * log_var).sum(-1, keepdim=True)
-        )
-        return rec + log_prior_ratio, out
+        return rec + standard_normal_log_prob(z) - posterior.log_prob(z), out
 
-    def iw_bound(self, x: Tensor, eps: Tensor) -> Tensor:
+    def iw_bound(self, batch: Batch | Tensor, eps: Tensor) -> Tensor:
         """Per-row importance-weighted bound (Burda et al. 2015) with K = len(eps) samples.
 
         ``eps`` has shape (K, n_components) and is shared by every row (common random
         numbers), so a row's value does not depend on the other rows. K = 1 is the ELBO.
         With NaN in x, it is a bound on log p(x_observed).
         """
-        log_w, _ = self._importance_weights(x, eps)
+        log_w, _ = self.log_weights(batch, eps)
         return torch.logsumexp(log_w, dim=1) - math.log(eps.shape[0])
 
-    def conditional_mean(self, x: Tensor, eps: Tensor) -> Tensor:
+    def conditional_mean(self, batch: Batch | Tensor, eps: Tensor) -> Tensor:
         """E[x | x_observed] by self-normalised importance sampling, K = len(eps) samples.
 
         The samples z_k ~ q(z | x_observed) are weighted by p(x_observed | z_k) p(z_k) /
@@ -301,7 +270,8 @@ class VAEModule(nn.Module):
         averaged with those weights (for categorical columns: the most probable category
         of the weighted mixture). Observed entries are returned as they are.
         """
-        log_w, out = self._importance_weights(x, eps)
-        weights = torch.softmax(log_w, dim=1)
-        mean = self.likelihood.weighted_mean(out, weights)
+        batch = as_batch(batch)
+        log_w, out = self.log_weights(batch, eps)
+        mean = self.likelihood.weighted_mean(out, torch.softmax(log_w, dim=1))
+        x = batch["x"]
         return torch.where(torch.isnan(x), mean, x)

@@ -38,8 +38,7 @@ IMPUTERS = [
     # A small imputer with its missing indicator, so that both output widths are checked,
     # and with two VAEs, so that the checks also see the combined fill.
     VAEImputer(
-        hidden_layer_sizes=(16,),
-        max_iter=20,
+        VAEEstimator(hidden_layer_sizes=(16,), max_iter=20, kl_warmup_iter=10),
         n_importance_samples=20,
         n_estimators=2,
         add_indicator=True,

@@ -121,13 +121,8 @@ def case_missing_values():
     X = _digits()
     X[np.random.default_rng(0).uniform(size=X.shape) < 0.2] = np.nan
     out = _outputs(_fit(X, n_components=3), X, "missing_values")
-    imputer = VAEImputer(
-        hidden_layer_sizes=(16,),
-        max_iter=20,
-        n_estimators=2,
-        n_importance_samples=30,
-        random_state=0,
-    )
+    vae = VAEEstimator(hidden_layer_sizes=(16,), max_iter=20, kl_warmup_iter=10)
+    imputer = VAEImputer(vae, n_estimators=2, n_importance_samples=30, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         out["missing_values/imputed"] = imputer.fit_transform(X[:200])

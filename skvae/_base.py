@@ -1,0 +1,711 @@
+"""BaseVAE: what every VAE estimator shares: parameters, the fit path, inference, pickling.
+
+A concrete estimator (``VAEEstimator``, and any other VAE with a scikit-learn face) adds its
+``__init__`` listing the parameters, its mixins and the methods of its role (``transform``
+for a transformer, ``predict`` for a detector). Everything here is scikit-learn glue: the
+model is ``_module``, the training loop ``_trainer``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Hidden, Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
+from ._module import ACTIVATIONS, VAEModule
+from ._optim import make_optimizer
+from ._posteriors import POSTERIORS, posterior_class
+from ._trainer import History, NonFiniteLossError, Trainer, TrainingConfig
+
+__all__ = ["BaseVAE"]
+
+# Elements per temporary tensor in batched inference: bounds memory whatever n_samples is.
+_INFERENCE_ELEMENTS = 2**21
+_MAX_SEED = np.iinfo(np.int32).max
+_COMPUTE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+
+
+def resolve_device(device: str) -> torch.device:
+    """The torch device a ``device`` parameter names, or a ValueError in the user's terms."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu' or 'cuda'.")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch sees no CUDA device here; use "
+            "device='auto' or 'cpu'."
+        )
+    return resolved
+
+
+def _tree_map(obj, leaf_type, fn):
+    """``fn`` applied to every ``leaf_type`` in nested dicts, lists and tuples."""
+    if isinstance(obj, leaf_type):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _tree_map(v, leaf_type, fn) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_tree_map(v, leaf_type, fn) for v in obj)
+    return obj
+
+
+def check_missing(X: np.ndarray, columns: bool) -> bool:
+    """Whether X has missing values (NaN); raise when a row, or a column, has none observed.
+
+    ``columns``: check columns too (when fit learns each column's location and scale).
+    """
+    isnan = np.isnan(X)
+    if not isnan.any():
+        return False
+    empty_rows = np.flatnonzero(isnan.all(axis=1))
+    if empty_rows.size:
+        raise ValueError(
+            f"Row {empty_rows[0]} of X has no observed value (all NaN)"
+            + (f", and {empty_rows.size - 1} more rows too" if empty_rows.size > 1 else "")
+            + ". Drop rows with nothing observed: the model has nothing to condition on."
+        )
+    empty_columns = np.flatnonzero(isnan.all(axis=0))
+    if columns and empty_columns.size:
+        raise ValueError(
+            f"Column {empty_columns[0]} of X has no observed value (all NaN) in the training "
+            "data; the model cannot learn anything about it. Drop that column."
+        )
+    return True
+
+
+def log_det(X: np.ndarray, scale: np.ndarray):
+    """-sum log(scale) over each row's observed entries: the change of units of log p(x)."""
+    if not np.isnan(X).any():
+        return float(-np.log(scale).sum())
+    return -(np.log(scale) * ~np.isnan(X)).sum(axis=1)
+
+
+def rescale(X: np.ndarray, loc: np.ndarray, scale: np.ndarray, dtype) -> np.ndarray:
+    """(X - loc) / scale as a new array of ``dtype``, never a view of X."""
+    if not (np.any(loc) or np.any(scale != 1)):
+        # Families that see the data as it is: a copy, not a float64 pass over X. A copy
+        # all the same: tensors must not alias the user's (possibly read-only) array.
+        return np.array(X, dtype=dtype)
+    out = np.empty(X.shape, dtype=dtype)
+    step = max(1, _INFERENCE_ELEMENTS // max(1, X.shape[1]))
+    for start in range(0, X.shape[0], step):
+        out[start : start + step] = (X[start : start + step] - loc) / scale
+    return out
+
+
+def _column_index(family, column, names, n_features) -> int:
+    """Index of a column that ``likelihood[family]`` selects by name or (negative) index."""
+    if isinstance(column, str):
+        if names is None or column not in names:
+            where = "X has no column names" if names is None else "not in X"
+            raise ValueError(f"Column {column!r} of likelihood[{family!r}]: {where}.")
+        return int(np.flatnonzero(names == column)[0])
+    if isinstance(column, Integral) and -n_features <= column < n_features:
+        return int(column) % n_features
+    raise ValueError(
+        f"likelihood[{family!r}] selects column {column!r}, but X has "
+        f"{n_features} columns: use indices 0 to {n_features - 1} or names."
+    )
+
+
+def likelihood_parts(likelihood, n_features: int, names=None):
+    """A ``likelihood`` parameter as a family (name or class), or as parts with column indices.
+
+    ``names``: the column names of X (``feature_names_in_``), for dicts that select by name.
+    """
+    if not isinstance(likelihood, dict):
+        likelihood_class(likelihood)  # an unknown name raises here
+        return likelihood
+    owner, parts = {}, []
+    for family, selection in likelihood.items():
+        if family not in LIKELIHOODS:
+            raise ValueError(
+                f"Unknown family {family!r} in the likelihood dict; choose from "
+                f"{sorted(LIKELIHOODS)}."
+            )
+        if isinstance(selection, str | Integral):
+            selection = [selection]
+        columns = []
+        for column in selection:
+            index = _column_index(family, column, names, n_features)
+            if index in owner:
+                raise ValueError(
+                    f"Column {column!r} is given to both {owner[index]!r} and {family!r} in "
+                    "the likelihood dict; each column needs exactly one family."
+                )
+            owner[index] = family
+            columns.append(index)
+        parts.append({"name": family, "columns": columns})
+    left = sorted(set(range(n_features)) - set(owner))
+    if left:
+        shown = list(names[left]) if names is not None else left
+        raise ValueError(
+            f"The likelihood dict leaves columns {shown} without a family; every column "
+            "needs exactly one."
+        )
+    return parts
+
+
+def _choice(parts, options: dict | None = None) -> list:
+    """Families, columns and options of a likelihood: a config's, or parts' with ``options``."""
+    if isinstance(parts, dict):
+        parts = parts["parts"] if parts["name"] == "mixed" else [parts]
+    elif not isinstance(parts, list):
+        parts = [{"name": likelihood_class(parts).name}]
+    chosen = []
+    for part in parts:
+        family = likelihood_class(part["name"])
+        part = {**part, **{k: v for k, v in (options or {}).items() if k in family.options}}
+        chosen.append({k: part[k] for k in ("name", "columns", *family.options) if k in part})
+    return chosen
+
+
+class BaseVAE(BaseEstimator):
+    """Base class of the VAE estimators: shared parameters, fit path and inference.
+
+    Not for direct use: a subclass lists its parameters in ``__init__`` (those of
+    ``_parameter_constraints``, and its own), as scikit-learn's estimators do.
+    """
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "likelihood": [StrOptions(LIKELIHOODS.keys()), dict, type],
+        "covariance_type": [StrOptions({"diag", "spherical"})],
+        "posterior": [StrOptions(POSTERIORS.keys()), type],
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "kl_warmup_iter": [Interval(Integral, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "compute_dtype": [StrOptions(set(_COMPUTE_DTYPES))],
+        "precision": [StrOptions(set(_COMPUTE_DTYPES)), Hidden(StrOptions({"deprecated"}))],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    # ------------------------------------------------------------------ fitting
+
+    def _fit_or_restore(self, X, incremental):
+        # Whatever goes wrong, a model fitted earlier survives intact.
+        params = self.get_params(deep=False)
+        saved = {k: v for k, v in vars(self).items() if k not in params}
+        try:
+            return self._fit(X, incremental=incremental)
+        except BaseException:
+            for key in [k for k in vars(self) if k not in params]:
+                delattr(self, key)
+            vars(self).update(saved)
+            raise
+
+    def _fit(self, X, incremental=False):
+        # partial_fit always continues the model there is; fit only with warm_start.
+        resume = hasattr(self, "module_") and (incremental or self.warm_start)
+        X = validate_data(
+            self,
+            X,
+            reset=not resume,
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan",
+        )
+        missing = check_missing(X, columns=not resume)
+        device = resolve_device(self.device)
+        seeds = check_random_state(self.random_state).randint(_MAX_SEED, size=4)
+        init_seed, split_seed, train_seed, crn_seed = (int(s) for s in seeds)
+        if resume:
+            module, optimizer, history = self._resume(X, device, incremental)
+        else:
+            module, optimizer, history = self._new_model(X, missing, init_seed, device)
+        if incremental and resume:
+            # The first call's seeds stay: a sequence of calls is reproducible as a whole.
+            train_seed, crn_seed = self._train_seed, self._crn_seed
+        if incremental:
+            # One stream of minibatch orders and noise per epoch: from that seed and the epoch.
+            state = np.random.SeedSequence([train_seed, history.n_iter]).generate_state(1)
+            generator = torch.Generator().manual_seed(int(state[0]))
+        else:
+            generator = torch.Generator().manual_seed(train_seed)
+        likelihood = module.likelihood
+        data = {"x": torch.from_numpy(rescale(X, likelihood.loc, likelihood.scale, np.float32))}
+        train_rows, validation = self._split(data, incremental, split_seed)
+        config = self._training_config(X, likelihood.scale, missing, incremental, history)
+        trainer = Trainer(
+            module, optimizer, config, generator, device, data, train_rows, validation, history
+        )
+        try:
+            trainer.run(config.max_iter)
+        except NonFiniteLossError as exc:
+            raise ValueError(str(exc)) from None
+        self._train_seed, self._crn_seed = train_seed, crn_seed
+        self._store_fit(trainer, incremental)
+        return self
+
+    def _new_model(self, X, missing, init_seed, device):
+        """A fresh module (seeded weights), its optimizer and an empty history."""
+        names = getattr(self, "feature_names_in_", None)
+        likelihood = likelihood_parts(self.likelihood, X.shape[1], names)
+        config, _, _ = prepare_likelihood(X, likelihood, self.covariance_type)
+        spec = {
+            "n_features": X.shape[1],
+            "n_components": self.n_components,
+            "hidden_layer_sizes": self._hidden_layer_sizes(),
+            "activation": self.activation,
+            "likelihood": config,
+            # The mask channel is part of the architecture, fixed by the first training data.
+            "missing": missing,
+            "posterior": self.posterior,
+        }
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(init_seed)
+            module = VAEModule.from_spec(spec)
+        module.to(device)
+        return module, self._optimizer(module), History()
+
+    def _optimizer(self, module):
+        networks = (module.encoder, module.decoder)
+        return make_optimizer(module, networks, self.learning_rate_init, self.weight_decay)
+
+    def _resume(self, X, device, incremental):
+        """Copies of the fitted module, optimizer and history to continue training."""
+        old = self.module_.spec
+        names = getattr(self, "feature_names_in_", None)
+        likelihood = likelihood_parts(self.likelihood, X.shape[1], names)
+        new = {
+            "n_features": X.shape[1],
+            "n_components": self.n_components,
+            "hidden_layer_sizes": self._hidden_layer_sizes(),
+            "activation": self.activation,
+            "posterior": posterior_class(self.posterior).name,
+        }
+        changed = sorted(k for k in new if new[k] != old[k])
+        old_choice = _choice(old["likelihood"])
+        new_choice = _choice(likelihood, {"covariance_type": self.covariance_type})
+        families = [{k: p.get(k) for k in ("name", "columns")} for p in new_choice]
+        if families != [{k: p.get(k) for k in ("name", "columns")} for p in old_choice]:
+            changed.append("likelihood")
+        elif new_choice != old_choice:
+            changed.append("covariance_type")
+        if changed:
+            what = "partial_fit" if incremental else "warm_start=True"
+            remedy = "Call fit to start a new model." if incremental else (
+                "Set warm_start=False to fit a new model."
+            )  # fmt: skip
+            raise ValueError(
+                f"{what} continues the previous model, but {', '.join(changed)} changed "
+                f"since it was fitted. {remedy}"
+            )
+        self.module_.likelihood.validate(X)
+        module = copy.deepcopy(self.module_).to(device)
+        optimizer = self._optimizer(module)
+        # A copy: load_state_dict keeps the tensors it is given, and Adam updates them in
+        # place, which would change the fitted optimizer even when this call fails.
+        optimizer.load_state_dict(copy.deepcopy(self.optimizer_.state_dict()))
+        for group, decay in zip(optimizer.param_groups, (self.weight_decay, 0.0), strict=True):
+            group["lr"] = self.learning_rate_init
+            group["weight_decay"] = decay
+        return module, optimizer, copy.deepcopy(self._history)
+
+    def _split(self, data, incremental, split_seed):
+        """Training rows and validation data for early stopping (None, None without it)."""
+        if not self.early_stopping or incremental:
+            return None, None
+        n_samples = len(data["x"])
+        try:
+            idx_train, idx_val = train_test_split(
+                np.arange(n_samples), test_size=self.validation_fraction, random_state=split_seed
+            )
+        except ValueError:
+            raise ValueError(
+                f"n_samples={n_samples} is too few to hold out validation_fraction="
+                f"{self.validation_fraction} of them for early_stopping. Pass more rows or set "
+                "early_stopping=False."
+            ) from None
+        idx_val = torch.from_numpy(idx_val)
+        return torch.from_numpy(idx_train), {k: v[idx_val] for k, v in data.items()}
+
+    def _training_config(self, X, scale, missing, incremental, history) -> TrainingConfig:
+        return TrainingConfig(
+            batch_size=self.batch_size,
+            max_iter=1 if incremental else self.max_iter,
+            beta=self.beta,
+            kl_warmup_iter=self.kl_warmup_iter,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            verbose=0 if incremental else self.verbose,
+            autocast_dtype=_COMPUTE_DTYPES[self._compute_dtype()],
+            log_det=float(np.mean(log_det(X, scale))),
+            first_epoch=history.n_iter if incremental else 0,
+            average_weights=not incremental,
+            complete=not missing,
+        )
+
+    def _compute_dtype(self) -> str:
+        if self.precision == "deprecated":
+            return self.compute_dtype
+        warnings.warn(
+            "The parameter 'precision' was renamed 'compute_dtype' in 0.2 and will be removed "
+            "in 0.3; set compute_dtype instead.",
+            FutureWarning,
+            stacklevel=5,
+        )
+        return self.precision
+
+    def _store_fit(self, trainer: Trainer, incremental: bool) -> None:
+        """Keep the trained model and what the fit learned as fitted attributes."""
+        module, history = trainer.module, trainer.history
+        self.module_, self.optimizer_, self._history = module, trainer.optimizer, history
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = list(history.loss_curve)
+        validated = trainer.validation is not None
+        self.validation_scores_ = list(history.validation_scores) if validated else None
+        self.best_validation_score_ = history.best_validation_score
+        self.best_loss_ = None if validated else history.best_loss
+        if incremental:
+            self.best_loss_ = min(self.loss_curve_)
+        variances = module.likelihood.variances()
+        if variances is not None:
+            scale = module.likelihood.scale
+            self.noise_variance_ = variances.detach().cpu().double().numpy() * scale**2
+        elif hasattr(self, "noise_variance_"):
+            del self.noise_variance_
+        posterior = trainer.encode(trainer.train_rows)
+        self.kl_per_component_ = posterior.kl_per_component().mean(dim=0).numpy()
+        self.n_active_components_ = int((posterior.mean.var(dim=0, unbiased=False) > 0.01).sum())
+        self._inference = self._build_inference()
+        if not (incremental or history.converged or history.interrupted):
+            warnings.warn(
+                f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't "
+                "converged yet. Raise max_iter or tol.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+
+    def _hidden_layer_sizes(self) -> tuple[int, ...]:
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
+        if not all(isinstance(h, Integral) and h >= 1 for h in sizes):
+            raise ValueError(
+                f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes}."
+            )
+        return tuple(int(h) for h in sizes)
+
+    # ------------------------------------------------------------------ inference
+
+    def _build_inference(self):
+        """(device, dtype, module): a copy of the fitted module for inference.
+
+        float64 on the CPU makes every row's result independent of the batch it is in (to
+        ~1e-15), which scikit-learn's subset- and order-invariance checks require. Built
+        when the fitted state or the device changes (fit, partial_fit, set_params,
+        unpickling), not per call.
+        """
+        device = resolve_device(self.device)
+        dtype = torch.float64 if device.type == "cpu" else torch.float32
+        module = copy.deepcopy(self.module_).to(device=device, dtype=dtype).eval()
+        return device, dtype, module
+
+    def _inference_module(self):
+        cached = getattr(self, "_inference", None)
+        if cached is not None and cached[0] == resolve_device(self.device):
+            return cached
+        return self._build_inference()
+
+    def set_params(self, **params):
+        """Set the parameters of this estimator (see scikit-learn's ``BaseEstimator``).
+
+        Parameters
+        ----------
+        **params : dict
+            Estimator parameters.
+
+        Returns
+        -------
+        self : estimator instance
+            Estimator instance.
+        """
+        super().set_params(**params)
+        if "device" in params and hasattr(self, "module_"):
+            self._inference = self._build_inference()
+        return self
+
+    def _infer(self, X, fn, out_shape, rescaled=True, width=1):
+        """Apply ``fn(module, batch)`` to the rows of X in batches; returns float64 numpy.
+
+        ``rescaled``: X is data, to be put in the model's units first (not latent points).
+        ``width``: samples per row that ``fn`` draws, which bounds the batch's rows.
+        """
+        device, dtype, module = self._inference_module()
+        likelihood = module.likelihood
+        widths = [X.shape[1], likelihood.n_inputs, *module.hidden_layer_sizes]
+        widths.append(2 * likelihood.n_outputs)
+        rows = max(1, _INFERENCE_ELEMENTS // (max(widths) * width))
+        out = np.empty((X.shape[0], *out_shape), dtype=np.float64)
+        with torch.no_grad():
+            for start in range(0, X.shape[0], rows):
+                chunk = X[start : start + rows]
+                if rescaled:
+                    chunk = (chunk - likelihood.loc) / likelihood.scale
+                # A copy: the chunk may be a view of the caller's (possibly read-only) array.
+                batch = torch.tensor(np.asarray(chunk), dtype=dtype, device=device)
+                out[start : start + rows] = fn(module, batch).cpu().double().numpy()
+        return out
+
+    def _validate_for_inference(self, X):
+        check_is_fitted(self)
+        X = validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+        )
+        check_missing(X, columns=False)
+        self.module_.likelihood.validate(X)
+        return X
+
+    def _noise(self, n_rows, seed):
+        generator = torch.Generator().manual_seed(int(seed))
+        shape = (n_rows, self.module_.n_components)
+        return torch.randn(shape, generator=generator, dtype=torch.float64), generator
+
+    def conditional_mean(self, X, *, n_importance_samples=100, random_state=None):
+        """E[x | x_observed] of each row: its missing entries (NaN) filled, the rest kept.
+
+        Self-normalised importance sampling: K draws z_k ~ q(z | x_observed), weighted by
+        p(x_observed | z_k) p(z_k) / q(z_k | x_observed), average the decoder means
+        E[x | z_k] (for categorical columns: the most probable category of the weighted
+        mixture). Every row gets the same K noise vectors, so rows do not depend on each
+        other.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with missing values (NaN); each row needs an observed value.
+
+        n_importance_samples : int, default=100
+            Number K of importance samples per row.
+
+        random_state : int, RandomState instance or None, default=None
+            Seed of the importance samples; None uses the one fixed at fit.
+
+        Returns
+        -------
+        X_filled : ndarray of shape (n_samples, n_features)
+            X with each missing entry replaced by its conditional mean under the model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAEEstimator
+        >>> from skvae.datasets import make_linear_gaussian
+        >>> X, _ = make_linear_gaussian(300, n_features=4, random_state=0)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(16,), tol=0.1, random_state=0).fit(X)
+        >>> X_missing = X[:3].copy()
+        >>> X_missing[0, 1] = np.nan
+        >>> bool(np.isnan(vae.conditional_mean(X_missing)).any())
+        False
+        """
+        X = self._validate_for_inference(X)
+        if random_state is None:
+            seed = self._crn_seed
+        elif isinstance(random_state, Integral):
+            seed = int(random_state)
+        else:
+            seed = check_random_state(random_state).randint(_MAX_SEED)
+        eps, _ = self._noise(n_importance_samples, seed)
+
+        def fill(module, x):
+            return module.conditional_mean(x, eps.to(x.device))
+
+        out = self._infer(X, fill, (self.n_features_in_,), width=n_importance_samples)
+        likelihood = self.module_.likelihood
+        out = out * likelihood.scale + likelihood.loc
+        observed = ~np.isnan(X)
+        out[observed] = X[observed]  # exactly, not through the rescaling and back
+        return out
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw x ~ p(x | z) with z ~ N(0, I): real draws from the model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; None uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Draws in the units of the training data (0/1 values for bernoulli).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> draws = vae.sample(3, random_state=0)
+        >>> draws.shape
+        (3, 64)
+        >>> bool(np.array_equal(draws, vae.sample(3, random_state=0)))  # seeded
+        True
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        Z, generator = self._noise(n_samples, rng.randint(_MAX_SEED))
+
+        def draw(module, z):
+            return module.likelihood.sample(module.decode(z), generator)
+
+        X = self._infer(Z.numpy(), draw, (self.n_features_in_,), rescaled=False)
+        return X * self.module_.likelihood.scale + self.module_.likelihood.loc
+
+    def score_samples(self, X):
+        """Estimate of log p(x) for each row, in nats in the units of X.
+
+        The importance-weighted bound with ``n_importance_samples`` samples (the ELBO when
+        1), a lower bound on log p(x) that tightens as the number of samples grows. Every
+        row gets the same noise, so a row's value does not depend on the others.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score; NaN marks a missing value.
+
+        Returns
+        -------
+        log_prob : ndarray of shape (n_samples,)
+            Per-row log-likelihood estimate: of the observed entries, for rows with NaN.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> log_px = vae.score_samples(X[:4])
+        >>> log_px.shape
+        (4,)
+        >>> bool(np.allclose(vae.score_samples(X[2:4]), log_px[2:]))  # rows are independent
+        True
+        """
+        X = self._validate_for_inference(X)
+        eps, _ = self._noise(self.n_importance_samples, self._crn_seed)
+
+        def bound(module, x):
+            return module.iw_bound(x, eps.to(x.device))
+
+        scores = self._infer(X, bound, (), width=len(eps))
+        return scores + log_det(X, self.module_.likelihood.scale)
+
+    def score(self, X, y=None):
+        """Mean of ``score_samples`` over the rows of X: higher is a better model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data to score.
+
+        y : Ignored
+            Not used, present for API consistency.
+
+        Returns
+        -------
+        score : float
+            Average estimated log-likelihood per row, in nats.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_digits
+        >>> from skvae import VAEEstimator
+        >>> X, _ = load_digits(return_X_y=True)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(32,), tol=0.1, random_state=0).fit(X)
+        >>> bool(np.isclose(vae.score(X[:10]), vae.score_samples(X[:10]).mean()))
+        True
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # NaN marks a missing value: it is left out of the likelihood.
+        tags.input_tags.allow_nan = True
+        return tags
+
+    # ------------------------------------------------------------------ pickling
+
+    def __getstate__(self):
+        # Only numpy arrays, Python builtins and this class in the state: no torch object
+        # ties the model to a device, and skops.io can store it without trusting torch.
+        state = dict(super().__getstate__())
+        state.pop("_inference", None)
+        if "module_" in state:
+            module = state["module_"]
+            state["module_"] = {
+                "spec": module.spec,
+                "state_dict": _tree_map(module.state_dict(), torch.Tensor, _to_numpy),
+            }
+            optimizer = state["optimizer_"].state_dict()
+            state["optimizer_"] = _tree_map(optimizer, torch.Tensor, _to_numpy)
+        if isinstance(state.get("_history"), History):
+            state["_history"] = dataclasses.asdict(state["_history"])
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        device = state.get("device")
+        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
+            # As skorch does: a model fitted on a GPU still works on a CPU-only machine.
+            warnings.warn(
+                f"This model was saved with device={device!r}, but torch sees no CUDA device "
+                "here; it is loaded with device='cpu' instead.",
+                stacklevel=2,
+            )
+            state["device"] = "cpu"
+        if isinstance(state.get("_history"), dict):
+            state["_history"] = History(**state["_history"])
+        stored = state.get("module_")
+        if isinstance(stored, dict):
+            module = VAEModule.from_spec(stored["spec"])
+            module.load_state_dict(_tree_map(stored["state_dict"], np.ndarray, _to_torch))
+            state["module_"] = module.eval()
+        super().__setstate__(state)
+        if isinstance(stored, dict):
+            self.optimizer_ = self._optimizer(self.module_)
+            self.optimizer_.load_state_dict(_tree_map(state["optimizer_"], np.ndarray, _to_torch))
+            self._inference = self._build_inference()
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().cpu().numpy()
+
+
+def _to_torch(array: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(array))

@@ -1,0 +1,163 @@
+"""The data side of the likelihood families: domain checks, what is learned from X, scaling.
+
+Everything here is numpy and runs before training or on new data; the torch side
+(log-probability, mean, sampler) is in ``_likelihoods``. Each family names its ``Domain``;
+families on the same kind of data share one (Bernoulli and continuous Bernoulli both take
+values in [0, 1]).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Codes", "Counts", "Domain", "Real", "UnitInterval", "column_max"]
+
+
+def observed_values(X: np.ndarray) -> np.ndarray:
+    """The observed (non-NaN) entries of X, flattened: domain checks ignore missing ones."""
+    X = np.asarray(X)
+    return X[~np.isnan(X)] if X.dtype.kind == "f" else X.ravel()
+
+
+def column_max(X: np.ndarray) -> np.ndarray:
+    """Largest observed value of each column (-inf for a column with none), without warnings."""
+    # fmax ignores NaN without a masked copy of X (nanmax would warn on all-NaN columns).
+    top = np.fmax.reduce(X, axis=0) if X.shape[0] else np.full(X.shape[1], np.nan)
+    return np.where(np.isnan(top), -np.inf, top)
+
+
+def describe(X: np.ndarray) -> str:
+    X = observed_values(X)
+    return f"values from {np.min(X):.4g} to {np.max(X):.4g}"
+
+
+def column_moments(X: np.ndarray, step: int = 2**16) -> tuple[np.ndarray, ...]:
+    """Mean, standard deviation and constancy of each column, in chunks of rows.
+
+    Chunks keep the temporaries small whatever n_samples is (three passes, one chunk in
+    memory at a time); dividing by each column's largest magnitude first keeps squares of
+    values like 1e+200 from overflowing. NaN (missing) entries are left out: each column's
+    moments are over its observed values.
+    """
+
+    def chunks():
+        for i in range(0, X.shape[0], step):
+            chunk = X[i : i + step]
+            yield chunk, np.isnan(chunk)
+
+    n_columns = X.shape[1]
+    count = np.zeros(n_columns)
+    lo, hi = np.full(n_columns, np.inf), np.full(n_columns, -np.inf)
+    for chunk, nan in chunks():
+        count += (~nan).sum(axis=0)
+        lo = np.minimum(lo, np.where(nan, np.inf, chunk).min(axis=0))
+        hi = np.maximum(hi, np.where(nan, -np.inf, chunk).max(axis=0))
+    constant = lo == hi
+    amax = np.maximum(np.abs(lo), np.abs(hi))
+    amax[(amax == 0) | ~np.isfinite(amax)] = 1.0
+    count = np.maximum(count, 1)
+    total = np.zeros(n_columns)
+    for chunk, nan in chunks():
+        total += np.where(nan, 0.0, chunk / amax).sum(axis=0)
+    mean = total / count
+    sq = np.zeros(n_columns)
+    for chunk, nan in chunks():
+        sq += np.where(nan, 0.0, (chunk / amax - mean) ** 2).sum(axis=0)
+    return mean * amax, np.sqrt(sq / count) * amax, constant
+
+
+class Domain:
+    """Where a family's values live: any finite data, nothing learned, no rescaling."""
+
+    @classmethod
+    def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
+        """Raise ValueError, in the user's terms, when X is outside the domain."""
+
+    @classmethod
+    def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
+        """What the family learns from the training data before training (e.g. categories)."""
+        return {}
+
+    @classmethod
+    def scaling(cls, X: np.ndarray, **options: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Location and scale such that the model is trained on (X - loc) / scale."""
+        return np.zeros(X.shape[1]), np.ones(X.shape[1])
+
+
+class Real(Domain):
+    """Real values, standardised for training (per feature, or one scale for all)."""
+
+    @classmethod
+    def scaling(
+        cls, X: np.ndarray, covariance_type: str = "diag", **options: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        loc, std, constant = column_moments(X)
+        # The mean of identical values can be off in the last bit: use the value itself.
+        loc[constant] = column_max(X)[constant]
+        std[constant] = 0.0
+        biggest = std.max()
+        if biggest == 0:  # all features constant: nothing to scale by
+            return loc, np.ones(X.shape[1])
+        if covariance_type == "spherical":
+            scale = np.full(X.shape[1], np.sqrt(np.mean((std / biggest) ** 2)) * biggest)
+        else:
+            # A constant feature is measured against the most variable one, as GaussianNB's
+            # var_smoothing is relative to the largest variance.
+            scale = np.where(constant, biggest, std)
+        return loc, scale
+
+
+class UnitInterval(Domain):
+    """Values in [0, 1]: binary data, probabilities, grey levels."""
+
+    @classmethod
+    def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
+        X = observed_values(X)
+        if X.size and (X.min() < 0 or X.max() > 1):
+            raise ValueError(
+                f"likelihood='{name}' needs data in [0, 1]; got {describe(X)}. Scale the "
+                "data (e.g. MinMaxScaler) or use likelihood='gaussian'."
+            )
+
+
+class Counts(Domain):
+    """Non-negative integers."""
+
+    @classmethod
+    def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
+        X = observed_values(X)
+        if X.size and (X.min() < 0 or not np.all(X == np.round(X))):
+            raise ValueError(
+                f"likelihood='{name}' needs non-negative integer counts; got "
+                f"{'negative values' if X.min() < 0 else 'non-integer values'} ({describe(X)})."
+            )
+
+
+class Codes(Domain):
+    """Category codes 0, 1, ..., n_categories - 1 per column; the counts are learned in fit."""
+
+    @classmethod
+    def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
+        cls.check(name, X)
+        return {"n_categories": [int(k) for k in column_max(X) + 1]}
+
+    @classmethod
+    def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
+        seen = observed_values(X)
+        if seen.size and (seen.min() < 0 or not np.all(seen == np.round(seen))):
+            raise ValueError(
+                f"likelihood='{name}' needs integer category codes 0, 1, 2, ...; got "
+                f"{describe(X)}. Encode categories with sklearn's OrdinalEncoder first."
+            )
+        if "n_categories" in learned and seen.size:
+            too_big = column_max(X) >= np.asarray(learned["n_categories"])
+            if np.any(too_big):
+                j = int(np.flatnonzero(too_big)[0])
+                raise ValueError(
+                    f"Category code {int(column_max(X)[j])} in categorical column {j} was "
+                    f"not seen in fit, where its codes were 0 to "
+                    f"{learned['n_categories'][j] - 1} (partial_fit learns the categories "
+                    "from its first block)."
+                )

@@ -1,0 +1,128 @@
+"""Posterior families q(z | x): what the encoder's outputs mean, and a name -> class registry.
+
+A posterior is built from the encoder's output for a batch of rows and is reparameterised
+through standard normal noise: ``rsample(eps)`` maps eps ~ N(0, I) to z ~ q(z | x), so that
+the training noise and the common random numbers of ``score_samples`` stay the same
+whatever the family. Adding a family is one subclass and ``register_posterior``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+from torch import Tensor
+
+__all__ = ["POSTERIORS", "DiagonalGaussian", "Posterior", "register_posterior"]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def standard_normal_log_prob(z: Tensor) -> Tensor:
+    """log N(z; 0, I), summed over the last axis: the prior's density."""
+    return -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * _LOG_2PI
+
+
+class Posterior:
+    """q(z | x) for a batch of rows, from the encoder output ``params`` (..., n_params).
+
+    Subclasses set ``name``, ``n_params`` and implement ``mean``, ``rsample``,
+    ``log_prob`` and ``kl_per_component``; ``kl_to_prior`` and the importance-weighted
+    bound follow from them. ``rsample`` must broadcast ``params``' leading axes against
+    those of the noise, which is how ``expand_samples`` draws K samples per row.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, params: Tensor) -> None:
+        self.params = params
+
+    @staticmethod
+    def n_params(n_components: int) -> int:
+        """Encoder outputs needed for a latent space of ``n_components`` dimensions."""
+        raise NotImplementedError
+
+    @property
+    def mean(self) -> Tensor:
+        """E_q[z], shape (..., n_components): what ``transform`` returns."""
+        raise NotImplementedError
+
+    def rsample(self, eps: Tensor) -> Tensor:
+        """z ~ q(z | x) from standard normal noise of the shape of z, differentiably."""
+        raise NotImplementedError
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        """log q(z | x), summed over the latent axis."""
+        raise NotImplementedError
+
+    def kl_per_component(self) -> Tensor:
+        """KL(q(z_u | x) || N(0, 1)) of each latent dimension's marginal, (..., n_components).
+
+        For a posterior that factorises over dimensions these add up to ``kl_to_prior``.
+        """
+        raise NotImplementedError
+
+    def kl_to_prior(self) -> Tensor:
+        """KL(q(z | x) || N(0, I)) per row; override where the posterior does not factorise."""
+        return self.kl_per_component().sum(-1)
+
+    def expand_samples(self) -> Posterior:
+        """This posterior with a sample axis before the latent one: (n, 1, n_params).
+
+        Its ``rsample`` of noise (K, n_components) then gives K draws per row, (n, K, d),
+        the same K noise vectors for every row (common random numbers).
+        """
+        return type(self)(self.params.unsqueeze(-2))
+
+
+class DiagonalGaussian(Posterior):
+    """N(mu(x), diag sigma(x)^2), the encoder giving mu and log sigma^2 (Kingma and Welling)."""
+
+    name = "diagonal_gaussian"
+
+    def __init__(self, params: Tensor) -> None:
+        super().__init__(params)
+        self.loc, self.log_var = params.chunk(2, dim=-1)
+
+    @staticmethod
+    def n_params(n_components: int) -> int:
+        return 2 * n_components
+
+    @property
+    def mean(self) -> Tensor:
+        return self.loc
+
+    def rsample(self, eps: Tensor) -> Tensor:
+        return self.loc + (0.5 * self.log_var).exp() * eps
+
+    def log_prob(self, z: Tensor) -> Tensor:
+        scaled = (z - self.loc) * (-0.5 * self.log_var).exp()
+        return standard_normal_log_prob(scaled) - 0.5 * self.log_var.sum(-1)
+
+    def kl_per_component(self) -> Tensor:
+        return 0.5 * (self.log_var.exp() + self.loc**2 - 1.0 - self.log_var)
+
+
+#: name -> class; feeds the ``posterior`` parameter's allowed values.
+POSTERIORS: dict[str, type[Posterior]] = {DiagonalGaussian.name: DiagonalGaussian}
+
+
+def register_posterior(cls: type[Posterior]) -> type[Posterior]:
+    """Make ``cls`` available as ``posterior=cls.name``; usable as a class decorator."""
+    if not (isinstance(cls, type) and issubclass(cls, Posterior)):
+        raise TypeError(f"register_posterior takes a Posterior subclass, got {cls!r}.")
+    POSTERIORS[cls.name] = cls
+    return cls
+
+
+def posterior_class(posterior: str | type[Posterior]) -> type[Posterior]:
+    """The class a ``posterior`` parameter names (a registered name or a subclass)."""
+    if isinstance(posterior, type) and issubclass(posterior, Posterior):
+        return posterior
+    try:
+        return POSTERIORS[posterior]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"Unknown posterior {posterior!r}; choose from {sorted(POSTERIORS)} or pass a "
+            "skvae.Posterior subclass."
+        ) from None

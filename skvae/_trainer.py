@@ -1,0 +1,326 @@
+"""The trainer: epochs of minibatch steps, KL warm-up, early stopping, weight average, history.
+
+The data is a dict of tensors (``"x"`` and any covariates), one row per sample; an epoch is
+a random permutation of row indices cut into batches, with no per-sample Dataset or
+DataLoader. ``Trainer.run`` is the loop; each piece of it (``run_epoch``, ``train_step``,
+``validation_step``, ``kl_weight``, ``on_epoch_end``) is a small method a subclass can
+replace, as skorch's ``fit_loop`` and scvi-tools' training plan are built.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from ._module import VAEModule
+from ._optim import FusedAdamWStep, WeightAverage
+from ._posteriors import Posterior
+from ._sparse import SparseInputs
+from ._threads import step_threads
+
+__all__ = ["History", "NonFiniteLossError", "Trainer", "TrainingConfig"]
+
+#: Horizon of the weight average, in epochs (capped at ``AVERAGE_MAX_STEPS`` steps).
+AVERAGE_EPOCHS = 30
+AVERAGE_MAX_STEPS = 1000
+#: In epochs of 10 steps or more, the average takes every this-many-th step's weights.
+AVERAGE_EVERY = 2
+#: Rows per batch when the trainer encodes its data for the latent diagnostics.
+ENCODE_BATCH_SIZE = 1024
+
+
+class NonFiniteLossError(ValueError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainingConfig:
+    batch_size: int = 128
+    max_iter: int = 200
+    beta: float = 1.0
+    kl_warmup_iter: int = 0
+    n_iter_no_change: int = 10
+    tol: float = 1e-4
+    verbose: int = 0
+    # Autocast dtype of the training step (None: plain float32).
+    autocast_dtype: torch.dtype | None = None
+    # Added to per-row ELBOs so that curves are in nats in the user's units.
+    log_det: float = 0.0
+    # Epochs already run, where the KL warm-up resumes (partial_fit: one epoch per call).
+    first_epoch: int = 0
+    # Polyak averaging needs many steps in one run; partial_fit keeps Adam's last iterate.
+    average_weights: bool = True
+    # True when the data is known to have no missing values: steps skip the search for NaN.
+    complete: bool = False
+
+
+@dataclass
+class History:
+    loss_curve: list[float] = field(default_factory=list)
+    validation_scores: list[float] = field(default_factory=list)
+    best_validation_score: float | None = None
+    best_loss: float | None = None
+    n_iter: int = 0
+    converged: bool = False
+    interrupted: bool = False
+
+
+def _rows(data: Mapping[str, Tensor], rows: Tensor, device: torch.device) -> dict:
+    non_blocking = device.type == "cuda"
+    return {
+        k: v.index_select(0, rows).to(device, non_blocking=non_blocking) for k, v in data.items()
+    }
+
+
+class Trainer:
+    """Trains a ``VAEModule`` in place on ``data`` (a dict of row-aligned tensors).
+
+    Parameters
+    ----------
+    module, optimizer : the model and its optimizer (state kept across runs).
+    config : TrainingConfig
+    generator : torch.Generator
+        The source of minibatch orders and training noise.
+    device : torch.device
+    data : dict of str to Tensor
+        ``"x"`` (rescaled, float32) and any covariates; batches are cut from these rows.
+    train_rows : Tensor, optional
+        The rows of ``data`` to train on (all by default), selected without copies.
+    validation : dict of str to Tensor, optional
+        Held-out rows: with them, training stops when their ELBO has not improved by
+        ``tol`` for ``n_iter_no_change`` epochs after the KL warm-up, and the best weights
+        are restored; without them it stops on the training loss, as MLPClassifier does.
+    history : History, optional
+        The curves of earlier runs (warm start), continued.
+    """
+
+    def __init__(
+        self,
+        module: VAEModule,
+        optimizer: torch.optim.Optimizer,
+        config: TrainingConfig,
+        generator: torch.Generator,
+        device: torch.device,
+        data: Mapping[str, Tensor],
+        train_rows: Tensor | None = None,
+        validation: Mapping[str, Tensor] | None = None,
+        history: History | None = None,
+    ) -> None:
+        self.module = module
+        self.optimizer = optimizer
+        self.stepper = FusedAdamWStep(optimizer)
+        self.config = config
+        self.generator = generator
+        self.device = device
+        self.data = data
+        self.train_rows = train_rows
+        self.validation = validation
+        self.history = history if history is not None else History()
+        self.n_train = len(data["x"]) if train_rows is None else len(train_rows)
+        self.batch_size = min(config.batch_size, self.n_train)
+        self.sparse = self._sparse_inputs()
+
+    def _sparse_inputs(self) -> SparseInputs | None:
+        """The non-zero encoder inputs of the data, when the first layer should skip zeros.
+
+        Not for data with missing values or covariates (dense extra inputs), nor under
+        autocast, where the products are cheap already and ``embedding_bag`` stays float32.
+        """
+        module, config = self.module, self.config
+        if not (config.complete and module.sparse_inputs_possible) or config.autocast_dtype:
+            return None
+        likelihood = module.likelihood
+        return SparseInputs.build(
+            lambda x: likelihood.encoder_input(x.to(self.device)),
+            self.data["x"],
+            likelihood.n_inputs,
+        )
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self, n_epochs: int) -> History:
+        """Train for up to ``n_epochs`` epochs; returns the history.
+
+        A KeyboardInterrupt ends training with a warning, keeping the best weights so far.
+        Raises NonFiniteLossError when the loss is not finite.
+        """
+        history = self.history
+        # Best-so-far tracking is per run; the curves carry on across warm starts.
+        history.best_validation_score = history.best_loss = None
+        history.converged = history.interrupted = False
+        self._best_state, self._no_improvement, self.average = None, 0, self._weight_average()
+        if self.validation is not None:
+            # Common random numbers: every epoch is judged with the same noise.
+            shape = (len(self.validation["x"]), self.module.n_components)
+            self._eps_val = torch.randn(shape, generator=self.generator).to(self.device)
+            self._validation = _rows(self.validation, torch.arange(shape[0]), self.device)
+        n_weights = sum(p.numel() for p in self.module.parameters())
+        bar = self._progress()
+        self.module.train()
+        try:
+            with step_threads(n_weights, self.batch_size, self.device) as self.threads:
+                for epoch in range(n_epochs):
+                    loss = self.run_epoch(epoch)
+                    stop = self.on_epoch_end(epoch, loss)
+                    if bar is not None:
+                        self._show(bar)
+                    if stop:
+                        break
+        except KeyboardInterrupt:
+            history.interrupted = True
+            warnings.warn(
+                "Training interrupted by the user; keeping the best weights so far.",
+                stacklevel=4,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+            self.module.eval()
+        self._keep_best_weights()
+        return history
+
+    def run_epoch(self, epoch: int) -> float:
+        """One pass over the training rows in shuffled minibatches; the mean loss per row."""
+        kl_weight = self.kl_weight(epoch)
+        order = torch.randperm(self.n_train, generator=self.generator)
+        if self.train_rows is not None:
+            order = self.train_rows[order]
+        eps_all = torch.randn(self.n_train, self.module.n_components, generator=self.generator)
+        entries = None if self.sparse is None else self.sparse.epoch(order)
+        total = torch.zeros((), device=self.device)
+        for start in range(0, self.n_train, self.batch_size):
+            stop = start + self.batch_size
+            batch = _rows(self.data, order[start:stop], self.device)
+            if self.config.complete:
+                batch["mask"] = None
+            if entries is not None:
+                batch["sparse"] = self.sparse.batch(entries, start, stop, self.device)
+            eps = eps_all[start:stop].to(self.device, non_blocking=self.device.type == "cuda")
+            if self.threads is not None:
+                self.threads.before_step()
+            total += self.train_step(batch, eps, kl_weight)
+            if self.threads is not None:
+                self.threads.after_step()
+            if self.average is not None:
+                self.average.step()
+        loss = total.item() / self.n_train
+        if not math.isfinite(loss):
+            raise NonFiniteLossError(
+                f"The training loss became {loss} at epoch {epoch + 1}. Try a lower "
+                "learning_rate_init, or rescale the data."
+            )
+        return loss
+
+    def train_step(self, batch: dict, eps: Tensor, kl_weight: float) -> Tensor:
+        """One optimizer step on a batch; the batch's summed loss, without a device sync."""
+        dtype = self.config.autocast_dtype
+        with torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+            loss = self.module.loss(batch, eps, kl_weight).loss
+        self.stepper.zero_grad()
+        loss.backward()
+        self.stepper.step()
+        return loss.detach() * len(eps)
+
+    @torch.no_grad()
+    def validation_step(self) -> float:
+        """Mean single-sample ELBO of the validation rows, with fixed noise, in nats."""
+        data, eps = self._validation, self._eps_val
+        step = 4 * self.batch_size
+        total = 0.0
+        for start in range(0, len(eps), step):
+            batch = {k: v[start : start + step] for k, v in data.items()}
+            total += self.module.elbo(batch, eps[start : start + step]).sum().item()
+        return total / len(eps) + self.config.log_det
+
+    def kl_weight(self, epoch: int) -> float:
+        """Weight of the KL term in epoch ``epoch`` of this run (the warm-up ramp)."""
+        config = self.config
+        if config.kl_warmup_iter == 0:
+            return config.beta
+        return config.beta * min(1.0, (config.first_epoch + epoch + 1) / config.kl_warmup_iter)
+
+    def on_epoch_end(self, epoch: int, loss: float) -> bool:
+        """Record the epoch and judge it; True when training should stop."""
+        config, history = self.config, self.history
+        history.n_iter += 1
+        history.loss_curve.append(loss - config.log_det)
+        in_warmup = config.first_epoch + epoch + 1 < config.kl_warmup_iter
+        if self.validation is not None:
+            improved = self._judge_validation(in_warmup)
+        elif in_warmup:
+            improved = True
+        else:
+            best = history.best_loss
+            improved = best is None or loss < best - config.tol
+            history.best_loss = loss if best is None else min(best, loss)
+        if not in_warmup:
+            self._no_improvement = 0 if improved else self._no_improvement + 1
+        history.converged = self._no_improvement > config.n_iter_no_change
+        return history.converged
+
+    def _judge_validation(self, in_warmup: bool) -> bool:
+        history = self.history
+        best = history.best_validation_score
+        averaged = self.average.applied() if self.average else contextlib.nullcontext()
+        with averaged:
+            score = self.validation_step()
+            if not in_warmup and (best is None or score > best):
+                self._best_state = {k: v.clone() for k, v in self.module.state_dict().items()}
+                history.best_validation_score = score
+        history.validation_scores.append(score)
+        return best is None or score >= best + self.config.tol
+
+    # ------------------------------------------------------------------ helpers
+
+    def _weight_average(self) -> WeightAverage | None:
+        if not self.config.average_weights:
+            return None
+        steps_per_epoch = math.ceil(self.n_train / self.batch_size)
+        # Epochs of a few steps average every step, so each epoch's end counts.
+        every = AVERAGE_EVERY if steps_per_epoch >= 10 else 1
+        horizon = min(AVERAGE_EPOCHS * steps_per_epoch, AVERAGE_MAX_STEPS)
+        return WeightAverage(self.module, horizon, every)
+
+    def _keep_best_weights(self) -> None:
+        if self._best_state is not None:
+            self.module.load_state_dict(self._best_state)
+        elif self.average is not None:
+            self.average.copy_to_module()
+
+    def _progress(self):
+        if not self.config.verbose:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.config.max_iter, desc="VAE", unit="epoch", leave=True)
+
+    def _show(self, bar) -> None:
+        history = self.history
+        postfix = {"loss": f"{history.loss_curve[-1]:.4g}"}
+        if history.validation_scores:
+            postfix["val_elbo"] = f"{history.validation_scores[-1]:.4g}"
+        bar.set_postfix(postfix, refresh=False)
+        bar.update(1)
+
+    @torch.no_grad()
+    def encode(self, rows: Tensor | None = None) -> Posterior:
+        """q(z | x) of ``rows`` of the data (all by default), in float64 on the CPU.
+
+        Encodes in batches of ``ENCODE_BATCH_SIZE`` rows, through the sparse first layer
+        when training used it, to bound the memory whatever the number of rows.
+        """
+        rows = torch.arange(len(self.data["x"])) if rows is None else rows
+        parts = []
+        for start in range(0, len(rows), ENCODE_BATCH_SIZE):
+            chunk = rows[start : start + ENCODE_BATCH_SIZE]
+            batch = _rows(self.data, chunk, self.device)
+            if self.sparse is not None:
+                batch["sparse"] = self.sparse.rows(chunk, self.device)
+            parts.append(self.module.encode(batch).params)
+        return self.module.posterior(torch.cat(parts).cpu().double())
