@@ -1,4 +1,5 @@
-"""Overdispersed counts: a Poisson VAE against a negative binomial VAE, and the truth.
+"""Overdispersed counts: a Poisson VAE against a negative binomial VAE, and the truth
+==================================================================================
 
 The counts come from a known process with two latent variables, so every fitted model
 can be checked against it: for each of 3,000 rows, z ~ N(0, I_2), and each of 40 counts
@@ -174,7 +175,7 @@ def main(quick=False, out_dir="output"):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", default="output", help="directory of the figures")
     parser.add_argument("--quick", action="store_true", help="small settings, for tests")
     args = parser.parse_args()

@@ -1,4 +1,5 @@
-"""Choosing n_components and the likelihood with GridSearchCV, by held-out log-likelihood.
+"""Choosing n_components and the likelihood with GridSearchCV, by held-out log-likelihood
+======================================================================================
 
 The 1,797 digits of scikit-learn, with grey levels scaled to [0, 1], are modelled by a VAE
 in a Pipeline (pixels that never vary in a training fold are dropped first, since a
@@ -8,16 +9,16 @@ GridSearchCV tries every n_components in a list with two likelihoods and scores 
 importance-weighted bound, on 3 folds.
 
 Which likelihoods can be compared this way? Only densities with densities on the same
-support and in the same units (see the README's section "Likelihoods, and which scores can
-be compared"). Here both are densities on [0, 1]: "gaussian" (a normal density around
+support and in the same units (see the user guide's page "Likelihoods, and which scores
+compare"). Here both are densities on [0, 1]: "gaussian" (a normal density around
 the decoder mean) and "continuous_bernoulli" (a density made for values in [0, 1]).
 "bernoulli" would not be comparable: on grey levels its score is a cross-entropy, not a
 normalised density. To compare families of different kinds, score what the model is for
-instead, e.g. a classifier on its codes (the README shows how).
+instead, e.g. a classifier on its codes (the user guide shows how).
 
-Printed: the cv_results_ table (mean and standard deviation over the folds of the held-out
-log-likelihood, its rank, and the fit time); the figure plots the mean held-out score
-against n_components for each likelihood, with the fold-to-fold standard deviation.
+Printed: the ``cv_results_`` table (mean and standard deviation over the folds of the
+held-out log-likelihood, its rank, and the fit time); the figure plots the mean held-out
+score against n_components for each likelihood, with the fold-to-fold standard deviation.
 
 Run from the repository root with ``python examples/plot_grid_search.py`` (a few minutes
 on 2 idle cores: 24 fits on 2 processes; options: ``--out DIR`` for the figure,
@@ -131,7 +132,7 @@ def main(quick=False, out_dir="output"):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", default="output", help="directory of the figure")
     parser.add_argument("--quick", action="store_true", help="small settings, for tests")
     args = parser.parse_args()

@@ -1,4 +1,5 @@
-"""Filling missing pixels of the digits with VAEImputer, beside scikit-learn's imputers.
+"""Filling missing pixels of the digits with VAEImputer, beside scikit-learn's imputers
+====================================================================================
 
 A fifth of the pixels of scikit-learn's 8x8 digits (scaled to [0, 1]) are removed
 completely at random. ``VAEImputer`` fits a VAE on the incomplete images (the missing
@@ -99,7 +100,7 @@ def main(quick=False, out_dir="output"):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", default="output", help="directory of the figure")
     parser.add_argument("--quick", action="store_true", help="small settings, for tests")
     args = parser.parse_args()

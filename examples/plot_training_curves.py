@@ -1,4 +1,5 @@
-"""Training curves and early stopping, and generated digits beside real ones.
+"""Training curves and early stopping, and generated digits beside real ones
+=========================================================================
 
 Two VAEs with 8 latent dimensions and a Bernoulli likelihood are fitted to binarised 8x8
 digits of scikit-learn (a pixel is 1 when its grey level is above half): one on 1,347
@@ -95,7 +96,7 @@ def main(quick=False, out_dir="output"):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--out", default="output", help="directory of the figures")
     parser.add_argument("--quick", action="store_true", help="small settings, for tests")
     args = parser.parse_args()
