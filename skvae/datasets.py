@@ -122,7 +122,7 @@ class _LatentVariableModel:
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
-            Samples.
+            Samples, one per row.
         """
         n_samples = _check_int(n_samples, "n_samples", 1)
         rng = check_random_state(random_state)
@@ -233,7 +233,7 @@ def make_linear_gaussian(
     n_samples : int, default=1000
         Number of samples.
     n_features : int, default=10
-        Number of observed features.
+        Number of observed features, at least ``n_components``.
     n_components : int, default=2
         Number of latent dimensions. Must not exceed ``n_features``.
     noise : {"diag", "spherical"}, default="diag"
@@ -305,12 +305,12 @@ def linear_gaussian_log_likelihood(X, model):
     X : array-like of shape (n_samples, n_features)
         Data.
     model : LinearGaussianModel
-        Model, as returned by :func:`make_linear_gaussian`.
+        The model, as returned by :func:`make_linear_gaussian`.
 
     Returns
     -------
     log_likelihood : ndarray of shape (n_samples,)
-        ``log p(x)`` for each row of ``X``, in nats.
+        ``log p(x)`` for each row of ``X``, in nats, in closed form.
 
     Examples
     --------
@@ -639,7 +639,7 @@ def nonlinear_process_log_likelihood(X, model, *, n_grid=None):
     Returns
     -------
     log_likelihood : ndarray of shape (n_samples,)
-        ``log p(x)`` for each row of ``X``, in nats.
+        ``log p(x)`` for each row of ``X``, in nats, to the accuracy discussed above.
 
     Examples
     --------
@@ -785,7 +785,7 @@ def nonlinear_surface_log_likelihood(X, model, *, n_grid=None):
     X : array-like of shape (n_samples, n_features)
         Data.
     model : NonlinearSurfaceModel
-        Process, as returned by :func:`make_nonlinear_surface`.
+        Process, as returned by :func:`make_nonlinear_surface` or built by hand.
     n_grid : int or None, default=None
         Quadrature points per latent axis (at least 3); None chooses it as
         described above.
