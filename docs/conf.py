@@ -1,0 +1,85 @@
+"""Sphinx configuration of the skvae documentation (``make docs``)."""
+
+import sys
+from pathlib import Path
+
+# sphinx-gallery resolves every name an example uses, IterativeImputer too, even unexecuted.
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+
+import skvae
+
+DOCS = Path(__file__).resolve().parent
+sys.path.insert(0, str(DOCS / "sphinxext"))
+
+project = "skvae"
+copyright = "2026, the skvae developers"
+author = "the skvae developers"
+release = skvae.__version__
+version = release
+
+extensions = [
+    "myst_parser",
+    "numpydoc",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.mathjax",
+    "sphinx_gallery.gen_gallery",
+]
+
+source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
+templates_path = ["_templates"]
+exclude_patterns = ["_build", "images", "sphinxext", "auto_examples/*.ipynb"]
+html_theme = "furo"
+html_title = f"skvae {release}"
+
+# MyST: anchors for headings, so that pages link to sections as [text](page.md#section).
+myst_heading_anchors = 3
+myst_enable_extensions = ["dollarmath"]
+
+# autosummary writes one page per public name into generated/ (git-ignored).
+autosummary_generate = True
+autodoc_default_options = {"members": True, "inherited-members": True}
+autodoc_typehints = "none"
+
+# numpydoc renders the docstrings; the class pages list their methods through autodoc.
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+numpydoc_xref_param_type = False
+
+sphinx_gallery_conf = {
+    "examples_dirs": "../examples",
+    "gallery_dirs": "auto_examples",
+    # Gallery scripts are plot_*.py; demo_digits.py is `make demo`, not a gallery page.
+    "filename_pattern": r"/plot_",
+    "ignore_pattern": r"(__init__|demo_digits)\.py",
+    "reset_argv": "gallery_figures.reset_argv",
+    "image_scrapers": ("gallery_figures.scraper",),
+    "within_subsection_order": "gallery_figures.example_order",
+    "download_all_examples": False,
+    "remove_config_comments": True,
+    "show_memory": False,
+}
+
+
+def _skip_foreign_members(app, what, name, obj, skip, options):
+    """Document what skvae defines, not what it inherits from scikit-learn or torch."""
+    target = getattr(obj, "fget", None) or getattr(obj, "__func__", None) or obj
+    if not (getattr(target, "__module__", None) or "").startswith("skvae"):
+        return True
+    return None
+
+
+# Until skvae's docstrings quote it: docutils reads a bare `n_features_in_` as a link target.
+_DOCSTRING_FIXES = {"(n_features_in_,)": "(``n_features_in_``,)"}
+
+
+def _fix_docstring(app, what, name, obj, options, lines):
+    for i, line in enumerate(lines):
+        for old, new in _DOCSTRING_FIXES.items():
+            line = line.replace(old, new)
+        lines[i] = line
+
+
+def setup(app):
+    app.connect("autodoc-skip-member", _skip_foreign_members)
+    app.connect("autodoc-process-docstring", _fix_docstring)
