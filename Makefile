@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo examples test lint bench clean
+.PHONY: demo examples test test-quick lint docs bench clean
 
 # torch==2.13.0 first: it is the CPU build on this machine's disk. The package's own
 # requirement is a range (torch>=2.2), which an installed 2.13.0 already satisfies.
@@ -12,7 +12,7 @@ $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[test,plot,dask,skops]"
+	$(PY) -m pip install --quiet -e ".[test,plot,dask,skops,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,14 +22,23 @@ demo: $(STAMP)
 examples: $(STAMP)
 	for script in examples/plot_*.py; do $(PY) $$script || exit 1; done
 
+# The whole suite, slow tests included: CI runs this (.ci/run).
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
+# The suite without the tests marked slow (examples, guide code blocks, dask, docs build).
+test-quick: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Every benchmark whose numbers the README reports (about 25 minutes on 2 idle cores).
+# The site in docs/_build/html, warnings as errors, with every gallery example run.
+docs: $(STAMP)
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# Every benchmark whose numbers benchmarks/README.md reports (about 25 minutes on 2 idle cores).
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[benchmark]"
 	$(PY) benchmarks/quality.py
@@ -40,4 +49,5 @@ bench: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_impute.py
 
 clean:
-	rm -rf $(VENV) *.egg-info output
+	rm -rf $(VENV) *.egg-info output docs/_build docs/auto_examples docs/generated \
+		docs/sg_execution_times.rst

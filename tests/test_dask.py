@@ -15,6 +15,9 @@ from sklearn.model_selection import GridSearchCV
 import skvae
 from skvae import VAEEstimator
 
+# Starting clusters and worker processes takes seconds: left out by `make test-quick`.
+pytestmark = pytest.mark.slow
+
 dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
