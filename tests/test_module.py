@@ -9,12 +9,14 @@ from scipy.stats import multivariate_normal
 from torch.distributions import Normal, kl_divergence
 
 from skvae import VAEModule
-from skvae._module import InputLinear, gaussian_kl
+from skvae._posteriors import DiagonalGaussian
 
 
 def _module(
     n_features=6, n_components=2, hidden=(), likelihood="gaussian", cov="spherical", missing=False
 ):
+    # Only the Gaussian family has a covariance_type.
+    config = {"name": likelihood, **({"covariance_type": cov} if likelihood == "gaussian" else {})}
     torch.manual_seed(0)
     return VAEModule.from_spec(
         {
@@ -22,19 +24,30 @@ def _module(
             "n_components": n_components,
             "hidden_layer_sizes": hidden,
             "activation": "tanh",
-            "likelihood": {"name": likelihood, "covariance_type": cov},
+            "likelihood": config,
             "missing": missing,
         }
     ).double()
 
 
-def test_gaussian_kl_matches_torch_distributions():
+def test_diagonal_gaussian_posterior_matches_torch_distributions():
     gen = torch.Generator().manual_seed(0)
     mu = torch.randn(50, 3, generator=gen, dtype=torch.float64)
     log_var = torch.randn(50, 3, generator=gen, dtype=torch.float64)
-    q = Normal(mu, (0.5 * log_var).exp())
+    eps = torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    posterior = DiagonalGaussian(torch.cat([mu, log_var], -1))
+    std = (0.5 * log_var).exp()
+    q = Normal(mu, std)
     p = Normal(torch.zeros_like(mu), torch.ones_like(mu))
-    torch.testing.assert_close(gaussian_kl(mu, log_var), kl_divergence(q, p))
+    torch.testing.assert_close(posterior.kl_per_component(), kl_divergence(q, p))
+    torch.testing.assert_close(posterior.kl_to_prior(), kl_divergence(q, p).sum(-1))
+    torch.testing.assert_close(posterior.mean, mu, rtol=0, atol=0)
+    z = posterior.rsample(eps)
+    torch.testing.assert_close(z, mu + std * eps)
+    torch.testing.assert_close(posterior.log_prob(z), q.log_prob(z).sum(-1))
+    # Points away from the posterior's own draws, where the density is small.
+    far = 3.0 * torch.randn(50, 3, generator=gen, dtype=torch.float64)
+    torch.testing.assert_close(posterior.log_prob(far), q.log_prob(far).sum(-1))
 
 
 def _set_exact_linear_gaussian(module, rng):
@@ -104,7 +117,8 @@ def test_iw_bound_is_at_least_the_elbo_and_tightens_towards_log_px():
         iw_50 = module.iw_bound(x, eps[:50])
         assert torch.all(iw_50 >= per_sample.mean(dim=1) - 1e-12)
         # K = 1 is log p(x, z) - log q(z | x) at z = mu + sigma * eps.
-        mu, log_var = module.encode(x)
+        posterior = module.encode(x)
+        mu, log_var = posterior.loc, posterior.log_var
         std = (0.5 * log_var).exp()
         z = mu + std * eps[:1]
         var = module.likelihood.variance
@@ -128,16 +142,20 @@ def test_loss_is_the_mean_negative_beta_elbo():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(16, 6, generator=gen, dtype=torch.float64)
     eps = torch.randn(16, 2, generator=gen, dtype=torch.float64)
-    mu, log_var = module.encode(x)
+    posterior = module.encode(x)
+    mu, log_var = posterior.loc, posterior.log_var
     z = mu + (0.5 * log_var).exp() * eps
     var = module.likelihood.variance
     rec = Normal(module.decode(z), var.sqrt()).log_prob(x).sum(-1)
     kl = kl_divergence(Normal(mu, (0.5 * log_var).exp()), Normal(0.0, 1.0)).sum(-1)
     for beta in (1.0, 0.25):
         expected = -(rec - beta * kl).mean()
-        torch.testing.assert_close(module.loss(x, eps, beta), expected)
-        # Skipping the NaN search changes nothing on complete data.
-        torch.testing.assert_close(module.loss(x, eps, beta, complete=True), expected)
+        output = module.loss(x, eps, beta)
+        torch.testing.assert_close(output.loss, expected)
+        torch.testing.assert_close(output.reconstruction, rec)
+        torch.testing.assert_close(output.kl, kl)
+        # Skipping the NaN search (mask None: known complete) changes nothing on complete data.
+        torch.testing.assert_close(module.loss({"x": x, "mask": None}, eps, beta).loss, expected)
     torch.testing.assert_close(module.elbo(x, eps), rec - kl)
 
 
@@ -147,75 +165,39 @@ def test_complete_loss_of_a_mask_model_sees_every_entry_observed():
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(16, 6, generator=gen, dtype=torch.float64)
     eps = torch.randn(16, 2, generator=gen, dtype=torch.float64)
-    torch.testing.assert_close(module.loss(x, eps, complete=True), module.loss(x, eps))
+    complete = module.loss({"x": x, "mask": None}, eps).loss
+    torch.testing.assert_close(complete, module.loss(x, eps).loss)
     x_nan = x.clone()
     x_nan[0, 0] = float("nan")
-    assert module.loss(x_nan, eps).isfinite()
+    assert module.loss(x_nan, eps).loss.isfinite()
 
 
 @pytest.mark.parametrize("hidden", [(), (5, 3)])
 def test_spec_round_trip_rebuilds_the_same_architecture(hidden):
-    module = _module(hidden=hidden, likelihood="bernoulli", cov="diag")
+    module = _module(hidden=hidden, likelihood="bernoulli")
     rebuilt = VAEModule.from_spec(module.spec).double()
+    assert rebuilt.spec == module.spec
     rebuilt.load_state_dict(module.state_dict())
     x = torch.rand(4, 6, dtype=torch.float64)
-    torch.testing.assert_close(rebuilt.encode(x), module.encode(x))
+    torch.testing.assert_close(rebuilt.encode(x).params, module.encode(x).params)
     assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in module.parameters()]
 
 
-def test_input_linear_is_an_affine_map_with_an_input_major_weight():
-    torch.manual_seed(0)
-    layer = InputLinear(5, 3)
-    assert layer.weight.shape == (5, 3) and layer.weight.is_contiguous()
-    x = torch.randn(4, 5)
-    expected = x.numpy() @ layer.weight.detach().numpy() + layer.bias.detach().numpy()
-    np.testing.assert_allclose(layer(x).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
-    # The initial values are nn.Linear's, transposed, from the same random numbers.
-    torch.manual_seed(0)
-    reference = torch.nn.Linear(5, 3)
-    torch.testing.assert_close(layer.weight.detach(), reference.weight.detach().t())
-    torch.testing.assert_close(layer.bias.detach(), reference.bias.detach())
-
-
-def _sparse_case(name, rng):
-    """A likelihood config and data of 80 mostly-zero encoder inputs."""
-    if name == "bernoulli":
-        return {"name": name}, (rng.random((50, 80)) < 0.1).astype(np.float64)
-    if name == "poisson":
-        return {"name": name}, rng.poisson(0.15, size=(50, 80)).astype(np.float64)
-    # 8 columns of 10 categories: one-hot inputs, one in ten non-zero.
-    return {"name": name, "n_categories": [10] * 8}, rng.integers(0, 10, (50, 8)).astype(float)
-
-
-@pytest.mark.parametrize("name", ["bernoulli", "poisson", "categorical"])
-def test_sparse_first_layer_gives_the_dense_loss_and_gradients(name):
-    from skvae._training import SparseInputs
-
-    rng = np.random.default_rng(0)
-    likelihood, X = _sparse_case(name, rng)
-    torch.manual_seed(0)
-    module = VAEModule.from_spec(
-        {
-            "n_features": X.shape[1],
-            "n_components": 3,
-            "hidden_layer_sizes": (16,),
-            "activation": "relu",
-            "likelihood": {"covariance_type": "diag", **likelihood},
-            "missing": False,
-        }
-    )
-    X = torch.from_numpy(X).float()
-    sparse = SparseInputs.build(module, X)
-    assert sparse is not None
-    rows = torch.from_numpy(rng.permutation(50))
-    epoch = sparse.epoch(rows)
-    x, eps = X[rows[20:40]], torch.randn(20, 3)
-    params = list(module.parameters())
-    dense_loss = module.loss(x, eps, complete=True)
-    dense_grads = torch.autograd.grad(dense_loss, params)
-    sparse_loss = module.loss(x, eps, complete=True, sparse=sparse.batch(epoch, 20, 40, "cpu"))
-    sparse_grads = torch.autograd.grad(sparse_loss, params)
-    torch.testing.assert_close(sparse_loss, dense_loss)
-    for got, expected in zip(sparse_grads, dense_grads, strict=True):
-        torch.testing.assert_close(got, expected)
-        assert got.stride() == expected.stride()
+def test_inference_zeroes_missing_entries_and_masks_them():
+    module = _module(hidden=(8,), cov="diag", missing=True)
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(5, 6, generator=gen, dtype=torch.float64)
+    eps = torch.randn(5, 2, generator=gen, dtype=torch.float64)
+    x_nan = x.clone()
+    x_nan[1, 3] = x_nan[4, 0] = float("nan")
+    inferred = module.inference(x_nan, eps)
+    expected_mask = torch.ones_like(x)
+    expected_mask[1, 3] = expected_mask[4, 0] = 0.0
+    torch.testing.assert_close(inferred["mask"], expected_mask, rtol=0, atol=0)
+    torch.testing.assert_close(inferred["x"], torch.where(expected_mask > 0, x, 0.0))
+    torch.testing.assert_close(inferred["z"], inferred["posterior"].rsample(eps))
+    # A bare tensor is the batch {"x": tensor}; the mask given in the batch is used as is.
+    given = module.inference({"x": inferred["x"], "mask": expected_mask}, eps)
+    torch.testing.assert_close(given["posterior"].params, inferred["posterior"].params)
+    out = module.generative(inferred["z"])["out"]
+    torch.testing.assert_close(out, module.decode(inferred["z"]))

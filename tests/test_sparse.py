@@ -1,0 +1,202 @@
+"""Sparse encoder inputs: the CSR of the training rows, the first layer that reads it, the fit."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy.sparse import csc_matrix, csr_matrix
+from sklearn.exceptions import ConvergenceWarning
+
+from skvae import VAEEstimator, VAEModule
+from skvae._likelihoods import build_likelihood
+from skvae._optim import make_optimizer
+from skvae._sparse import InputLinear, SparseInputs
+from skvae._trainer import Trainer, TrainingConfig
+
+
+def test_input_linear_is_an_affine_map_with_an_input_major_weight():
+    torch.manual_seed(0)
+    layer = InputLinear(5, 3)
+    assert layer.weight.shape == (5, 3) and layer.weight.is_contiguous()
+    x = torch.randn(4, 5)
+    expected = x.numpy() @ layer.weight.detach().numpy() + layer.bias.detach().numpy()
+    np.testing.assert_allclose(layer(x).detach().numpy(), expected, rtol=1e-5, atol=1e-6)
+    # The initial values are nn.Linear's, transposed, from the same random numbers.
+    torch.manual_seed(0)
+    reference = torch.nn.Linear(5, 3)
+    torch.testing.assert_close(layer.weight.detach(), reference.weight.detach().t())
+    torch.testing.assert_close(layer.bias.detach(), reference.bias.detach())
+
+
+def _sparse_case(name, rng):
+    """A likelihood config and data of 80 mostly-zero encoder inputs."""
+    if name == "bernoulli":
+        return {"name": name}, (rng.random((50, 80)) < 0.1).astype(np.float64)
+    if name == "poisson":
+        return {"name": name}, rng.poisson(0.15, size=(50, 80)).astype(np.float64)
+    # 8 columns of 10 categories: one-hot inputs, one in ten non-zero.
+    return {"name": name, "n_categories": [10] * 8}, rng.integers(0, 10, (50, 8)).astype(float)
+
+
+def _build(likelihood, X):
+    """The SparseInputs of X's encoder inputs under ``likelihood``, as the trainer builds them."""
+    return SparseInputs.build(likelihood.encoder_input, X, likelihood.n_inputs)
+
+
+@pytest.mark.parametrize("name", ["bernoulli", "poisson", "categorical"])
+def test_sparse_first_layer_gives_the_dense_loss_and_gradients(name):
+    rng = np.random.default_rng(0)
+    likelihood, X = _sparse_case(name, rng)
+    torch.manual_seed(0)
+    module = VAEModule.from_spec(
+        {
+            "n_features": X.shape[1],
+            "n_components": 3,
+            "hidden_layer_sizes": (16,),
+            "activation": "relu",
+            "likelihood": likelihood,
+            "missing": False,
+        }
+    )
+    X = torch.from_numpy(X).float()
+    sparse = _build(module.likelihood, X)
+    assert sparse is not None
+    rows = torch.from_numpy(rng.permutation(50))
+    epoch = sparse.epoch(rows)
+    x, eps = X[rows[20:40]], torch.randn(20, 3)
+    params = list(module.parameters())
+    dense_loss = module.loss({"x": x, "mask": None}, eps).loss
+    dense_grads = torch.autograd.grad(dense_loss, params)
+    batch = {"x": x, "mask": None, "sparse": sparse.batch(epoch, 20, 40, "cpu")}
+    sparse_loss = module.loss(batch, eps).loss
+    sparse_grads = torch.autograd.grad(sparse_loss, params)
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    for got, expected in zip(sparse_grads, dense_grads, strict=True):
+        torch.testing.assert_close(got, expected)
+        assert got.stride() == expected.stride()
+
+
+def _bernoulli(n_features):
+    return build_likelihood(n_features, {"name": "bernoulli"})
+
+
+@pytest.mark.parametrize("kind", ["binary", "counts"])
+def test_sparse_inputs_give_each_batch_its_non_zero_entries_by_row_and_by_input(kind):
+    rng = np.random.default_rng(0)
+    if kind == "binary":
+        X = (rng.random((300, 100)) < 0.1).astype(np.float32)
+    else:
+        X = rng.poisson(0.15, size=(300, 100)).astype(np.float32)
+    X = torch.from_numpy(X)
+    sparse = _build(_bernoulli(100), X)
+    assert sparse is not None
+    assert (sparse.values is None) == (kind == "binary")  # binary: every value is 1
+    rows = torch.from_numpy(rng.permutation(300)[:250])
+    epoch = sparse.epoch(rows)
+    for start in range(0, 250, 64):  # the last batch is short
+        batch = sparse.batch(epoch, start, start + 64, "cpu")
+        expected = X[rows[start : start + 64]].numpy()
+        n_entries = len(batch.columns)
+        ones = np.ones(n_entries)
+        by_row = csr_matrix(
+            (
+                ones if batch.values is None else batch.values.numpy(),
+                batch.columns.numpy(),
+                np.append(batch.row_offsets, n_entries),
+            ),
+            shape=expected.shape,
+        )
+        by_input = csc_matrix(
+            (
+                ones if batch.column_values is None else batch.column_values.numpy(),
+                batch.rows.numpy(),
+                np.append(batch.column_offsets, n_entries),
+            ),
+            shape=expected.shape,
+        )
+        np.testing.assert_array_equal(by_row.toarray(), expected)
+        np.testing.assert_array_equal(by_input.toarray(), expected)
+
+
+def test_sparse_inputs_are_left_to_dense_data_and_small_inputs():
+    rng = np.random.default_rng(0)
+    binary = torch.from_numpy((rng.random((300, 100)) < 0.1).astype(np.float32))
+    assert _build(_bernoulli(100), binary) is not None
+    dense = torch.from_numpy((rng.random((300, 100)) < 0.5).astype(np.float32))
+    assert _build(_bernoulli(100), dense) is None
+    assert _build(_bernoulli(20), binary[:, :20]) is None
+    # Dense beyond the first rows that the quick look sees: the full count decides.
+    late = torch.cat([binary.repeat(14, 1), dense.repeat(20, 1)])
+    assert _build(_bernoulli(100), late) is None
+
+
+def _bernoulli_module(n_features, missing=False, covariates=None):
+    return VAEModule.from_spec(
+        {
+            "n_features": n_features,
+            "n_components": 2,
+            "hidden_layer_sizes": (8,),
+            "activation": "relu",
+            "likelihood": {"name": "bernoulli"},
+            "missing": missing,
+            "covariates": covariates,
+        }
+    )
+
+
+def _trainer(module, data, **config):
+    optimizer = make_optimizer(module, (module.encoder, module.decoder), lr=1e-3)
+    generator = torch.Generator().manual_seed(0)
+    return Trainer(
+        module, optimizer, TrainingConfig(**config), generator, torch.device("cpu"), data
+    )
+
+
+def test_the_trainer_keeps_the_sparse_path_to_complete_data_without_extra_inputs():
+    rng = np.random.default_rng(0)
+    binary = torch.from_numpy((rng.random((300, 100)) < 0.1).astype(np.float32))
+    assert _trainer(_bernoulli_module(100), {"x": binary}, complete=True).sparse is not None
+    # Data that may hold NaN, a mask channel or covariates: dense inputs beside the data.
+    assert _trainer(_bernoulli_module(100), {"x": binary}, complete=False).sparse is None
+    mask_model = _bernoulli_module(100, missing=True)
+    assert _trainer(mask_model, {"x": binary}, complete=True).sparse is None
+    with_covariates = _bernoulli_module(100, covariates={"batch": 2})
+    data = {"x": binary, "batch": torch.eye(2)[torch.arange(300) % 2]}
+    assert _trainer(with_covariates, data, complete=True).sparse is None
+    # Under autocast the products are cheap already.
+    autocast = {"complete": True, "autocast_dtype": torch.bfloat16}
+    assert _trainer(_bernoulli_module(100), {"x": binary}, **autocast).sparse is None
+
+
+def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch):
+    import skvae._sparse as sparse_module
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 100)) < 0.1).astype(np.float64)
+    built = []
+    build = SparseInputs.build.__func__
+
+    def spy(cls, *args, **kwargs):
+        built.append(build(cls, *args, **kwargs))
+        return built[-1]
+
+    def fit():
+        vae = VAEEstimator(likelihood="bernoulli", hidden_layer_sizes=(32,), max_iter=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return vae.set_params(random_state=0).fit(X)
+
+    monkeypatch.setattr(SparseInputs, "build", classmethod(spy))
+    sparse_fit = fit()
+    assert built[-1] is not None
+    monkeypatch.setattr(sparse_module, "MAX_SPARSE_DENSITY", -1.0)
+    dense_fit = fit()
+    assert built[-1] is None
+    # The same arithmetic up to the order of the float32 sums.
+    np.testing.assert_allclose(sparse_fit.loss_curve_, dense_fit.loss_curve_, rtol=1e-5)
+    np.testing.assert_allclose(sparse_fit.transform(X), dense_fit.transform(X), atol=1e-4)
+    # The diagnostics encode the training rows through the sparse path too.
+    np.testing.assert_allclose(
+        sparse_fit.kl_per_component_, dense_fit.kl_per_component_, rtol=1e-4
+    )
