@@ -52,19 +52,6 @@ def _check_matplotlib(caller):
         ) from exc
 
 
-def _fitted_vae(estimator):
-    """The fitted VAEEstimator of ``estimator``: itself, or the last step of a Pipeline."""
-    vae = estimator[-1] if isinstance(estimator, Pipeline) else estimator
-    if not isinstance(vae, VAEEstimator):
-        raise TypeError(
-            "estimator must be a VAEEstimator or a Pipeline whose last step is one, got "
-            f"{type(vae).__name__}."
-        )
-    check_is_fitted(estimator)
-    check_is_fitted(vae)
-    return vae
-
-
 def _check_dims(dims, n_components, *, max_dims=None):
     """``dims`` (an int or a sequence of ints) as a tuple of valid latent indices."""
     seq = [dims] if isinstance(dims, Integral) else list(np.ravel(np.asarray(dims, dtype=object)))
@@ -132,17 +119,199 @@ def _mosaic(images, image_shape, n_cols):
     return mosaic
 
 
-def _axes_column(ax, n_rows, figsize):
-    """``n_rows`` stacked Axes: a new figure, ``ax`` split in rows, or the Axes given.
+def _check_positive_int(value, name):
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    return int(value)
 
-    Returns the figure, an object array of the Axes and the bounding Axes (or None).
-    """
+
+def _check_kind(kind):
+    if kind not in ("mean", "sample"):
+        raise ValueError(f"kind must be 'mean' or 'sample', got {kind!r}.")
+
+
+def _check_values(values):
+    """The values a traversal sweeps, as a non-empty 1-D float array."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
+        raise ValueError(
+            f"values must be a non-empty 1-D sequence of finite numbers, got {values!r}."
+        )
+    return values
+
+
+def _check_base(base, n_components):
+    """The latent point a traversal starts from, of shape (n_components,)."""
+    base = np.asarray(base, dtype=np.float64)
+    if base.shape not in ((n_components,), (1, n_components)):
+        raise ValueError(
+            f"base must be one latent point of shape ({n_components},), got an array of "
+            f"shape {base.shape}."
+        )
+    base = base.reshape(n_components)
+    if not np.all(np.isfinite(base)):
+        raise ValueError("base contains NaN or infinity.")
+    return base
+
+
+def _default_traversal_dims(vae):
+    """Every latent dimension, or the ones with the largest KL when there are too many."""
+    n_components = vae.module_.n_components
+    if n_components <= _MAX_DEFAULT_DIMS:
+        return tuple(range(n_components))
+    most_used = np.argsort(-vae.kl_per_component_, kind="stable")
+    return tuple(int(d) for d in np.sort(most_used[:_MAX_DEFAULT_DIMS]))
+
+
+def _image_style(values, cmap, kwargs):
+    """``imshow`` arguments: one grey scale over all ``values``, sharp pixels, then kwargs."""
+    style = {"cmap": cmap, "vmin": values.min(), "vmax": values.max(), "interpolation": "nearest"}
+    return {**style, **kwargs}
+
+
+def _hide_frame(ax):
+    """No vertical ticks, no tick marks and no spines around pictures."""
+    ax.set_yticks([])
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+
+
+def _scatter_positions(latent, dims, y, codes):
+    """Horizontal and vertical positions of the points (see LatentSpaceDisplay's dims)."""
+    x = latent[:, dims[0]]
+    if len(dims) == 2:
+        return x, latent[:, dims[1]]
+    jitter = np.random.default_rng(0).uniform(-0.25, 0.25, size=len(x))
+    if codes is not None:
+        return x, codes + jitter
+    return x, jitter if y is None else y
+
+
+def _class_legend(ax, classes, colors):
+    """A legend of the classes, right of the Axes."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], linestyle="", marker="o", color=color, label=str(label))
+        for label, color in zip(classes, colors, strict=True)
+    ]
+    return ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+
+
+def _label_latent_axes(ax, dims, y, classes):
+    """Axis labels of a latent scatter plot; ``classes`` is None unless y is categorical."""
+    ax.set_xlabel(f"latent dimension {dims[0]} (posterior mean)")
+    if len(dims) == 2:
+        ax.set_ylabel(f"latent dimension {dims[1]} (posterior mean)")
+    elif classes is not None:
+        ax.set_yticks(np.arange(len(classes)), [str(c) for c in classes])
+    elif y is None:
+        ax.set_yticks([])
+    else:
+        ax.set_ylabel("y")
+
+
+def _draw_image_rows(axes, decoded, dims, labels, image_shape, cmap, kwargs):
+    """One row of decoded images per latent dimension; returns the AxesImage of each row."""
+    n_dims, n_values, _ = decoded.shape
+    style = _image_style(decoded, cmap or "gray_r", kwargs)
+    w = image_shape[1]
+    centres = np.arange(n_values) * (w + 1) + (w - 1) / 2
+    images = np.empty(n_dims, dtype=object)
+    for i, (axis, dim) in enumerate(zip(axes, dims, strict=True)):
+        images[i] = axis.imshow(_mosaic(decoded[i], image_shape, n_values), **style)
+        axis.set_ylabel(f"dim {dim}", rotation=0, ha="right", va="center")
+        axis.set_xticks(centres, labels if i == n_dims - 1 else [])
+        _hide_frame(axis)
+    axes[-1].set_xlabel("value of the latent dimension (prior standard deviations)")
+    return images
+
+
+def _draw_line_rows(axes, decoded, dims, labels, names, cmap, kwargs):
+    """One line plot per latent dimension, a line per value; returns the Line2D array."""
+    import matplotlib as mpl
+
+    n_dims, n_values, n_features = decoded.shape
+    colormap = cmap or "coolwarm"
+    colormap = mpl.colormaps[colormap] if isinstance(colormap, str) else colormap
+    colors = colormap(np.linspace(0.0, 1.0, n_values))
+    lines = np.empty((n_dims, n_values), dtype=object)
+    index = np.arange(n_features)
+    for i, (axis, dim) in enumerate(zip(axes, dims, strict=True)):
+        for j in range(n_values):
+            style = {"color": colors[j], "label": labels[j], **kwargs}
+            (lines[i, j],) = axis.plot(index, decoded[i, j], **style)
+        axis.set_ylabel(f"dim {dim}")
+        if names is not None:
+            shown = [str(n) for n in names] if i == n_dims - 1 else []
+            axis.set_xticks(index, shown, rotation=90 if shown else 0)
+    if names is None:
+        axes[-1].set_xlabel("feature index")
+    return lines
+
+
+def _new_figure(n_rows, figsize):
+    """A new figure of ``n_rows`` stacked Axes; returns it and an array of the Axes."""
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        fig, axes = plt.subplots(n_rows, 1, figsize=figsize, squeeze=False, layout="constrained")
-        return fig, axes[:, 0], None
-    if isinstance(ax, plt.Axes):
+    fig, axes = plt.subplots(n_rows, 1, figsize=figsize, squeeze=False, layout="constrained")
+    return fig, axes[:, 0]
+
+
+class _DisplayMixin:
+    """What every display does the same way: matplotlib, the estimator, Axes and figure.
+
+    ``from_estimator`` starts with :meth:`_validate_estimator`. ``plot`` starts with
+    :meth:`_require_matplotlib`, checks its data, takes its Axes from
+    :meth:`_validate_plot_params` (one Axes) or :meth:`_validate_plot_axes` (a column)
+    and, with one Axes, ends with :meth:`_set_axes`.
+    """
+
+    @classmethod
+    def _require_matplotlib(cls, method):
+        _check_matplotlib(f"{cls.__name__}.{method}")
+
+    @classmethod
+    def _validate_estimator(cls, estimator):
+        """The fitted VAEEstimator of ``estimator``: itself, or the last step of a Pipeline."""
+        cls._require_matplotlib("from_estimator")
+        vae = estimator[-1] if isinstance(estimator, Pipeline) else estimator
+        if not isinstance(vae, VAEEstimator):
+            raise TypeError(
+                "estimator must be a VAEEstimator or a Pipeline whose last step is one, got "
+                f"{type(vae).__name__}."
+            )
+        check_is_fitted(estimator)
+        check_is_fitted(vae)
+        return vae
+
+    @staticmethod
+    def _validate_plot_params(ax=None, *, figsize=None):
+        """The Axes to draw into and its figure: ``ax``, or the Axes of a new figure."""
+        if ax is None:
+            fig, axes = _new_figure(1, figsize)
+            return axes[0], fig
+        return ax, ax.figure
+
+    @staticmethod
+    def _validate_plot_axes(ax, n_rows, figsize):
+        """``n_rows`` stacked Axes: a new figure, ``ax`` split in rows, or the Axes given.
+
+        Returns the figure, an object array of the Axes and the bounding Axes (or None).
+        """
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            return *_new_figure(n_rows, figsize), None
+        if not isinstance(ax, plt.Axes):
+            axes = np.asarray(ax, dtype=object).ravel()
+            if axes.size != n_rows:
+                raise ValueError(
+                    f"ax holds {axes.size} Axes, but there are {n_rows} latent dimensions to "
+                    "draw: pass one Axes per dimension, a single Axes to split, or None."
+                )
+            return axes[0].figure, axes, None
         spec = ax.get_subplotspec()
         if spec is None:
             raise ValueError(
@@ -157,16 +326,15 @@ def _axes_column(ax, n_rows, figsize):
         grid = spec.subgridspec(n_rows, 1)
         axes = np.array([ax.figure.add_subplot(grid[i, 0]) for i in range(n_rows)], dtype=object)
         return ax.figure, axes, ax
-    axes = np.asarray(ax, dtype=object).ravel()
-    if axes.size != n_rows:
-        raise ValueError(
-            f"ax holds {axes.size} Axes, but there are {n_rows} latent dimensions to draw: "
-            "pass one Axes per dimension, a single Axes to split, or None."
-        )
-    return axes[0].figure, axes, None
+
+    def _set_axes(self, ax, fig):
+        """Keep the Axes and figure drawn into as ``ax_`` and ``figure_``; returns self."""
+        self.ax_ = ax
+        self.figure_ = fig
+        return self
 
 
-class LatentSpaceDisplay:
+class LatentSpaceDisplay(_DisplayMixin):
     """Scatter plot of the posterior means of the rows of X in two latent dimensions.
 
     Use :meth:`from_estimator` to make one from a fitted model. All parameters are
@@ -250,69 +418,29 @@ class LatentSpaceDisplay:
         Returns
         -------
         display : LatentSpaceDisplay
-            The display, with the artists as attributes.
+            The display, with ``scatter_``, ``legend_``, ``colorbar_``, ``ax_`` and
+            ``figure_`` set.
         """
-        _check_matplotlib("LatentSpaceDisplay.plot")
-        import matplotlib.pyplot as plt
-        from matplotlib.lines import Line2D
-
-        latent = np.asarray(self.latent, dtype=np.float64)
-        if latent.ndim != 2:
-            raise ValueError(f"latent must be 2-D, got an array of shape {latent.shape}.")
-        dims = _check_dims(self.dims, latent.shape[1], max_dims=2)
-        y = None if self.y is None else np.asarray(self.y)
-        if y is not None:
-            if y.ndim != 1:
-                raise ValueError(f"y must be 1-D, got an array of shape {y.shape}.")
-            check_consistent_length(latent, y)
-        if ax is None:
-            fig, ax = plt.subplots(layout="constrained")
-        else:
-            fig = ax.figure
-        categorical = y is not None and _is_categorical(y)
+        self._require_matplotlib("plot")
+        latent, dims, y = self._check_data()
+        ax, fig = self._validate_plot_params(ax)
+        classes = codes = None
         style = {"s": 10}
-        if y is None:
-            pass
-        elif categorical:
+        if y is not None and _is_categorical(y):
             classes, codes = np.unique(y, return_inverse=True)
             colors = _class_colors(len(classes), cmap)
             style["c"] = colors[codes]
-        else:
+        elif y is not None:
             style.update(c=y.astype(np.float64), cmap=cmap or "viridis")
         style.update(kwargs)
-
-        x = latent[:, dims[0]]
-        if len(dims) == 2:
-            up = latent[:, dims[1]]
-        else:
-            jitter = np.random.default_rng(0).uniform(-0.25, 0.25, size=len(x))
-            up = codes + jitter if categorical else jitter if y is None else y
-        self.scatter_ = ax.scatter(x, up, **style)
-
+        self.scatter_ = ax.scatter(*_scatter_positions(latent, dims, y, codes), **style)
         self.legend_ = self.colorbar_ = None
-        if categorical:
-            handles = [
-                Line2D([], [], linestyle="", marker="o", color=color, label=str(label))
-                for label, color in zip(classes, colors, strict=True)
-            ]
-            self.legend_ = ax.legend(
-                handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False
-            )
+        if classes is not None:
+            self.legend_ = _class_legend(ax, classes, colors)
         elif y is not None:
             self.colorbar_ = fig.colorbar(self.scatter_, ax=ax)
-
-        ax.set_xlabel(f"latent dimension {dims[0]} (posterior mean)")
-        if len(dims) == 2:
-            ax.set_ylabel(f"latent dimension {dims[1]} (posterior mean)")
-        elif categorical:
-            ax.set_yticks(np.arange(len(classes)), [str(c) for c in classes])
-        elif y is None:
-            ax.set_yticks([])
-        else:
-            ax.set_ylabel("y")
-        self.ax_ = ax
-        self.figure_ = fig
-        return self
+        _label_latent_axes(ax, dims, y, classes)
+        return self._set_axes(ax, fig)
 
     @classmethod
     def from_estimator(cls, estimator, X, y=None, *, dims=None, ax=None, cmap=None, **kwargs):
@@ -345,7 +473,8 @@ class LatentSpaceDisplay:
         Returns
         -------
         display : LatentSpaceDisplay
-            The display, with the artists as attributes.
+            The display, with ``scatter_``, ``legend_``, ``colorbar_``, ``ax_`` and
+            ``figure_`` set.
 
         Examples
         --------
@@ -365,8 +494,7 @@ class LatentSpaceDisplay:
         'latent dimension 2 (posterior mean)'
         >>> plt.close("all")
         """
-        _check_matplotlib("LatentSpaceDisplay.from_estimator")
-        vae = _fitted_vae(estimator)
+        vae = cls._validate_estimator(estimator)
         n_components = vae.module_.n_components
         if dims is None:
             dims = (0, 1) if n_components >= 2 else 0
@@ -377,8 +505,20 @@ class LatentSpaceDisplay:
         display = cls(latent=latent, y=y, dims=dims)
         return display.plot(ax=ax, cmap=cmap, **kwargs)
 
+    def _check_data(self):
+        latent = np.asarray(self.latent, dtype=np.float64)
+        if latent.ndim != 2:
+            raise ValueError(f"latent must be 2-D, got an array of shape {latent.shape}.")
+        dims = _check_dims(self.dims, latent.shape[1], max_dims=2)
+        y = None if self.y is None else np.asarray(self.y)
+        if y is not None:
+            if y.ndim != 1:
+                raise ValueError(f"y must be 1-D, got an array of shape {y.shape}.")
+            check_consistent_length(latent, y)
+        return latent, dims, y
 
-class LatentTraversalDisplay:
+
+class LatentTraversalDisplay(_DisplayMixin):
     """What the decoder makes of a sweep along each latent dimension.
 
     For each chosen latent dimension d, the latent point starts at ``base`` and its
@@ -469,6 +609,9 @@ class LatentTraversalDisplay:
     def plot(self, ax=None, *, cmap=None, **kwargs):
         """Draw one row per latent dimension.
 
+        With ``image_shape``, each row holds the decoded images side by side; without,
+        it holds one line per value over the features.
+
         Parameters
         ----------
         ax : matplotlib Axes or array-like of Axes, default=None
@@ -487,72 +630,25 @@ class LatentTraversalDisplay:
         Returns
         -------
         display : LatentTraversalDisplay
-            The display, with the artists as attributes.
+            The display, with ``axes_``, ``images_`` or ``lines_`` and ``legend_``,
+            ``bounding_ax_`` and ``figure_`` set.
         """
-        _check_matplotlib("LatentTraversalDisplay.plot")
-        import matplotlib as mpl
-
-        decoded = np.asarray(self.decoded, dtype=np.float64)
-        if decoded.ndim != 3:
-            raise ValueError(
-                f"decoded must have shape (n_dims, n_values, n_features), got {decoded.shape}."
-            )
-        n_dims, n_values, n_features = decoded.shape
-        dims = tuple(self.dims)
-        values = np.asarray(self.values, dtype=np.float64)
-        if len(dims) != n_dims or len(values) != n_values:
-            raise ValueError(
-                f"decoded has shape {decoded.shape}, but there are {len(dims)} dims and "
-                f"{len(values)} values."
-            )
-        image_shape = _check_image_shape(self.image_shape, n_features)
-        labels = [f"{v:.3g}" for v in values]
-
+        self._require_matplotlib("plot")
+        decoded, dims, values, image_shape = self._check_data()
+        n_dims, n_values, _ = decoded.shape
         if image_shape is not None:
             h, w = image_shape
             figsize = (1.0 + 0.9 * n_values * w / h, 0.4 + 0.9 * n_dims)
         else:
             figsize = (8.0, 0.4 + 1.6 * n_dims)
-        fig, axes, self.bounding_ax_ = _axes_column(ax, n_dims, figsize)
+        fig, axes, self.bounding_ax_ = self._validate_plot_axes(ax, n_dims, figsize)
         self.images_ = self.lines_ = self.legend_ = None
-
+        labels = [f"{v:.3g}" for v in values]
         if image_shape is not None:
-            style = {
-                "cmap": cmap or "gray_r",
-                "vmin": decoded.min(),
-                "vmax": decoded.max(),
-                "interpolation": "nearest",
-            }
-            style.update(kwargs)
-            self.images_ = np.empty(n_dims, dtype=object)
-            centres = np.arange(n_values) * (w + 1) + (w - 1) / 2
-            for i, (axis, dim) in enumerate(zip(axes, dims, strict=True)):
-                row = _mosaic(decoded[i], image_shape, n_values)
-                self.images_[i] = axis.imshow(row, **style)
-                axis.set_yticks([])
-                axis.set_ylabel(f"dim {dim}", rotation=0, ha="right", va="center")
-                axis.set_xticks(centres, labels if i == n_dims - 1 else [])
-                axis.tick_params(length=0)
-                for side in axis.spines.values():
-                    side.set_visible(False)
-            axes[-1].set_xlabel("value of the latent dimension (prior standard deviations)")
+            self.images_ = _draw_image_rows(axes, decoded, dims, labels, image_shape, cmap, kwargs)
         else:
-            colormap = cmap or "coolwarm"
-            colormap = mpl.colormaps[colormap] if isinstance(colormap, str) else colormap
-            colors = colormap(np.linspace(0.0, 1.0, n_values))
-            self.lines_ = np.empty((n_dims, n_values), dtype=object)
-            index = np.arange(n_features)
-            names = self.feature_names
-            for i, (axis, dim) in enumerate(zip(axes, dims, strict=True)):
-                for j in range(n_values):
-                    style = {"color": colors[j], "label": labels[j], **kwargs}
-                    (self.lines_[i, j],) = axis.plot(index, decoded[i, j], **style)
-                axis.set_ylabel(f"dim {dim}")
-                if names is not None and n_features <= 30:
-                    shown = [str(n) for n in names] if i == len(axes) - 1 else []
-                    axis.set_xticks(index, shown, rotation=90 if shown else 0)
-            if names is None or n_features > 30:
-                axes[-1].set_xlabel("feature index")
+            names = self.feature_names if decoded.shape[2] <= 30 else None
+            self.lines_ = _draw_line_rows(axes, decoded, dims, labels, names, cmap, kwargs)
             # One row of values above the top Axes: a legend beside it would squeeze it.
             self.legend_ = axes[0].legend(
                 loc="lower left",
@@ -621,7 +717,8 @@ class LatentTraversalDisplay:
         Returns
         -------
         display : LatentTraversalDisplay
-            The display, with the artists as attributes.
+            The display, with ``axes_``, ``images_`` or ``lines_`` and ``legend_``,
+            ``bounding_ax_`` and ``figure_`` set.
 
         Examples
         --------
@@ -641,36 +738,12 @@ class LatentTraversalDisplay:
         (2, 3)
         >>> plt.close("all")
         """
-        _check_matplotlib("LatentTraversalDisplay.from_estimator")
-        vae = _fitted_vae(estimator)
+        vae = cls._validate_estimator(estimator)
         n_components = vae.module_.n_components
-        if dims is None:
-            if n_components <= _MAX_DEFAULT_DIMS:
-                dims = tuple(range(n_components))
-            else:
-                most_used = np.argsort(-vae.kl_per_component_, kind="stable")
-                dims = tuple(int(d) for d in np.sort(most_used[:_MAX_DEFAULT_DIMS]))
-        dims = _check_dims(dims, n_components)
-        if values is None:
-            values = np.linspace(-2.5, 2.5, 7)
-        values = np.asarray(values, dtype=np.float64)
-        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values)):
-            raise ValueError(
-                f"values must be a non-empty 1-D sequence of finite numbers, got {values!r}."
-            )
-        if base is None:
-            base = np.zeros(n_components)
-        base = np.asarray(base, dtype=np.float64)
-        if base.shape not in ((n_components,), (1, n_components)):
-            raise ValueError(
-                f"base must be one latent point of shape ({n_components},), got an array of "
-                f"shape {base.shape}."
-            )
-        base = base.reshape(n_components)
-        if not np.all(np.isfinite(base)):
-            raise ValueError("base contains NaN or infinity.")
+        dims = _check_dims(_default_traversal_dims(vae) if dims is None else dims, n_components)
+        values = _check_values(np.linspace(-2.5, 2.5, 7) if values is None else values)
+        base = _check_base(np.zeros(n_components) if base is None else base, n_components)
         image_shape = _check_image_shape(image_shape, estimator.n_features_in_)
-
         Z = np.tile(base, (len(dims) * len(values), 1))
         for i, dim in enumerate(dims):
             Z[i * len(values) : (i + 1) * len(values), dim] = values
@@ -685,8 +758,23 @@ class LatentTraversalDisplay:
         )
         return display.plot(ax=ax, cmap=cmap, **kwargs)
 
+    def _check_data(self):
+        decoded = np.asarray(self.decoded, dtype=np.float64)
+        if decoded.ndim != 3:
+            raise ValueError(
+                f"decoded must have shape (n_dims, n_values, n_features), got {decoded.shape}."
+            )
+        dims = tuple(self.dims)
+        values = np.asarray(self.values, dtype=np.float64)
+        if len(dims) != decoded.shape[0] or len(values) != decoded.shape[1]:
+            raise ValueError(
+                f"decoded has shape {decoded.shape}, but there are {len(dims)} dims and "
+                f"{len(values)} values."
+            )
+        return decoded, dims, values, _check_image_shape(self.image_shape, decoded.shape[2])
 
-class LossCurveDisplay:
+
+class LossCurveDisplay(_DisplayMixin):
     """Training and validation loss per epoch.
 
     Both curves are in nats per sample, lower is better: the training loss is
@@ -768,30 +856,26 @@ class LossCurveDisplay:
         Returns
         -------
         display : LossCurveDisplay
-            The display, with the artists as attributes.
+            The display, with ``lines_``, ``best_line_``, ``ax_`` and ``figure_`` set.
         """
-        _check_matplotlib("LossCurveDisplay.plot")
-        import matplotlib.pyplot as plt
-
+        self._require_matplotlib("plot")
         loss = np.asarray(self.loss_curve, dtype=np.float64)
         if loss.ndim != 1 or loss.size == 0:
             raise ValueError("loss_curve must be a non-empty 1-D sequence of losses.")
-        if ax is None:
-            fig, ax = plt.subplots(layout="constrained")
-        else:
-            fig = ax.figure
-        n_epochs = len(loss)
-        epochs = np.arange(1, n_epochs + 1)
-        self.lines_ = list(ax.plot(epochs, loss, label="training loss", **kwargs))
-        self.best_line_ = None
+        scores = None
         if self.validation_scores is not None:
             scores = np.asarray(self.validation_scores, dtype=np.float64)
-            if scores.ndim != 1 or len(scores) > n_epochs:
+            if scores.ndim != 1 or len(scores) > len(loss):
                 raise ValueError(
                     "validation_scores must be a 1-D sequence no longer than loss_curve."
                 )
+        ax, fig = self._validate_plot_params(ax)
+        epochs = np.arange(1, len(loss) + 1)
+        self.lines_ = list(ax.plot(epochs, loss, label="training loss", **kwargs))
+        self.best_line_ = None
+        if scores is not None:
             # Validation can start later than training (a warm start that turned it on).
-            val_epochs = epochs[n_epochs - len(scores) :]
+            val_epochs = epochs[len(loss) - len(scores) :]
             self.lines_ += ax.plot(val_epochs, -scores, label="validation loss", **kwargs)
             best = self.best_validation_score
             kept = np.flatnonzero(scores == best) if best is not None else []
@@ -803,9 +887,7 @@ class LossCurveDisplay:
         ax.set_xlabel("epoch")
         ax.set_ylabel("loss per sample (nats)")
         ax.legend()
-        self.ax_ = ax
-        self.figure_ = fig
-        return self
+        return self._set_axes(ax, fig)
 
     @classmethod
     def from_estimator(cls, estimator, *, ax=None, **kwargs):
@@ -820,12 +902,12 @@ class LossCurveDisplay:
             Axes to draw into; None makes a new figure.
 
         **kwargs : dict
-            Passed to :meth:`matplotlib.axes.Axes.plot` for both curves.
+            Passed to :meth:`matplotlib.axes.Axes.plot` for both curves (see :meth:`plot`).
 
         Returns
         -------
         display : LossCurveDisplay
-            The display, with the artists as attributes.
+            The display, with ``lines_``, ``best_line_``, ``ax_`` and ``figure_`` set.
 
         Examples
         --------
@@ -842,8 +924,7 @@ class LossCurveDisplay:
         (1, True)
         >>> plt.close("all")
         """
-        _check_matplotlib("LossCurveDisplay.from_estimator")
-        vae = _fitted_vae(estimator)
+        vae = cls._validate_estimator(estimator)
         display = cls(
             loss_curve=vae.loss_curve_,
             validation_scores=vae.validation_scores_,
@@ -852,7 +933,7 @@ class LossCurveDisplay:
         return display.plot(ax=ax, **kwargs)
 
 
-class SamplesDisplay:
+class SamplesDisplay(_DisplayMixin):
     """Rows of the data beside images generated by the model.
 
     Two grids in one Axes: real rows on the left, generated rows on the right, each image
@@ -935,43 +1016,22 @@ class SamplesDisplay:
         Returns
         -------
         display : SamplesDisplay
-            The display, with the artists as attributes.
+            The display, with ``images_``, ``ax_`` and ``figure_`` set.
         """
-        _check_matplotlib("SamplesDisplay.plot")
-        import matplotlib.pyplot as plt
-
-        data = np.asarray(self.data, dtype=np.float64)
-        generated = np.asarray(self.generated, dtype=np.float64)
-        if data.ndim != 2 or generated.ndim != 2 or data.shape[1] != generated.shape[1]:
-            raise ValueError(
-                "data and generated must be 2-D with the same number of features, got "
-                f"shapes {data.shape} and {generated.shape}."
-            )
-        if self.kind not in ("mean", "sample"):
-            raise ValueError(f"kind must be 'mean' or 'sample', got {self.kind!r}.")
-        image_shape = _check_image_shape(self.image_shape, data.shape[1])
-        h, w = image_shape
+        self._require_matplotlib("plot")
+        data, generated, image_shape = self._check_data()
         n_most = max(len(data), len(generated))
         if n_cols is None:
             n_cols = int(np.ceil(np.sqrt(n_most)))
-        if not isinstance(n_cols, Integral) or isinstance(n_cols, bool) or n_cols < 1:
-            raise ValueError(f"n_cols must be a positive int, got {n_cols!r}.")
-        n_cols = min(int(n_cols), n_most)
+        n_cols = min(_check_positive_int(n_cols, "n_cols"), n_most)
         left = _mosaic(data, image_shape, n_cols)
         right = _mosaic(generated, image_shape, n_cols)
-        gap = w + 1
-        if ax is None:
-            n_rows = -(-n_most // n_cols)
-            fig, ax = plt.subplots(
-                figsize=(1.0 + 0.6 * n_cols * 2 * w / h, 0.8 + 0.6 * n_rows),
-                layout="constrained",
-            )
-        else:
-            fig = ax.figure
-        both = np.concatenate([data.ravel(), generated.ravel()])
-        style = {"cmap": cmap, "vmin": both.min(), "vmax": both.max(), **kwargs}
-        style["interpolation"] = style.get("interpolation", "nearest")
-        x_right = left.shape[1] + gap
+        h, w = image_shape
+        n_rows = -(-n_most // n_cols)
+        figsize = (1.0 + 0.6 * n_cols * 2 * w / h, 0.8 + 0.6 * n_rows)
+        ax, fig = self._validate_plot_params(ax, figsize=figsize)
+        style = _image_style(np.concatenate([data.ravel(), generated.ravel()]), cmap, kwargs)
+        x_right = left.shape[1] + w + 1
         self.images_ = [
             ax.imshow(left, extent=(0, left.shape[1], left.shape[0], 0), **style),
             ax.imshow(
@@ -985,13 +1045,8 @@ class SamplesDisplay:
             [left.shape[1] / 2, x_right + right.shape[1] / 2], ["data", f"model: {what}"]
         )
         ax.xaxis.tick_top()
-        ax.set_yticks([])
-        ax.tick_params(length=0)
-        for side in ax.spines.values():
-            side.set_visible(False)
-        self.ax_ = ax
-        self.figure_ = fig
-        return self
+        _hide_frame(ax)
+        return self._set_axes(ax, fig)
 
     @classmethod
     def from_estimator(
@@ -1055,7 +1110,7 @@ class SamplesDisplay:
         Returns
         -------
         display : SamplesDisplay
-            The display, with the artists as attributes.
+            The display, with ``images_``, ``ax_`` and ``figure_`` set.
 
         Examples
         --------
@@ -1077,8 +1132,7 @@ class SamplesDisplay:
         True
         >>> plt.close("all")
         """
-        _check_matplotlib("SamplesDisplay.from_estimator")
-        vae = _fitted_vae(estimator)
+        vae = cls._validate_estimator(estimator)
         X = check_array(X, dtype=np.float64, input_name="X")
         if X.shape[1] != estimator.n_features_in_:
             raise ValueError(
@@ -1086,10 +1140,8 @@ class SamplesDisplay:
                 f"{estimator.n_features_in_}."
             )
         image_shape = _check_image_shape(image_shape, X.shape[1])
-        if kind not in ("mean", "sample"):
-            raise ValueError(f"kind must be 'mean' or 'sample', got {kind!r}.")
-        if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}.")
+        _check_kind(kind)
+        n_samples = _check_positive_int(n_samples, "n_samples")
         if n_samples > X.shape[0]:
             raise ValueError(
                 f"n_samples={n_samples} is more than the {X.shape[0]} rows of X to show."
@@ -1105,3 +1157,14 @@ class SamplesDisplay:
                 generated = estimator[:-1].inverse_transform(generated)
         display = cls(data=data, generated=generated, image_shape=image_shape, kind=kind)
         return display.plot(ax=ax, n_cols=n_cols, cmap=cmap, **kwargs)
+
+    def _check_data(self):
+        data = np.asarray(self.data, dtype=np.float64)
+        generated = np.asarray(self.generated, dtype=np.float64)
+        if data.ndim != 2 or generated.ndim != 2 or data.shape[1] != generated.shape[1]:
+            raise ValueError(
+                "data and generated must be 2-D with the same number of features, got "
+                f"shapes {data.shape} and {generated.shape}."
+            )
+        _check_kind(self.kind)
+        return data, generated, _check_image_shape(self.image_shape, data.shape[1])

@@ -411,3 +411,47 @@ def test_samples_bad_arguments(vae, digits, kwargs, message):
 def test_samples_X_of_the_wrong_width(vae, digits):
     with pytest.raises(ValueError, match="X has 63 features, but the estimator"):
         SamplesDisplay.from_estimator(vae, digits[0][:, :63], (7, 9))
+
+
+# ---------------------------------------------------------------- shared Axes handling
+
+
+def _bad_displays():
+    return {
+        "latent": LatentSpaceDisplay(latent=np.zeros(3)),
+        "decoded": LatentTraversalDisplay(
+            decoded=np.zeros((2, 3)), dims=(0,), values=[0], base=[0]
+        ),
+        "validation_scores": LossCurveDisplay(loss_curve=[2.0], validation_scores=[-2.0, -1.0]),
+        "kind": SamplesDisplay(
+            data=np.zeros((2, 4)), generated=np.zeros((2, 4)), image_shape=(2, 2), kind="x"
+        ),
+    }
+
+
+@pytest.mark.parametrize("what", ["latent", "decoded", "validation_scores", "kind"])
+def test_bad_data_raise_before_a_figure_is_made(what):
+    plt.close("all")
+    with pytest.raises(ValueError, match=what):
+        _bad_displays()[what].plot()
+    assert plt.get_fignums() == []
+
+
+@pytest.mark.parametrize(
+    "display",
+    [
+        LatentSpaceDisplay(latent=np.arange(6.0).reshape(3, 2)),
+        LossCurveDisplay(loss_curve=[2.0, 1.0]),
+        SamplesDisplay(data=np.eye(4), generated=np.eye(4), image_shape=(2, 2)),
+    ],
+    ids=lambda display: type(display).__name__,
+)
+def test_one_axes_displays_make_a_constrained_figure_or_use_the_axes_given(display):
+    display.plot()
+    assert display.figure_.axes == [display.ax_]
+    assert display.figure_.get_layout_engine().__class__.__name__ == "ConstrainedLayoutEngine"
+    fig, (left, right) = plt.subplots(1, 2)
+    display.plot(ax=right)
+    assert display.ax_ is right and display.figure_ is fig
+    assert not left.has_data() and right.has_data()
+    plt.close("all")
