@@ -114,6 +114,47 @@ def test_score_samples_methods_match_functions():
         model.score_samples(X, n_grid=3001),
         nonlinear_process_log_likelihood(X, model, n_grid=3001),
     )
+    X, model = make_nonlinear_surface(5, n_features=3, noise_std=0.3, random_state=0)
+    np.testing.assert_array_equal(
+        model.score_samples(X, n_grid=201),
+        nonlinear_surface_log_likelihood(X, model, n_grid=201),
+    )
+
+
+# Recorded samples and exact log-likelihoods: how they are computed may change, not what they are.
+RECORDED = {
+    "process": (
+        [[0.41630172949738137, 0.7505634033447666], [-0.9607463842279067, 0.9340135703044128]],
+        [-4.653216645077881, -0.8514215900876638],
+    ),
+    "surface": (
+        [
+            [0.5163964301025066, -0.157018485317916, -0.4520323867267993],
+            [0.4505707894426276, -0.3219426502489165, -2.098725100375641],
+        ],
+        [-2.5529478160019803, -4.504539458576793],
+    ),
+    "linear": (
+        [[2.9384486669912686, 0.3711176666724627, 0.04448428803764404]],
+        [-4.392748261712501],
+    ),
+}
+
+
+@pytest.mark.parametrize("process", ["process", "surface", "linear"])
+def test_samples_and_log_likelihoods_are_the_recorded_ones(process):
+    make, log_likelihood, kwargs = {
+        "process": (make_nonlinear_process, nonlinear_process_log_likelihood, {"noise_std": 0.2}),
+        "surface": (make_nonlinear_surface, nonlinear_surface_log_likelihood, {"noise_std": 0.3}),
+        "linear": (make_linear_gaussian, linear_gaussian_log_likelihood, {"n_components": 2}),
+    }[process]
+    X_recorded, log_p_recorded = RECORDED[process]
+    n_features = len(X_recorded[0])
+    X, model = make(3, n_features=n_features, random_state=0, **kwargs)
+    X = X[: len(X_recorded)]
+    np.testing.assert_allclose(X, X_recorded, rtol=1e-12)
+    grid = {"n_grid": 301} if process == "surface" else {}
+    np.testing.assert_allclose(log_likelihood(X, model, **grid), log_p_recorded, rtol=1e-10)
 
 
 # --------------------------------------------------------------------------
@@ -305,6 +346,8 @@ def test_nonlinear_log_likelihood_is_finite_far_from_the_curve():
         (make_nonlinear_process, {"noise_std": 0.0}, "noise_std must be a finite number > 0"),
         (make_nonlinear_process, {"noise_std": -1.0}, "noise_std must be a finite number > 0"),
         (make_nonlinear_process, {"noise_std": "0.1"}, "noise_std must be a real number"),
+        (make_nonlinear_surface, {"n_features": 1}, "n_features must be >= 2"),
+        (make_nonlinear_surface, {"noise_std": 0.0}, "noise_std must be a finite number > 0"),
     ],
 )
 def test_bad_arguments_raise(make, kwargs, match):
