@@ -682,8 +682,7 @@ class NonlinearSurfaceModel(_NoisyManifoldModel):
         Standard deviation of the isotropic Gaussian noise.
     """
 
-    # Prior mass outside [-7, 7]^2: about 5e-12. Two steps per peak width err by about 2e-34,
-    # as the rule errs by 2 exp(-2 pi^2 s^2 / h^2) on a Gaussian peak of width s with step h.
+    # Prior mass outside [-7, 7]^2: 5e-12; two steps per peak width err by 2 exp(-8 pi^2) = 1e-34.
     _grid = _LatentGrid(n_latent=2, limit=7.0, min_n_grid=201, steps_per_peak_width=2.0)
 
     def surface(self, z):
