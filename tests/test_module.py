@@ -1,13 +1,15 @@
 """The torch model's math against independent references (torch.distributions, scipy)."""
 
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
 import torch
-from scipy.stats import multivariate_normal
+from scipy.stats import multivariate_normal, nbinom
 from torch.distributions import Normal, kl_divergence
 
+import skvae._likelihoods as likelihoods
 from skvae import VAEModule
 from skvae._posteriors import DiagonalGaussian
 
@@ -201,3 +203,34 @@ def test_inference_zeroes_missing_entries_and_masks_them():
     torch.testing.assert_close(given["posterior"].params, inferred["posterior"].params)
     out = module.generative(inferred["z"])["out"]
     torch.testing.assert_close(out, module.decode(inferred["z"]))
+
+
+@pytest.mark.parametrize("private", [True, False])
+def test_negative_binomial_draws_follow_the_negative_binomial(monkeypatch, private):
+    # Without torch's private _standard_gamma, the gamma variates come from numpy.
+    monkeypatch.setattr(likelihoods, "USE_PRIVATE_API", private)
+    mu = np.array([0.5, 3.0, 20.0, 5.0])
+    theta = np.array([0.5, 2.0, 5.0, 50.0])
+    family = likelihoods.NegativeBinomial(4)
+    with torch.no_grad():
+        family.log_theta.copy_(torch.from_numpy(np.log(theta)))
+    n = 20_000
+    out = torch.from_numpy(np.log(mu)).expand(n, 4)
+    gamma = mock.patch.object(torch, "_standard_gamma", wraps=torch._standard_gamma)
+    with gamma as spy:
+        draws = family.sample(out, torch.Generator().manual_seed(0))
+    assert (spy.call_count > 0) == private
+    assert draws.dtype == out.dtype
+    draws = draws.numpy()
+    # scipy's parameters: n = theta successes, p = theta / (theta + mu).
+    reference = nbinom(theta, theta / (theta + mu))
+    mean, var, _, kurtosis = (np.asarray(m) for m in reference.stats(moments="mvsk"))
+    np.testing.assert_allclose(mean, mu)
+    np.testing.assert_allclose(var, mu + mu**2 / theta)
+    # Within 5 standard errors of the sample mean, the sample variance and each frequency.
+    assert np.all(np.abs(draws.mean(0) - mean) < 5 * np.sqrt(var / n))
+    se_var = var * np.sqrt((kurtosis + 2) / n)  # Var(s^2) ~ (mu_4 - sigma^4) / n
+    assert np.all(np.abs(draws.var(0, ddof=1) - var) < 5 * se_var)
+    for k in range(6):
+        p = reference.pmf(k)
+        assert np.all(np.abs((draws == k).mean(0) - p) < 5 * np.sqrt(p * (1 - p) / n)), k
