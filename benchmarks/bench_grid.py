@@ -3,67 +3,86 @@
 Each joblib worker gets its share of the cores (torch in a worker uses the threads joblib
 allows it), so two workers on two cores should finish a grid faster than one process
 that runs the fits in turn. The grid: n_components in {2, 4} x likelihood in
-{gaussian, bernoulli}, one train/validation split (4 fits) on the scaled digits, with
-a fixed number of epochs so that every fit does the same work.
+{gaussian, bernoulli}, one train/validation split (4 fits) on the digits scaled to
+[0, 1], with a fixed number of epochs so that every fit does the same work. One untimed
+run starts the worker pool; then ``--repeats`` rounds alternate n_jobs=1 and n_jobs=2.
 
-    python benchmarks/bench_grid.py [--repeats 3] [--max-iter 40] [--json PATH]
+    python benchmarks/bench_grid.py [--repeats 3] [--max-iter 40]
+    python benchmarks/bench_grid.py --quick --json /tmp/bench_grid.json   # smoke run
 """
 
+from __future__ import annotations
+
 import argparse
-import json
-import os
 import statistics
-import time
-import warnings
+import sys
 
 import torch
+from _harness import add_output_options, alternate, apply_quick, begin, finish, fit_quietly
 from sklearn.datasets import load_digits
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
 
 from skvae import VAEEstimator
 
+GRID = {"n_components": [2, 4], "likelihood": ["gaussian", "bernoulli"]}
 
-def run_grid(X, n_jobs, max_iter):
+
+def load_data():
+    """The 1,797 digits of scikit-learn, grey levels / 16 (1797 x 64)."""
+    return load_digits().data / 16.0
+
+
+def fit_grid(X, n_jobs: int, max_iter: int) -> list[float]:
+    """Fit the grid of 4 fits (no refit); returns the mean validation scores."""
     grid = GridSearchCV(
         VAEEstimator(max_iter=max_iter, early_stopping=False, tol=0, random_state=0),
-        {"n_components": [2, 4], "likelihood": ["gaussian", "bernoulli"]},
+        GRID,
         cv=ShuffleSplit(n_splits=1, test_size=0.25, random_state=0),
         n_jobs=n_jobs,
         refit=False,
     )
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        grid.fit(X)
-    return time.perf_counter() - start
+    fit_quietly(grid, X)
+    return [float(s) for s in grid.cv_results_["mean_test_score"]]
 
 
-def main(repeats=3, max_iter=40, json_path=None):
-    X = load_digits().data / 16.0
-    run_grid(X, 2, 1)  # start the worker pool and import torch there, untimed
-    times = {1: [], 2: []}
-    for _ in range(repeats):
-        for n_jobs in (1, 2):  # alternate so drift in the machine hits both alike
-            times[n_jobs].append(run_grid(X, n_jobs, max_iter))
-    medians = {k: statistics.median(v) for k, v in times.items()}
-    print(f"GridSearchCV, 4 fits of {max_iter} epochs on digits ({X.shape[0]} x 64 rows)")
-    print(f"cores: {os.cpu_count()}, torch threads in this process: {torch.get_num_threads()}")
-    for n_jobs, t in medians.items():
-        runs = ", ".join(f"{x:.2f}" for x in times[n_jobs])
-        print(f"  n_jobs={n_jobs}: median {t:6.2f} s  (runs: {runs})")
-    speedup = medians[1] / medians[2]
-    print(f"  speed-up n_jobs=2 over n_jobs=1: {speedup:.2f}x")
-    if json_path:
-        with open(json_path, "w") as f:
-            json.dump({"times": times, "medians": medians, "speedup": speedup}, f, indent=2)
-    return speedup
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds")
+    parser.add_argument("--max-iter", type=int, default=40, help="epochs of each fit")
+    add_output_options(parser)
+    args = parser.parse_args(argv)
+    apply_quick(parser, args, repeats=1, max_iter=2)
+    run = begin("bench_grid", __file__, args, argv)
+    X = load_data()
+    fit_grid(X, 2, 1)  # start the worker pool and import torch there, untimed
+    runs = alternate(
+        {n_jobs: (lambda n_jobs=n_jobs: fit_grid(X, n_jobs, args.max_iter)) for n_jobs in (1, 2)},
+        args.repeats,
+    )
+    payload = {
+        "settings": {
+            "n_samples": int(X.shape[0]),
+            "n_features": int(X.shape[1]),
+            "grid": GRID,
+            "max_iter": args.max_iter,
+            "repeats": args.repeats,
+            "torch_threads": torch.get_num_threads(),
+        },
+        "runs": [
+            {
+                "n_jobs": n_jobs,
+                "seconds": runs[n_jobs]["seconds"],
+                "median_seconds": statistics.median(runs[n_jobs]["seconds"]),
+                "scores": runs[n_jobs]["values"][-1],
+            }
+            for n_jobs in (1, 2)
+        ],
+    }
+    one, two = payload["runs"]
+    payload["speedup"] = one["median_seconds"] / two["median_seconds"]
+    finish(run, payload, args)
+    return 0
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--max-iter", type=int, default=40)
-    parser.add_argument("--json", dest="json_path")
-    args = parser.parse_args()
-    main(args.repeats, args.max_iter, args.json_path)
+    sys.exit(main())

@@ -10,48 +10,33 @@ missing entries, each removing about 20% of them:
 
 A row left with nothing observed gets one entry back. For each dataset x pattern x
 method, the RMSE on the removed entries (in the units above), mean +- sd over seeds.
-Targets: VAEImputer has the lowest RMSE on digits, and is not worse than
-IterativeImputer on the tabular sets.
+scikit-learn's imputers have their defaults (IterativeImputer with random_state=seed);
+the VAE's settings per dataset are in VAE_SETTINGS. Targets: VAEImputer has the lowest
+RMSE on digits, and is not worse than IterativeImputer on the tabular sets.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_impute.py [--quick] [--seeds 3] [--json PATH]
+About 6 minutes on 2 idle cores (one thread each is faster for these small models)::
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_impute.py [--seeds 3] [--datasets ...]
+    OMP_NUM_THREADS=1 python benchmarks/bench_impute.py --quick --json /tmp/bench_impute.json
 """
 
 import argparse
-import json
-import os
-import platform
 import sys
-import time
-import warnings
 
 import numpy as np
-import sklearn
-import torch
+from _harness import add_output_options, apply_quick, begin, finish, fit_quietly
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.preprocessing import StandardScaler
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-# This checkout's skvae, not an installed one; and the shared machine description.
-sys.path[:0] = [os.path.dirname(HERE), HERE]
-from _machine import cpu_model  # noqa: E402
+from skvae import VAEImputer
 
-import skvae  # noqa: E402
-from skvae import VAEImputer  # noqa: E402
-
-# VAE settings per dataset, chosen on seed 0 of the MCAR pattern (and reported as such):
-# digits has near-constant pixel columns, which a per-feature ("diag") noise variance
-# fits to almost zero and then trusts too much, hence "spherical" (RMSE 0.130 against
-# 0.138). The small tables (569 and 178 rows) stop too early on a validation split of 57
-# or 18 rows: they train for a fixed 1,500 epochs instead (breast_cancer 0.451 against
-# 0.518 with early stopping). breast_cancer's tanh was chosen on MCAR seeds 10-12, which
-# this script does not report: RMSE 0.434 against 0.448 with relu (IterativeImputer 0.417;
-# also tried there: n_components=20 0.440, weight_decay=0.1 0.435, 3,000 epochs 0.438, a
-# linear model with 25 components and K=2,000 0.448, n_importance_samples=1000 0.433).
-# Its n_estimators=5 too, chosen on the same seeds: the mean of 5 VAEs' fills, 0.410
-# (per seed 0.388, 0.435, 0.407; the single VAEs behind them 0.402-0.477).
+# VAE settings per dataset. Chosen on seed 0 of MCAR (a reported seed), except
+# breast_cancer's activation and n_estimators, chosen on MCAR seeds 10-12 (not reported).
+# digits: near-constant pixel columns get a tiny per-feature ("diag") noise variance that
+# the model then trusts too much, hence "spherical".
+# The small tables stop too early on a validation split of 57 or 18 rows, hence fixed epochs.
 _FIXED_EPOCHS = {"early_stopping": False, "max_iter": 1500, "tol": 0.0, "n_iter_no_change": 1500}
 VAE_SETTINGS = {
     "digits": {
@@ -70,6 +55,7 @@ VAE_SETTINGS = {
     },
     "wine": {"n_components": 5, "hidden_layer_sizes": (64, 64), **_FIXED_EPOCHS},
 }
+PATTERNS = ["MCAR", "MNAR"]
 
 
 def load(name):
@@ -92,14 +78,17 @@ def remove(X, pattern, rng):
     return X_missing, missing
 
 
-def methods(name, seed, quick):
+def methods(name, seed, max_iter=None):
+    """The imputers compared on dataset ``name``; ``max_iter`` caps training (smoke runs)."""
     settings = dict(VAE_SETTINGS[name], random_state=seed)
-    if quick:
-        settings["max_iter"] = settings["n_iter_no_change"] = 30
+    if max_iter is not None:
+        settings["max_iter"] = settings["n_iter_no_change"] = max_iter
     result = {
         "SimpleImputer(mean)": SimpleImputer(),
         "KNNImputer": KNNImputer(),
-        "IterativeImputer": IterativeImputer(max_iter=3 if quick else 10, random_state=seed),
+        "IterativeImputer": IterativeImputer(
+            max_iter=10 if max_iter is None else 3, random_state=seed
+        ),
         "VAEImputer": VAEImputer(**settings),
     }
     if name == "digits":
@@ -111,11 +100,12 @@ def methods(name, seed, quick):
     return result
 
 
-def run(datasets, patterns, seeds, quick):
-    results = {}
+def measure(datasets, seeds, max_iter=None):
+    """One record per dataset x pattern x seed x method: RMSE on the removed entries."""
+    records = []
     for name in datasets:
         X_full = load(name)
-        for pattern in patterns:
+        for pattern in PATTERNS:
             for seed in seeds:
                 rng = np.random.default_rng(seed)
                 X_missing, missing = remove(X_full, pattern, rng)
@@ -125,92 +115,102 @@ def run(datasets, patterns, seeds, quick):
                     # Standardised with what is observed, as a user would.
                     scaler = StandardScaler().fit(X_missing)
                     X_missing, X_true = scaler.transform(X_missing), scaler.transform(X_full)
-                for method, imputer in methods(name, seed, quick).items():
-                    start = time.perf_counter()
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", ConvergenceWarning)
-                        X_filled = imputer.fit_transform(X_missing)
-                    seconds = time.perf_counter() - start
+                for method, imputer in methods(name, seed, max_iter).items():
+                    seconds, X_filled = fit_quietly(imputer, X_missing, "fit_transform")
                     rmse = float(np.sqrt(np.mean((X_filled[missing] - X_true[missing]) ** 2)))
-                    key = (name, pattern, method)
-                    results.setdefault(key, []).append((rmse, seconds))
+                    records.append(
+                        {
+                            "dataset": name,
+                            "shape": list(X_full.shape),
+                            "pattern": pattern,
+                            "seed": seed,
+                            "method": method,
+                            "rmse": rmse,
+                            "seconds": seconds,
+                        }
+                    )
                     print(
                         f"  {name:14s} {pattern} seed {seed} {method:28s} RMSE {rmse:.4f}"
                         f"  ({seconds:.1f} s)",
                         flush=True,
                     )
-    return results
+    return records
 
 
-def report(results, datasets, patterns):
-    print()
-    print("| dataset | pattern | method | RMSE (mean ± sd) | fit+transform s |")
-    print("|---|---|---|---|---|")
-    verdicts = []
-    for name in datasets:
-        for pattern in patterns:
-            rows = {m: v for (d, p, m), v in results.items() if d == name and p == pattern}
-            means = {m: np.mean([r for r, _ in v]) for m, v in rows.items()}
-            best = min(means, key=means.get)
-            for method, values in rows.items():
-                rmse = np.array([r for r, _ in values])
-                seconds = np.mean([s for _, s in values])
-                mark = " **(lowest)**" if method == best else ""
-                print(
-                    f"| {name} | {pattern} | {method} | {rmse.mean():.4f} ± "
-                    f"{rmse.std(ddof=1) if len(rmse) > 1 else 0:.4f}{mark} | {seconds:.1f} |"
-                )
-            vae = min(means[m] for m in means if m.startswith("VAEImputer"))
-            if name == "digits":
-                others = min(v for m, v in means.items() if not m.startswith("VAEImputer"))
-                ok = vae < others
-                verdicts.append(
-                    f"{name} {pattern}: VAEImputer lowest: {ok} "
-                    f"({vae:.4f} vs best other {others:.4f})"
-                )
-            else:
-                ok = vae <= means["IterativeImputer"]
-                verdicts.append(
-                    f"{name} {pattern}: VAEImputer <= IterativeImputer: {ok} "
-                    f"({vae:.4f} vs {means['IterativeImputer']:.4f})"
-                )
-    print()
-    for line in verdicts:
-        print(line)
-    return verdicts
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 seed, few epochs: a smoke run")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--datasets", nargs="+", default=list(VAE_SETTINGS))
-    parser.add_argument("--json", default=None)
-    args = parser.parse_args(argv)
-    seeds = list(range(1 if args.quick else args.seeds))
-    patterns = ["MCAR", "MNAR"]
-    print(f"command: {' '.join([os.path.basename(sys.executable), *sys.argv])}")
-    print(
-        f"machine: {cpu_model()}, {os.cpu_count()} CPUs, {platform.system()}; "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
-        f"torch threads {torch.get_num_threads()}"
-    )
-    print(f"skvae from {os.path.dirname(skvae.__file__)}")
-    print(
-        f"versions: skvae {skvae.__version__}, scikit-learn {sklearn.__version__}, "
-        f"torch {torch.__version__}, numpy {np.__version__}"
-    )
-    start = time.perf_counter()
-    results = run(args.datasets, patterns, seeds, args.quick)
-    verdicts = report(results, args.datasets, patterns)
-    print(f"\ntotal {time.perf_counter() - start:.0f} s")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                {"|".join(k): v for k, v in results.items()} | {"verdicts": verdicts}, f, indent=2
+def summarise(records):
+    """Mean and sd over seeds per dataset x pattern x method, and the verdicts."""
+    summary, verdicts = [], []
+    cases = dict.fromkeys((r["dataset"], r["pattern"]) for r in records)
+    for name, pattern in cases:
+        rows = [r for r in records if (r["dataset"], r["pattern"]) == (name, pattern)]
+        means = {}
+        for method in dict.fromkeys(r["method"] for r in rows):
+            rmse = np.array([r["rmse"] for r in rows if r["method"] == method])
+            seconds = [r["seconds"] for r in rows if r["method"] == method]
+            means[method] = float(rmse.mean())
+            summary.append(
+                {
+                    "dataset": name,
+                    "shape": rows[0]["shape"],
+                    "pattern": pattern,
+                    "method": method,
+                    "rmse_mean": float(rmse.mean()),
+                    "rmse_sd": float(rmse.std(ddof=1)) if len(rmse) > 1 else None,
+                    "seconds_mean": float(np.mean(seconds)),
+                    "n_seeds": len(rmse),
+                }
             )
-    return results
+        best = min(means, key=means.get)
+        for entry in summary[-len(means) :]:
+            entry["lowest"] = entry["method"] == best
+        vae = min(v for m, v in means.items() if m.startswith("VAEImputer"))
+        if name == "digits":
+            criterion = "VAEImputer lowest"
+            reference = min(v for m, v in means.items() if not m.startswith("VAEImputer"))
+            passed = vae < reference
+        else:
+            criterion = "VAEImputer <= IterativeImputer"
+            reference = means["IterativeImputer"]
+            passed = vae <= reference
+        verdicts.append(
+            {
+                "dataset": name,
+                "pattern": pattern,
+                "criterion": criterion,
+                "vae": vae,
+                "reference": reference,
+                "passed": passed,
+            }
+        )
+    return summary, verdicts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
+    parser.add_argument("--datasets", nargs="+", default=list(VAE_SETTINGS))
+    add_output_options(parser)
+    args = parser.parse_args(argv)
+    apply_quick(parser, args, seeds=1)
+    run = begin("bench_impute", __file__, args, argv)
+    max_iter = 30 if args.quick else None
+    records = measure(args.datasets, list(range(args.seeds)), max_iter)
+    summary, verdicts = summarise(records)
+    payload = {
+        "settings": {
+            "seeds": list(range(args.seeds)),
+            "datasets": args.datasets,
+            "patterns": PATTERNS,
+            "vae_settings": {name: VAE_SETTINGS[name] for name in args.datasets},
+            "max_iter_cap": max_iter,
+        },
+        "records": records,
+        "summary": summary,
+        "verdicts": verdicts,
+    }
+    finish(run, payload, args)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

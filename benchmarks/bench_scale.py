@@ -33,104 +33,67 @@ What is measured:
 
 Nothing is asserted: the script reports. The full benchmark takes a few minutes on 2 idle
 cores (most of it the 1M-row fit and ``score_samples`` with 50 importance samples) and up
-to about 1.5 GB of RAM; run it with::
+to about 1.5 GB of RAM::
 
-    python benchmarks/bench_scale.py --json bench_scale.json
-
-and a quick check with, e.g.::
-
-    python benchmarks/bench_scale.py --sizes 2000,8000 --inference-rows 20000 --train-rows 5000
+    python benchmarks/bench_scale.py
+    python benchmarks/bench_scale.py --quick --json /tmp/bench_scale.json   # smoke run
 
 Options: ``--sizes``, ``--max-iter``/``--max-iter-large``/``--large`` and ``--repeats`` for
 (a); ``--inference-rows``, ``--inference-features``, ``--n-components``, ``--train-rows`` and
-``--train-iter`` for (b); ``--parts`` to run only one of them, ``--threads``, ``--json PATH``.
+``--train-iter`` for (b); ``--parts`` to run only one of them, ``--threads``.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pickle
-import platform
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import warnings
 
 import numpy as np
-from _machine import cpu_model, current_rss, peak_rss, warn_load
+from _harness import (
+    CHUNK_ROWS,
+    MB,
+    SEED,
+    add_output_options,
+    apply_quick,
+    begin,
+    current_rss,
+    finish,
+    fit_quietly,
+    gaussian_rows,
+    peak_rss,
+    run_in_fresh_process,
+    set_threads,
+    worker_main,
+)
 
-MB = 2**20
-LATENT_DIM = 5
-NOISE_SCALE = 0.5
-CHUNK_ROWS = 2**14
 MEMORY_SLACK_MB = 200
-SEED = 0
-
-
-# ---------------------------------------------------------------------- data
-
-
-def make_data(n_rows: int, n_features: int, seed: int = SEED) -> np.ndarray:
-    """Gaussian rows x = W z + mean + noise with z ~ N(0, I_5), as float64 (n_rows, d).
-
-    Built chunk by chunk into one preallocated array, so the temporaries stay a few MB. The
-    chunks have their own random streams: the first k rows do not depend on ``n_rows``.
-    """
-    rng = np.random.default_rng([seed, n_features])
-    W = rng.standard_normal((LATENT_DIM, n_features))
-    offset = 3.0 * rng.standard_normal(n_features)
-    X = np.empty((n_rows, n_features), dtype=np.float64)
-    for i, start in enumerate(range(0, n_rows, CHUNK_ROWS)):
-        stop = min(start + CHUNK_ROWS, n_rows)
-        rng_z = np.random.default_rng([seed, n_features, i, 0])
-        rng_e = np.random.default_rng([seed, n_features, i, 1])
-        block = X[start:stop]
-        np.matmul(rng_z.standard_normal((stop - start, LATENT_DIM)), W, out=block)
-        block += NOISE_SCALE * rng_e.standard_normal((stop - start, n_features))
-        block += offset
-    return X
 
 
 # ---------------------------------------------------------------------- workers
 
 
-def _set_threads(threads):
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
 def worker_fit(task: dict) -> dict:
-    """Fit VAEEstimator on make_data(rows, features) ``repeats`` times; time each fit."""
-    from sklearn.exceptions import ConvergenceWarning
+    """Fit VAEEstimator on gaussian_rows(rows, features) ``repeats`` times; time each fit."""
+    import torch
 
     from skvae import VAEEstimator
 
-    _set_threads(task["threads"])
-    import torch
-
+    set_threads(task["threads"])
     rss_before_input = current_rss()
-    X = make_data(task["rows"], task["features"])
+    X = gaussian_rows(task["rows"], task["features"])
     rss_after_input = current_rss()
     # Untimed warm-up fit on a slice: the first fit in a process pays one-off costs.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        VAEEstimator(max_iter=1, early_stopping=False, random_state=SEED).fit(X[:CHUNK_ROWS])
+    fit_quietly(VAEEstimator(max_iter=1, early_stopping=False, random_state=SEED), X[:CHUNK_ROWS])
     peak_before_fit = peak_rss()
     seconds, n_iter, final_loss = [], [], []
     for _ in range(task["repeats"]):
         vae = VAEEstimator(max_iter=task["max_iter"], early_stopping=False, random_state=SEED)
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            vae.fit(X)
-        seconds.append(time.perf_counter() - start)
+        seconds.append(fit_quietly(vae, X)[0])
         n_iter.append(int(vae.n_iter_))
         final_loss.append(float(vae.loss_curve_[-1]))
         del vae
@@ -151,20 +114,20 @@ def worker_fit(task: dict) -> dict:
 
 
 def worker_infer(task: dict) -> dict:
-    """Time one inference step on make_data(rows, features) and measure its peak memory."""
+    """Time one inference step on gaussian_rows(rows, features) and measure its peak memory."""
     # Everything the step imports is loaded before the baseline is taken.
     import sklearn.decomposition  # noqa: F401
     import torch
 
     import skvae  # noqa: F401
 
-    _set_threads(task["threads"])
+    set_threads(task["threads"])
     with open(task["model_path"], "rb") as f:
         model = pickle.load(f)
     method = getattr(model, task["method"])
 
     rss_before_input = current_rss()
-    X = make_data(task["rows"], task["features"])
+    X = gaussian_rows(task["rows"], task["features"])
     rss_after_input = current_rss()
     # Untimed warm-up on one chunk (lazy initialisation, thread pools, buffers). It comes
     # after the baseline, so whatever it keeps counts against the step.
@@ -194,31 +157,11 @@ def worker_infer(task: dict) -> dict:
     }
 
 
-def run_worker(task: dict, timeout: float | None = None) -> dict:
-    """Run ``task`` in a fresh Python process (this script with the hidden --_worker flag)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        out_path = os.path.join(tmp, "result.json")
-        task = {**task, "out": out_path}
-        cmd = [sys.executable, os.path.abspath(__file__), "--_worker", json.dumps(task)]
-        # ru_maxrss survives execve: a child forked from this (large) process and exec'd
-        # would start with this process's peak. A shell in between forks the worker from
-        # its own small image, so the worker's ru_maxrss starts from its own memory.
-        cmd = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        if proc.returncode != 0 or not os.path.exists(out_path):
-            raise RuntimeError(
-                f"worker {task['kind']} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-            )
-        with open(out_path) as f:
-            return json.load(f)
+WORKERS = {"fit": worker_fit, "infer": worker_infer}
 
 
-def worker_main(task_json: str) -> int:
-    task = json.loads(task_json)
-    result = {"fit": worker_fit, "infer": worker_infer}[task["kind"]](task)
-    with open(task["out"], "w") as f:
-        json.dump(result, f)
-    return 0
+def run_worker(task: dict) -> dict:
+    return run_in_fresh_process(__file__, task)
 
 
 # ---------------------------------------------------------------------- parts (a) and (b)
@@ -241,6 +184,7 @@ def part_fit(args) -> list[dict]:
         per_epoch = [s / n for s, n in zip(res["seconds"], res["n_iter"], strict=True)]
         res["seconds_per_epoch"] = statistics.median(per_epoch)
         res["seconds_per_epoch_runs"] = per_epoch
+        res["peak_above_input_bytes"] = res["peak"] - res["rss_after_input"]
         results.append(res)
     ref = results[0]
     for res in results:
@@ -250,48 +194,19 @@ def part_fit(args) -> list[dict]:
     return results
 
 
-def print_fit_table(results: list[dict]) -> None:
-    ref_rows = results[0]["rows"]
-    header = (
-        f"{'rows':>9}{'epochs':>7}{'s/epoch':>10}{'us/row/ep':>11}"
-        f"{'per row vs ' + format(ref_rows, ','):>19}{'input MB':>10}{'peak-in MB':>12}"
-        f"{'loss':>10}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        extra = (r["peak"] - r["rss_after_input"]) / MB
-        print(
-            f"{r['rows']:>9,}{r['n_iter'][0]:>7}{r['seconds_per_epoch']:>10.3f}"
-            f"{1e6 * r['seconds_per_epoch'] / r['rows']:>11.2f}"
-            f"{r['per_row_ratio_to_smallest']:>19.2f}{r['input_bytes'] / MB:>10.0f}"
-            f"{extra:>12.0f}{r['final_loss'][-1]:>10.2f}"
-        )
-    print(
-        "s/epoch: median over repeats of fit time / n_iter_; 'peak-in MB': the fit's peak "
-        "RSS above the RSS with the input built; loss: last training loss per row (nats)."
-    )
-
-
 def part_inference(args, tmpdir: str) -> tuple[dict, list[dict]]:
     from sklearn.decomposition import PCA
-    from sklearn.exceptions import ConvergenceWarning
 
     from skvae import VAEEstimator
 
-    _set_threads(args.threads)
-    X_train = make_data(args.train_rows, args.inference_features)
+    X_train = gaussian_rows(args.train_rows, args.inference_features)
     vae = VAEEstimator(
         n_components=args.n_components,
         max_iter=args.train_iter,
         early_stopping=False,
         random_state=SEED,
     )
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        vae.fit(X_train)
-    vae_fit_seconds = time.perf_counter() - start
+    vae_fit_seconds = fit_quietly(vae, X_train)[0]
     pca = PCA(n_components=args.n_components, random_state=SEED).fit(X_train)
     model_info = {
         "train_rows": args.train_rows,
@@ -334,37 +249,10 @@ def part_inference(args, tmpdir: str) -> tuple[dict, list[dict]]:
         res["bound_bytes"] = res["input_bytes"] + res["output_bytes"] + MEMORY_SLACK_MB * MB
         res["peak_over_baseline_bytes"] = res["peak"] - res["rss_before_input"]
         res["bound_holds"] = res["extra_bytes"] <= MEMORY_SLACK_MB * MB
+        # Without a new peak, the step's extra memory is an upper bound.
+        res["raised_peak"] = res["peak"] > res["peak_before"]
         results.append(res)
     return model_info, results
-
-
-def print_inference_table(results: list[dict]) -> None:
-    header = (
-        f"{'step':<19}{'seconds':>9}{'rows/s':>12}{'in MB':>8}{'out MB':>8}"
-        f"{'peak-base MB':>14}{'bound MB':>10}{'extra MB':>10}{'bound':>7}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in results:
-        print(
-            f"{r['step']:<19}{r['seconds']:>9.3f}{r['rows_per_second']:>12,.0f}"
-            f"{r['input_bytes'] / MB:>8.0f}{r['output_bytes'] / MB:>8.1f}"
-            f"{r['peak_over_baseline_bytes'] / MB:>14.0f}{r['bound_bytes'] / MB:>10.0f}"
-            f"{r['extra_bytes'] / MB:>10.0f}{'holds' if r['bound_holds'] else 'BROKEN':>7}"
-        )
-    print(
-        f"bound: peak RSS - RSS before the input (peak-base) <= input + output + "
-        f"{MEMORY_SLACK_MB} MB, i.e. extra = peak - RSS with the input - output <= "
-        f"{MEMORY_SLACK_MB} MB. The bound is the VAE's target; PCA rows are for comparison."
-    )
-    for r in results:
-        if r["peak"] <= r["peak_before"]:
-            print(
-                f"note: {r['step']}: the step did not raise the process's peak RSS, so its extra "
-                "is an upper bound"
-            )
-        if not r["output_finite"]:
-            print(f"warning: {r['step']}: non-finite values in the output")
 
 
 # ---------------------------------------------------------------------- main
@@ -412,9 +300,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads (unset: torch's)"
     )
-    parser.add_argument("--json", metavar="PATH", default=None, help="write results here")
+    add_output_options(parser)
     parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    apply_quick(
+        parser,
+        args,
+        sizes=[1000, 4000],
+        inference_rows=4000,
+        train_rows=2000,
+        train_iter=2,
+    )
     for name in ("max_iter", "max_iter_large", "repeats", "inference_rows", "train_rows"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -424,70 +320,29 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args._worker is not None:
-        return worker_main(args._worker)
-
-    import sklearn
-    import torch
-
-    _set_threads(args.threads)
-    env = {
-        "torch_version": torch.__version__,
-        "sklearn_version": sklearn.__version__,
-        "numpy_version": np.__version__,
-        "torch_num_threads": torch.get_num_threads(),
-        "cpu_model": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "load_average_start": os.getloadavg(),
-        "command": shlex.join(
-            [sys.executable, *(sys.argv if argv is None else ["bench_scale", *argv])]
-        ),
-    }
-    print(
-        f"torch {env['torch_version']} ({env['torch_num_threads']} threads), sklearn "
-        f"{env['sklearn_version']}, numpy {env['numpy_version']}; CPU: {env['cpu_model']}"
-    )
-    print(f"command: {env['command']}")
-    warn_load(env["load_average_start"][0])
-    results: dict = {"benchmark": "bench_scale", "environment": env}
-
+        return worker_main(args._worker, lambda task: WORKERS[task["kind"]](task))
+    set_threads(args.threads)
+    run = begin("bench_scale", __file__, args, argv)
+    payload: dict = {}
     if args.parts in ("all", "fit"):
         print(
-            f"\n(a) VAEEstimator fit time per epoch, {args.fit_features} features, "
+            f"(a) VAEEstimator fit time per epoch, {args.fit_features} features, "
             f"defaults + early_stopping=False, random_state=0, repeats={args.repeats}"
         )
-        fit_results = part_fit(args)
-        print()
-        print_fit_table(fit_results)
-        results["fit"] = fit_results
-
+        payload["fit"] = part_fit(args)
     if args.parts in ("all", "inference"):
         print(
-            f"\n(b) inference on {args.inference_rows:,} x {args.inference_features} float64; "
+            f"(b) inference on {args.inference_rows:,} x {args.inference_features} float64; "
             f"models fit on {args.train_rows:,} rows, n_components={args.n_components}"
         )
         with tempfile.TemporaryDirectory() as tmpdir:
-            model_info, inf_results = part_inference(args, tmpdir)
-        print(
-            f"  VAE: {model_info['vae_max_iter']} epochs in {model_info['vae_fit_seconds']:.1f} "
-            f"s, mean log-likelihood on 2000 training rows: VAE (IW bound, K="
-            f"{model_info['vae_n_importance_samples']}) {model_info['vae_mean_score_train']:.2f}"
-            f", PCA {model_info['pca_mean_score_train']:.2f}"
-        )
-        print()
-        print_inference_table(inf_results)
-        results["inference"] = {"model": model_info, "steps": inf_results}
-
-    env["load_average_end"] = os.getloadavg()
-    print(
-        f"\nload average (1 min) at start {env['load_average_start'][0]:.2f}, at end "
-        f"{env['load_average_end'][0]:.2f}, on {env['cpu_count']} CPUs"
-    )
-    warn_load(env["load_average_end"][0])
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-        print(f"\nresults written to {args.json}")
+            model_info, steps = part_inference(args, tmpdir)
+        payload["inference"] = {
+            "model": model_info,
+            "steps": steps,
+            "memory_slack_bytes": MEMORY_SLACK_MB * MB,
+        }
+    finish(run, payload, args)
     return 0
 
 
