@@ -53,7 +53,7 @@ def test_a_subclass_replaces_one_step_of_the_loop():
         seen.append((len(eps), kl_weight))
         return real_step(self, batch, eps, kl_weight)
 
-    config = TrainingConfig(batch_size=4, beta=2.0, complete=True)
+    config = TrainingConfig(batch_size=4, beta=2.0)
     trainer = _trainer(config, NoKL)
     with mock.patch.object(Trainer, "train_step", recording):
         history = trainer.run(2)
