@@ -1,4 +1,4 @@
-"""Every example runs, on small settings, so none rots."""
+"""Every example and every python code block of the README and the user guide runs."""
 
 import ast
 import importlib.util
@@ -14,9 +14,31 @@ from scipy.stats import nbinom, norm
 from sklearn.exceptions import ConvergenceWarning
 
 pytest.importorskip("matplotlib")
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
 # Every gallery script: a new one is run by the tests without being listed anywhere.
 GALLERY = sorted(EXAMPLES.glob("plot_*.py"))
+# The pages whose python code blocks users copy: each block is run by one test below.
+CODE_PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("docs/**/*.md"))]
+USAGE = ("README.md", "## Usage")
+SEARCH_ACROSS_FAMILIES = ("docs/user_guide/likelihoods.md", "## Which scores compare")
+MISSING_VALUES = ("docs/user_guide/missing_values.md", "# Missing values")
+DASK_CLUSTER = ("docs/user_guide/scaling_out.md", "## Many fits: GridSearchCV on a dask cluster")
+INCREMENTAL = (
+    "docs/user_guide/scaling_out.md",
+    "## More rows than memory: Incremental over a dask array",
+)
+SKOPS = ("docs/user_guide/persistence.md", "## Sharing: skops files")
+MLFLOW = ("docs/user_guide/persistence.md", "## Tracking and serving: mlflow")
+RUN_BY_TESTS = {
+    USAGE,
+    SEARCH_ACROSS_FAMILIES,
+    MISSING_VALUES,
+    DASK_CLUSTER,
+    INCREMENTAL,
+    SKOPS,
+    MLFLOW,
+}
 
 
 def _load(name):
@@ -26,6 +48,7 @@ def _load(name):
     return module
 
 
+@pytest.mark.slow
 def test_demo_digits_prints_scores_and_writes_figures(tmp_path, capsys):
     demo = _load("demo_digits")
     with warnings.catch_warnings():
@@ -38,18 +61,44 @@ def test_demo_digits_prints_scores_and_writes_figures(tmp_path, capsys):
         assert (tmp_path / name).stat().st_size > 10_000
 
 
-def _run_readme_block(after_heading):
-    readme = (EXAMPLES.parent / "README.md").read_text()
-    code = readme.split(after_heading, 1)[1].split("```python", 1)[1].split("```", 1)[0]
-    namespace = {}
+def _python_blocks(page):
+    """(heading, code) of every python code block of a markdown page, in order."""
+    blocks, heading, fence, code = [], None, None, []
+    for line in (ROOT / page).read_text().splitlines():
+        if line.startswith("```"):
+            if fence is None:
+                fence, code = line[3:].strip(), []
+            else:
+                if fence == "python":
+                    blocks.append((heading, "\n".join(code)))
+                fence = None
+        elif fence is not None:
+            code.append(line)
+        elif line.startswith("#"):
+            heading = line
+    return blocks
+
+
+def _run_block(page, heading):
+    """Run the one python code block of a page's section; return its variables."""
+    codes = [code for title, code in _python_blocks(page) if title == heading]
+    assert len(codes) == 1, f"one python block under {heading!r} in {page}"
+    # "__main__", as in a script: classes a block defines pickle by value.
+    namespace = {"__name__": "__main__"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(codes[0], page, "exec"), namespace)
     return namespace
 
 
+def test_every_python_block_of_the_readme_and_the_guide_is_run_by_a_test():
+    found = {(page, heading) for page in CODE_PAGES for heading, _ in _python_blocks(page)}
+    assert found == RUN_BY_TESTS
+
+
+@pytest.mark.slow
 def test_readme_usage_example_runs():
-    namespace = _run_readme_block("## Usage")
+    namespace = _run_block(*USAGE)
     assert namespace["Z"].shape == (1797, 2)
     assert namespace["X_new"].shape == (10, 64) and namespace["X_mean"].shape == (1797, 64)
     assert namespace["log_px"].shape == (1797,)
@@ -57,8 +106,9 @@ def test_readme_usage_example_runs():
     assert namespace["clf"].score(namespace["X"], namespace["y"]) > 0.8
 
 
-def test_readme_search_across_likelihood_families_runs():
-    namespace = _run_readme_block("## Likelihoods, and which scores can be compared")
+@pytest.mark.slow
+def test_guide_search_across_likelihood_families_runs():
+    namespace = _run_block(*SEARCH_ACROSS_FAMILIES)
     grid = namespace["grid"]
     assert len(grid.cv_results_["params"]) == 3
     assert grid.best_score_ > 0.8
@@ -86,6 +136,25 @@ def test_the_gallery_has_its_examples():
     } <= names
 
 
+@pytest.mark.parametrize("script", GALLERY, ids=lambda path: path.name)
+def test_example_docstring_opens_with_a_title_for_the_gallery(script):
+    # sphinx-gallery takes a page's title from the docstring's first, underlined line.
+    title, underline = ast.get_docstring(ast.parse(script.read_text())).splitlines()[:2]
+    assert title.strip() and underline == "=" * len(title)
+
+
+@pytest.mark.parametrize("script", GALLERY, ids=lambda path: path.name)
+def test_example_command_line_works_without_its_docstring(script, capsys, monkeypatch):
+    # sphinx-gallery runs a script's code without its docstring, with __doc__ == "".
+    tree = ast.parse(script.read_text())
+    del tree.body[0]
+    monkeypatch.setattr(sys, "argv", [str(script), "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        exec(compile(tree, str(script), "exec"), {"__name__": "__main__", "__doc__": ""})
+    assert exit_info.value.code == 0
+    assert "--out" in capsys.readouterr().out
+
+
 def _numbers(results):
     """Every number in what an example's main returns (dicts, arrays, floats)."""
     if isinstance(results, dict):
@@ -94,6 +163,7 @@ def _numbers(results):
     return list(array.ravel().astype(float)) if array.dtype.kind in "iuf" else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", GALLERY, ids=lambda path: path.name)
 def test_example_runs_on_quick_settings_and_writes_its_figures(
     script, tmp_path, capsys, one_torch_thread
@@ -143,32 +213,49 @@ def test_count_example_truth_matches_a_direct_sum_over_the_grid():
         assert np.isclose(expected, np.logaddexp.reduce(terms), rtol=0, atol=1e-8)
 
 
-def test_readme_grid_search_on_a_dask_cluster_runs():
+@pytest.mark.slow
+def test_guide_grid_search_on_a_dask_cluster_runs():
     pytest.importorskip("distributed")
-    namespace = _run_readme_block("### Many fits: GridSearchCV on a dask cluster")
+    namespace = _run_block(*DASK_CLUSTER)
     grid = namespace["grid"]
     assert len(grid.cv_results_["params"]) == 4
     assert np.all(np.isfinite(grid.cv_results_["mean_test_score"]))
     assert namespace["cluster"].status.name == "closed"
 
 
-def test_readme_incremental_over_a_dask_array_runs():
+@pytest.mark.slow
+def test_guide_incremental_over_a_dask_array_runs():
     pytest.importorskip("dask_ml")
-    namespace = _run_readme_block("### More rows than memory: Incremental over a dask array")
+    namespace = _run_block(*INCREMENTAL)
     assert namespace["Z"].shape == (8000, 2)
     assert namespace["vae"].n_iter_ == 24 and len(namespace["vae"].loss_curve_) == 24
 
 
-def test_readme_skops_recipe_runs_and_leaves_no_file(capsys):
+@pytest.mark.slow
+def test_guide_skops_recipe_runs_and_leaves_no_file(capsys):
     pytest.importorskip("skops")
-    namespace = _run_readme_block("### Saving and sharing models")
+    namespace = _run_block(*SKOPS)
     assert namespace["untrusted"] == ["skvae._estimator.VAEEstimator"]
     assert "skvae._estimator.VAEEstimator" in capsys.readouterr().out
     assert not namespace["path"].exists()
 
 
-def test_readme_missing_values_example_runs():
-    namespace = _run_readme_block("## Missing values")
+@pytest.mark.slow
+def test_guide_mlflow_recipe_serves_transform(tmp_path, monkeypatch):
+    # mlflow is not a dependency: this runs where it is installed.
+    pytest.importorskip("mlflow")
+    pytest.importorskip("skops")
+    monkeypatch.chdir(tmp_path)  # mlflow's default tracking store is the working directory
+    namespace = _run_block(*MLFLOW)
+    vae, X = namespace["vae"], namespace["X"]
+    assert type(namespace["loaded"]) is type(vae)
+    np.testing.assert_array_equal(namespace["loaded"].transform(X), vae.transform(X))
+    np.testing.assert_array_equal(np.asarray(namespace["Z"]), vae.transform(X))
+
+
+@pytest.mark.slow
+def test_guide_missing_values_example_runs():
+    namespace = _run_block(*MISSING_VALUES)
     assert namespace["log_p_observed"].shape == (5,)
     assert np.all(np.isfinite(namespace["log_p_observed"]))
     assert namespace["accuracy"] > 0.9
