@@ -38,15 +38,18 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
 
-# Every benchmark whose numbers benchmarks/README.md reports (about 25 minutes on 2 idle cores).
+# Every benchmark in full mode (about half an hour on 2 idle cores), each writing
+# benchmarks/results/<name>.json; then benchmarks/README.md is rendered from those files.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[benchmark]"
-	$(PY) benchmarks/quality.py
-	$(PY) benchmarks/bench_fit.py
+	$(PY) benchmarks/bench_fit.py --repeats 9
+	$(PY) benchmarks/bench_transform.py
 	$(PY) benchmarks/bench_grid.py
 	$(PY) benchmarks/bench_scale.py
 	$(PY) benchmarks/bench_dask.py
 	OMP_NUM_THREADS=1 $(PY) benchmarks/bench_impute.py
+	$(PY) benchmarks/quality.py --threads 1
+	$(PY) benchmarks/render.py
 
 clean:
 	rm -rf $(VENV) *.egg-info output docs/_build docs/auto_examples docs/generated \
