@@ -34,7 +34,6 @@ html_title = f"skvae {release}"
 
 # MyST: anchors for headings, so that pages link to sections as [text](page.md#section).
 myst_heading_anchors = 3
-myst_enable_extensions = ["dollarmath"]
 
 # autosummary writes one page per public name into generated/ (git-ignored).
 autosummary_generate = True
