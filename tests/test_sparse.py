@@ -10,9 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAEEstimator, VAEModule
 from skvae._likelihoods import build_likelihood
-from skvae._optim import make_optimizer
 from skvae._sparse import InputLinear, SparseInputs
-from skvae._trainer import Trainer, TrainingConfig
 
 
 def test_input_linear_is_an_affine_map_with_an_input_major_weight():
@@ -131,49 +129,8 @@ def test_sparse_inputs_are_left_to_dense_data_and_small_inputs():
     assert _build(_bernoulli(100), late) is None
 
 
-def _bernoulli_module(n_features, missing=False, covariates=None):
-    return VAEModule.from_spec(
-        {
-            "n_features": n_features,
-            "n_components": 2,
-            "hidden_layer_sizes": (8,),
-            "activation": "relu",
-            "likelihood": {"name": "bernoulli"},
-            "missing": missing,
-            "covariates": covariates,
-        }
-    )
-
-
-def _trainer(module, data, **config):
-    optimizer = make_optimizer(module, (module.encoder, module.decoder), lr=1e-3)
-    generator = torch.Generator().manual_seed(0)
-    return Trainer(
-        module, optimizer, TrainingConfig(**config), generator, torch.device("cpu"), data
-    )
-
-
-def test_the_trainer_keeps_the_sparse_path_to_complete_data_without_extra_inputs():
-    rng = np.random.default_rng(0)
-    binary = torch.from_numpy((rng.random((300, 100)) < 0.1).astype(np.float32))
-    assert _trainer(_bernoulli_module(100), {"x": binary}, complete=True).sparse is not None
-    # Data that may hold NaN, a mask channel or covariates: dense inputs beside the data.
-    assert _trainer(_bernoulli_module(100), {"x": binary}, complete=False).sparse is None
-    mask_model = _bernoulli_module(100, missing=True)
-    assert _trainer(mask_model, {"x": binary}, complete=True).sparse is None
-    with_covariates = _bernoulli_module(100, covariates={"batch": 2})
-    data = {"x": binary, "batch": torch.eye(2)[torch.arange(300) % 2]}
-    assert _trainer(with_covariates, data, complete=True).sparse is None
-    # Under autocast the products are cheap already.
-    autocast = {"complete": True, "autocast_dtype": torch.bfloat16}
-    assert _trainer(_bernoulli_module(100), {"x": binary}, **autocast).sparse is None
-
-
-def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch):
-    import skvae._sparse as sparse_module
-
-    rng = np.random.default_rng(0)
-    X = (rng.random((400, 100)) < 0.1).astype(np.float64)
+def _spy_on_build(monkeypatch):
+    """The list of what each SparseInputs.build returns from now on."""
     built = []
     build = SparseInputs.build.__func__
 
@@ -181,13 +138,70 @@ def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch):
         built.append(build(cls, *args, **kwargs))
         return built[-1]
 
+    monkeypatch.setattr(SparseInputs, "build", classmethod(spy))
+    return built
+
+
+def _fit(X, **params):
+    vae = VAEEstimator(likelihood="bernoulli", hidden_layer_sizes=(8,), max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return vae.set_params(random_state=0, **params).fit(X)
+
+
+def test_the_trainer_keeps_the_sparse_path_to_complete_data_without_extra_inputs(monkeypatch):
+    rng = np.random.default_rng(0)
+    X = (rng.random((300, 100)) < 0.1).astype(np.float64)
+    built = _spy_on_build(monkeypatch)
+    _fit(X)
+    assert len(built) == 1 and built[0] is not None
+    # Data with NaN: the mask is a dense input; the trainer does not even look.
+    X_nan = X.copy()
+    X_nan[0, 0] = np.nan
+    mask_model = _fit(X_nan)
+    assert len(built) == 1
+    # A model with the mask channel stays one, also when it goes on with complete data.
+    assert mask_model.module_.missing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mask_model.set_params(warm_start=True).fit(X)
+    assert len(built) == 1
+    # Under autocast the products are cheap already.
+    _fit(X, compute_dtype="bfloat16")
+    assert len(built) == 1
+
+
+def _bernoulli_spec(**spec):
+    return {
+        "n_features": 100,
+        "n_components": 2,
+        "hidden_layer_sizes": (8,),
+        "activation": "relu",
+        "likelihood": {"name": "bernoulli"},
+        **spec,
+    }
+
+
+def test_only_a_module_without_extra_encoder_inputs_may_skip_zeros():
+    assert VAEModule.from_spec(_bernoulli_spec()).sparse_inputs_possible
+    assert not VAEModule.from_spec(_bernoulli_spec(missing=True)).sparse_inputs_possible
+    covariates = _bernoulli_spec(covariates={"batch": 2})
+    assert not VAEModule.from_spec(covariates).sparse_inputs_possible
+
+
+def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch):
+    import skvae._sparse as sparse_module
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 100)) < 0.1).astype(np.float64)
+    built = _spy_on_build(monkeypatch)
+
     def fit():
         vae = VAEEstimator(likelihood="bernoulli", hidden_layer_sizes=(32,), max_iter=3)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return vae.set_params(random_state=0).fit(X)
 
-    monkeypatch.setattr(SparseInputs, "build", classmethod(spy))
     sparse_fit = fit()
     assert built[-1] is not None
     monkeypatch.setattr(sparse_module, "MAX_SPARSE_DENSITY", -1.0)

@@ -99,9 +99,18 @@ def _large_data(kind):
     return rng.normal(size=(2000, 5)) @ W + rng.normal(size=(2000, 200)), "gaussian"
 
 
+def _large_fit(kind="binary", max_iter=3):
+    X, likelihood = _large_data(kind)
+    vae = VAEEstimator(
+        likelihood=likelihood, hidden_layer_sizes=(256, 256), max_iter=max_iter, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return vae.fit(X)
+
+
 @pytest.mark.parametrize("kind", ["binary", "gaussian"])
 def test_one_or_two_threads_train_bitwise_the_same_model(monkeypatch, two_threads, kind):
-    X, likelihood = _large_data(kind)
     monkeypatch.setattr(threads, "may_set_threads", _on_main_thread)
     built = []
     build = SparseInputs.build.__func__
@@ -121,12 +130,7 @@ def test_one_or_two_threads_train_bitwise_the_same_model(monkeypatch, two_thread
 
         monkeypatch.setattr(ThreadChooser, "before_step", before_step)
         monkeypatch.setattr(ThreadChooser, "after_step", lambda self: None)
-        vae = VAEEstimator(
-            likelihood=likelihood, hidden_layer_sizes=(256, 256), max_iter=3, random_state=0
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            fits[n] = vae.fit(X)
+        fits[n] = _large_fit(kind)
         assert torch.get_num_threads() == 2  # the process's setting is back
     # The chooser ran every step, on the forced number of threads.
     assert used[1] and set(used[1]) == {1}
@@ -136,6 +140,7 @@ def test_one_or_two_threads_train_bitwise_the_same_model(monkeypatch, two_thread
     assert one.keys() == two.keys()
     for name, value in one.items():
         assert torch.equal(value, two[name]), name
+    X, _ = _large_data(kind)
     assert np.array_equal(fits[1].transform(X), fits[2].transform(X))
 
 
@@ -146,22 +151,57 @@ def _small_fit():
         VAEEstimator(hidden_layer_sizes=(8,), max_iter=2, random_state=0).fit(X)
 
 
-def test_a_fit_off_the_main_thread_leaves_the_thread_count_alone(two_threads):
+def _in_threads(*targets, timeout=600):
+    """Run each target in its own thread; re-raise the first error on this one."""
     errors = []
 
-    def run():
+    def guarded(target):
         try:
-            _small_fit()
-        except BaseException as exc:  # re-raised on the main thread
+            target()
+        except BaseException as exc:
             errors.append(exc)
 
-    with mock.patch.object(torch, "set_num_threads", wraps=torch.set_num_threads) as spy:
-        worker = threading.Thread(target=run)
+    workers = [threading.Thread(target=guarded, args=(t,)) for t in targets]
+    for worker in workers:
         worker.start()
-        worker.join()
+    for worker in workers:
+        worker.join(timeout)
+    assert not any(worker.is_alive() for worker in workers), "a thread hung"
     if errors:
         raise errors[0]
+
+
+@pytest.mark.parametrize("size", ["small", "large"])
+def test_a_fit_where_threads_may_not_be_set_never_sets_them(monkeypatch, two_threads, size):
+    # A small model would train on one thread, a large one probe one and two.
+    monkeypatch.setattr(threads, "may_set_threads", lambda: False)
+    fit = _small_fit if size == "small" else lambda: _large_fit(max_iter=1)
+    with mock.patch.object(torch, "set_num_threads", wraps=torch.set_num_threads) as spy:
+        _in_threads(fit)
     assert spy.call_count == 0
+    assert torch.get_num_threads() == 2
+
+
+def test_a_fit_in_another_thread_leaves_the_other_threads_counts_alone(two_threads):
+    counts = {}
+    ready, fitted = threading.Event(), threading.Event()
+
+    def neighbour():
+        torch.ones(4).sum()  # a thread that already uses torch
+        counts["before"] = torch.get_num_threads()
+        ready.set()
+        fitted.wait(600)
+        counts["after"] = torch.get_num_threads()
+
+    def fitter():
+        ready.wait(600)
+        try:
+            _small_fit()
+        finally:
+            fitted.set()
+
+    _in_threads(neighbour, fitter)
+    assert counts["after"] == counts["before"]
     assert torch.get_num_threads() == 2
 
 
@@ -188,16 +228,9 @@ def test_a_fit_on_the_main_thread_sets_one_thread_for_a_small_model_and_restores
     assert n_steps == [1, 1, 1] and torch.get_num_threads() == 2
 
 
-def test_threads_are_set_only_on_the_main_thread_alone(monkeypatch):
+def test_threads_may_be_set_on_the_main_thread_alone(monkeypatch):
     monkeypatch.setattr(threading, "active_count", lambda: 1)
     assert may_set_threads()
-    seen = []
-    worker = threading.Thread(target=lambda: seen.append(may_set_threads()))
-    worker.start()
-    worker.join()
-    assert seen == [False]
-    monkeypatch.setattr(threading, "active_count", lambda: 2)
-    assert not may_set_threads()
 
 
 @pytest.mark.parametrize("n_weights", [10, 2**20])
