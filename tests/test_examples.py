@@ -19,7 +19,9 @@ EXAMPLES = ROOT / "examples"
 # Every gallery script: a new one is run by the tests without being listed anywhere.
 GALLERY = sorted(EXAMPLES.glob("plot_*.py"))
 # The pages whose python code blocks users copy: each block is run by one test below.
-CODE_PAGES = ["README.md", *sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("docs/**/*.md"))]
+_BUILT = {"_build", "auto_examples", "generated"}  # written by `make docs`, not pages users read
+_DOCS_PAGES = [path for path in ROOT.glob("docs/**/*.md") if not _BUILT & set(path.parts)]
+CODE_PAGES = ["README.md", *sorted(str(path.relative_to(ROOT)) for path in _DOCS_PAGES)]
 USAGE = ("README.md", "## Usage")
 SEARCH_ACROSS_FAMILIES = ("docs/user_guide/likelihoods.md", "## Which scores compare")
 MISSING_VALUES = ("docs/user_guide/missing_values.md", "# Missing values")
