@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
 from ._optim import make_optimizer
-from ._posteriors import POSTERIORS, posterior_class
+from ._posteriors import POSTERIORS, posterior_class, posterior_spec
 from ._trainer import History, NonFiniteLossError, Trainer, TrainingConfig
 
 __all__ = ["BaseVAE"]
@@ -172,6 +172,7 @@ def _choice(parts, options: dict | None = None) -> list:
     for part in parts:
         family = likelihood_class(part["name"])
         part = {**part, **{k: v for k, v in (options or {}).items() if k in family.options}}
+        part["name"] = family.name
         chosen.append({k: part[k] for k in ("name", "columns", *family.options) if k in part})
     return chosen
 
@@ -233,14 +234,15 @@ class BaseVAE(BaseEstimator):
             dtype=[np.float64, np.float32],
             ensure_all_finite="allow-nan",
         )
+        X, covariates = self._model_inputs(X)
         missing = check_missing(X, columns=not resume)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(_MAX_SEED, size=4)
         init_seed, split_seed, train_seed, crn_seed = (int(s) for s in seeds)
         if resume:
-            module, optimizer, history = self._resume(X, device, incremental)
+            module, optimizer, history = self._resume(X, covariates, device, incremental)
         else:
-            module, optimizer, history = self._new_model(X, missing, init_seed, device)
+            module, optimizer, history = self._new_model(X, covariates, missing, init_seed, device)
         if incremental and resume:
             # The first call's seeds stay: a sequence of calls is reproducible as a whole.
             train_seed, crn_seed = self._train_seed, self._crn_seed
@@ -252,6 +254,7 @@ class BaseVAE(BaseEstimator):
             generator = torch.Generator().manual_seed(train_seed)
         likelihood = module.likelihood
         data = {"x": torch.from_numpy(rescale(X, likelihood.loc, likelihood.scale, np.float32))}
+        data.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in covariates.items()})
         train_rows, validation = self._split(data, incremental, split_seed)
         config = self._training_config(X, likelihood.scale, missing, incremental, history)
         trainer = Trainer(
@@ -265,43 +268,38 @@ class BaseVAE(BaseEstimator):
         self._store_fit(trainer, incremental)
         return self
 
-    def _new_model(self, X, missing, init_seed, device):
+    def _new_model(self, X, covariates, missing, init_seed, device):
         """A fresh module (seeded weights), its optimizer and an empty history."""
-        names = getattr(self, "feature_names_in_", None)
-        likelihood = likelihood_parts(self.likelihood, X.shape[1], names)
+        likelihood = likelihood_parts(self.likelihood, X.shape[1], self._model_feature_names())
         config, _, _ = prepare_likelihood(X, likelihood, self.covariance_type)
-        spec = {
-            "n_features": X.shape[1],
-            "n_components": self.n_components,
-            "hidden_layer_sizes": self._hidden_layer_sizes(),
-            "activation": self.activation,
-            "likelihood": config,
-            # The mask channel is part of the architecture, fixed by the first training data.
-            "missing": missing,
-            "posterior": self.posterior,
-        }
+        # The mask channel is part of the architecture, fixed by the first training data.
+        spec = {**self._architecture(X, covariates), "likelihood": config, "missing": missing}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(init_seed)
             module = VAEModule.from_spec(spec)
         module.to(device)
         return module, self._optimizer(module), History()
 
-    def _optimizer(self, module):
-        networks = (module.encoder, module.decoder)
-        return make_optimizer(module, networks, self.learning_rate_init, self.weight_decay)
-
-    def _resume(self, X, device, incremental):
-        """Copies of the fitted module, optimizer and history to continue training."""
-        old = self.module_.spec
-        names = getattr(self, "feature_names_in_", None)
-        likelihood = likelihood_parts(self.likelihood, X.shape[1], names)
-        new = {
+    def _architecture(self, X, covariates) -> dict:
+        """The module's shape as the parameters and the data set it (``VAEModule.spec``)."""
+        return {
             "n_features": X.shape[1],
             "n_components": self.n_components,
             "hidden_layer_sizes": self._hidden_layer_sizes(),
             "activation": self.activation,
-            "posterior": posterior_class(self.posterior).name,
+            "posterior": posterior_spec(posterior_class(self.posterior)),
+            "covariates": {k: v.shape[1] for k, v in covariates.items()},
         }
+
+    def _optimizer(self, module):
+        networks = (module.encoder, module.decoder)
+        return make_optimizer(module, networks, self.learning_rate_init, self.weight_decay)
+
+    def _resume(self, X, covariates, device, incremental):
+        """Copies of the fitted module, optimizer and history to continue training."""
+        old = self.module_.spec
+        likelihood = likelihood_parts(self.likelihood, X.shape[1], self._model_feature_names())
+        new = self._architecture(X, covariates)
         changed = sorted(k for k in new if new[k] != old[k])
         old_choice = _choice(old["likelihood"])
         new_choice = _choice(likelihood, {"covariance_type": self.covariance_type})
@@ -361,7 +359,7 @@ class BaseVAE(BaseEstimator):
             log_det=float(np.mean(log_det(X, scale))),
             first_epoch=history.n_iter if incremental else 0,
             average_weights=not incremental,
-            complete=not missing,
+            missing=missing,
         )
 
     def _compute_dtype(self) -> str:
@@ -404,6 +402,54 @@ class BaseVAE(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
+
+    # ------------------------------------------------------------------ covariates
+
+    def _covariate_columns(self) -> dict[str, list[int]]:
+        """Columns of X that condition the model instead of being modelled, by batch key.
+
+        None by default. A subclass that returns, e.g., ``{"batch": [5]}`` gets a VAE whose
+        encoder and decoder both see column 5 and whose likelihood models the others.
+        """
+        return {}
+
+    def _decoding_covariates(self, n_rows: int) -> dict[str, np.ndarray]:
+        """Covariate values at which ``sample`` and ``inverse_transform`` decode."""
+        if self._covariate_columns():
+            raise ValueError(
+                f"{type(self).__name__} conditions on covariates; it cannot decode without "
+                "their values."
+            )
+        return {}
+
+    def _model_columns(self, n_features: int) -> np.ndarray:
+        used = [c for columns in self._covariate_columns().values() for c in columns]
+        return np.setdiff1d(np.arange(n_features), used)
+
+    def _model_feature_names(self):
+        names = getattr(self, "feature_names_in_", None)
+        return None if names is None else names[self._model_columns(len(names))]
+
+    def _model_inputs(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The modelled columns of X, and the covariates' (which must be observed)."""
+        spec = self._covariate_columns()
+        if not spec:
+            return X, {}
+        covariates = {key: X[:, columns] for key, columns in spec.items()}
+        if any(np.isnan(v).any() for v in covariates.values()):
+            raise ValueError("Covariates must be observed: their columns of X hold NaN.")
+        return X[:, self._model_columns(X.shape[1])], covariates
+
+    def _assemble(self, X_model: np.ndarray, covariates: dict[str, np.ndarray]) -> np.ndarray:
+        """Rows in the layout of X: the modelled columns beside the covariates'."""
+        spec = self._covariate_columns()
+        if not spec:
+            return X_model
+        out = np.empty((len(X_model), self.n_features_in_))
+        out[:, self._model_columns(self.n_features_in_)] = X_model
+        for key, columns in spec.items():
+            out[:, columns] = covariates[key]
+        return out
 
     def _hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
@@ -453,11 +499,12 @@ class BaseVAE(BaseEstimator):
             self._inference = self._build_inference()
         return self
 
-    def _infer(self, X, fn, out_shape, rescaled=True, width=1):
+    def _infer(self, X, fn, out_shape, rescaled=True, width=1, covariates=None):
         """Apply ``fn(module, batch)`` to the rows of X in batches; returns float64 numpy.
 
-        ``rescaled``: X is data, to be put in the model's units first (not latent points).
-        ``width``: samples per row that ``fn`` draws, which bounds the batch's rows.
+        ``rescaled``: X is data (batch key "x"), to be put in the model's units first; else
+        latent points (batch key "z"). ``width``: samples per row that ``fn`` draws, which
+        bounds the batch's rows. ``covariates``: arrays aligned with X's rows, by key.
         """
         device, dtype, module = self._inference_module()
         likelihood = module.likelihood
@@ -465,24 +512,30 @@ class BaseVAE(BaseEstimator):
         widths.append(2 * likelihood.n_outputs)
         rows = max(1, _INFERENCE_ELEMENTS // (max(widths) * width))
         out = np.empty((X.shape[0], *out_shape), dtype=np.float64)
-        with torch.no_grad():
+        with torch.inference_mode():
             for start in range(0, X.shape[0], rows):
                 chunk = X[start : start + rows]
                 if rescaled:
                     chunk = (chunk - likelihood.loc) / likelihood.scale
                 # A copy: the chunk may be a view of the caller's (possibly read-only) array.
-                batch = torch.tensor(np.asarray(chunk), dtype=dtype, device=device)
+                batch = {"x" if rescaled else "z": torch.tensor(chunk, dtype=dtype, device=device)}
+                for key, values in (covariates or {}).items():
+                    batch[key] = torch.tensor(
+                        values[start : start + rows], dtype=dtype, device=device
+                    )
                 out[start : start + rows] = fn(module, batch).cpu().double().numpy()
         return out
 
     def _validate_for_inference(self, X):
+        """The modelled columns of X, checked, and the covariates'."""
         check_is_fitted(self)
         X = validate_data(
             self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
         )
+        X, covariates = self._model_inputs(X)
         check_missing(X, columns=False)
         self.module_.likelihood.validate(X)
-        return X
+        return X, covariates
 
     def _noise(self, n_rows, seed):
         generator = torch.Generator().manual_seed(int(seed))
@@ -526,7 +579,7 @@ class BaseVAE(BaseEstimator):
         >>> bool(np.isnan(vae.conditional_mean(X_missing)).any())
         False
         """
-        X = self._validate_for_inference(X)
+        X, covariates = self._validate_for_inference(X)
         if random_state is None:
             seed = self._crn_seed
         elif isinstance(random_state, Integral):
@@ -535,15 +588,16 @@ class BaseVAE(BaseEstimator):
             seed = check_random_state(random_state).randint(_MAX_SEED)
         eps, _ = self._noise(n_importance_samples, seed)
 
-        def fill(module, x):
-            return module.conditional_mean(x, eps.to(x.device))
+        def fill(module, batch):
+            return module.conditional_mean(batch, eps.to(batch["x"].device))
 
-        out = self._infer(X, fill, (self.n_features_in_,), width=n_importance_samples)
+        shape = (X.shape[1],)
+        out = self._infer(X, fill, shape, width=n_importance_samples, covariates=covariates)
         likelihood = self.module_.likelihood
         out = out * likelihood.scale + likelihood.loc
         observed = ~np.isnan(X)
         out[observed] = X[observed]  # exactly, not through the rescaling and back
-        return out
+        return self._assemble(out, covariates)
 
     def sample(self, n_samples=1, random_state=None):
         """Draw x ~ p(x | z) with z ~ N(0, I): real draws from the model.
@@ -579,12 +633,15 @@ class BaseVAE(BaseEstimator):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         Z, generator = self._noise(n_samples, rng.randint(_MAX_SEED))
+        covariates = self._decoding_covariates(n_samples)
 
-        def draw(module, z):
-            return module.likelihood.sample(module.decode(z), generator)
+        def draw(module, batch):
+            return module.likelihood.sample(module.decode(batch["z"], batch), generator)
 
-        X = self._infer(Z.numpy(), draw, (self.n_features_in_,), rescaled=False)
-        return X * self.module_.likelihood.scale + self.module_.likelihood.loc
+        likelihood = self.module_.likelihood
+        shape = (likelihood.n_features,)
+        X = self._infer(Z.numpy(), draw, shape, rescaled=False, covariates=covariates)
+        return self._assemble(X * likelihood.scale + likelihood.loc, covariates)
 
     def score_samples(self, X):
         """Estimate of log p(x) for each row, in nats in the units of X.
@@ -616,13 +673,13 @@ class BaseVAE(BaseEstimator):
         >>> bool(np.allclose(vae.score_samples(X[2:4]), log_px[2:]))  # rows are independent
         True
         """
-        X = self._validate_for_inference(X)
+        X, covariates = self._validate_for_inference(X)
         eps, _ = self._noise(self.n_importance_samples, self._crn_seed)
 
-        def bound(module, x):
-            return module.iw_bound(x, eps.to(x.device))
+        def bound(module, batch):
+            return module.iw_bound(batch, eps.to(batch["x"].device))
 
-        scores = self._infer(X, bound, (), width=len(eps))
+        scores = self._infer(X, bound, (), width=len(eps), covariates=covariates)
         return scores + log_det(X, self.module_.likelihood.scale)
 
     def score(self, X, y=None):

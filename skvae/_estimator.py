@@ -90,11 +90,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         Decoupled weight decay (AdamW) of the encoder's and decoder's weight matrices:
         each step shrinks them by ``learning_rate_init * weight_decay`` of their value.
         Biases and the likelihood's own parameters (noise variances, dispersions) are not
-        decayed. It regularises networks that are large for the data, at a price: on
-        4,000 MNIST digits (784-400-20, bernoulli) ``weight_decay=0.1`` with
-        ``batch_size=32`` scored 1.9-2.3 nats per digit better on held-out data than the
-        defaults, but on 5,000 rows of a 5-feature Gaussian process it cost about 1 nat per
-        row, and it shrinks a linear model's loadings.
+        decayed. It regularises networks that are large for the data, at a price: it can
+        cost likelihood where the network is not too large, and it shrinks a linear
+        model's loadings.
 
     max_iter : int, default=200
         Maximum number of epochs (passes over the training data).
@@ -124,10 +122,10 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
     compute_dtype : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training steps. "bfloat16" runs them under torch's automatic
-        mixed precision (weights and optimiser state stay float32): about 2x faster on CPUs
-        with native bfloat16 (AVX512-BF16 or AMX) and on recent GPUs, at a small cost in
-        the likelihood reached (measured: 0.15 nats per MNIST digit after 40 epochs).
-        Inference is float64 on the CPU either way.
+        mixed precision (weights and optimiser state stay float32): faster on CPUs with
+        native bfloat16 (AVX512-BF16 or AMX) and on recent GPUs, at a small cost in the
+        likelihood reached (``benchmarks/bench_fit.py`` measures both). Inference is
+        float64 on the CPU either way.
 
     precision : {"float32", "bfloat16"}, default="deprecated"
         Former name of ``compute_dtype``.
@@ -413,8 +411,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         >>> bool(np.array_equal(vae.transform(X[:5]), Z))  # no sampling: the same every time
         True
         """
-        X = self._validate_for_inference(X)
-        return self._infer(X, _posterior_mean, (self.module_.n_components,))
+        X, covariates = self._validate_for_inference(X)
+        shape = (self.module_.n_components,)
+        return self._infer(X, _posterior_mean, shape, covariates=covariates)
 
     def inverse_transform(self, X):
         """Decoder mean E[x | z] in the units of the training data.
@@ -450,8 +449,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 f"with n_components={self.module_.n_components} columns."
             )
 
-        mean = self._infer(Z, _decoder_mean, (self.n_features_in_,), rescaled=False)
-        return mean * self.module_.likelihood.scale + self.module_.likelihood.loc
+        covariates = self._decoding_covariates(len(Z))
+        likelihood = self.module_.likelihood
+        shape = (likelihood.n_features,)
+        mean = self._infer(Z, _decoder_mean, shape, rescaled=False, covariates=covariates)
+        return self._assemble(mean * likelihood.scale + likelihood.loc, covariates)
 
     @property
     def _n_features_out(self):
@@ -459,9 +461,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         return self.module_.n_components if hasattr(self, "module_") else self.n_components
 
 
-def _posterior_mean(module, x):
-    return module.encode(x).mean
+def _posterior_mean(module, batch):
+    return module.encode(batch).mean
 
 
-def _decoder_mean(module, z):
-    return module.likelihood.mean(module.decode(z))
+def _decoder_mean(module, batch):
+    return module.likelihood.mean(module.decode(batch["z"], batch))

@@ -106,8 +106,10 @@ class Likelihood(nn.Module):
     @property
     def config(self) -> dict:
         """Everything needed to rebuild this likelihood with ``build_likelihood``."""
+        # A family passed as a class without registering it is stored as the class.
+        registered = LIKELIHOODS.get(self.name) is type(self) or self.name == Mixed.name
         return {
-            "name": self.name,
+            "name": self.name if registered else type(self),
             **self.settings,
             "loc": self.loc.tolist(),
             "scale": self.scale.tolist(),
@@ -539,7 +541,44 @@ LIKELIHOODS: dict[str, type[Likelihood]] = {}
 
 
 def register_likelihood(cls: type[Likelihood]) -> type[Likelihood]:
-    """Make ``cls`` available as ``likelihood=cls.name``; usable as a class decorator."""
+    """Make ``cls`` available as ``likelihood=cls.name``; usable as a class decorator.
+
+    Parameters
+    ----------
+    cls : Likelihood subclass
+        The family: its ``name``, its ``domain`` (the data side: checks, what is learned
+        from X, scaling) and its torch head (``log_prob``, ``mean``, ``sample``).
+
+    Returns
+    -------
+    cls : Likelihood subclass
+        The same class, now in ``skvae.LIKELIHOODS``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import torch
+    >>> from skvae import LIKELIHOODS, Likelihood, VAEEstimator, register_likelihood
+    >>> @register_likelihood
+    ... class Exponential(Likelihood):
+    ...     name = "exponential"  # rate exp(decoder output)
+    ...
+    ...     def log_prob(self, x, out, mask=None):
+    ...         terms = out - x * out.exp()
+    ...         return terms.sum(-1) if mask is None else (terms * mask).sum(-1)
+    ...
+    ...     def mean(self, out):
+    ...         return (-out).exp()
+    ...
+    ...     def sample(self, out, generator):
+    ...         u = torch.rand(out.shape, generator=generator, dtype=out.dtype)
+    ...         return -torch.log1p(-u) * (-out).exp()
+    >>> X = np.random.default_rng(0).exponential(size=(300, 3))
+    >>> vae = VAEEstimator(likelihood="exponential", hidden_layer_sizes=(8,), tol=0.1)
+    >>> vae.fit(X).sample(2, random_state=0).shape
+    (2, 3)
+    >>> del LIKELIHOODS["exponential"]
+    """
     if not (isinstance(cls, type) and issubclass(cls, Likelihood)) or cls is Mixed:
         raise TypeError(f"register_likelihood takes a Likelihood subclass, got {cls!r}.")
     LIKELIHOODS[cls.name] = cls

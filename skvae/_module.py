@@ -2,7 +2,8 @@
 
 Nothing here knows about scikit-learn. A batch is a dict of tensors: ``"x"`` the data,
 already rescaled by the likelihood's scaling, with NaN for missing entries; optionally
-``"mask"`` (1 observed, 0 missing, or None when the caller knows nothing is missing),
+``"mask"`` (1 observed, 0 missing, or None when the caller knows nothing is missing; with
+it, x holds 0 in place of NaN and no search for NaN is made),
 ``"sparse"`` (the non-zero encoder inputs, see ``_sparse``) and one tensor per covariate,
 which conditions the encoder and the decoder without being modelled.
 """
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ._likelihoods import Likelihood, build_likelihood
-from ._posteriors import Posterior, posterior_class, standard_normal_log_prob
+from ._posteriors import Posterior, posterior_class, posterior_spec, standard_normal_log_prob
 from ._sparse import InputLinear, sparse_linear
 
 __all__ = ["ACTIVATIONS", "LossOutput", "VAEModule"]
@@ -135,7 +136,7 @@ class VAEModule(nn.Module):
             "activation": self.activation,
             "likelihood": self.likelihood.config,
             "missing": self.missing,
-            "posterior": self.posterior.name,
+            "posterior": posterior_spec(self.posterior),
             "covariates": dict(self.covariates),
         }
 

@@ -108,7 +108,37 @@ POSTERIORS: dict[str, type[Posterior]] = {DiagonalGaussian.name: DiagonalGaussia
 
 
 def register_posterior(cls: type[Posterior]) -> type[Posterior]:
-    """Make ``cls`` available as ``posterior=cls.name``; usable as a class decorator."""
+    """Make ``cls`` available as ``posterior=cls.name``; usable as a class decorator.
+
+    Parameters
+    ----------
+    cls : Posterior subclass
+        The family of q(z | x): its ``name``, ``n_params``, ``mean``, ``rsample``,
+        ``log_prob`` and ``kl_per_component`` (and ``kl_to_prior`` where it does not
+        factorise over the latent dimensions).
+
+    Returns
+    -------
+    cls : Posterior subclass
+        The same class, now in ``skvae.POSTERIORS``.
+
+    Examples
+    --------
+    >>> from skvae import POSTERIORS, VAEEstimator, register_posterior
+    >>> from skvae.datasets import make_linear_gaussian
+    >>> @register_posterior
+    ... class SharedScale(POSTERIORS["diagonal_gaussian"]):
+    ...     name = "shared_scale"  # one posterior variance for every latent dimension
+    ...
+    ...     def __init__(self, params):
+    ...         super().__init__(params)
+    ...         self.log_var = self.log_var.mean(-1, keepdim=True).expand_as(self.loc)
+    >>> X, _ = make_linear_gaussian(300, n_features=4, random_state=0)
+    >>> vae = VAEEstimator(posterior="shared_scale", hidden_layer_sizes=(8,), tol=0.1)
+    >>> vae.fit(X).transform(X[:2]).shape
+    (2, 2)
+    >>> del POSTERIORS["shared_scale"]
+    """
     if not (isinstance(cls, type) and issubclass(cls, Posterior)):
         raise TypeError(f"register_posterior takes a Posterior subclass, got {cls!r}.")
     POSTERIORS[cls.name] = cls
@@ -126,3 +156,8 @@ def posterior_class(posterior: str | type[Posterior]) -> type[Posterior]:
             f"Unknown posterior {posterior!r}; choose from {sorted(POSTERIORS)} or pass a "
             "skvae.Posterior subclass."
         ) from None
+
+
+def posterior_spec(cls: type[Posterior]) -> str | type[Posterior]:
+    """How a module's spec names ``cls``: its registered name, else the class itself."""
+    return cls.name if POSTERIORS.get(cls.name) is cls else cls

@@ -10,15 +10,19 @@ faster (``ThreadChooser``). ``benchmarks/bench_fit.py`` measures what this costs
 The choice never changes the model: torch's CPU kernels used in training give bitwise the
 same results on one thread and on two (a test trains with each forced and compares).
 
-``torch.set_num_threads`` is process-wide, so the count is changed only when no other
-thread of the process could be running torch work: the fit runs on the main thread and
-it is the only thread alive. Anywhere else (a thread pool, a threaded dask scheduler) the
-process's setting is left alone.
+Changing the count cannot slow or change another thread's torch work. With torch's
+OpenMP backend (its CPU builds on Linux) ``torch.set_num_threads`` sets the calling
+thread's OpenMP and MKL thread counts, not the other threads': a fit in one thread of a
+thread pool leaves its neighbours' counts alone (a test checks it). The one thread it can
+reach is one that makes its very first torch call during the fit, which starts with the
+fit's count. With another backend the count is process-wide, and it is changed only when
+the fit runs on the main thread and that is the only thread alive.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import statistics
 import threading
 import time
@@ -35,8 +39,16 @@ MIN_WORK_PER_THREAD = 2**20
 ONE_THREAD_MARGIN = 0.9
 
 
+@functools.cache
+def _per_thread_counts() -> bool:
+    """Whether torch's thread count is per thread (its OpenMP backend)."""
+    return "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
 def may_set_threads() -> bool:
-    """Whether changing torch's process-wide thread count cannot affect another thread."""
+    """Whether changing torch's thread count here cannot affect another thread's work."""
+    if _per_thread_counts():
+        return True
     return threading.current_thread() is threading.main_thread() and threading.active_count() == 1
 
 

@@ -56,8 +56,8 @@ class TrainingConfig:
     first_epoch: int = 0
     # Polyak averaging needs many steps in one run; partial_fit keeps Adam's last iterate.
     average_weights: bool = True
-    # True when the data is known to have no missing values: steps skip the search for NaN.
-    complete: bool = False
+    # False when the data is known to have no missing values: steps skip the search for NaN.
+    missing: bool = True
 
 
 @dataclass
@@ -133,7 +133,7 @@ class Trainer:
         autocast, where the products are cheap already and ``embedding_bag`` stays float32.
         """
         module, config = self.module, self.config
-        if not (config.complete and module.sparse_inputs_possible) or config.autocast_dtype:
+        if config.missing or not module.sparse_inputs_possible or config.autocast_dtype:
             return None
         likelihood = module.likelihood
         return SparseInputs.build(
@@ -197,7 +197,7 @@ class Trainer:
         for start in range(0, self.n_train, self.batch_size):
             stop = start + self.batch_size
             batch = _rows(self.data, order[start:stop], self.device)
-            if self.config.complete:
+            if not self.config.missing:
                 batch["mask"] = None
             if entries is not None:
                 batch["sparse"] = self.sparse.batch(entries, start, stop, self.device)

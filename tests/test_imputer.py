@@ -13,16 +13,26 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_param_validation
 
-from skvae import VAEImputer
+from skvae import VAEEstimator, VAEImputer
 from skvae.datasets import make_linear_gaussian
 
 FAST = {"hidden_layer_sizes": (16,), "max_iter": 30, "n_importance_samples": 30}
+IMPUTER_PARAMS = {"missing_values", "n_importance_samples", "n_estimators", "add_indicator"}
+
+
+def _imputer(**params):
+    """A VAEImputer around a VAEEstimator: each takes its own parameters of ``params``."""
+    params = {**FAST, "random_state": 0, **params}
+    own = {k: v for k, v in params.items() if k in IMPUTER_PARAMS | {"random_state"}}
+    vae_params = {"kl_warmup_iter": 10, **{k: v for k, v in params.items() if k not in own}}
+    vae = VAEEstimator(**vae_params)
+    return VAEImputer(vae, **own)
 
 
 def _fit(X, **params):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return VAEImputer(**{**FAST, "random_state": 0, **params}).fit(X)
+        return _imputer(**params).fit(X)
 
 
 def _remove(X, fraction, seed):
@@ -153,7 +163,7 @@ def test_in_a_pipeline_before_a_classifier():
 
     X, y = load_breast_cancer(return_X_y=True)
     X_missing = _remove(X, 0.2, seed=0)
-    imputer = VAEImputer(**{**FAST, "n_components": 5, "random_state": 0})
+    imputer = _imputer(n_components=5)
     pipe = make_pipeline(StandardScaler(), imputer, LogisticRegression(max_iter=1000))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -263,4 +273,15 @@ def test_rows_with_nothing_observed_at_transform_time(linear):
 
 
 def test_param_validation():
-    check_param_validation("VAEImputer", VAEImputer(**FAST))
+    check_param_validation("VAEImputer", _imputer())
+
+
+def test_the_default_estimator_warms_the_kl_term_up():
+    X, _ = make_linear_gaussian(300, n_features=4, random_state=0)
+    X_missing = _remove(X, 0.2, seed=0)
+    imputer = VAEImputer(random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        imputer.fit(X_missing)
+    assert imputer.estimator is None and imputer.vae_.kl_warmup_iter == 10
+    assert imputer.vae_.random_state != 0  # each VAE gets a seed drawn from the imputer's

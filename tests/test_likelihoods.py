@@ -148,7 +148,7 @@ def test_mixed_is_the_sum_of_its_parts_on_their_columns():
         {"name": "gaussian", "columns": [0, 3]},
         {"name": "categorical", "columns": [1], "n_categories": [3]},
     ]
-    lik = Mixed(4, "diag", parts=parts).double()
+    lik = Mixed(4, parts=parts).double()
     assert lik.n_outputs == 1 + 2 + 3 and lik.n_inputs == 1 + 2 + 3
     x = _t([[0.5, 2.0, 3.0, -1.0]])
     out = _t([[0.1, 0.2, -0.3, 1.0, 0.0, -1.0]])  # poisson | gaussian x2 | categorical x3
@@ -181,22 +181,22 @@ def test_every_family_round_trips_through_its_config(name):
 
 def test_gaussian_scaling_is_per_feature_for_diag_and_global_for_spherical():
     X = RNG.normal(size=(200, 3)) * np.array([1.0, 10.0, 100.0]) + 5
-    loc, scale = Gaussian.data_scaling(X, "diag")
+    loc, scale = Gaussian.data_scaling(X, covariance_type="diag")
     np.testing.assert_allclose(loc, X.mean(axis=0))
     np.testing.assert_allclose(scale, X.std(axis=0))
-    _, scale_s = Gaussian.data_scaling(X, "spherical")
+    _, scale_s = Gaussian.data_scaling(X, covariance_type="spherical")
     assert np.all(scale_s == scale_s[0])
     np.testing.assert_allclose(scale_s[0] ** 2, np.mean(X.var(axis=0)))
 
 
 def test_gaussian_scaling_handles_constant_and_huge_columns():
     X = np.column_stack([np.full(10, 3.0), np.linspace(0, 1e200, 10), np.linspace(0, 1, 10)])
-    loc, scale = Gaussian.data_scaling(X, "diag")
+    loc, scale = Gaussian.data_scaling(X, covariance_type="diag")
     assert np.all(np.isfinite(scale)) and np.all(scale > 0)
     assert loc[0] == 3.0
     np.testing.assert_allclose(scale[1], np.std(np.linspace(0, 1, 10)) * 1e200)
     assert scale[0] == scale.max()  # a constant column is measured against the largest
-    _, scale_const = Gaussian.data_scaling(np.full((5, 2), 7.0), "diag")
+    _, scale_const = Gaussian.data_scaling(np.full((5, 2), 7.0), covariance_type="diag")
     np.testing.assert_array_equal(scale_const, [1.0, 1.0])
 
 

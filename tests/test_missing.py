@@ -170,7 +170,7 @@ def _linear_marginal_log_density(vae, X):
     linear = vae.module_.decoder[0]
     W = linear.weight.detach().double().numpy()  # (n_features, n_components), standardised
     b = linear.bias.detach().double().numpy()
-    scale, loc = vae._scale, vae._loc
+    scale, loc = vae.module_.likelihood.scale, vae.module_.likelihood.loc
     mean = loc + scale * b
     cov = W @ W.T + np.diag(vae.module_.likelihood.variances().detach().double().numpy())
     cov = cov * np.outer(scale, scale)
@@ -287,10 +287,10 @@ def test_module_ignores_values_behind_the_mask():
         x_other = x.clone()
         x_other[:, 1] = value
         # The mask says missing; the filled value must not matter.
-        mu_a, _ = module._encode(*module.observed(x_nan))
+        mu_a = module.encode(x_nan).mean
         mask = torch.ones_like(x)
         mask[:, 1] = 0
-        mu_b, _ = module._encode(x_other.masked_fill(mask == 0, 0.0), mask)
+        mu_b = module.encode({"x": x_other.masked_fill(mask == 0, 0.0), "mask": mask}).mean
         torch.testing.assert_close(mu_a, mu_b)
     assert torch.isfinite(bound).all() and torch.isfinite(elbo).all()
     # One fewer observed entry: a different (here larger: one fewer density factor) value.

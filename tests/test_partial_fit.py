@@ -11,7 +11,8 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
-from skvae import VAEEstimator, _training
+from skvae import VAEEstimator
+from skvae._trainer import Trainer
 from skvae.datasets import make_linear_gaussian
 
 # Small enough that a training step runs on one thread: fast even on a loaded machine.
@@ -57,8 +58,10 @@ def test_partial_fit_learns_the_data_scaling_from_the_first_block_only(blocks):
     std = first.std(axis=0)
     # Constant columns are measured against the most variable one (see Gaussian).
     expected_scale = np.where(std > 0, std, std.max())
-    np.testing.assert_allclose(vae._loc, first.mean(axis=0), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(vae._scale, expected_scale, rtol=1e-10)
+    np.testing.assert_allclose(
+        vae.module_.likelihood.loc, first.mean(axis=0), rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(vae.module_.likelihood.scale, expected_scale, rtol=1e-10)
 
 
 def test_partial_fit_reaches_the_probabilistic_pca_likelihood():
@@ -105,11 +108,17 @@ def test_same_random_state_and_blocks_give_the_same_model(blocks):
 
 def test_kl_warmup_counts_calls_as_epochs(blocks):
     vae = VAEEstimator(kl_warmup_iter=4, beta=2.0, **SMALL)
-    with mock.patch.object(_training, "train_step", wraps=_training.train_step) as step:
+    weights = []
+    real_step = Trainer.train_step
+
+    def recording_step(self, batch, eps, kl_weight):
+        weights.append(kl_weight)
+        return real_step(self, batch, eps, kl_weight)
+
+    with mock.patch.object(Trainer, "train_step", recording_step):
         for block in blocks[:3] + blocks[:3]:
             vae.partial_fit(block)
     # Every minibatch of a call has its epoch's weight: beta * min(1, epoch / kl_warmup_iter).
-    weights = [c.args[4] for c in step.call_args_list]
     steps = [math.ceil(len(b) / 64) for b in blocks[:3] * 2]
     expected = [2.0 * min(1.0, epoch / 4) for epoch in range(1, 7)]
     assert weights == [w for w, n in zip(expected, steps, strict=True) for _ in range(n)]
