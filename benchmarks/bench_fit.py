@@ -9,7 +9,7 @@ three ways:
 (a) ``VAEEstimator(n_components=20, likelihood="bernoulli", hidden_layer_sizes=(400,),
     batch_size=128, learning_rate_init=1e-3, max_iter=10, early_stopping=False,
     random_state=0).fit(X)`` (its ConvergenceWarning at max_iter is silenced), and the
-    same with ``precision="bfloat16"`` (opt-in, reported beside the targets);
+    same with ``compute_dtype="bfloat16"`` (opt-in, reported beside the targets);
 (b) the loop a user would write from the PyTorch VAE example: an ``nn.Module`` with
     fc1/fc21/fc22/fc3/fc4, ``torch.optim.Adam(model.parameters(), lr=1e-3)`` with its default
     (non-fused) settings, per epoch ``perm = torch.randperm(n)`` and ``X[perm[i:i + 128]]``,
@@ -75,10 +75,10 @@ METHODS = ("VAEEstimator", "textbook", "skorch", "VAE bfloat16")
 BESIDE_TARGETS = ("VAE bfloat16/textbook", "VAE bfloat16/skorch")
 
 
-def fit_vaeestimator(X: np.ndarray, epochs: int, precision: str = "float32") -> float:
+def fit_vaeestimator(X: np.ndarray, epochs: int, compute_dtype: str = "float32") -> float:
     """Fit VAEEstimator; returns the last epoch's training loss per sample."""
     vae = VAEEstimator(
-        precision=precision,
+        compute_dtype=compute_dtype,
         n_components=N_LATENT,
         likelihood="bernoulli",
         hidden_layer_sizes=(N_HIDDEN,),

@@ -523,7 +523,8 @@ def _importance_weighted_noise_std(vae, X, k, n_rounds=5, seed=0):
     the fitted module and gives it back unchanged.
     """
     module = copy.deepcopy(vae.module_).double()
-    X_scaled = torch.from_numpy((X - vae._loc) / vae._scale)
+    likelihood = vae.module_.likelihood
+    X_scaled = torch.from_numpy((X - likelihood.loc) / likelihood.scale)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(n_rounds):
         eps = torch.randn(k, vae.n_components, generator=generator, dtype=torch.float64)
@@ -531,11 +532,11 @@ def _importance_weighted_noise_std(vae, X, k, n_rounds=5, seed=0):
         with torch.no_grad():
             for start in range(0, len(X_scaled), 500):
                 x = X_scaled[start : start + 500]
-                log_w, out = module._importance_weights(x, eps)
+                log_w, out = module.log_weights(x, eps)
                 weights = torch.softmax(log_w, dim=1).unsqueeze(-1)
                 total += (weights * (x.unsqueeze(1) - out) ** 2).sum((0, 1))
             module.likelihood.log_var.copy_((total / len(X_scaled)).log())
-    return np.sqrt((total / len(X_scaled)).numpy()) * vae._scale
+    return np.sqrt((total / len(X_scaled)).numpy()) * likelihood.scale
 
 
 def _surface_with_more_rows(cfg, X, X_test, exact, vae, seconds, hit):
@@ -739,7 +740,12 @@ def target_mnist(cfg):
     vae_scores = _score_samples_with_k(vae, X_test, k)
     vae_elbo = _score_with_k(vae, X_test, 1)
     module = copy.deepcopy(vae.module_).double().eval()
-    vae_own = iw_log_likelihood(module.encode, module.decode, X_test, k, cfg["iw_seed"])
+
+    def encode(x):
+        posterior = module.encode(x)
+        return posterior.loc, posterior.log_var
+
+    vae_own = iw_log_likelihood(encode, module.decode, X_test, k, cfg["iw_seed"])
     hand64 = copy.deepcopy(hand).double().eval()
     hand_scores = iw_log_likelihood(hand64.encode, hand64.decode, X_test, k, cfg["iw_seed"])
     hand_elbo = float(
@@ -748,11 +754,7 @@ def target_mnist(cfg):
     # vae.score's estimator (one set of k draws shared by all rows) with other draws: how
     # much its mean over the rows moves with the draw.
     crn_means = [
-        float(
-            iw_log_likelihood(
-                module.encode, module.decode, X_test, k, seed, shared_noise=True
-            ).mean()
-        )
+        float(iw_log_likelihood(encode, module.decode, X_test, k, seed, shared_noise=True).mean())
         for seed in cfg["crn_seeds"]
     ]
     eval_seconds = time.perf_counter() - start

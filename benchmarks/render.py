@@ -131,7 +131,7 @@ def _fit(p: dict) -> str:
         "VAEEstimator": "`VAEEstimator` (float32, the default)",
         "textbook": "textbook PyTorch loop",
         "skorch": "skorch `NeuralNet`",
-        "VAE bfloat16": "`VAEEstimator(precision='bfloat16')`",
+        "VAE bfloat16": "`VAEEstimator(compute_dtype='bfloat16')`",
     }
     runs = [
         [
