@@ -436,3 +436,35 @@ def test_inference_batches_are_copies_of_the_callers_array():
 
     vae._infer(Z, scribble, (6,), rescaled=False)
     np.testing.assert_array_equal(Z, before)
+
+
+def test_inference_uses_one_copy_of_the_module_per_fitted_state(digits):
+    X, _ = digits
+    vae = VAEEstimator(hidden_layer_sizes=(8,), max_iter=3, early_stopping=False, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        vae.fit(X[:200])
+    inference = vae._inference[2]
+    with mock.patch("copy.deepcopy", side_effect=AssertionError("copied per call")):
+        Z = vae.transform(X[:5])
+        vae.score_samples(X[:5]), vae.inverse_transform(Z), vae.sample(2)
+    assert vae._inference[2] is inference
+    assert inference.state_dict()["encoder.0.weight"].dtype == torch.float64
+    # A new fitted state, a new device setting or unpickling builds it anew.
+    with pytest.warns(ConvergenceWarning):
+        vae.fit(X[:200])
+    assert vae._inference[2] is not inference
+    refitted = vae._inference[2]
+    assert vae.set_params(device="cpu")._inference[2] is not refitted
+    loaded = pickle.loads(pickle.dumps(vae))
+    np.testing.assert_array_equal(loaded.transform(X[:5]), vae.transform(X[:5]))
+
+
+def test_precision_is_a_deprecated_name_of_compute_dtype(digits):
+    X, _ = digits
+    params = dict(hidden_layer_sizes=(8,), max_iter=2, early_stopping=False, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        new = VAEEstimator(compute_dtype="bfloat16", **params).fit(X[:100])
+    with pytest.warns(FutureWarning, match="renamed 'compute_dtype'"):
+        with pytest.warns(ConvergenceWarning):
+            old = VAEEstimator(precision="bfloat16", **params).fit(X[:100])
+    np.testing.assert_array_equal(old.transform(X[:10]), new.transform(X[:10]))
