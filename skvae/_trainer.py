@@ -159,7 +159,7 @@ class Trainer:
             # Common random numbers: every epoch is judged with the same noise.
             shape = (len(self.validation["x"]), self.module.n_components)
             self._eps_val = torch.randn(shape, generator=self.generator).to(self.device)
-            self._validation = _rows(self.validation, torch.arange(shape[0]), self.device)
+            self._validation = {k: v.to(self.device) for k, v in self.validation.items()}
         n_weights = sum(p.numel() for p in self.module.parameters())
         bar = self._progress()
         self.module.train()
