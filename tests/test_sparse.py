@@ -170,6 +170,17 @@ def test_the_trainer_keeps_the_sparse_path_to_complete_data_without_extra_inputs
     _fit(X, compute_dtype="bfloat16")
     assert len(built) == 1
 
+    class WithCovariate(VAEEstimator):
+        def _covariate_columns(self):
+            return {"batch": [100]}  # a dense input to both networks, beside the data
+
+    group = (np.arange(300) % 2)[:, None]
+    vae = WithCovariate(likelihood="bernoulli", hidden_layer_sizes=(8,), max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.set_params(random_state=0).fit(np.hstack([X, group]))
+    assert vae.module_.covariates == {"batch": 1} and len(built) == 1
+
 
 def _bernoulli_spec(**spec):
     return {
