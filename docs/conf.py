@@ -68,17 +68,5 @@ def _skip_foreign_members(app, what, name, obj, skip, options):
     return None
 
 
-# Until skvae's docstrings quote it: docutils reads a bare `n_features_in_` as a link target.
-_DOCSTRING_FIXES = {"(n_features_in_,)": "(``n_features_in_``,)"}
-
-
-def _fix_docstring(app, what, name, obj, options, lines):
-    for i, line in enumerate(lines):
-        for old, new in _DOCSTRING_FIXES.items():
-            line = line.replace(old, new)
-        lines[i] = line
-
-
 def setup(app):
     app.connect("autodoc-skip-member", _skip_foreign_members)
-    app.connect("autodoc-process-docstring", _fix_docstring)

@@ -31,7 +31,7 @@ from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.experimental import enable_iterative_imputer  # noqa: E402, F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer  # noqa: E402
 
-from skvae import VAEImputer  # noqa: E402
+from skvae import VAEEstimator, VAEImputer  # noqa: E402
 
 
 def main(quick=False, out_dir="output"):
@@ -58,7 +58,7 @@ def main(quick=False, out_dir="output"):
         "mean (SimpleImputer)": SimpleImputer(),
         "KNNImputer": KNNImputer(),
         "IterativeImputer": IterativeImputer(max_iter=3 if quick else 10, random_state=0),
-        "VAEImputer": VAEImputer(random_state=0, **vae_settings),
+        "VAEImputer": VAEImputer(VAEEstimator(kl_warmup_iter=10, **vae_settings), random_state=0),
     }
     print(
         f"digits in [0, 1]: {X.shape[0]} images, {missing.mean():.1%} of the pixels removed "
