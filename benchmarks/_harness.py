@@ -60,6 +60,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: The vector extensions the matrix products' speed depends on (bfloat16 needs the last two).
+_CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+
+
+def cpu_flags() -> list[str]:
+    """Which of ``_CPU_FLAGS`` the CPU has (Linux), or [] where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    present = set(line.split(":", 1)[1].split())
+                    return [flag for flag in _CPU_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def memory_bytes() -> int | None:
     """Physical memory of the machine (Linux), or None."""
     try:
@@ -90,6 +107,7 @@ def machine() -> dict:
 
     return {
         "cpu": cpu_model(),
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "memory_bytes": memory_bytes(),
         "os": platform.platform(),

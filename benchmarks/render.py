@@ -66,6 +66,9 @@ they were chosen; the list says which ones do.
   trainers use the architecture and optimiser of the PyTorch VAE example (784-400-20,
   batch 128, Adam at 1e-3, 10 epochs); `VAEEstimator` has its defaults otherwise. Nothing
   is tuned on this data.
+  bfloat16 is fast only on CPUs with native bfloat16 instructions (AVX512-BF16 or AMX);
+  elsewhere torch emulates it, slower than float32. The stamp's `cpu_flags` (in runs that
+  record them) say which the machine had.
 - `bench_transform.py`, `bench_scale.py` and `bench_dask.py` (a): synthetic Gaussian rows
   (a random linear map of a 5-D standard normal latent, plus noise and an offset), with
   `VAEEstimator`'s defaults apart from the `n_components`, epochs and early stopping each
