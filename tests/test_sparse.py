@@ -129,19 +129,6 @@ def test_sparse_inputs_are_left_to_dense_data_and_small_inputs():
     assert _build(_bernoulli(100), late) is None
 
 
-def _spy_on_build(monkeypatch):
-    """The list of what each SparseInputs.build returns from now on."""
-    built = []
-    build = SparseInputs.build.__func__
-
-    def spy(cls, *args, **kwargs):
-        built.append(build(cls, *args, **kwargs))
-        return built[-1]
-
-    monkeypatch.setattr(SparseInputs, "build", classmethod(spy))
-    return built
-
-
 def _fit(X, **params):
     vae = VAEEstimator(likelihood="bernoulli", hidden_layer_sizes=(8,), max_iter=1)
     with warnings.catch_warnings():
@@ -149,10 +136,12 @@ def _fit(X, **params):
         return vae.set_params(random_state=0, **params).fit(X)
 
 
-def test_the_trainer_keeps_the_sparse_path_to_complete_data_without_extra_inputs(monkeypatch):
+def test_the_trainer_keeps_the_sparse_path_to_complete_data_without_extra_inputs(
+    sparse_builds,
+):
     rng = np.random.default_rng(0)
     X = (rng.random((300, 100)) < 0.1).astype(np.float64)
-    built = _spy_on_build(monkeypatch)
+    built = sparse_builds
     _fit(X)
     assert len(built) == 1 and built[0] is not None
     # Data with NaN: the mask is a dense input; the trainer does not even look.
@@ -200,12 +189,12 @@ def test_only_a_module_without_extra_encoder_inputs_may_skip_zeros():
     assert not VAEModule.from_spec(covariates).sparse_inputs_possible
 
 
-def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch):
+def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch, sparse_builds):
     import skvae._sparse as sparse_module
 
     rng = np.random.default_rng(0)
     X = (rng.random((400, 100)) < 0.1).astype(np.float64)
-    built = _spy_on_build(monkeypatch)
+    built = sparse_builds
 
     def fit():
         vae = VAEEstimator(likelihood="bernoulli", hidden_layer_sizes=(32,), max_iter=3)

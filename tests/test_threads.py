@@ -11,7 +11,6 @@ from sklearn.exceptions import ConvergenceWarning
 
 import skvae._threads as threads
 from skvae import VAEEstimator
-from skvae._sparse import SparseInputs
 from skvae._threads import ThreadChooser, may_set_threads, step_threads
 from skvae._trainer import Trainer
 
@@ -110,16 +109,11 @@ def _large_fit(kind="binary", max_iter=3):
 
 
 @pytest.mark.parametrize("kind", ["binary", "gaussian"])
-def test_one_or_two_threads_train_bitwise_the_same_model(monkeypatch, two_threads, kind):
+def test_one_or_two_threads_train_bitwise_the_same_model(
+    monkeypatch, two_threads, sparse_builds, kind
+):
     monkeypatch.setattr(threads, "may_set_threads", _on_main_thread)
-    built = []
-    build = SparseInputs.build.__func__
-
-    def spy(cls, *args, **kwargs):
-        built.append(build(cls, *args, **kwargs))
-        return built[-1]
-
-    monkeypatch.setattr(SparseInputs, "build", classmethod(spy))
+    built = sparse_builds
     fits, used = {}, {}
     for n in (1, 2):
         used[n] = []
