@@ -24,9 +24,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
-from ._optim import make_optimizer
+from ._optim import AUTO_WEIGHT_DECAY, make_optimizer
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
-from ._trainer import History, NonFiniteLossError, Trainer, TrainingConfig
+from ._trainer import (
+    LR_DECAYS,
+    History,
+    NonFiniteLossError,
+    Trainer,
+    TrainingConfig,
+    auto_budget,
+)
 
 __all__ = ["BaseVAE"]
 
@@ -193,15 +200,17 @@ class BaseVAE(BaseEstimator):
         "activation": [StrOptions(set(ACTIVATIONS))],
         "beta": [Interval(Real, 0, None, closed="left")],
         "kl_warmup_iter": [Interval(Integral, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "learning_rate": [StrOptions({"constant", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_train_samples": [Interval(Integral, 1, None, closed="left")],
         "compute_dtype": [StrOptions(set(_COMPUTE_DTYPES))],
         "precision": [StrOptions(set(_COMPUTE_DTYPES)), Hidden(StrOptions({"deprecated"}))],
         "device": [str],
@@ -256,7 +265,9 @@ class BaseVAE(BaseEstimator):
         data = {"x": torch.from_numpy(rescale(X, likelihood.loc, likelihood.scale, np.float32))}
         data.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in covariates.items()})
         train_rows, validation = self._split(data, incremental, split_seed)
-        config = self._training_config(X, likelihood.scale, missing, incremental, history)
+        n_train = len(data["x"]) if train_rows is None else len(train_rows)
+        budget = auto_budget(n_train, self.batch_size, self.max_iter, self.n_iter_no_change)
+        config = self._training_config(X, likelihood.scale, missing, incremental, history, budget)
         trainer = Trainer(
             module, optimizer, config, generator, device, data, train_rows, validation, history
         )
@@ -265,6 +276,8 @@ class BaseVAE(BaseEstimator):
         except NonFiniteLossError as exc:
             raise ValueError(str(exc)) from None
         self._train_seed, self._crn_seed = train_seed, crn_seed
+        self.batch_size_, self.max_iter_, self.n_iter_no_change_ = budget
+        self.weight_decay_ = self._weight_decay()
         self._store_fit(trainer, incremental)
         return self
 
@@ -293,7 +306,12 @@ class BaseVAE(BaseEstimator):
 
     def _optimizer(self, module):
         networks = (module.encoder, module.decoder)
-        return make_optimizer(module, networks, self.learning_rate_init, self.weight_decay)
+        return make_optimizer(module, networks, self.learning_rate_init, self._weight_decay())
+
+    def _weight_decay(self) -> float:
+        if self.weight_decay != "auto":
+            return float(self.weight_decay)
+        return AUTO_WEIGHT_DECAY if self._hidden_layer_sizes() else 0.0
 
     def _resume(self, X, covariates, device, incremental):
         """Copies of the fitted module, optimizer and history to continue training."""
@@ -323,7 +341,8 @@ class BaseVAE(BaseEstimator):
         # A copy: load_state_dict keeps the tensors it is given, and Adam updates them in
         # place, which would change the fitted optimizer even when this call fails.
         optimizer.load_state_dict(copy.deepcopy(self.optimizer_.state_dict()))
-        for group, decay in zip(optimizer.param_groups, (self.weight_decay, 0.0), strict=True):
+        decays = (self._weight_decay(), 0.0)
+        for group, decay in zip(optimizer.param_groups, decays, strict=True):
             group["lr"] = self.learning_rate_init
             group["weight_decay"] = decay
         return module, optimizer, copy.deepcopy(self._history)
@@ -346,13 +365,13 @@ class BaseVAE(BaseEstimator):
         idx_val = torch.from_numpy(idx_val)
         return torch.from_numpy(idx_train), {k: v[idx_val] for k, v in data.items()}
 
-    def _training_config(self, X, scale, missing, incremental, history) -> TrainingConfig:
+    def _training_config(self, X, scale, missing, incremental, history, budget) -> TrainingConfig:
         return TrainingConfig(
-            batch_size=self.batch_size,
-            max_iter=1 if incremental else self.max_iter,
+            batch_size=budget.batch_size,
+            max_iter=1 if incremental else budget.max_iter,
             beta=self.beta,
             kl_warmup_iter=self.kl_warmup_iter,
-            n_iter_no_change=self.n_iter_no_change,
+            n_iter_no_change=budget.n_iter_no_change,
             tol=self.tol,
             verbose=0 if incremental else self.verbose,
             autocast_dtype=_COMPUTE_DTYPES[self._compute_dtype()],
@@ -360,6 +379,8 @@ class BaseVAE(BaseEstimator):
             first_epoch=history.n_iter if incremental else 0,
             average_weights=not incremental,
             missing=missing,
+            n_train_samples=self.n_train_samples,
+            lr_decays=LR_DECAYS if self.learning_rate == "adaptive" else 0,
         )
 
     def _compute_dtype(self) -> str:
@@ -397,7 +418,7 @@ class BaseVAE(BaseEstimator):
         self._inference = self._build_inference()
         if not (incremental or history.converged or history.interrupted):
             warnings.warn(
-                f"Maximum iterations ({self.max_iter}) reached and the optimization hasn't "
+                f"Maximum iterations ({self.max_iter_}) reached and the optimization hasn't "
                 "converged yet. Raise max_iter or tol.",
                 ConvergenceWarning,
                 stacklevel=4,

@@ -80,22 +80,34 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         kl_warmup_iter`` to ``beta``. Early stopping does not stop, nor keep weights, during
         the warm-up.
 
-    batch_size : int, default=128
-        Rows per minibatch (the whole training set when it has fewer rows).
+    batch_size : int or "auto", default="auto"
+        Rows per minibatch (the whole training set when it has fewer rows). "auto" is a
+        tenth of the training rows, at least 32 and at most 128: a small table gets
+        several steps per epoch. The value used is ``batch_size_``.
+
+    learning_rate : {"constant", "adaptive"}, default="adaptive"
+        The step size schedule, as MLPClassifier names them. "constant" keeps
+        ``learning_rate_init`` and stops at the first plateau (``n_iter_no_change``
+        epochs without improvement). "adaptive" divides the step size by 10 at each of the
+        first two plateaus and stops at the third: the last steps are small, which brings
+        the model closer to the optimum than averaging alone.
 
     learning_rate_init : float, default=1e-3
-        Adam's step size.
+        Adam's (initial) step size.
 
-    weight_decay : float, default=0.0
+    weight_decay : float or "auto", default="auto"
         Decoupled weight decay (AdamW) of the encoder's and decoder's weight matrices:
         each step shrinks them by ``learning_rate_init * weight_decay`` of their value.
         Biases and the likelihood's own parameters (noise variances, dispersions) are not
         decayed. It regularises networks that are large for the data, at a price: it can
         cost likelihood where the network is not too large, and it shrinks a linear
-        model's loadings.
+        model's loadings. "auto" is 0.1 with hidden layers and 0 for a linear model
+        (``hidden_layer_sizes=()``). The value used is ``weight_decay_``.
 
-    max_iter : int, default=200
-        Maximum number of epochs (passes over the training data).
+    max_iter : int or "auto", default="auto"
+        Maximum number of epochs (passes over the training data). "auto" gives the fit
+        20,000 optimizer steps (at least 2 epochs): thousands of epochs for a table of a
+        hundred rows, a few for a million. The value used is ``max_iter_``.
 
     early_stopping : bool, default=True
         Hold out ``validation_fraction`` of the rows and stop when their ELBO has not
@@ -109,8 +121,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     validation_fraction : float, default=0.1
         Fraction of the rows held out for early stopping.
 
-    n_iter_no_change : int, default=10
-        Epochs without improvement before stopping.
+    n_iter_no_change : int or "auto", default="auto"
+        Epochs without improvement before stopping. "auto" is 500 optimizer steps' worth
+        of epochs, at least 10: the patience of a fit is counted in steps, so that a small
+        table, with one or a few steps per epoch, is not stopped before its model has
+        moved. The value used is ``n_iter_no_change_``.
 
     tol : float, default=1e-4
         Improvement, in nats per sample, that counts as progress.
@@ -119,6 +134,13 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         Number K of importance samples in ``score_samples``. The estimate is the
         importance-weighted bound of Burda et al. (2015): ELBO <= bound_K <= log p(x), and it
         tightens as K grows. K=1 is the ELBO.
+
+    n_train_samples : int, default=1
+        Number K of samples of z per row in the training objective. 1 trains on the ELBO;
+        K > 1 on the importance-weighted bound with K samples (IWAE, Burda et al. 2015),
+        a tighter objective, with doubly-reparameterised encoder gradients (DReG, Tucker
+        et al. 2019) so that the encoder keeps learning as K grows. Each step then costs
+        about K times the decoder's work; early stopping judges the same bound.
 
     compute_dtype : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training steps. "bfloat16" runs them under torch's automatic
@@ -165,6 +187,13 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
     n_iter_ : int
         Number of epochs run (summed over warm starts; one per ``partial_fit`` call).
+
+    batch_size_, max_iter_, n_iter_no_change_ : int
+        The batch size, epoch limit and patience the last fit used: the parameters of
+        the same names, with each "auto" resolved for the number of training rows.
+
+    weight_decay_ : float
+        The weight decay the last fit used (``weight_decay`` with "auto" resolved).
 
     loss_curve_ : list of float
         Training loss per epoch: the negative (beta-weighted) ELBO per sample, in nats in
@@ -253,15 +282,17 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         activation="relu",
         beta=1.0,
         kl_warmup_iter=0,
-        batch_size=128,
+        batch_size="auto",
+        learning_rate="adaptive",
         learning_rate_init=1e-3,
-        weight_decay=0.0,
-        max_iter=200,
+        weight_decay="auto",
+        max_iter="auto",
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change="auto",
         tol=1e-4,
         n_importance_samples=50,
+        n_train_samples=1,
         compute_dtype="float32",
         precision="deprecated",
         device="auto",
@@ -278,6 +309,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         self.beta = beta
         self.kl_warmup_iter = kl_warmup_iter
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
         self.weight_decay = weight_decay
         self.max_iter = max_iter
@@ -286,6 +318,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.n_importance_samples = n_importance_samples
+        self.n_train_samples = n_train_samples
         self.compute_dtype = compute_dtype
         self.precision = precision
         self.device = device

@@ -220,8 +220,11 @@ class VAEModule(nn.Module):
         """-(E_q log p(x|z) - kl_weight * KL) averaged over rows, one sample of z per row.
 
         ``eps`` is standard normal noise of shape (n_rows, n_components), reparameterised
-        by the posterior.
+        by the posterior. With noise of shape (n_rows, K, n_components) the objective is
+        the importance-weighted bound instead (``iwae_loss``).
         """
+        if eps.dim() == 3:
+            return self.iwae_loss(batch, eps, kl_weight)
         batch = as_batch(batch)
         inferred = self.inference(batch, eps)
         x, mask = inferred["x"], inferred["mask"]
@@ -229,6 +232,40 @@ class VAEModule(nn.Module):
         kl = inferred["posterior"].kl_to_prior()
         loss = -(rec.sum() - kl_weight * kl.sum()) / x.shape[0]
         return LossOutput(loss, rec, kl)
+
+    def iwae_loss(self, batch: Batch | Tensor, eps: Tensor, kl_weight: float = 1.0) -> LossOutput:
+        """-(importance-weighted bound) averaged over rows, K samples of z per row.
+
+        ``eps`` has shape (n_rows, K, n_components). The value is the bound of Burda et al.
+        (2015), with ``kl_weight`` on log p(z) - log q(z | x) in each weight. The gradients
+        are IWAE's for the decoder and the doubly-reparameterised ones (DReG, Tucker et al.
+        2019) for the encoder: its gradient flows only through z, with log q evaluated at
+        fixed parameters and each sample's path weighted by its squared normalised weight,
+        so that its signal does not vanish as K grows.
+        """
+        batch = as_batch(batch)
+        inferred = self.inference(batch)
+        x, mask = inferred["x"], inferred["mask"]
+        posterior = inferred["posterior"].expand_samples()
+        z = posterior.rsample(eps)  # (n, K, d)
+        out = self.decode(z, batch)
+        shape = (*out.shape[:2], -1)
+        if mask is not None:
+            mask = mask.unsqueeze(1).expand(shape)
+        rec = self.likelihood.log_prob(x.unsqueeze(1).expand(shape), out, mask)
+        frozen = type(posterior)(posterior.params.detach())
+        log_ratio = standard_normal_log_prob(z) - frozen.log_prob(z)
+        log_w = rec + kl_weight * log_ratio
+        weights = torch.softmax(log_w.detach(), dim=1)
+        if z.requires_grad:
+            # The surrogate sends w_k dlog_w_k/dz_k back to z_k; DReG's encoder gradient
+            # is w_k^2 dlog_w_k/dz_k dz_k/dphi.
+            z.register_hook(lambda grad: grad * weights.unsqueeze(-1))
+        surrogate = -(weights * log_w).sum(1)
+        bound = torch.logsumexp(log_w.detach(), dim=1) - math.log(eps.shape[1])
+        # The value is the bound, the gradient the surrogate's.
+        loss = (surrogate - surrogate.detach() - bound).sum() / x.shape[0]
+        return LossOutput(loss, rec.detach().mean(1), -log_ratio.detach().mean(1))
 
     def elbo(self, batch: Batch | Tensor, eps: Tensor) -> Tensor:
         """Per-row single-sample ELBO estimate with the given noise (n_rows, n_components)."""

@@ -14,6 +14,7 @@ import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -24,7 +25,7 @@ from ._posteriors import Posterior
 from ._sparse import SparseInputs
 from ._threads import step_threads
 
-__all__ = ["History", "NonFiniteLossError", "Trainer", "TrainingConfig"]
+__all__ = ["Budget", "History", "NonFiniteLossError", "Trainer", "TrainingConfig", "auto_budget"]
 
 #: Horizon of the weight average, in epochs (capped at ``AVERAGE_MAX_STEPS`` steps).
 AVERAGE_EPOCHS = 30
@@ -34,9 +35,54 @@ AVERAGE_EVERY = 2
 #: Rows per batch when the trainer encodes its data for the latent diagnostics.
 ENCODE_BATCH_SIZE = 1024
 
+# The "auto" training budget. Its unit is the optimizer step, not the epoch: a 100-row table
+# is one minibatch per epoch, a million rows thousands. benchmarks/bench_defaults.py
+# (tuning group) measures the rules; docs/user_guide says what they mean for a user.
+#: Batch size: a tenth of the training rows, within these bounds.
+AUTO_BATCH_SIZE = (32, 128)
+#: Steps without validation improvement before early stopping (at least 10 epochs).
+AUTO_PATIENCE_STEPS = 500
+AUTO_MIN_PATIENCE_EPOCHS = 10
+#: learning_rate="adaptive": each plateau divides the step size by this, up to LR_DECAYS
+#: times, before one more plateau stops training.
+LR_DECAY = 10.0
+LR_DECAYS = 2
+#: Step budget of a fit (at least 2 epochs): thousands of steps for a small table, a few
+#: epochs for a million rows.
+AUTO_MAX_STEPS = 20000
+AUTO_MIN_EPOCHS = 2
+
 
 class NonFiniteLossError(ValueError):
     """The training loss became NaN or infinite."""
+
+
+class Budget(NamedTuple):
+    """The batch size, epoch limit and early-stopping patience (in epochs) of a fit."""
+
+    batch_size: int
+    max_iter: int
+    n_iter_no_change: int
+
+
+def auto_budget(n_train: int, batch_size, max_iter, n_iter_no_change) -> Budget:
+    """The budget of a fit on ``n_train`` rows: each ``"auto"`` resolved, the rest as given.
+
+    ``"auto"`` batch sizes are ``n_train // 10`` within ``AUTO_BATCH_SIZE``; an ``"auto"``
+    patience is ``AUTO_PATIENCE_STEPS`` steps and an ``"auto"`` epoch limit
+    ``AUTO_MAX_STEPS`` steps, each rounded up to whole epochs.
+    """
+    if batch_size == "auto":
+        low, high = AUTO_BATCH_SIZE
+        batch_size = min(max(n_train // 10, low), high)
+    steps_per_epoch = math.ceil(n_train / min(batch_size, n_train))
+    if max_iter == "auto":
+        max_iter = max(math.ceil(AUTO_MAX_STEPS / steps_per_epoch), AUTO_MIN_EPOCHS)
+    if n_iter_no_change == "auto":
+        n_iter_no_change = max(
+            math.ceil(AUTO_PATIENCE_STEPS / steps_per_epoch), AUTO_MIN_PATIENCE_EPOCHS
+        )
+    return Budget(int(batch_size), int(max_iter), int(n_iter_no_change))
 
 
 @dataclass
@@ -58,6 +104,10 @@ class TrainingConfig:
     average_weights: bool = True
     # False when the data is known to have no missing values: steps skip the search for NaN.
     missing: bool = True
+    # Samples of z per row in the objective: 1 is the ELBO, K > 1 the IWAE bound (DReG).
+    n_train_samples: int = 1
+    # Times a plateau divides the learning rate by LR_DECAY before it stops training.
+    lr_decays: int = 0
 
 
 @dataclass
@@ -155,9 +205,11 @@ class Trainer:
         history.best_validation_score = history.best_loss = None
         history.converged = history.interrupted = False
         self._best_state, self._no_improvement, self.average = None, 0, self._weight_average()
+        self._decays_left = self.config.lr_decays
         if self.validation is not None:
             # Common random numbers: every epoch is judged with the same noise.
-            shape = (len(self.validation["x"]), self.module.n_components)
+            k, d = self.config.n_train_samples, self.module.n_components
+            shape = (len(self.validation["x"]), d) if k == 1 else (k, d)
             self._eps_val = torch.randn(shape, generator=self.generator).to(self.device)
             self._validation = {k: v.to(self.device) for k, v in self.validation.items()}
         n_weights = sum(p.numel() for p in self.module.parameters())
@@ -191,7 +243,9 @@ class Trainer:
         order = torch.randperm(self.n_train, generator=self.generator)
         if self.train_rows is not None:
             order = self.train_rows[order]
-        eps_all = torch.randn(self.n_train, self.module.n_components, generator=self.generator)
+        k, d = self.config.n_train_samples, self.module.n_components
+        shape = (self.n_train, d) if k == 1 else (self.n_train, k, d)
+        eps_all = torch.randn(shape, generator=self.generator)
         entries = None if self.sparse is None else self.sparse.epoch(order)
         total = torch.zeros((), device=self.device)
         for start in range(0, self.n_train, self.batch_size):
@@ -229,14 +283,22 @@ class Trainer:
 
     @torch.no_grad()
     def validation_step(self) -> float:
-        """Mean single-sample ELBO of the validation rows, with fixed noise, in nats."""
+        """Mean bound of the validation rows with fixed noise, in nats: the training one.
+
+        The single-sample ELBO, or with ``n_train_samples`` K > 1 the importance-weighted
+        bound with the same K samples for every row.
+        """
         data, eps = self._validation, self._eps_val
+        n_rows = len(data["x"])
         step = 4 * self.batch_size
         total = 0.0
-        for start in range(0, len(eps), step):
+        for start in range(0, n_rows, step):
             batch = {k: v[start : start + step] for k, v in data.items()}
-            total += self.module.elbo(batch, eps[start : start + step]).sum().item()
-        return total / len(eps) + self.config.log_det
+            if self.config.n_train_samples == 1:
+                total += self.module.elbo(batch, eps[start : start + step]).sum().item()
+            else:
+                total += self.module.iw_bound(batch, eps).sum().item()
+        return total / n_rows + self.config.log_det
 
     def kl_weight(self, epoch: int) -> float:
         """Weight of the KL term in epoch ``epoch`` of this run (the warm-up ramp)."""
@@ -261,8 +323,19 @@ class Trainer:
             history.best_loss = loss if best is None else min(best, loss)
         if not in_warmup:
             self._no_improvement = 0 if improved else self._no_improvement + 1
-        history.converged = self._no_improvement > config.n_iter_no_change
+        plateau = self._no_improvement > config.n_iter_no_change
+        if plateau and self._decays_left:
+            self.decay_learning_rate()
+            plateau = False
+        history.converged = plateau
         return history.converged
+
+    def decay_learning_rate(self) -> None:
+        """Divide every step size by ``LR_DECAY`` and give the new rate a full patience."""
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["lr"] / LR_DECAY
+        self._decays_left -= 1
+        self._no_improvement = 0
 
     def _judge_validation(self, in_warmup: bool) -> bool:
         history = self.history

@@ -156,3 +156,58 @@ def test_weight_average_samples_every_second_step_of_long_epochs(n_rows, every):
     assert len(averages) == 3 * (n_rows // 64) and len({id(a) for a in averages}) == 1
     # 20 steps per epoch: every second one updates; 9: every one, so each epoch's end counts.
     assert lerp.call_count == averages[0].n_updates == 3 * (n_rows // 64) // every
+
+
+@pytest.mark.parametrize(
+    ("n_train", "expected"),
+    [
+        # One step per epoch was a dozen Adam steps of patience; now it is 500 steps.
+        (90, (32, 6667, 167)),
+        (3600, (128, 690, 18)),
+        # A million rows: a few epochs, and the minimum patience.
+        (1_000_000, (128, 3, 10)),
+    ],
+)
+def test_auto_budget_counts_steps_not_epochs(n_train, expected):
+    from skvae._trainer import auto_budget
+
+    assert tuple(auto_budget(n_train, "auto", "auto", "auto")) == expected
+    # What the user sets is kept as it is.
+    assert tuple(auto_budget(n_train, 64, 7, 3)) == (64, 7, 3)
+
+
+def test_fit_reports_the_resolved_auto_settings():
+    X = np.random.default_rng(0).normal(size=(120, 4))
+    vae = VAEEstimator(max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
+        vae.fit(X)
+    # 108 training rows after the validation split: batches of 32, 4 steps per epoch.
+    assert (vae.batch_size_, vae.max_iter_, vae.n_iter_no_change_) == (32, 3, 125)
+    assert vae.weight_decay_ == 0.1
+    with pytest.warns(ConvergenceWarning):
+        assert vae.set_params(hidden_layer_sizes=()).fit(X).weight_decay_ == 0.0
+
+
+@pytest.mark.parametrize(("schedule", "final_lr"), [("constant", 1e-3), ("adaptive", 1e-5)])
+def test_adaptive_learning_rate_divides_the_step_at_plateaus(schedule, final_lr):
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    vae = VAEEstimator(
+        hidden_layer_sizes=(4,), learning_rate=schedule, n_iter_no_change=2, tol=10.0,
+        max_iter=1000, random_state=0,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        vae.fit(X)
+    # tol=10 nats: only the first epoch counts as progress, and each plateau is 3 epochs.
+    assert vae.n_iter_ == (4 if schedule == "constant" else 10)
+    assert [g["lr"] for g in vae.optimizer_.param_groups] == pytest.approx([final_lr] * 2)
+
+
+def test_importance_weighted_training_fits_and_validates_on_its_bound():
+    X = load_digits().data[:300]
+    vae = VAEEstimator(hidden_layer_sizes=(16,), n_train_samples=4, max_iter=40, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        vae.fit(X)
+    assert vae.validation_scores_[-1] > vae.validation_scores_[0] + 3
+    assert vae.best_validation_score_ == max(vae.validation_scores_)
