@@ -18,6 +18,9 @@ from ._estimator import VAEEstimator
 __all__ = ["VAEImputer"]
 
 _MAX_SEED = np.iinfo(np.int32).max
+#: Latent size of the default VAE: a fill conditions on what a row's observed entries say,
+#: which two dimensions summarise poorly (benchmarks/bench_defaults.py, tuning group).
+DEFAULT_COMPONENTS = 6
 
 
 class VAEImputer(_BaseImputer):
@@ -37,8 +40,9 @@ class VAEImputer(_BaseImputer):
     estimator : VAEEstimator, default=None
         The VAE to fit, with its settings (``n_components``, ``likelihood``,
         ``hidden_layer_sizes``, ...); it is cloned, and its ``random_state`` replaced by
-        one drawn from this imputer's. None means ``VAEEstimator(kl_warmup_iter=10)``: with
-        missing entries, training without a KL warm-up more often loses latent dimensions.
+        one drawn from this imputer's. None means ``VAEEstimator(n_components=min(6,
+        n_features), kl_warmup_iter=10)``: with missing entries, training without a KL
+        warm-up more often loses latent dimensions.
         Keep at least one hidden layer: a linear encoder cannot represent how the
         posterior depends on which entries are observed.
 
@@ -162,7 +166,9 @@ class VAEImputer(_BaseImputer):
     def _vae(self, n_features):
         """A clone of the estimator whose likelihood selects columns by index."""
         vae = clone(self.estimator) if self.estimator is not None else None
-        vae = VAEEstimator(kl_warmup_iter=10) if vae is None else vae
+        if vae is None:
+            n_components = min(n_features, DEFAULT_COMPONENTS)
+            vae = VAEEstimator(n_components, kl_warmup_iter=10)
         names = getattr(self, "feature_names_in_", None)
         if isinstance(vae.likelihood, dict):
             # The VAE sees an array: column names become indices.
