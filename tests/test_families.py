@@ -74,7 +74,9 @@ def test_categorical_columns_learn_their_categories():
         range(5)
     )
     modes = vae.inverse_transform(vae.transform(X))
-    assert np.mean(modes[:, 0] == X[:, 0]) > 0.6  # the latent carries the category
+    # The latent carries the category: well above the most frequent category's share.
+    majority = np.bincount(X[:, 0].astype(int)).max() / len(X)
+    assert np.mean(modes[:, 0] == X[:, 0]) > majority + 0.1
     with pytest.raises(ValueError, match="not seen in fit"):
         vae.transform(np.array([[3.0, 0.0]]))
 
