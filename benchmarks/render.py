@@ -36,7 +36,7 @@ BENCHMARKS = [
     (
         "bench_defaults_reporting",
         "python benchmarks/bench_defaults.py --threads 1",
-        "about 30 minutes (estimate)",
+        "about 25 minutes",
     ),
 ]
 
