@@ -29,7 +29,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from skvae import VAEEstimator  # noqa: E402
 
 
-def main(out="output", max_iter=500, n_components=2):
+def main(out="output", max_iter="auto", n_components=2):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     X, y = load_digits(return_X_y=True)
@@ -84,6 +84,6 @@ def main(out="output", max_iter=500, n_components=2):
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="output")
-    parser.add_argument("--max-iter", type=int, default=500)
+    parser.add_argument("--max-iter", type=lambda v: v if v == "auto" else int(v), default="auto")
     args = parser.parse_args()
     main(out=args.out, max_iter=args.max_iter)

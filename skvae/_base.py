@@ -24,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
-from ._optim import AUTO_WEIGHT_DECAY, make_optimizer
+from ._optim import make_optimizer
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
 from ._trainer import (
     LR_DECAYS,
@@ -203,7 +203,7 @@ class BaseVAE(BaseEstimator):
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "learning_rate": [StrOptions({"constant", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "weight_decay": [Interval(Real, 0, None, closed="left"), StrOptions({"auto"})],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
@@ -277,7 +277,6 @@ class BaseVAE(BaseEstimator):
             raise ValueError(str(exc)) from None
         self._train_seed, self._crn_seed = train_seed, crn_seed
         self.batch_size_, self.max_iter_, self.n_iter_no_change_ = budget
-        self.weight_decay_ = self._weight_decay()
         self._store_fit(trainer, incremental)
         return self
 
@@ -306,12 +305,7 @@ class BaseVAE(BaseEstimator):
 
     def _optimizer(self, module):
         networks = (module.encoder, module.decoder)
-        return make_optimizer(module, networks, self.learning_rate_init, self._weight_decay())
-
-    def _weight_decay(self) -> float:
-        if self.weight_decay != "auto":
-            return float(self.weight_decay)
-        return AUTO_WEIGHT_DECAY if self._hidden_layer_sizes() else 0.0
+        return make_optimizer(module, networks, self.learning_rate_init, self.weight_decay)
 
     def _resume(self, X, covariates, device, incremental):
         """Copies of the fitted module, optimizer and history to continue training."""
@@ -341,8 +335,7 @@ class BaseVAE(BaseEstimator):
         # A copy: load_state_dict keeps the tensors it is given, and Adam updates them in
         # place, which would change the fitted optimizer even when this call fails.
         optimizer.load_state_dict(copy.deepcopy(self.optimizer_.state_dict()))
-        decays = (self._weight_decay(), 0.0)
-        for group, decay in zip(optimizer.param_groups, decays, strict=True):
+        for group, decay in zip(optimizer.param_groups, (self.weight_decay, 0.0), strict=True):
             group["lr"] = self.learning_rate_init
             group["weight_decay"] = decay
         return module, optimizer, copy.deepcopy(self._history)

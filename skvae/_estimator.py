@@ -96,14 +96,13 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     learning_rate_init : float, default=1e-3
         Adam's (initial) step size.
 
-    weight_decay : float or "auto", default="auto"
+    weight_decay : float, default=0.0
         Decoupled weight decay (AdamW) of the encoder's and decoder's weight matrices:
         each step shrinks them by ``learning_rate_init * weight_decay`` of their value.
         Biases and the likelihood's own parameters (noise variances, dispersions) are not
         decayed. It regularises networks that are large for the data, at a price: it can
         cost likelihood where the network is not too large, and it shrinks a linear
-        model's loadings. "auto" is 0.1 with hidden layers and 0 for a linear model
-        (``hidden_layer_sizes=()``). The value used is ``weight_decay_``.
+        model's loadings.
 
     max_iter : int or "auto", default="auto"
         Maximum number of epochs (passes over the training data). "auto" gives the fit
@@ -193,9 +192,6 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         The batch size, epoch limit and patience the last fit used: the parameters of
         the same names, with each "auto" resolved for the number of training rows.
 
-    weight_decay_ : float
-        The weight decay the last fit used (``weight_decay`` with "auto" resolved).
-
     loss_curve_ : list of float
         Training loss per epoch: the negative (beta-weighted) ELBO per sample, in nats in
         the units of X (for ``partial_fit``, on the block of the call).
@@ -263,7 +259,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     >>> from sklearn.datasets import load_digits
     >>> from skvae import VAEEstimator
     >>> X, _ = load_digits(return_X_y=True)
-    >>> vae = VAEEstimator(n_components=2, max_iter=300, random_state=0).fit(X)
+    >>> vae = VAEEstimator(n_components=2, random_state=0).fit(X)
     >>> vae.transform(X[:3]).shape
     (3, 2)
     >>> vae.sample(4, random_state=0).shape
@@ -286,7 +282,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         batch_size="auto",
         learning_rate="constant",
         learning_rate_init=1e-3,
-        weight_decay="auto",
+        weight_decay=0.0,
         max_iter="auto",
         early_stopping=True,
         validation_fraction=0.1,

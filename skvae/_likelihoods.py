@@ -37,11 +37,11 @@ __all__ = [
     "register_likelihood",
 ]
 
-#: Floor on a Gaussian noise variance, relative to the variance of the feature (for
-#: ``covariance_type="diag"``) or of the data (``"spherical"``). A constant feature would
-#: otherwise drive its noise variance, and the likelihood, to infinity. The idea is
-#: GaussianNB's ``var_smoothing``.
-VAR_SMOOTHING = 1e-6
+#: Floor on a Gaussian noise variance, relative to the largest variance of a feature, as
+#: GaussianNB's ``var_smoothing`` is. A near-constant feature would otherwise get a tiny
+#: noise variance, which one new row outside its training values turns into a score of
+#: thousands of nats below the others (benchmarks/bench_defaults.py, measurement 4).
+VAR_SMOOTHING = 1e-3
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -189,7 +189,8 @@ class Gaussian(Likelihood):
     ``covariance_type="diag"`` learns one variance per feature (factor analysis when the
     decoder is linear); ``"spherical"`` one shared variance (probabilistic PCA). Training
     sees standardised data (per feature for "diag", one global scale for "spherical", so
-    that the model family is unchanged); variances have the floor ``VAR_SMOOTHING``.
+    that the model family is unchanged); variances have the floor ``VAR_SMOOTHING`` times
+    the largest feature variance, the same floor in the units of X for every feature.
     """
 
     name = "gaussian"
@@ -201,11 +202,15 @@ class Gaussian(Likelihood):
         self.covariance_type = covariance_type
         n_var = n_features if covariance_type == "diag" else 1
         self.log_var = nn.Parameter(torch.zeros(n_var))
+        # In the standardised units of each feature; rebuilt from the scale, not saved.
+        relative = (self.scale.max() / self.scale) ** 2 if n_var > 1 else np.ones(1)
+        relative = torch.as_tensor(relative, dtype=self.log_var.dtype)
+        self.register_buffer("relative_floor", relative, persistent=False)
 
     @property
     def variance(self) -> Tensor:
         """Noise variances in the units of the standardised data."""
-        return VAR_SMOOTHING + self.log_var.exp()
+        return VAR_SMOOTHING * self.relative_floor + self.log_var.exp()
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         var = self.variance

@@ -20,12 +20,7 @@ try:  # the function AdamW.step runs; None where torch does not have it
 except ImportError:  # pragma: no cover
     _adamw = None
 
-__all__ = ["AUTO_WEIGHT_DECAY", "FusedAdamWStep", "WeightAverage", "make_optimizer"]
-
-#: ``weight_decay="auto"`` of a network with hidden layers (a linear model gets none: it
-#: has no capacity to spare, and decay would shrink its maximum-likelihood loadings).
-#: Chosen on the tuning group of benchmarks/bench_defaults.py.
-AUTO_WEIGHT_DECAY = 0.1
+__all__ = ["FusedAdamWStep", "WeightAverage", "make_optimizer"]
 
 #: False: use only torch's documented API (``optimizer.step()``, per-tensor ``lerp_`` and
 #: ``copy_``). The tests set it to check the shortcuts against the public path.

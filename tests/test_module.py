@@ -73,7 +73,8 @@ def _set_exact_linear_gaussian(module, rng):
         dec = module.decoder[0]
         dec.weight.copy_(torch.from_numpy(W))
         dec.bias.copy_(torch.from_numpy(b))
-        module.likelihood.log_var.fill_(math.log(sigma2 - 1e-6))  # variance = floor + exp
+        floor = likelihoods.VAR_SMOOTHING  # variance = floor + exp(log_var), unit scale
+        module.likelihood.log_var.fill_(math.log(sigma2 - floor))
     return multivariate_normal(mean=b, cov=W @ W.T + sigma2 * np.eye(d))
 
 

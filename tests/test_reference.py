@@ -1,11 +1,10 @@
 """Fitted models stay what they were: seeds give the recorded models, scores and samples.
 
-``tests/data/reference.npz`` holds what each case below computed with the code of commit
-7a9999f, before the training loop, the torch module and the estimators were reorganised.
-A change that alters what an estimator computes fails here; one that only moves code does
-not. Each case pins the training settings that were the defaults then (``PINNED``), so
-that a change of defaults does not count as a change of the numbers. To record anew (only
-for a deliberate change of the numbers, said in its commit):
+``tests/data/reference.npz`` holds what each case below computes, recorded when the numbers
+last changed on purpose. A change that alters what an estimator computes fails here; one
+that only moves code does not. Each case pins its training settings (``PINNED``), so that
+a change of defaults does not count as a change of the numbers. To record anew (only for
+a deliberate change of the numbers, said in its commit):
 ``python tests/test_reference.py --record``.
 """
 
