@@ -42,6 +42,7 @@ __all__ = [
 #: noise variance, which one new row outside its training values turns into a score of
 #: thousands of nats below the others (benchmarks/bench_defaults.py, measurement 4).
 VAR_SMOOTHING = 1e-3
+MAX_RELATIVE_FLOOR = 1e6
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -204,6 +205,8 @@ class Gaussian(Likelihood):
         self.log_var = nn.Parameter(torch.zeros(n_var))
         # In the standardised units of each feature; rebuilt from the scale, not saved.
         relative = (self.scale.max() / self.scale) ** 2 if n_var > 1 else np.ones(1)
+        # Bounded so that features 1e30 apart in scale keep finite float32 variances.
+        relative = np.minimum(relative, MAX_RELATIVE_FLOOR)
         relative = torch.as_tensor(relative, dtype=self.log_var.dtype)
         self.register_buffer("relative_floor", relative, persistent=False)
 
@@ -443,7 +446,8 @@ class Mixed(Likelihood):
         self._outputs: list[slice] = []
         start = 0
         for family, columns, part in self._split(None, parts):
-            family = family(len(columns), **part)
+            # Each part knows its columns' scale (the Gaussian noise floor is relative to it).
+            family = family(len(columns), **part, scale=self.scale[columns])
             self.parts.append(family)
             self.columns.append(columns)
             self._outputs.append(slice(start, start + family.n_outputs))
