@@ -322,6 +322,27 @@ def fit_quietly(estimator, X, method: str = "fit") -> tuple[float, object]:
         return time.perf_counter() - start, value
 
 
+def fit_noting_convergence(estimator, X, method: str = "fit") -> tuple[float, bool, object]:
+    """``estimator.<method>(X)``: (seconds, whether a ConvergenceWarning was raised, value).
+
+    ConvergenceWarnings are recorded, not shown; other warnings are shown.
+    """
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        start = time.perf_counter()
+        value = getattr(estimator, method)(X)
+        seconds = time.perf_counter() - start
+    warned = False
+    for w in caught:
+        if issubclass(w.category, ConvergenceWarning):
+            warned = True
+        else:
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return seconds, warned, value
+
+
 # ---------------------------------------------------------------------- memory
 
 

@@ -105,7 +105,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +115,7 @@ from _harness import (
     add_output_options,
     begin,
     finish,
+    fit_noting_convergence,
     fit_quietly,
     gaussian_rows,
     negative_elbo,
@@ -131,7 +131,6 @@ from sklearn.datasets import (
     load_wine,
 )
 from sklearn.decomposition import PCA, FactorAnalysis
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer
 from sklearn.model_selection import train_test_split
@@ -276,25 +275,6 @@ def _vae(quick: bool, **params) -> VAEEstimator:
     return vae
 
 
-def _fit(estimator, X, method: str = "fit"):
-    """``estimator.<method>(X)``: (seconds, whether a ConvergenceWarning was raised, value).
-
-    The ConvergenceWarnings are recorded, not shown; other warnings are shown.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        start = time.perf_counter()
-        value = getattr(estimator, method)(X)
-        seconds = time.perf_counter() - start
-    hit = False
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            hit = True
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return seconds, hit, value
-
-
 def _score_with_k(vae: VAEEstimator, X, k: int) -> float:
     """``vae.score(X)`` with ``n_importance_samples=k``, leaving the estimator as it was."""
     previous = vae.n_importance_samples
@@ -410,7 +390,7 @@ def measure_images(cfg: dict, group: str, quick: bool) -> dict:
     }
     _print_settings(settings)
     vae = _vae(quick, **params)
-    vae_seconds, vae_warned, _ = _fit(vae, X_train)
+    vae_seconds, vae_warned, _ = fit_noting_convergence(vae, X_train)
     print(
         f"VAEEstimator fit: {vae_seconds:.1f} s, n_iter_={vae.n_iter_}"
         f"{' (ConvergenceWarning)' if vae_warned else ''}",
@@ -523,7 +503,7 @@ def measure_linear(cfg: dict, group: str, quick: bool) -> dict:
                 covariance_type=cov,
                 random_state=seed,
             )
-            seconds, warned, _ = _fit(vae, X)
+            seconds, warned, _ = fit_noting_convergence(vae, X)
             score = float(vae.score(X_test))
             row = {
                 "covariance_type": cov,
@@ -628,7 +608,9 @@ def measure_imputation(cfg: dict, group: str, quick: bool) -> dict:
                 X_missing, X_true = scaler.transform(X_missing), scaler.transform(X_full)
             for method, imputer in _imputers(seed, quick).items():
                 if method == "VAEImputer":
-                    seconds, warned, X_filled = _fit(imputer, X_missing, "fit_transform")
+                    seconds, warned, X_filled = fit_noting_convergence(
+                        imputer, X_missing, "fit_transform"
+                    )
                 else:
                     seconds, X_filled = fit_quietly(imputer, X_missing, "fit_transform")
                     warned = None
@@ -770,7 +752,7 @@ def measure_tables(cfg: dict, group: str, quick: bool) -> dict:
             fit_quietly(fa, X_train)
             fa_score = float(fa.score(X_test))
             vae = _vae(quick, n_components=nc, random_state=split)
-            seconds, warned, _ = _fit(vae, X_train)
+            seconds, warned, _ = fit_noting_convergence(vae, X_train)
             score = float(vae.score(X_test))
             row = {
                 "table": name,
@@ -877,7 +859,7 @@ def measure_nonlinear(cfg: dict, group: str, quick: bool) -> dict:
             )
         X, X_test, exact = data[seed]
         vae = _vae(quick, n_components=nc, random_state=seed)
-        seconds, warned, _ = _fit(vae, X)
+        seconds, warned, _ = fit_noting_convergence(vae, X)
         score = _score_with_k(vae, X_test, k)
         score_default = float(vae.score(X_test))
         gap = score - exact

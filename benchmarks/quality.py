@@ -62,7 +62,6 @@ import math
 import os
 import sys
 import time
-import warnings
 
 import numpy as np
 import torch
@@ -71,12 +70,12 @@ from _harness import (
     add_output_options,
     begin,
     finish,
+    fit_noting_convergence,
     load_mnist,
     negative_elbo,
     set_threads,
 )
 from sklearn.decomposition import PCA, FactorAnalysis
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV, train_test_split
 from torch.nn import functional as F
 
@@ -244,19 +243,9 @@ def _print_settings(settings):
 
 
 def _fit(estimator, X):
-    """Fit, timing it and noting (not showing) a ConvergenceWarning."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        start = time.perf_counter()
-        estimator.fit(X)
-        seconds = time.perf_counter() - start
-    hit_max_iter = False
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            hit_max_iter = True
-        else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-    return seconds, hit_max_iter
+    """Fit, timing it and noting (not showing) a ConvergenceWarning: (seconds, warned)."""
+    seconds, warned, _ = fit_noting_convergence(estimator, X)
+    return seconds, warned
 
 
 def _fit_info(vae, seconds, hit_max_iter):
