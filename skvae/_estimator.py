@@ -30,9 +30,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         with :func:`skvae.register_likelihood` included):
 
         - "gaussian": Gaussian noise around the decoder mean, with learned variances (see
-          ``covariance_type``) that have a floor of 1e-6 times the feature's variance (the
-          variance of the most variable feature for a constant one), so that the
-          likelihood stays finite.
+          ``covariance_type``) that have a floor of 1e-3 times the largest feature
+          variance (as GaussianNB's ``var_smoothing``), so that a near-constant column
+          cannot make the likelihood infinite.
         - "bernoulli": independent Bernoulli variables for data in [0, 1];
           ``score_samples`` is a true log-likelihood only for binary data (for other
           values it is a cross-entropy, not a normalised density).
