@@ -45,6 +45,7 @@ VAE_SETTINGS = {
         "covariance_type": "spherical",
         "max_iter": 500,
         "n_iter_no_change": 30,
+        "n_estimators": 1,
     },
     "breast_cancer": {
         "n_components": 10,
@@ -53,7 +54,12 @@ VAE_SETTINGS = {
         "n_estimators": 5,
         **_FIXED_EPOCHS,
     },
-    "wine": {"n_components": 5, "hidden_layer_sizes": (64, 64), **_FIXED_EPOCHS},
+    "wine": {
+        "n_components": 5,
+        "hidden_layer_sizes": (64, 64),
+        "n_estimators": 1,
+        **_FIXED_EPOCHS,
+    },
 }
 PATTERNS = ["MCAR", "MNAR"]
 

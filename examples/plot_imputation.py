@@ -58,7 +58,9 @@ def main(quick=False, out_dir="output"):
         "mean (SimpleImputer)": SimpleImputer(),
         "KNNImputer": KNNImputer(),
         "IterativeImputer": IterativeImputer(max_iter=3 if quick else 10, random_state=0),
-        "VAEImputer": VAEImputer(VAEEstimator(kl_warmup_iter=10, **vae_settings), random_state=0),
+        "VAEImputer": VAEImputer(
+            VAEEstimator(kl_warmup_iter=10, **vae_settings), n_estimators=1, random_state=0
+        ),
     }
     print(
         f"digits in [0, 1]: {X.shape[0]} images, {missing.mean():.1%} of the pixels removed "

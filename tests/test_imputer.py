@@ -16,7 +16,7 @@ from sklearn.utils.estimator_checks import check_param_validation
 from skvae import VAEEstimator, VAEImputer
 from skvae.datasets import make_linear_gaussian
 
-FAST = {"hidden_layer_sizes": (16,), "max_iter": 30, "n_importance_samples": 30}
+FAST = {"hidden_layer_sizes": (16,), "max_iter": 30, "n_importance_samples": 30, "n_estimators": 1}
 IMPUTER_PARAMS = {"missing_values", "n_importance_samples", "n_estimators", "add_indicator"}
 
 
