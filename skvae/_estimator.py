@@ -41,6 +41,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         - "poisson": non-negative integer counts, rate exp(decoder output).
         - "negative_binomial": counts with a learned per-feature dispersion (variance
           mu + mu^2 / theta), for overdispersed counts.
+        - "zero_inflated_negative_binomial": a negative binomial whose zeros are
+          inflated by a probability pi the decoder gives per feature (scvi-tools' ZINB),
+          for counts with dropouts.
         - "categorical": integer codes 0, 1, ... per column, one softmax each; the number
           of categories of each column is learned in fit. ``inverse_transform`` gives the
           most probable category.
@@ -51,7 +54,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
         Scores are comparable only between models of the same kind of data: densities
         (gaussian, continuous_bernoulli) with densities on the same support and units,
-        probabilities (bernoulli on binary data, poisson, negative_binomial, categorical)
+        probabilities (bernoulli on binary data, the count families, categorical)
         with probabilities.
 
     covariance_type : {"diag", "spherical"}, default="diag"

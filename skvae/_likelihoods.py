@@ -30,6 +30,7 @@ __all__ = [
     "Likelihood",
     "Mixed",
     "NegativeBinomial",
+    "ZeroInflatedNegativeBinomial",
     "Poisson",
     "build_likelihood",
     "likelihood_class",
@@ -341,25 +342,64 @@ class NegativeBinomial(Poisson):
         super().__init__(n_features, **settings)
         self.log_theta = nn.Parameter(torch.zeros(n_features))
 
-    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+    def log_pmf(self, x: Tensor, log_mu: Tensor) -> Tensor:
+        """Elementwise log NB(x; mu, theta)."""
         log_theta = self.log_theta
         theta = log_theta.exp()
         # log(theta + mu) from the logs, without overflow for large mu or theta.
-        log_theta_mu = torch.logaddexp(log_theta, out)
-        log_p = (
+        log_theta_mu = torch.logaddexp(log_theta, log_mu)
+        return (
             torch.lgamma(x + theta)
             - torch.lgamma(theta)
             - torch.lgamma(x + 1)
             + theta * (log_theta - log_theta_mu)
-            + x * (out - log_theta_mu)
+            + x * (log_mu - log_theta_mu)
         )
-        return _masked_sum(log_p, mask)
+
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        return _masked_sum(self.log_pmf(x, out), mask)
 
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         theta = self.log_theta.exp().detach().cpu().to(out.dtype).expand(out.shape)
         mu = out.exp().cpu()
         rate = _standard_gamma(theta.contiguous(), generator) * mu / theta
         return torch.poisson(rate, generator=generator).to(out.device)
+
+
+class ZeroInflatedNegativeBinomial(NegativeBinomial):
+    """Negative binomial counts with extra zeros, as scvi-tools' ZINB.
+
+    x = 0 with probability pi, else x ~ NB(mu, theta): the decoder gives log mu and the
+    logit of pi per feature (2 outputs per feature), theta is learned per feature. The mean
+    is (1 - pi) mu. For counts with more zeros than a negative binomial of their mean and
+    variance allows (dropouts in single-cell data).
+    """
+
+    name = "zero_inflated_negative_binomial"
+
+    @property
+    def n_outputs(self) -> int:
+        return 2 * self.n_features
+
+    def _parts(self, out: Tensor) -> tuple[Tensor, Tensor]:
+        """log mu and the zero-inflation logit."""
+        return out[..., : self.n_features], out[..., self.n_features :]
+
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        log_mu, logit = self._parts(out)
+        log_not_zero = F.logsigmoid(-logit) + self.log_pmf(x, log_mu)
+        log_zero = torch.logaddexp(F.logsigmoid(logit), log_not_zero)
+        return _masked_sum(torch.where(x == 0, log_zero, log_not_zero), mask)
+
+    def mean(self, out: Tensor) -> Tensor:
+        log_mu, logit = self._parts(out)
+        return torch.sigmoid(-logit) * log_mu.exp()
+
+    def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
+        log_mu, logit = self._parts(out)
+        counts = super().sample(log_mu, generator)
+        u = _noise(logit.shape, logit, generator, "uniform")
+        return torch.where(u < torch.sigmoid(logit), torch.zeros_like(counts), counts)
 
 
 class Categorical(Likelihood):
@@ -594,7 +634,15 @@ def register_likelihood(cls: type[Likelihood]) -> type[Likelihood]:
     return cls
 
 
-for _family in (Gaussian, Bernoulli, ContinuousBernoulli, Poisson, NegativeBinomial, Categorical):
+for _family in (
+    Gaussian,
+    Bernoulli,
+    ContinuousBernoulli,
+    Poisson,
+    NegativeBinomial,
+    ZeroInflatedNegativeBinomial,
+    Categorical,
+):
     register_likelihood(_family)
 
 

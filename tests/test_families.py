@@ -39,9 +39,24 @@ def test_negative_binomial_beats_poisson_on_overdispersed_counts():
     assert scores["negative_binomial"] > scores["poisson"] + 0.5
 
 
+def test_zero_inflated_negative_binomial_beats_negative_binomial_on_dropouts():
+    # Near-Poisson counts of mean about 12 (theta = 20) with 30% of them set to 0: a
+    # negative binomial can only place that many zeros by a large overdispersion.
+    rng = np.random.default_rng(1)
+    mu = np.exp(rng.normal(size=(2000, 2)) @ rng.normal(scale=0.5, size=(2, 6)) + 2.5)
+    X = rng.poisson(rng.gamma(20.0, mu / 20.0)).astype(float)
+    X[rng.uniform(size=X.shape) < 0.3] = 0
+    X_train, X_test = train_test_split(X, random_state=0)
+    scores = {
+        name: _fit(X_train, likelihood=name, max_iter=100).score(X_test)
+        for name in ("negative_binomial", "zero_inflated_negative_binomial")
+    }
+    assert scores["zero_inflated_negative_binomial"] > scores["negative_binomial"] + 0.5
+
+
 def test_count_families_sample_integers_and_decode_positive_means():
     X = _overdispersed_counts(300)
-    for name in ("poisson", "negative_binomial"):
+    for name in ("poisson", "negative_binomial", "zero_inflated_negative_binomial"):
         vae = _fit(X, likelihood=name)
         draws = vae.sample(200, random_state=0)
         assert np.all(draws == np.round(draws)) and draws.min() >= 0

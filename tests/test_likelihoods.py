@@ -18,6 +18,7 @@ from skvae._likelihoods import (
     Mixed,
     NegativeBinomial,
     Poisson,
+    ZeroInflatedNegativeBinomial,
     build_likelihood,
     prepare_likelihood,
 )
@@ -122,6 +123,30 @@ def test_negative_binomial_log_prob_matches_scipy_and_samples_are_overdispersed(
     assert np.all(draws == np.round(draws)) and draws.min() >= 0
     np.testing.assert_allclose(draws.mean(axis=0), 3.0, rtol=0.05)
     np.testing.assert_allclose(draws.var(axis=0), 3.0 + 9.0 / theta, rtol=0.1)
+
+
+def test_zero_inflated_negative_binomial_matches_scipy_mixture():
+    lik = ZeroInflatedNegativeBinomial(3).double()
+    theta = np.array([0.5, 2.0, 40.0])
+    with torch.no_grad():
+        lik.log_theta.copy_(_t(np.log(theta)))
+    log_mu = RNG.normal(1.0, 1.0, size=(25, 3))
+    logit = RNG.normal(size=(25, 3))
+    x = RNG.poisson(2, size=(25, 3)).astype(float)  # about 14% zeros
+    out = _t(np.hstack([log_mu, logit]))
+    mu, pi = np.exp(log_mu), 1 / (1 + np.exp(-logit))
+    nb = stats.nbinom(theta, theta / (theta + mu))
+    pmf = np.where(x == 0, pi + (1 - pi) * nb.pmf(0), (1 - pi) * nb.pmf(x))
+    got = lik.log_prob(_t(x), out).detach().numpy()
+    np.testing.assert_allclose(got, np.log(pmf).sum(axis=1), rtol=1e-10)
+    np.testing.assert_allclose(lik.mean(out).numpy(), (1 - pi) * mu, rtol=1e-12)
+    # Draws: the mixture's zero share and mean, with pi = 0.3 and mu = 3.
+    out = _t(np.hstack([np.log([[3.0] * 3]), np.log([[0.3 / 0.7] * 3])])).expand(40000, 6)
+    draws = lik.sample(out, torch.Generator().manual_seed(0)).numpy()
+    assert np.all(draws == np.round(draws)) and draws.min() >= 0
+    nb = stats.nbinom(theta, theta / (theta + 3.0))
+    np.testing.assert_allclose((draws == 0).mean(axis=0), 0.3 + 0.7 * nb.pmf(0), atol=0.01)
+    np.testing.assert_allclose(draws.mean(axis=0), 0.7 * 3.0, rtol=0.05)
 
 
 def test_categorical_log_prob_one_hot_and_samples():
