@@ -4,6 +4,7 @@ from ._estimator import VAEEstimator
 from ._imputer import VAEImputer
 from ._likelihoods import LIKELIHOODS, Likelihood, register_likelihood
 from ._module import VAEModule
+from ._outlier import VAEOutlierDetector
 from ._posteriors import POSTERIORS, Posterior, register_posterior
 
 __version__ = "0.2.0.dev0"
@@ -16,6 +17,7 @@ __all__ = [
     "VAEEstimator",
     "VAEImputer",
     "VAEModule",
+    "VAEOutlierDetector",
     "__version__",
     "register_likelihood",
     "register_posterior",

@@ -28,6 +28,7 @@ from ._optim import make_optimizer
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
 from ._trainer import (
     LR_DECAYS,
+    Budget,
     History,
     NonFiniteLossError,
     Trainer,
@@ -266,9 +267,9 @@ class BaseVAE(BaseEstimator):
         data.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in covariates.items()})
         train_rows, validation = self._split(data, incremental, split_seed)
         n_train = len(data["x"]) if train_rows is None else len(train_rows)
-        budget = auto_budget(n_train, self.batch_size, self.max_iter, self.n_iter_no_change)
+        budget = self._budget(n_train)
         config = self._training_config(X, likelihood.scale, missing, incremental, history, budget)
-        trainer = Trainer(
+        trainer = self._trainer(
             module, optimizer, config, generator, device, data, train_rows, validation, history
         )
         try:
@@ -279,6 +280,14 @@ class BaseVAE(BaseEstimator):
         self.batch_size_, self.max_iter_, self.n_iter_no_change_ = budget
         self._store_fit(trainer, incremental)
         return self
+
+    def _budget(self, n_train: int) -> Budget:
+        """Batch size, epoch limit and patience of a fit on ``n_train`` rows ("auto" resolved)."""
+        return auto_budget(n_train, self.batch_size, self.max_iter, self.n_iter_no_change)
+
+    def _trainer(self, *args) -> Trainer:
+        """The trainer of a fit; a subclass with another objective returns its own."""
+        return Trainer(*args)
 
     def _new_model(self, X, covariates, missing, init_seed, device):
         """A fresh module (seeded weights), its optimizer and an empty history."""

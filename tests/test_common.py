@@ -9,7 +9,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skvae import VAEEstimator, VAEImputer
+from skvae import VAEEstimator, VAEImputer, VAEOutlierDetector
 
 ESTIMATORS = [
     # The defaults with an epoch limit: on the checks' tiny data "auto" means 500 steps.
@@ -46,10 +46,23 @@ IMPUTERS = [
     ),
 ]
 
+DETECTORS = [
+    # The detector at its defaults with an epoch limit, as the first estimator above.
+    VAEOutlierDetector(max_iter=50, random_state=0),
+    # The threshold on all the training rows, so that the checks of fit_predict run too.
+    VAEOutlierDetector(
+        novelty=False,
+        hidden_layer_sizes=(16,),
+        max_iter=20,
+        n_importance_samples=10,
+        random_state=0,
+    ),
+]
+
 
 # Some checks fit with few iterations on purpose; a ConvergenceWarning is expected there.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(ESTIMATORS + IMPUTERS)
+@parametrize_with_checks(ESTIMATORS + IMPUTERS + DETECTORS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
@@ -73,3 +86,15 @@ def test_partial_fit_passes_sklearn_checks(estimator, check):
     # These checks are about input handling, not training: a few epochs are enough.
     estimator = clone(estimator).set_params(early_stopping=False, max_iter=5)
     check(type(estimator).__name__, estimator)
+
+
+# The detector has no partial_fit; these two checks of the list above concern it too.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize(
+    "check",
+    [check_dataframe_column_names_consistency, check_param_validation],
+    ids=lambda check: check.__name__,
+)
+@pytest.mark.parametrize("estimator", DETECTORS, ids=repr)
+def test_detector_passes_sklearn_input_checks(estimator, check):
+    check(type(estimator).__name__, clone(estimator).set_params(max_iter=5))
