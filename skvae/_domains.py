@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Codes", "Counts", "Domain", "Real", "UnitInterval", "column_max"]
+__all__ = ["Codes", "Counts", "Domain", "Real", "Totals", "UnitInterval", "column_max"]
 
 
 def observed_values(X: np.ndarray) -> np.ndarray:
@@ -133,6 +133,33 @@ class Counts(Domain):
                 f"likelihood='{name}' needs non-negative integer counts; got "
                 f"{'negative values' if X.min() < 0 else 'non-integer values'} ({describe(X)})."
             )
+
+
+class Totals(Counts):
+    """Counts whose row total is part of the model (a multinomial): no entry may be missing.
+
+    Learned: a negative binomial for the row totals, by the method of moments (a Poisson,
+    theta = inf, when the totals vary less than one).
+    """
+
+    @classmethod
+    def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
+        X = np.asarray(X)
+        if X.dtype.kind == "f" and np.isnan(X).any():
+            raise ValueError(
+                f"likelihood='{name}' models each row's counts given their total, which a "
+                "missing entry leaves unknown: X has NaN in its columns. Fill them, or use "
+                "likelihood='poisson' or 'negative_binomial', which take missing entries."
+            )
+        super().check(name, X)
+
+    @classmethod
+    def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
+        cls.check(name, X)
+        totals = np.asarray(X, dtype=np.float64).sum(axis=1)
+        mean, var = float(totals.mean()), float(totals.var())
+        theta = mean**2 / (var - mean) if var > mean else float("inf")
+        return {"total_mean": mean, "total_theta": theta}
 
 
 class Codes(Domain):

@@ -44,6 +44,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         - "zero_inflated_negative_binomial": a negative binomial whose zeros are
           inflated by a probability pi the decoder gives per feature (scvi-tools' ZINB),
           for counts with dropouts.
+        - "multinomial": counts given their row total (documents, profiles), with the
+          proportions from the decoder and a negative binomial for the totals learned in
+          fit; no missing entries.
         - "categorical": integer codes 0, 1, ... per column, one softmax each; the number
           of categories of each column is learned in fit. ``inverse_transform`` gives the
           most probable category.

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._domains import Codes, Counts, Domain, Real, UnitInterval
+from ._domains import Codes, Counts, Domain, Real, Totals, UnitInterval
 
 __all__ = [
     "LIKELIHOODS",
@@ -29,6 +29,7 @@ __all__ = [
     "Gaussian",
     "Likelihood",
     "Mixed",
+    "Multinomial",
     "NegativeBinomial",
     "ZeroInflatedNegativeBinomial",
     "Poisson",
@@ -66,6 +67,28 @@ def _standard_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
     seed = int(torch.randint(2**62, (1,), generator=generator))
     draws = np.random.default_rng(seed).standard_gamma(shape.numpy())
     return torch.from_numpy(np.asarray(draws)).to(shape.dtype)
+
+
+def _nb_log_pmf(x: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
+    """Elementwise log NB(x; mean mu, inverse dispersion theta), from log mu and log theta."""
+    theta = log_theta.exp()
+    # log(theta + mu) from the logs, without overflow for large mu or theta.
+    log_theta_mu = torch.logaddexp(log_theta, log_mu)
+    return (
+        torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1)
+        + theta * (log_theta - log_theta_mu)
+        + x * (log_mu - log_theta_mu)
+    )
+
+
+def _nb_draw(mu: Tensor, theta: Tensor, generator: torch.Generator) -> Tensor:
+    """NB(mu, theta) draws on the CPU as a gamma-Poisson mixture; theta = inf is Poisson."""
+    poisson = torch.isinf(theta)
+    shape = torch.where(poisson, torch.ones_like(theta), theta).contiguous()
+    rate = torch.where(poisson, mu, _standard_gamma(shape, generator) * mu / shape)
+    return torch.poisson(rate, generator=generator)
 
 
 def _masked_sum(elements: Tensor, mask: Tensor | None) -> Tensor:
@@ -344,26 +367,14 @@ class NegativeBinomial(Poisson):
 
     def log_pmf(self, x: Tensor, log_mu: Tensor) -> Tensor:
         """Elementwise log NB(x; mu, theta)."""
-        log_theta = self.log_theta
-        theta = log_theta.exp()
-        # log(theta + mu) from the logs, without overflow for large mu or theta.
-        log_theta_mu = torch.logaddexp(log_theta, log_mu)
-        return (
-            torch.lgamma(x + theta)
-            - torch.lgamma(theta)
-            - torch.lgamma(x + 1)
-            + theta * (log_theta - log_theta_mu)
-            + x * (log_mu - log_theta_mu)
-        )
+        return _nb_log_pmf(x, log_mu, self.log_theta)
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         return _masked_sum(self.log_pmf(x, out), mask)
 
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         theta = self.log_theta.exp().detach().cpu().to(out.dtype).expand(out.shape)
-        mu = out.exp().cpu()
-        rate = _standard_gamma(theta.contiguous(), generator) * mu / theta
-        return torch.poisson(rate, generator=generator).to(out.device)
+        return _nb_draw(out.exp().cpu(), theta, generator).to(out.device)
 
 
 class ZeroInflatedNegativeBinomial(NegativeBinomial):
@@ -400,6 +411,58 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
         counts = super().sample(log_mu, generator)
         u = _noise(logit.shape, logit, generator, "uniform")
         return torch.where(u < torch.sigmoid(logit), torch.zeros_like(counts), counts)
+
+
+class Multinomial(Poisson):
+    """Counts given their row total: x | n, z ~ Multinomial(n, softmax(decoder output)).
+
+    For documents (word counts) and profiles, as ProdLDA models them: the decoder says
+    which columns a row's counts fall in, not how many there are. The total n = sum(x) has
+    its own model, a negative binomial fitted to the training rows' totals, so that
+    ``score_samples`` is log p(x) = log p(n) + log p(x | n, z), a likelihood of x, and
+    ``sample`` draws totals too. The mean is E[n] softmax(output). No entry may be missing.
+    """
+
+    name = "multinomial"
+    domain = Totals
+
+    def _log_total(self, n: Tensor) -> Tensor:
+        """Log-probability of the row totals under the negative binomial learned in fit."""
+        mean, theta = self.settings["total_mean"], self.settings["total_theta"]
+        if math.isinf(theta):
+            return n * math.log(mean) - mean - torch.lgamma(n + 1)
+        log_mu = torch.full_like(n, math.log(mean))
+        return _nb_log_pmf(n, log_mu, torch.full_like(n, math.log(theta)))
+
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        n = x.sum(-1)
+        log_p = F.log_softmax(out, dim=-1)
+        # x * log p with 0 * log 0 = 0, for a probability that underflows.
+        terms = torch.where(x > 0, x * log_p, torch.zeros_like(log_p))
+        log_coefficient = torch.lgamma(n + 1) - torch.lgamma(x + 1).sum(-1)
+        return log_coefficient + terms.sum(-1) + self._log_total(n)
+
+    def mean(self, out: Tensor) -> Tensor:
+        return self.settings["total_mean"] * torch.softmax(out, dim=-1)
+
+    def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
+        p = torch.softmax(out.detach().cpu(), dim=-1)
+        mean, theta = self.settings["total_mean"], self.settings["total_theta"]
+        left = _nb_draw(
+            torch.full(p.shape[:-1], mean, dtype=p.dtype),
+            torch.full(p.shape[:-1], theta, dtype=p.dtype),
+            generator,
+        )
+        # A multinomial with a total per row, as a chain of binomials over the columns.
+        draws = torch.zeros_like(p)
+        rest = torch.ones_like(left)
+        for j in range(p.shape[-1] - 1):
+            share = (p[..., j] / rest.clamp_min(1e-30)).clamp(0, 1)
+            draws[..., j] = torch.binomial(left, share, generator=generator)
+            left = left - draws[..., j]
+            rest = rest - p[..., j]
+        draws[..., -1] = left
+        return draws.to(out.device)
 
 
 class Categorical(Likelihood):
@@ -641,6 +704,7 @@ for _family in (
     Poisson,
     NegativeBinomial,
     ZeroInflatedNegativeBinomial,
+    Multinomial,
     Categorical,
 ):
     register_likelihood(_family)

@@ -54,9 +54,35 @@ def test_zero_inflated_negative_binomial_beats_negative_binomial_on_dropouts():
     assert scores["zero_inflated_negative_binomial"] > scores["negative_binomial"] + 0.5
 
 
+def _documents(n, seed=0):
+    # A topic model: each row mixes 3 topics over 20 words, with 10-80 words per row.
+    rng = np.random.default_rng(seed)
+    topics = rng.dirichlet(np.full(20, 0.2), size=3)
+    shares = rng.dirichlet(np.full(3, 0.5), size=n) @ topics
+    totals = rng.integers(10, 80, size=n)
+    return np.array([rng.multinomial(k, q) for k, q in zip(totals, shares, strict=True)], float)
+
+
+def test_multinomial_beats_poisson_on_documents():
+    X_train, X_test = train_test_split(_documents(2000), random_state=0)
+    scores = {
+        name: _fit(X_train, likelihood=name, max_iter=100).score(X_test)
+        for name in ("poisson", "multinomial")
+    }
+    # Both are log p(x); the Poisson must also spend its two latent dimensions on the total.
+    assert scores["multinomial"] > scores["poisson"] + 0.3
+    vae = _fit(X_train, likelihood="multinomial", max_iter=5)
+    means = vae.inverse_transform(vae.transform(X_test[:5]))
+    np.testing.assert_allclose(means.sum(axis=1), X_train.sum(axis=1).mean())
+    X_test[0, 3] = np.nan
+    with pytest.raises(ValueError, match="missing entry leaves unknown"):
+        vae.score_samples(X_test[:5])
+
+
 def test_count_families_sample_integers_and_decode_positive_means():
     X = _overdispersed_counts(300)
-    for name in ("poisson", "negative_binomial", "zero_inflated_negative_binomial"):
+    families = ("poisson", "negative_binomial", "zero_inflated_negative_binomial", "multinomial")
+    for name in families:
         vae = _fit(X, likelihood=name)
         draws = vae.sample(200, random_state=0)
         assert np.all(draws == np.round(draws)) and draws.min() >= 0

@@ -245,3 +245,38 @@ def test_categorical_rejects_codes_not_seen_in_fit():
     lik.validate(np.array([[2.0, 1.0]]))
     with pytest.raises(ValueError, match="code 2 in categorical column 1 was not seen in fit"):
         lik.validate(np.array([[0.0, 2.0]]))
+
+
+def test_multinomial_is_the_total_times_the_counts_given_the_total():
+    lik = build_likelihood(4, {"name": "multinomial", "total_mean": 20.0, "total_theta": 3.0})
+    logits = RNG.normal(size=(30, 4))
+    x = RNG.multinomial(20, [0.1, 0.2, 0.3, 0.4], size=30).astype(float)
+    x[:3] = 0  # empty rows have probability p(n = 0)
+    p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    n = x.sum(axis=1)
+    expected = stats.nbinom(3.0, 3.0 / 23.0).logpmf(n) + np.array(
+        [stats.multinomial(k, q).logpmf(row) for k, q, row in zip(n, p, x, strict=True)]
+    )
+    got = lik.double().log_prob(_t(x), _t(logits)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    np.testing.assert_allclose(lik.mean(_t(logits)).numpy(), 20.0 * p, rtol=1e-12)
+    draws = lik.sample(_t(logits[:1]).expand(40000, 4), torch.Generator().manual_seed(0))
+    draws = draws.numpy()
+    assert np.all(draws == np.round(draws)) and draws.min() >= 0
+    totals = draws.sum(axis=1)
+    np.testing.assert_allclose([totals.mean(), totals.var()], [20.0, 20.0 + 400 / 3], rtol=0.05)
+    np.testing.assert_allclose(draws.sum(axis=0) / totals.sum(), p[0], atol=0.005)
+
+
+def test_multinomial_learns_the_totals_and_refuses_missing_entries():
+    rng = np.random.default_rng(0)
+    X = rng.multinomial(15, [0.5, 0.3, 0.2], size=500).astype(float)
+    learned = LIKELIHOODS["multinomial"].learn(X)
+    assert learned["total_mean"] == 15.0
+    assert learned["total_theta"] == float("inf")  # totals that vary less than a Poisson's
+    totals = rng.negative_binomial(4.0, 0.2, size=5000)  # mean 16, variance 80: theta 4
+    learned = LIKELIHOODS["multinomial"].learn(np.column_stack([totals, 0 * totals]))
+    assert learned["total_theta"] == pytest.approx(4.0, rel=0.1)
+    X[0, 1] = np.nan
+    with pytest.raises(ValueError, match="missing entry leaves unknown"):
+        LIKELIHOODS["multinomial"].check_domain(X)
