@@ -155,7 +155,9 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     contamination : "auto" or float, default="auto"
         The share of outliers in the data. A float in (0, 0.5] puts ``offset_`` at that
         quantile of the scores of the threshold's rows (see ``novelty``): that share of
-        rows like them is flagged. "auto" is Tukey's fence on those scores: an outlier is
+        rows like them is flagged (with ``novelty=True``, the quantile whose expected share
+        of new rows below it is ``contamination``: the k-th lowest of n scores for k =
+        contamination * (n + 1)). "auto" is Tukey's fence on those scores: an outlier is
         a row whose log-likelihood lies more than 1.5 interquartile ranges below their
         first quartile. A log-likelihood has no natural threshold (its units depend on
         the data's); the quartiles of the scores give the scale, and, being quartiles,
@@ -454,7 +456,10 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
             q1, q3 = np.percentile(scores, [25, 75])
             self.offset_ = float(q1 - TUKEY_FENCE * (q3 - q1))
         else:
-            self.offset_ = float(np.percentile(scores, 100.0 * self.contamination))
+            # For new rows, the k-th lowest of n held-out scores is exceeded from below with
+            # probability k / (n + 1) ("weibull"); the fit rows' own share is "linear"'s.
+            method = "weibull" if self.novelty else "linear"
+            self.offset_ = float(np.percentile(scores, 100 * self.contamination, method=method))
         return self
 
     def _split(self, data, incremental, split_seed):
