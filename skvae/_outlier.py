@@ -109,9 +109,10 @@ class TrimmedTrainer(Trainer):
 def per_feature_log_prob(likelihood: Likelihood, x: Tensor, out: Tensor) -> Tensor:
     """log p(x_j | z) of each feature j, (n, n_features), NaN where x_j is missing.
 
-    Any family's ``log_prob`` gives them: with the mask of feature j alone, its masked sum
-    is feature j's term. The rows are repeated once per feature, which costs
-    ``n_features`` times the memory of one call (the caller batches rows to bound it).
+    A family whose ``log_prob`` is a masked sum over features gives them: with the mask of
+    feature j alone, the sum is feature j's term; another family raises ValueError. The
+    rows are repeated once per feature, which costs ``n_features`` times the memory of one
+    call (the caller batches rows to bound it).
     """
     n_rows, n_features = x.shape
     isnan = torch.isnan(x)
@@ -120,6 +121,15 @@ def per_feature_log_prob(likelihood: Likelihood, x: Tensor, out: Tensor) -> Tens
     repeated_x = x.unsqueeze(1).expand(-1, n_features, -1)
     repeated_out = out.unsqueeze(1).expand(-1, n_features, -1)
     terms = likelihood.log_prob(repeated_x, repeated_out, one_feature)
+    # A family whose log-probability is not a sum over features (a multinomial's is not)
+    # ignores the mask: its "terms" then do not add up to the row's log-probability.
+    observed = (~isnan).to(x.dtype) if bool(isnan.any()) else None
+    joint = likelihood.log_prob(x, out, observed)
+    if not torch.allclose(terms.masked_fill(isnan, 0.0).sum(-1), joint, rtol=1e-6, atol=1e-6):
+        raise ValueError(
+            f"The {likelihood.name!r} likelihood is not a product over features, so its "
+            "log-probability has no per-feature terms."
+        )
     return terms.masked_fill(isnan, float("nan"))
 
 
@@ -636,6 +646,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         log_prob : ndarray of shape (n_samples, n_features)
             log p(x_j | z) per row and feature; NaN where x_j is missing (sum with
             ``np.nansum``). For a categorical column, the log-probability of its category.
+            A likelihood that is not a product over features (multinomial) has no such
+            terms: ValueError.
 
         Examples
         --------

@@ -295,6 +295,13 @@ def test_per_feature_log_prob_works_for_categorical_columns():
     torch.testing.assert_close(terms, torch.stack([first, second], 1))
 
 
+def test_score_features_refuse_a_likelihood_that_is_not_a_product_over_features():
+    counts = np.random.default_rng(8).poisson(4.0, size=(100, 5)).astype(float)
+    detector = VAEOutlierDetector(likelihood="multinomial", **SMALL).fit(counts)
+    with pytest.raises(ValueError, match="'multinomial' likelihood is not a product"):
+        detector.score_features(counts[:3])
+
+
 def test_pickling_keeps_offset_and_predictions(fitted):
     detector, X = fitted
     loaded = pickle.loads(pickle.dumps(detector))
