@@ -18,11 +18,14 @@ from ._estimator import VAEEstimator
 __all__ = ["VAEImputer"]
 
 _MAX_SEED = np.iinfo(np.int32).max
-#: The default VAE, chosen on the tuning group of benchmarks/bench_defaults.py: a fill
-#: conditions on what a row's observed entries say, which two latent dimensions summarise
-#: poorly, and one hidden layer of 64 fills tables of a few hundred rows better than two of 128.
+#: Latent size of the default VAEs: a fill conditions on what a row's observed entries say,
+#: which two dimensions summarise poorly (benchmarks/bench_defaults.py, tuning group).
 DEFAULT_COMPONENTS = 6
-DEFAULT_HIDDEN_LAYER_SIZES = (64,)
+#: Hidden layers of the default candidates: one of 64 fills the small tuning tables better,
+#: the estimator's two of 128 fill the digits better; which one wins is measured per data set.
+DEFAULT_HIDDEN_LAYER_SIZES = ((128, 128), (64,))
+#: Share of the observed entries hidden from the candidates, to score their fills on.
+SELECTION_FRACTION = 0.1
 
 
 class VAEImputer(_BaseImputer):
@@ -42,9 +45,14 @@ class VAEImputer(_BaseImputer):
     estimator : VAEEstimator, default=None
         The VAE to fit, with its settings (``n_components``, ``likelihood``,
         ``hidden_layer_sizes``, ...); it is cloned, and its ``random_state`` replaced by
-        one drawn from this imputer's. None means ``VAEEstimator(n_components=min(6,
-        n_features), hidden_layer_sizes=(64,), kl_warmup_iter=10)``: with missing entries,
-        training without a KL warm-up more often loses latent dimensions.
+        one drawn from this imputer's. None chooses between two VAEs, as a user's
+        cross-validation would: ``VAEEstimator(n_components=min(6, n_features),
+        hidden_layer_sizes=h, kl_warmup_iter=10)`` with h = (128, 128) or (64,). Each is
+        fitted (``n_estimators`` times) on X with a further 10% of its observed entries
+        hidden, and the one whose fills of those entries have the smaller standardised
+        squared error is kept, as fitted (``selection_scores_``): fit costs twice as much as
+        with one VAE given. With missing entries, training without a KL warm-up more often
+        loses latent dimensions, hence ``kl_warmup_iter=10``.
         Keep at least one hidden layer: a linear encoder cannot represent how the
         posterior depends on which entries are observed.
 
@@ -76,10 +84,15 @@ class VAEImputer(_BaseImputer):
     ----------
     estimators_ : list of VAEEstimator
         The ``n_estimators`` VAEs fitted on the data, with NaN in place of the missing
-        values.
+        values (with ``estimator=None``, and in place of the entries hidden to choose).
 
     vae_ : VAEEstimator
         The first of ``estimators_``.
+
+    selection_scores_ : dict or None
+        With ``estimator=None``: for each candidate's ``hidden_layer_sizes``, the mean
+        squared error of its fills of the hidden entries, in units of each column's
+        variance (lower is better). None when ``estimator`` is given.
 
     n_iter_ : int
         Number of epochs the VAEs were trained for (the most of any).
@@ -168,18 +181,45 @@ class VAEImputer(_BaseImputer):
 
     def _vae(self, n_features):
         """A clone of the estimator whose likelihood selects columns by index."""
-        vae = clone(self.estimator) if self.estimator is not None else None
-        if vae is None:
-            n_components = min(n_features, DEFAULT_COMPONENTS)
-            vae = VAEEstimator(
-                n_components, hidden_layer_sizes=DEFAULT_HIDDEN_LAYER_SIZES, kl_warmup_iter=10
-            )
+        vae = clone(self.estimator)
         names = getattr(self, "feature_names_in_", None)
         if isinstance(vae.likelihood, dict):
             # The VAE sees an array: column names become indices.
             parts = likelihood_parts(vae.likelihood, n_features, names)
             vae.set_params(likelihood={p["name"]: p["columns"] for p in parts})
         return vae
+
+    def _fit_models(self, vae, X, seeds):
+        return [clone(vae).set_params(random_state=seed).fit(X) for seed in seeds]
+
+    def _fit_default(self, X, seeds, rng):
+        """The default candidates' fits on X with entries hidden; keep the best ones."""
+        X_fit, hidden = hide_observed(X, SELECTION_FRACTION, rng)
+        rows = np.flatnonzero(hidden.any(axis=1))
+        scale = np.nanstd(X, axis=0)
+        scale[scale == 0] = 1.0
+        fits, self.selection_scores_ = {}, {}
+        for hidden_layer_sizes in DEFAULT_HIDDEN_LAYER_SIZES:
+            vae = VAEEstimator(
+                min(X.shape[1], DEFAULT_COMPONENTS),
+                hidden_layer_sizes=hidden_layer_sizes,
+                kl_warmup_iter=10,
+            )
+            fits[hidden_layer_sizes] = models = self._fit_models(vae, X_fit, seeds)
+            fill = self._fill(models, X_fit[rows])
+            error = ((fill - X[rows]) / scale)[hidden[rows]]
+            self.selection_scores_[hidden_layer_sizes] = float(np.mean(error**2))
+        return fits[min(self.selection_scores_, key=self.selection_scores_.get)]
+
+    def _fill(self, models, X):
+        """The models' combined fill of the missing entries of X (rows with some missing)."""
+        fills = [
+            vae.conditional_mean(
+                X, n_importance_samples=self.n_importance_samples, random_state=self._crn_seed
+            )
+            for vae in models
+        ]
+        return _combine(fills, models[0].module_.likelihood.discrete_columns())
 
     @_fit_context(
         # VAEImputer.estimator is not validated yet
@@ -208,8 +248,11 @@ class VAEImputer(_BaseImputer):
         *seeds, self._crn_seed = (
             int(s) for s in rng.randint(_MAX_SEED, size=self.n_estimators + 1)
         )
-        vae = self._vae(X.shape[1])
-        self.estimators_ = [clone(vae).set_params(random_state=seed).fit(X) for seed in seeds]
+        if self.estimator is None:
+            self.estimators_ = self._fit_default(X, seeds, rng)
+        else:
+            self.estimators_ = self._fit_models(self._vae(X.shape[1]), X, seeds)
+            self.selection_scores_ = None
         self.vae_ = self.estimators_[0]
         self.n_iter_ = max(vae.n_iter_ for vae in self.estimators_)
         # On X with NaN for the placeholder: the same mask as on the user's X.
@@ -238,16 +281,7 @@ class VAEImputer(_BaseImputer):
         X_imputed = np.array(X, dtype=np.float64)
         rows = np.flatnonzero(isnan.any(axis=1))
         if rows.size:
-            fills = [
-                vae.conditional_mean(
-                    X_imputed[rows],
-                    n_importance_samples=self.n_importance_samples,
-                    random_state=self._crn_seed,
-                )
-                for vae in self.estimators_
-            ]
-            discrete = self.vae_.module_.likelihood.discrete_columns()
-            X_imputed[rows] = _combine(fills, discrete)
+            X_imputed[rows] = self._fill(self.estimators_, X_imputed[rows])
         return self._concatenate_indicator(X_imputed, self._transform_indicator(isnan))
 
     def get_feature_names_out(self, input_features=None):
@@ -267,6 +301,23 @@ class VAEImputer(_BaseImputer):
         check_is_fitted(self, "n_features_in_")
         names = _check_feature_names_in(self, input_features)
         return self._concatenate_indicator_feature_names_out(names, names)
+
+
+def hide_observed(X, fraction, rng):
+    """X with each observed entry hidden (NaN) with probability ``fraction``, and the mask.
+
+    Every row and every column keeps at least one observed entry.
+    """
+    observed = ~np.isnan(X)
+    hidden = observed & (rng.uniform(size=X.shape) < fraction)
+    for axis in (1, 0):
+        kept = (observed & ~hidden).any(axis=axis)
+        for i in np.flatnonzero(~kept):
+            line = hidden[i] if axis == 1 else hidden[:, i]
+            line[rng.choice(np.flatnonzero(line))] = False
+    X_hidden = X.copy()
+    X_hidden[hidden] = np.nan
+    return X_hidden, hidden
 
 
 def _combine(fills, discrete):

@@ -14,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import check_param_validation
 
 from skvae import VAEEstimator, VAEImputer
+from skvae._imputer import hide_observed
 from skvae.datasets import make_linear_gaussian
 
 FAST = {"hidden_layer_sizes": (16,), "max_iter": 30, "n_importance_samples": 30, "n_estimators": 1}
@@ -215,12 +216,20 @@ def test_several_vaes_fill_with_the_mean_of_their_fills():
     np.testing.assert_allclose(imputer.transform(X_missing), np.mean(singles, axis=0))
 
 
-def test_one_vae_is_the_default_and_fills_as_before_there_could_be_several():
+def test_three_vaes_are_the_default_and_fill_with_the_mean_of_their_fills():
     X, _ = make_linear_gaussian(200, n_features=4, random_state=0)
     X_missing = _remove(X, 0.2, seed=1)
-    a = _fit(X_missing).transform(X_missing)
-    b = _fit(X_missing, n_estimators=1).transform(X_missing)
-    np.testing.assert_array_equal(a, b)
+    vae = VAEEstimator(hidden_layer_sizes=(16,), max_iter=30, kl_warmup_iter=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        imputer = VAEImputer(vae, n_importance_samples=30, random_state=0).fit(X_missing)
+    assert len(imputer.estimators_) == 3
+    seed = imputer._crn_seed
+    fills = [
+        m.conditional_mean(X_missing, n_importance_samples=30, random_state=seed)
+        for m in imputer.estimators_
+    ]
+    np.testing.assert_allclose(imputer.transform(X_missing), np.mean(fills, axis=0))
 
 
 def test_categorical_columns_of_several_vaes_take_the_hard_vote():
@@ -276,12 +285,35 @@ def test_param_validation():
     check_param_validation("VAEImputer", _imputer())
 
 
-def test_the_default_estimator_warms_the_kl_term_up():
+def test_the_default_chooses_between_two_vaes_on_hidden_entries():
     X, _ = make_linear_gaussian(300, n_features=4, random_state=0)
     X_missing = _remove(X, 0.2, seed=0)
-    imputer = VAEImputer(random_state=0)
+    imputer = VAEImputer(n_estimators=1, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        imputer.fit(X_missing)
+        X_filled = imputer.fit_transform(X_missing)
     assert imputer.estimator is None and imputer.vae_.kl_warmup_iter == 10
     assert imputer.vae_.random_state != 0  # each VAE gets a seed drawn from the imputer's
+    scores = imputer.selection_scores_
+    assert set(scores) == {(128, 128), (64,)}
+    best = min(scores, key=scores.get)
+    assert tuple(imputer.vae_.hidden_layer_sizes) == best
+    # Standardised squared errors: a useful fill is well below the variance (1).
+    assert 0 < scores[best] < 0.5
+    np.testing.assert_array_equal(X_filled[~np.isnan(X_missing)], X[~np.isnan(X_missing)])
+    assert _fit(X_missing).selection_scores_ is None  # a VAE given: no choice
+
+
+def test_hide_observed_keeps_an_entry_in_every_row_and_column():
+    rng = np.random.RandomState(0)
+    X = _remove(rng.normal(size=(400, 20)), 0.3, seed=1)
+    X[:, 0] = np.nan
+    X[0, 0] = 1.0  # a column with one observed entry keeps it
+    X_hidden, hidden = hide_observed(X, 0.1, rng)
+    observed = ~np.isnan(X)
+    assert not (hidden & ~observed).any()  # only observed entries are hidden
+    np.testing.assert_array_equal(np.isnan(X_hidden), ~observed | hidden)
+    assert (~np.isnan(X_hidden)).any(axis=1).all() and (~np.isnan(X_hidden)).any(axis=0).all()
+    assert abs(hidden.sum() / observed.sum() - 0.1) < 0.02 and not hidden[0, 0]
+    X_one = np.array([[1.0, np.nan], [np.nan, 2.0]])  # nothing can be hidden
+    assert not hide_observed(X_one, 0.9, rng)[1].any()
