@@ -27,9 +27,9 @@ __all__ = ["VAEOutlierDetector"]
 # The detector's "auto" budget and trimming, chosen on the tuning tasks of
 # benchmarks/bench_outliers.py (the reporting tasks chose nothing).
 #: Optimizer steps of a fit with max_iter="auto" (at least 2 epochs).
-AUTO_MAX_STEPS = 3000
+AUTO_MAX_STEPS = 500
 #: Steps on every row before the least likely rows of each batch are left out.
-TRIM_WARMUP_STEPS = 500
+TRIM_WARMUP_STEPS = 100
 #: contamination="auto": Tukey's fence, this many interquartile ranges below the first
 #: quartile of the fit rows' scores.
 TUKEY_FENCE = 1.5
@@ -153,7 +153,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     outliers among them: after a warm-up, the rows of each minibatch with the lowest ELBO
     (a share ``1 - support_fraction``) are left out of the gradient, as a trimmed
     estimator leaves out the rows it finds least likely, so the model does not learn to
-    explain the outliers it is meant to find. And "auto" budgets are smaller (3,000
+    explain the outliers it is meant to find. And "auto" budgets are smaller (500
     optimizer steps): a model fitted longer makes the outliers among its training rows
     more likely.
 
@@ -184,8 +184,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         IsolationForest sets it; ``fit_predict`` then flags exactly ``contamination`` of
         them.
 
-    support_fraction : float, default=0.9
-        Share of each minibatch's rows whose ELBO trains the model once the first 500
+    support_fraction : float, default=0.8
+        Share of each minibatch's rows whose ELBO trains the model once the first 100
         optimizer steps (in whole epochs) have passed: the rest, the rows of lowest ELBO,
         are left out. Early stopping judges the same share of the validation rows, the
         likeliest. 1.0 trains on every row, as VAEEstimator does.
@@ -228,7 +228,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         Decoupled weight decay of the encoder's and decoder's weight matrices.
 
     max_iter : int or "auto", default="auto"
-        Maximum number of epochs. "auto" gives the fit 3,000 optimizer steps (at least 2
+        Maximum number of epochs. "auto" gives the fit 500 optimizer steps (at least 2
         epochs), a budget chosen for detection: reaching it raises no ConvergenceWarning,
         as reaching an int ``max_iter`` does. The value used is ``max_iter_``.
 
@@ -381,7 +381,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         *,
         contamination="auto",
         novelty=True,
-        support_fraction=0.9,
+        support_fraction=0.8,
         likelihood="gaussian",
         covariance_type="diag",
         posterior="diagonal_gaussian",

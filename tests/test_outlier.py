@@ -128,7 +128,7 @@ def test_fit_predict_is_for_novelty_false_only():
 def test_flagged_share_of_held_out_rows_of_a_known_mixture_is_near_contamination():
     X, _ = _mixture(1000, seed=2)
     X_new, y_new = _mixture(1000, seed=3)
-    detector = VAEOutlierDetector(contamination=0.1, max_iter=100, **SMALL_MODEL)
+    detector = VAEOutlierDetector(contamination=0.1, **SMALL_MODEL)
     flagged = detector.fit(X).predict(X_new) == -1
     assert abs(flagged.mean() - 0.1) <= 0.03
     # The flagged rows are the far-off ones, and the far-off rows are flagged.
@@ -141,9 +141,7 @@ def test_trimming_keeps_the_model_from_explaining_its_training_outliers():
     X, y = _mixture(400, seed=4)
     gaps = {}
     for fraction in (1.0, 0.8):
-        detector = VAEOutlierDetector(
-            support_fraction=fraction, max_iter=120, n_iter_no_change=1000, **SMALL_MODEL
-        ).fit(X)
+        detector = VAEOutlierDetector(support_fraction=fraction, **SMALL_MODEL).fit(X)
         scores = detector.score_samples(X)
         gaps[fraction] = scores[y == 0].mean() - scores[y == 1].mean()
     assert gaps[0.8] > gaps[1.0]
@@ -200,8 +198,8 @@ def test_trimming_starts_after_the_warm_up_steps(monkeypatch):
 
 
 def test_auto_budget_is_the_detectors_step_budget_without_a_convergence_warning(monkeypatch):
-    # 180 training rows in batches of 32: 6 steps per epoch, 3,000 steps in 500 epochs.
-    assert VAEOutlierDetector()._budget(180) == (32, 500, 84)
+    # 180 training rows in batches of 32: 6 steps per epoch, 500 steps in 84 epochs.
+    assert VAEOutlierDetector()._budget(180) == (32, 84, 84)
     monkeypatch.setattr(skvae._outlier, "AUTO_MAX_STEPS", 60)
     X, _ = _mixture(200, seed=6)
     detector = VAEOutlierDetector(hidden_layer_sizes=(8,), random_state=0)
