@@ -843,6 +843,11 @@ def _outliers(p: dict) -> str:
         f"{s['threads']} torch thread(s) per process, {s['jobs']} process(es). "
         f'VAEOutlierDetector\'s defaults: {defaults}, an "auto" budget of '
         f"{s['auto_max_steps']:,} steps, trimming after {s['trim_warmup_steps']} steps.",
+        *[
+            f"Rows of an earlier run merged in: `{m['command']}` (commit "
+            f"`{(m['commit'] or 'unknown')[:12]}`, {m['date']})."
+            for m in p.get("merged", [])
+        ],
         "Mean ROC-AUC over tasks and seeds, on the held-out rows"
         + (" (K=10: the same fits scored with 10 importance samples):" if tuning else ":"),
         table(header, means),
@@ -856,6 +861,19 @@ def _outliers(p: dict) -> str:
             "Per task, means over the seeds:",
             table(["task", "setting", *methods], rows),
         ]
+        both = [
+            [t["task"], t["setting"], m, num(flagged), num(flagged_false)]
+            for t in summary["per_task"]
+            for m, (flagged, flagged_false) in t.get("flagged_each_threshold", {}).items()
+        ]
+        if both:
+            parts += [
+                "The share of held-out rows (10% outliers) flagged at contamination=0.1, "
+                "with the threshold set on the rows training did not see (novelty=True) and "
+                "on all the training rows (novelty=False), for the variants that measured "
+                "both:",
+                table(["task", "setting", "variant", "novelty=True", "novelty=False"], both),
+            ]
         return "\n\n".join(parts)
     targets = [
         [number, t["criterion"], verdict(t["passed"])] for number, t in summary["targets"].items()
@@ -866,6 +884,7 @@ def _outliers(p: dict) -> str:
         + [num(t["auc"][m]) for m in methods]
         + [
             num(t["flagged"]["VAEOutlierDetector"]),
+            num(t.get("flagged_novelty_true")),
             num(t["flagged_novelty_false"]),
             num(t["flagged_inliers"]["VAEOutlierDetector"]),
             num(t["flagged_auto"]),
@@ -876,6 +895,7 @@ def _outliers(p: dict) -> str:
     task_header = ["task", "setting", *[f"AUC {m}" for m in methods]]
     task_header += [
         "flagged",
+        "flagged, novelty=True",
         "flagged, novelty=False",
         "flagged inliers",
         "flagged, auto",
@@ -885,10 +905,11 @@ def _outliers(p: dict) -> str:
         table(["target", "criterion", "verdict"], targets),
         f"Median fit + scoring seconds on the MNIST tasks: {seconds}.",
         "Per task, means over the seeds. Flagged: the share of the held-out rows (10% "
-        "outliers) flagged at contamination=0.1: by VAEOutlierDetector with its threshold "
-        "(novelty=True: set on the rows training did not see), with novelty=False's (set "
-        "on all the training rows), among the held-out inliers only, and with "
-        'contamination="auto"; then by the other detectors.',
+        "outliers) flagged at contamination=0.1 by VAEOutlierDetector: with its default "
+        "threshold, with the threshold set on the rows training did not see "
+        "(novelty=True) and on all the training rows (novelty=False), both from the same "
+        'fit; among the held-out inliers only; with contamination="auto". Then by the other '
+        "detectors.",
         table(task_header, rows),
     ]
     return "\n\n".join(parts)

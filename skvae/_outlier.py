@@ -12,9 +12,10 @@ import torch
 from sklearn.base import OutlierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
+from sklearn.utils import _safe_indexing
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from ._base import BaseVAE
@@ -457,10 +458,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         super()._fit(X, incremental=incremental)
         if self.novelty:
             # The rows training did not see: their scores are those of new rows.
-            X = validate_data(
-                self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
-            )
-            X = X[self._held_out_rows]
+            X = _safe_indexing(X, self._held_out_rows)
         scores = self.score_samples(X)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
