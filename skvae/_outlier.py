@@ -32,7 +32,7 @@ AUTO_MAX_STEPS = 500
 #: Steps on every row before the least likely rows of each batch are left out.
 TRIM_WARMUP_STEPS = 100
 #: contamination="auto": Tukey's fence, this many interquartile ranges below the first
-#: quartile of the fit rows' scores.
+#: quartile of the scores of the rows the threshold is set on.
 TUKEY_FENCE = 1.5
 
 
