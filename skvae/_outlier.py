@@ -457,8 +457,9 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     def _fit(self, X, incremental=False):
         super()._fit(X, incremental=incremental)
         if self.novelty:
-            # The rows training did not see: their scores are those of new rows.
-            X = _safe_indexing(X, self._held_out_rows)
+            # The rows training did not see: their scores are those of new rows. A data
+            # frame stays one, for its column names; any other array-like becomes an array.
+            X = _safe_indexing(X if hasattr(X, "columns") else np.asarray(X), self._held_out_rows)
         scores = self.score_samples(X)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
