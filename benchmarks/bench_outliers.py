@@ -29,7 +29,7 @@ pyod's data with 5 and 30 features) chose nothing; the targets are judged on it:
    the held-out rows within 2 percentage points of 10% on every task (mean over seeds);
 3. fit plus scoring time at most PyOD VAE's on the MNIST tasks (median over runs).
 
-About 30 minutes (reporting) and 25 minutes (tuning, two processes) on 2 idle cores::
+About 6 minutes (reporting) and an hour (tuning, two processes) on 2 cores::
 
     python benchmarks/bench_outliers.py                     # reporting group
     python benchmarks/bench_outliers.py --group tuning --jobs 2
