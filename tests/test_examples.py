@@ -135,6 +135,7 @@ def test_the_gallery_has_its_examples():
         "plot_count_data.py",
         "plot_training_curves.py",
         "plot_imputation.py",
+        "plot_outliers.py",
     } <= names
 
 
