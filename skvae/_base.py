@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import warnings
+from collections import ChainMap
 from numbers import Integral, Real
 
 import numpy as np
@@ -22,6 +23,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._domains import infer_family
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
 from ._optim import make_optimizer
@@ -170,6 +172,15 @@ def likelihood_parts(likelihood, n_features: int, names=None):
     return parts
 
 
+def auto_likelihood(X: np.ndarray, names=None) -> dict:
+    """``likelihood="auto"`` on X: each column's family (``infer_family``), as a dict."""
+    families: dict = {}
+    for j in range(X.shape[1]):
+        column = j if names is None else str(names[j])
+        families.setdefault(infer_family(X[:, j]), []).append(column)
+    return families
+
+
 def _choice(parts, options: dict | None = None) -> list:
     """Families, columns and options of a likelihood: a config's, or parts' with ``options``."""
     if isinstance(parts, dict):
@@ -194,7 +205,8 @@ class BaseVAE(BaseEstimator):
 
     _parameter_constraints: dict = {
         "n_components": [Interval(Integral, 1, None, closed="left")],
-        "likelihood": [StrOptions(LIKELIHOODS.keys()), dict, type],
+        # A live view: families registered later are accepted too.
+        "likelihood": [StrOptions(ChainMap(LIKELIHOODS, {"auto": None}).keys()), dict, type],
         "covariance_type": [StrOptions({"diag", "spherical"})],
         "posterior": [StrOptions(POSTERIORS.keys()), type],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
@@ -291,7 +303,10 @@ class BaseVAE(BaseEstimator):
 
     def _new_model(self, X, covariates, missing, init_seed, device):
         """A fresh module (seeded weights), its optimizer and an empty history."""
-        likelihood = likelihood_parts(self.likelihood, X.shape[1], self._model_feature_names())
+        self.likelihood_ = self.likelihood
+        if isinstance(self.likelihood, str) and self.likelihood == "auto":
+            self.likelihood_ = auto_likelihood(X, self._model_feature_names())
+        likelihood = likelihood_parts(self.likelihood_, X.shape[1], self._model_feature_names())
         config, _, _ = prepare_likelihood(X, likelihood, self.covariance_type)
         # The mask channel is part of the architecture, fixed by the first training data.
         spec = {**self._architecture(X, covariates), "likelihood": config, "missing": missing}
@@ -319,7 +334,9 @@ class BaseVAE(BaseEstimator):
     def _resume(self, X, covariates, device, incremental):
         """Copies of the fitted module, optimizer and history to continue training."""
         old = self.module_.spec
-        likelihood = likelihood_parts(self.likelihood, X.shape[1], self._model_feature_names())
+        # "auto" keeps the families it chose on the first data: a block may look otherwise.
+        param = self.likelihood_ if self.likelihood == "auto" else self.likelihood
+        likelihood = likelihood_parts(param, X.shape[1], self._model_feature_names())
         new = self._architecture(X, covariates)
         changed = sorted(k for k in new if new[k] != old[k])
         old_choice = _choice(old["likelihood"])

@@ -12,7 +12,16 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Codes", "Counts", "Domain", "Real", "Totals", "UnitInterval", "column_max"]
+__all__ = [
+    "Codes",
+    "Counts",
+    "Domain",
+    "Real",
+    "Totals",
+    "UnitInterval",
+    "column_max",
+    "infer_family",
+]
 
 
 def observed_values(X: np.ndarray) -> np.ndarray:
@@ -66,6 +75,23 @@ def column_moments(X: np.ndarray, step: int = 2**16) -> tuple[np.ndarray, ...]:
     for chunk, nan in chunks():
         sq += np.where(nan, 0.0, (chunk / amax - mean) ** 2).sum(axis=0)
     return mean * amax, np.sqrt(sq / count) * amax, constant
+
+
+def infer_family(column: np.ndarray) -> str:
+    """The family ``likelihood="auto"`` gives a column, from its observed values.
+
+    Only 0 and 1: "bernoulli". Non-negative integers: "negative_binomial" when their
+    variance exceeds their mean, else "poisson". Values in [0, 1]: "continuous_bernoulli".
+    Anything else: "gaussian".
+    """
+    values = observed_values(column)
+    if np.all((values == 0) | (values == 1)):
+        return "bernoulli"
+    if values.min() >= 0 and np.all(values == np.round(values)):
+        return "negative_binomial" if values.var() > values.mean() else "poisson"
+    if values.min() >= 0 and values.max() <= 1:
+        return "continuous_bernoulli"
+    return "gaussian"
 
 
 class Domain:

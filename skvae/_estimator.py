@@ -50,6 +50,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         - "categorical": integer codes 0, 1, ... per column, one softmax each; the number
           of categories of each column is learned in fit. ``inverse_transform`` gives the
           most probable category.
+        - "auto": a family per column from its training values: only 0 and 1 ->
+          bernoulli; non-negative integers -> negative_binomial if their variance exceeds
+          their mean, else poisson; other values in [0, 1] -> continuous_bernoulli;
+          anything else -> gaussian. The choice is ``likelihood_``, a dict that can be
+          passed back.
         - a dict mapping family names to the columns they model, e.g. ``{"gaussian": [0, 1],
           "poisson": [2, 3]}``, with column indices or, for a DataFrame, names, as
           ColumnTransformer selects them; every column needs exactly one family, and
@@ -182,6 +187,10 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
     Attributes
     ----------
+    likelihood_ : str, dict or Likelihood subclass
+        The likelihood of the model: ``likelihood``, with "auto" resolved to a dict of
+        families and the columns they model (names for a DataFrame, else indices).
+
     module_ : VAEModule
         The trained encoder, decoder and likelihood (:class:`skvae.VAEModule`). It works
         on data rescaled by ``(X - module_.likelihood.loc) / module_.likelihood.scale``,

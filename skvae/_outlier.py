@@ -193,7 +193,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
 
     likelihood : str, dict or Likelihood subclass, default="gaussian"
         Observation model p(x | z), as in :class:`VAEEstimator`: a name of
-        :data:`skvae.LIKELIHOODS`, a dict mapping families to columns, or a class.
+        :data:`skvae.LIKELIHOODS`, "auto" (a family per column from its values), a dict
+        mapping families to columns, or a class.
 
     covariance_type : {"diag", "spherical"}, default="diag"
         Gaussian columns only: one noise variance per feature ("diag") or one shared by
@@ -277,6 +278,9 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         The threshold on ``score_samples``: ``decision_function`` is ``score_samples(X)
         - offset_``, and rows below it are outliers. Set in ``fit`` (see
         ``contamination`` and ``novelty``).
+
+    likelihood_ : str, dict or Likelihood subclass
+        The likelihood of the model: ``likelihood``, with "auto" resolved to a dict.
 
     module_ : VAEModule
         The trained encoder, decoder and likelihood.

@@ -192,3 +192,42 @@ def test_bad_likelihood_dicts_get_clear_errors(likelihood, pattern):
     X[:, 4] *= 2  # category codes up to 6: fine for categorical, not for bernoulli
     with pytest.raises(ValueError, match=pattern):
         _fit(X, likelihood=likelihood)
+
+
+def test_auto_likelihood_gives_each_column_its_family_and_can_be_passed_back():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=400)
+    df = pd.DataFrame(
+        {
+            "height": 170 + 10 * z + rng.normal(size=400),
+            "visits": rng.negative_binomial(2, 0.3, 400),  # variance above the mean
+            "calls": rng.binomial(10, 0.5, 400),  # counts that vary less than their mean
+            "smoker": (z + rng.normal(size=400) > 0).astype(int),
+            "share": 1 / (1 + np.exp(-z - rng.normal(size=400))),
+        }
+    )
+    df.loc[3, "visits"] = np.nan  # a missing entry does not change the choice
+    vae = _fit(df, likelihood="auto", max_iter=5)
+    assert vae.likelihood_ == {
+        "gaussian": ["height"],
+        "negative_binomial": ["visits"],
+        "poisson": ["calls"],
+        "bernoulli": ["smoker"],
+        "continuous_bernoulli": ["share"],
+    }
+    again = _fit(df, likelihood=vae.likelihood_, max_iter=5)
+    np.testing.assert_allclose(again.score_samples(df[:20]), vae.score_samples(df[:20]))
+    assert _fit(df.to_numpy(), likelihood="auto", max_iter=5).likelihood_["poisson"] == [2]
+    assert _fit(df, max_iter=5).likelihood_ == "gaussian"
+
+
+def test_auto_likelihood_keeps_its_families_over_partial_fit_blocks():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(size=300), rng.poisson(3.0, 300)]).astype(float)
+    vae = VAEEstimator(likelihood="auto", hidden_layer_sizes=(8,), random_state=0)
+    vae.partial_fit(X[:150])
+    block = X[150:].copy()
+    block[:, 1] = block[:, 1] > 2  # this block alone would look binary
+    vae.partial_fit(block)
+    assert vae.likelihood_ == {"gaussian": [0], "poisson": [1]}
