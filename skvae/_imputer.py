@@ -92,7 +92,8 @@ class VAEImputer(_BaseImputer):
     selection_scores_ : dict or None
         With ``estimator=None``: for each candidate's ``hidden_layer_sizes``, the mean
         squared error of its fills of the hidden entries, in units of each column's
-        variance (lower is better). None when ``estimator`` is given.
+        variance (lower is better); empty when no entry could be hidden (the first
+        candidate is then kept). None when ``estimator`` is given.
 
     n_iter_ : int
         Number of epochs the VAEs were trained for (the most of any).
@@ -195,16 +196,15 @@ class VAEImputer(_BaseImputer):
     def _fit_default(self, X, seeds, rng):
         """The default candidates' fits on X with entries hidden; keep the best ones."""
         X_fit, hidden = hide_observed(X, SELECTION_FRACTION, rng)
+        fits, self.selection_scores_ = {}, {}
+        if not hidden.any():
+            # Every row or column has one observed entry: nothing to judge fills on.
+            return self._fit_models(_default_vae(X, DEFAULT_HIDDEN_LAYER_SIZES[0]), X, seeds)
         rows = np.flatnonzero(hidden.any(axis=1))
         scale = np.nanstd(X, axis=0)
         scale[scale == 0] = 1.0
-        fits, self.selection_scores_ = {}, {}
         for hidden_layer_sizes in DEFAULT_HIDDEN_LAYER_SIZES:
-            vae = VAEEstimator(
-                min(X.shape[1], DEFAULT_COMPONENTS),
-                hidden_layer_sizes=hidden_layer_sizes,
-                kl_warmup_iter=10,
-            )
+            vae = _default_vae(X, hidden_layer_sizes)
             fits[hidden_layer_sizes] = models = self._fit_models(vae, X_fit, seeds)
             fill = self._fill(models, X_fit[rows])
             error = ((fill - X[rows]) / scale)[hidden[rows]]
@@ -301,6 +301,11 @@ class VAEImputer(_BaseImputer):
         check_is_fitted(self, "n_features_in_")
         names = _check_feature_names_in(self, input_features)
         return self._concatenate_indicator_feature_names_out(names, names)
+
+
+def _default_vae(X, hidden_layer_sizes):
+    n_components = min(X.shape[1], DEFAULT_COMPONENTS)
+    return VAEEstimator(n_components, hidden_layer_sizes=hidden_layer_sizes, kl_warmup_iter=10)
 
 
 def hide_observed(X, fraction, rng):

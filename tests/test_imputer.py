@@ -317,3 +317,13 @@ def test_hide_observed_keeps_an_entry_in_every_row_and_column():
     assert abs(hidden.sum() / observed.sum() - 0.1) < 0.02 and not hidden[0, 0]
     X_one = np.array([[1.0, np.nan], [np.nan, 2.0]])  # nothing can be hidden
     assert not hide_observed(X_one, 0.9, rng)[1].any()
+
+
+def test_the_default_keeps_its_first_candidate_when_nothing_can_be_hidden():
+    X = np.random.default_rng(0).normal(size=(80, 1))  # one entry per row: none to spare
+    imputer = VAEImputer(n_estimators=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        imputer.fit(X)
+    assert imputer.selection_scores_ == {}
+    assert tuple(imputer.vae_.hidden_layer_sizes) == (128, 128)
