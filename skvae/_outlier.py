@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 from numbers import Real
@@ -71,38 +70,19 @@ class TrimmedTrainer(Trainer):
             kept = (ranked.reconstruction - kl_weight * ranked.kl).topk(n_kept).indices
             subset = {k: None if v is None else v[kept] for k, v in batch.items() if k != "sparse"}
             loss = self.module.loss
-            return self._step(lambda: loss(subset, eps[kept], kl_weight).loss, len(eps))
+            return self.step(lambda: loss(subset, eps[kept], kl_weight).loss, len(eps))
 
         def trimmed() -> Tensor:
             output = self.module.loss(batch, eps, kl_weight)
             elbo = output.reconstruction - kl_weight * output.kl
             return -elbo.topk(n_kept).values.mean()
 
-        return self._step(trimmed, len(eps))
-
-    def _step(self, objective, n_rows: int) -> Tensor:
-        """One optimizer step on ``objective()``; its value times the batch's ``n_rows``."""
-        dtype = self.config.autocast_dtype
-        with torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-            loss = objective()
-        self.stepper.zero_grad()
-        loss.backward()
-        self.stepper.step()
-        return loss.detach() * n_rows
+        return self.step(trimmed, len(eps))
 
     @torch.no_grad()
     def validation_step(self) -> float:
         """Mean bound of the likeliest ``support_fraction`` of the validation rows, in nats."""
-        data, eps = self._validation, self._eps_val
-        step = 4 * self.batch_size
-        scores = []
-        for start in range(0, len(data["x"]), step):
-            batch = {k: v[start : start + step] for k, v in data.items()}
-            if self.config.n_train_samples == 1:
-                scores.append(self.module.elbo(batch, eps[start : start + step]))
-            else:
-                scores.append(self.module.iw_bound(batch, eps))
-        scores = torch.cat(scores)
+        scores = torch.cat(list(self.validation_scores()))
         kept = scores.topk(self._n_kept(len(scores))).values
         return kept.mean().item() + self.config.log_det
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -273,32 +273,40 @@ class Trainer:
 
     def train_step(self, batch: dict, eps: Tensor, kl_weight: float) -> Tensor:
         """One optimizer step on a batch; the batch's summed loss, without a device sync."""
+        return self.step(lambda: self.module.loss(batch, eps, kl_weight).loss, len(eps))
+
+    def step(self, objective: Callable[[], Tensor], n_rows: int) -> Tensor:
+        """One optimizer step on ``objective()`` (a mean over rows); its value times ``n_rows``."""
         dtype = self.config.autocast_dtype
         with torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext():
-            loss = self.module.loss(batch, eps, kl_weight).loss
+            loss = objective()
         self.stepper.zero_grad()
         loss.backward()
         self.stepper.step()
-        return loss.detach() * len(eps)
+        return loss.detach() * n_rows
 
-    @torch.no_grad()
-    def validation_step(self) -> float:
-        """Mean bound of the validation rows with fixed noise, in nats: the training one.
+    def validation_scores(self) -> Iterator[Tensor]:
+        """Per-row bounds of the validation rows with fixed noise, one tensor per chunk.
 
         The single-sample ELBO, or with ``n_train_samples`` K > 1 the importance-weighted
         bound with the same K samples for every row.
         """
         data, eps = self._validation, self._eps_val
-        n_rows = len(data["x"])
         step = 4 * self.batch_size
-        total = 0.0
-        for start in range(0, n_rows, step):
+        for start in range(0, len(data["x"]), step):
             batch = {k: v[start : start + step] for k, v in data.items()}
             if self.config.n_train_samples == 1:
-                total += self.module.elbo(batch, eps[start : start + step]).sum().item()
+                yield self.module.elbo(batch, eps[start : start + step])
             else:
-                total += self.module.iw_bound(batch, eps).sum().item()
-        return total / n_rows + self.config.log_det
+                yield self.module.iw_bound(batch, eps)
+
+    @torch.no_grad()
+    def validation_step(self) -> float:
+        """Mean bound of the validation rows with fixed noise, in nats: the training one."""
+        total = 0.0
+        for scores in self.validation_scores():
+            total += scores.sum().item()
+        return total / len(self._validation["x"]) + self.config.log_det
 
     def kl_weight(self, epoch: int) -> float:
         """Weight of the KL term in epoch ``epoch`` of this run (the warm-up ramp)."""
