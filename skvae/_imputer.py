@@ -21,8 +21,8 @@ _MAX_SEED = np.iinfo(np.int32).max
 #: Latent size of the default VAEs: a fill conditions on what a row's observed entries say,
 #: which two dimensions summarise poorly (benchmarks/bench_defaults.py, tuning group).
 DEFAULT_COMPONENTS = 6
-#: Hidden layers of the default candidates: one of 64 fills the small tuning tables better,
-#: the estimator's two of 128 fill the digits better; which one wins is measured per data set.
+#: Hidden layers of the default candidates: one of 64 fills the diabetes table better, the
+#: estimator's two of 128 fill the digits better; which one wins is measured per data set.
 DEFAULT_HIDDEN_LAYER_SIZES = ((128, 128), (64,))
 #: Share of the observed entries hidden from the candidates, to score their fills on.
 SELECTION_FRACTION = 0.1
