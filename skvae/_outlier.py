@@ -11,7 +11,6 @@ import torch
 from sklearn.base import OutlierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import _safe_indexing
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -112,6 +111,22 @@ def per_feature_log_prob(likelihood: Likelihood, x: Tensor, out: Tensor) -> Tens
             "log-probability has no per-feature terms."
         )
     return terms.masked_fill(isnan, float("nan"))
+
+
+def shifted_scores(scores: np.ndarray, held_out: np.ndarray) -> np.ndarray:
+    """Scores of every fit row as new rows would get them: the threshold rows of novelty=True.
+
+    The rows training saw are likelier to the model than new rows, by an amount that
+    depends on the data; the held-out rows are few. So the scores of the seen rows are
+    moved by the difference between the median scores of the held-out and the seen rows,
+    and pooled with the held-out rows' own scores: a quantile of all the rows, with the
+    bias of training removed.
+    """
+    seen = np.delete(scores, held_out)
+    held = scores[held_out]
+    if len(seen) == 0:
+        return held
+    return np.concatenate([seen + (np.median(held) - np.median(seen)), held])
 
 
 def _features_at_posterior_mean(module: VAEModule, batch: dict) -> Tensor:
@@ -440,11 +455,9 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
 
     def _fit(self, X, incremental=False):
         super()._fit(X, incremental=incremental)
-        if self.novelty:
-            # The rows training did not see: their scores are those of new rows. A data
-            # frame stays one, for its column names; any other array-like becomes an array.
-            X = _safe_indexing(X if hasattr(X, "columns") else np.asarray(X), self._held_out_rows)
         scores = self.score_samples(X)
+        if self.novelty:
+            scores = shifted_scores(scores, self._held_out_rows)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
             self.offset_ = float(q1 - TUKEY_FENCE * (q3 - q1))

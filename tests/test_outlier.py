@@ -102,18 +102,42 @@ def _held_out_rows(n_samples, random_state=0, validation_fraction=0.1):
 
 
 @pytest.mark.parametrize("early_stopping", [True, False])
-def test_novelty_threshold_is_the_quantile_of_the_rows_training_did_not_see(early_stopping):
+def test_novelty_threshold_is_the_quantile_of_the_seen_rows_moved_to_the_held_out_median(
+    early_stopping,
+):
     X, _ = _mixture(300, seed=0)
     detector = VAEOutlierDetector(contamination=0.1, early_stopping=early_stopping, **SMALL)
     detector.fit(X)
     held_out = _held_out_rows(300)
-    lowest = np.sort(detector.score_samples(X[held_out]))
-    # 30 held-out rows: the k-th lowest for k = 0.1 * 31 = 3.1, a tenth of the way to the 4th.
-    assert np.isclose(detector.offset_, lowest[2] + 0.1 * (lowest[3] - lowest[2]))
+    scores = detector.score_samples(X)
+    held, seen = scores[held_out], np.delete(scores, held_out)
+    # The seen rows' scores moved by the difference of the two medians, with the held-out
+    # rows' own: 300 scores, whose k-th lowest for k = 0.1 * 301 = 30.1 is the threshold.
+    lowest = np.sort(np.r_[seen + np.median(held) - np.median(seen), held])
+    assert np.isclose(detector.offset_, lowest[29] + 0.1 * (lowest[30] - lowest[29]))
     # Without early stopping the rows serve the threshold alone.
     assert (detector.validation_scores_ is None) != early_stopping
     # The training rows are likelier to the model than the held-out ones: fewer flagged.
     assert np.mean(detector.predict(np.delete(X, held_out, axis=0)) == -1) < 0.1
+
+
+def test_shifted_scores_put_the_seen_rows_on_the_held_out_rows_scale():
+    rng = np.random.default_rng(0)
+    new_rows = rng.normal(-10.0, 2.0, size=400)
+    # Seen rows 3 nats likelier than new ones; the 40 held-out rows are new rows.
+    scores = np.r_[new_rows[:360] + 3.0, new_rows[360:]]
+    held_out = np.arange(360, 400)
+    shifted = skvae._outlier.shifted_scores(scores, held_out)
+    assert shifted.shape == (400,)
+    np.testing.assert_array_equal(np.sort(shifted[360:]), np.sort(new_rows[360:]))
+    # One common shift of the seen rows, by the difference of the medians.
+    gap = np.median(new_rows[360:]) - np.median(new_rows[:360] + 3.0)
+    np.testing.assert_allclose(shifted[:360], new_rows[:360] + 3.0 + gap, rtol=0, atol=1e-12)
+    # The pooled 10% quantile is that of N(-10, 2) (-12.56) to within its sampling error,
+    # where the seen rows alone would put it 3 nats too high.
+    q = norm.ppf(0.1, loc=-10.0, scale=2.0)
+    assert abs(np.percentile(shifted, 10) - q) < 0.6
+    assert np.percentile(scores[:360], 10) - q > 2.0
 
 
 def test_fit_predict_is_for_novelty_false_only():
