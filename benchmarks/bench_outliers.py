@@ -192,6 +192,44 @@ def tukey_fence(scores):
     return q1 - skvae._outlier.TUKEY_FENCE * (q3 - q1)
 
 
+def _quantile(scores, method="weibull"):
+    return float(np.percentile(scores, 100 * CONTAMINATION, method=method))
+
+
+def _iqr(scores):
+    q1, q3 = np.percentile(scores, [25, 75])
+    return q3 - q1
+
+
+def threshold_rules(fit_scores, held_out):
+    """Candidate offsets at contamination=0.1 from the scores of the rows given to fit.
+
+    ``held_out``: the rows training did not see. "pooled, median gap" is the detector's
+    own with novelty=True, "all fit rows" its own with novelty=False.
+    """
+    from scipy.stats.mstats import hdquantiles
+
+    held = fit_scores[held_out]
+    seen = np.delete(fit_scores, held_out)
+    median_gap = np.median(held) - np.median(seen)
+    q1_gap = np.percentile(held, 25) - np.percentile(seen, 25)
+    matched = np.median(held) + (seen - np.median(seen)) * _iqr(held) / _iqr(seen)
+    return {
+        "held-out rows": _quantile(held),
+        "held-out rows, Harrell-Davis": float(hdquantiles(held, [CONTAMINATION])[0]),
+        "all fit rows": _quantile(fit_scores, "linear"),
+        "seen rows + median gap": _quantile(seen) + median_gap,
+        "pooled, median gap": _quantile(np.r_[seen + median_gap, held]),
+        "pooled, mean gap": _quantile(np.r_[seen + held.mean() - seen.mean(), held]),
+        "pooled, first-quartile gap": _quantile(np.r_[seen + q1_gap, held]),
+        "pooled, median and IQR matched": _quantile(np.r_[matched, held]),
+    }
+
+
+#: The rule of each value of novelty (see threshold_rules).
+OWN_RULE = {True: "pooled, median gap", False: "all fit rows"}
+
+
 def run_skvae(seed, X_train, X_test, params=None, max_steps=None, ks=(), warmup_steps=None):
     """Fit and score; the outlyingness per K of ``ks`` (the first is the detector's own)."""
     detector = _skvae(seed, params)
@@ -210,22 +248,20 @@ def run_skvae(seed, X_train, X_test, params=None, max_steps=None, ks=(), warmup_
     finally:
         skvae._outlier.AUTO_MAX_STEPS, skvae._outlier.TRIM_WARMUP_STEPS = defaults
     flagged = detector.predict(X_test) == -1
-    # Both thresholds from the same fit: novelty=True's is set on the held-out rows.
+    # Every rule's threshold from the same fit.
     novelty = detector.get_params()["novelty"]
-    train_scores = detector.score_samples(X_train)
-    held_out = train_scores[detector._held_out_rows]
-    offsets = {
-        True: np.percentile(held_out, 100 * CONTAMINATION, method="weibull"),
-        False: np.percentile(train_scores, 100 * CONTAMINATION),
-    }
-    assert np.isclose(offsets[novelty], detector.offset_)
-    flagged_each = {key: scores < offset for key, offset in offsets.items()}
-    flagged_auto = scores < tukey_fence(held_out if novelty else train_scores)
+    fit_scores = detector.score_samples(X_train)
+    held_out = detector._held_out_rows
+    offsets = threshold_rules(fit_scores, held_out)
+    assert np.isclose(offsets[OWN_RULE[novelty]], detector.offset_)
+    flagged_rules = {rule: float(np.mean(scores < offset)) for rule, offset in offsets.items()}
+    threshold_rows = skvae._outlier.shifted_scores(fit_scores, held_out)
+    flagged_auto = scores < tukey_fence(threshold_rows if novelty else fit_scores)
     extra = {}
     for k in ks:
         detector.set_params(n_importance_samples=k)
         extra[k] = -detector.score_samples(X_test)
-    return -scores, flagged, flagged_auto, flagged_each, seconds, detector.n_iter_, extra
+    return -scores, flagged, flagged_auto, flagged_rules, seconds, detector.n_iter_, extra
 
 
 # ---------------------------------------------------------------------- one unit of work
@@ -246,15 +282,16 @@ def run_unit(group, task, seed, variants, peers, quick):
         inlier_rows = y_test == 0
         for label, spec in variants.items():
             ks = spec.get("ks", ())
-            out, flagged, flagged_auto, flagged_each, seconds, n_iter, extra = run_skvae(
+            out, flagged, flagged_auto, flagged_rules, seconds, n_iter, extra = run_skvae(
                 seed, X_train, X_test, spec.get("params"), spec.get("max_steps"), ks,
                 spec.get("warmup_steps"),
             )  # fmt: skip
             auc_k = {str(k): roc_auc_score(y_test, v) for k, v in extra.items()}
             rows.append({**base, "method": label, "auc": roc_auc_score(y_test, out),
                          "flagged": flagged.mean(), "flagged_auto": flagged_auto.mean(),
-                         "flagged_novelty_true": flagged_each[True].mean(),
-                         "flagged_novelty_false": flagged_each[False].mean(),
+                         "flagged_novelty_true": flagged_rules[OWN_RULE[True]],
+                         "flagged_novelty_false": flagged_rules[OWN_RULE[False]],
+                         "flagged_rules": flagged_rules,
                          "flagged_inliers": flagged[inlier_rows].mean(),
                          "seconds": seconds, "n_iter": n_iter, "auc_k": auc_k})  # fmt: skip
         for name in peers:
@@ -272,25 +309,66 @@ def run_unit(group, task, seed, variants, peers, quick):
 
 SKVAE = "VAEOutlierDetector"
 
-#: The variants compared on the tuning group: the trimming share, the "auto" step budget and
-#: the steps before trimming begins.
+#: The variants compared on the tuning group: the trimming share, the "auto" step budget, the
+#: steps before trimming begins and the importance samples K of score_samples (a name
+#: without K: K=50).
 TUNING_VARIANTS = {
-    f"support_fraction={fraction}, {steps} steps, warm-up {warmup}": {
-        "params": {"support_fraction": fraction},
+    f"support_fraction={fraction}, {steps} steps, warm-up {warmup}"
+    + ("" if k == 50 else f", K={k}"): {
+        "params": {"support_fraction": fraction, "n_importance_samples": k},
         "max_steps": steps,
         "warmup_steps": warmup,
-        "ks": (10,),
+        "ks": (10,) if k == 50 else (),
     }
-    for fraction, steps, warmup in [
-        (1.0, 1000, 500), (1.0, 3000, 500), (1.0, 20000, 500), (0.9, 1000, 500),
-        (0.9, 3000, 500), (0.9, 20000, 500), (0.8, 1000, 500), (0.8, 3000, 500),
-        (1.0, 500, 100), (0.9, 500, 100), (0.8, 500, 100), (0.9, 300, 100),
+    for fraction, steps, warmup, k in [
+        (1.0, 1000, 500, 50), (1.0, 3000, 500, 50), (1.0, 20000, 500, 50),
+        (0.9, 1000, 500, 50), (0.9, 3000, 500, 50), (0.9, 20000, 500, 50),
+        (0.8, 1000, 500, 50), (0.8, 3000, 500, 50), (1.0, 500, 100, 50), (0.9, 500, 100, 50),
+        (0.8, 500, 100, 50), (0.9, 300, 100, 50), (0.8, 500, 100, 10), (0.8, 400, 100, 10),
+        (0.8, 300, 100, 50), (0.8, 300, 100, 10),
     ]
 }  # fmt: skip
 
 
-def _first(values):
-    return next((v for v in values if v is not None), None)
+def _mnist_seconds(rows, methods):
+    """Median fit + scoring seconds per method on the MNIST tasks."""
+    times = {}
+    for m in methods:
+        runs = [r["seconds"] for r in rows if r["method"] == m and r["task"].startswith("mnist")]
+        if runs:
+            times[m] = statistics.median(runs)
+    return times
+
+
+def summarise_rules(rows, methods, tasks):
+    """Per variant and threshold rule, the contaminated setting's flagged shares.
+
+    Per task, the mean over seeds of the share of held-out rows flagged; then the number
+    of tasks within ``MAX_GAP`` of ``CONTAMINATION`` and the mean and largest distance.
+    """
+    out = {}
+    for m in methods:
+        mine = [r for r in rows if r["method"] == m and r["setting"] == "contaminated"]
+        rules = list(dict.fromkeys(rule for r in mine for rule in r.get("flagged_rules", {})))
+        per_rule = {}
+        for rule in rules:
+            shares = {
+                task: float(np.mean(values))
+                for task in tasks
+                if (values := [r["flagged_rules"][rule] for r in mine
+                               if r["task"] == task and rule in r.get("flagged_rules", {})])
+            }  # fmt: skip
+            gaps = [abs(v - CONTAMINATION) for v in shares.values()]
+            per_rule[rule] = {
+                "per_task": shares,
+                "within": sum(g <= MAX_GAP for g in gaps),
+                "tasks": len(gaps),
+                "mean_gap": float(np.mean(gaps)),
+                "max_gap": float(np.max(gaps)),
+            }
+        if per_rule:
+            out[m] = per_rule
+    return out
 
 
 def summarise(rows, methods, group):
@@ -314,15 +392,6 @@ def summarise(rows, methods, group):
             "flagged_auto": cell(methods[0], setting, "flagged_auto", task),
             "flagged_novelty_true": cell(methods[0], setting, "flagged_novelty_true", task),
             "flagged_novelty_false": cell(methods[0], setting, "flagged_novelty_false", task),
-            "flagged_each_threshold": {
-                # Rows without flagged_novelty_true ran with novelty=True: their own threshold.
-                m: [
-                    _first(cell(m, setting, k, task) for k in ("flagged_novelty_true", "flagged")),
-                    cell(m, setting, "flagged_novelty_false", task),
-                ]
-                for m in methods
-                if cell(m, setting, "flagged_novelty_false", task) is not None
-            },
         }
         for setting in settings
         for task in tasks
@@ -333,8 +402,13 @@ def summarise(rows, methods, group):
             m: {s: float(np.mean([r["auc_k"]["10"] for r in rows
                                   if r["method"] == m and r["setting"] == s]))
                 for s in settings}
-            for m in methods if any("auc_k" in r for r in rows if r["method"] == m)
+            for m in methods if any("10" in r.get("auc_k", {}) for r in rows if r["method"] == m)
         }  # fmt: skip
+        summary["rules"] = summarise_rules(rows, methods, tasks)
+        # Times only from this run's rows, with one process: merged runs had other loads.
+        summary["mnist_seconds"] = _mnist_seconds(
+            [r for r in rows if "from" not in r], methods
+        )
         return summary
     targets = {}
     for setting in settings:
@@ -354,11 +428,7 @@ def summarise(rows, methods, group):
         "passed": all(abs(g) <= MAX_GAP for g in gaps.values()),
         "gaps": gaps,
     }
-    times = {}
-    for m in methods:
-        runs = [r["seconds"] for r in rows if r["method"] == m and r["task"].startswith("mnist")]
-        if runs:
-            times[m] = statistics.median(runs)
+    times = _mnist_seconds(rows, methods)
     if SKVAE in times and "PyOD VAE" in times:
         targets["3"] = {
             "criterion": "MNIST tasks: median fit + scoring seconds <= PyOD VAE's",
@@ -369,11 +439,21 @@ def summarise(rows, methods, group):
     return summary
 
 
-def _renamed(row):
-    """A row of an earlier run in this script's names (its settings and variants)."""
+def _renamed(row, commit):
+    """A row of an earlier run in this script's names, marked with that run's commit."""
     row = {**row, "setting": {"novelty": "clean"}.get(row["setting"], row["setting"])}
+    row.setdefault("from", (commit or "unknown")[:12])
     if row["method"].startswith("support_fraction") and "warm-up" not in row["method"]:
         row["method"] += ", warm-up 500"  # the warm-up those runs had
+    if row["method"].startswith("support_fraction") and "flagged_rules" not in row:
+        # Those runs measured two rules: the held-out rows' quantile and all fit rows'.
+        held_out = row.get("flagged_novelty_true", row["flagged"])
+        fit_rows = row.get("flagged_novelty_false")
+        row["flagged_rules"] = {"held-out rows": held_out}
+        if fit_rows is not None:
+            row["flagged_rules"]["all fit rows"] = fit_rows
+        for key in ("flagged_novelty_true", "flagged_novelty_false"):
+            row.pop(key, None)
     return row
 
 
@@ -410,7 +490,7 @@ def main(argv=None):
         variants = TUNING_VARIANTS
         if args.variants:
             variants = {k: v for k, v in variants.items() if any(w in k for w in args.variants)}
-        peers = ["IsolationForest"]
+        peers = ["IsolationForest", "PyOD VAE"]
         if args.quick:
             variants = dict(list(variants.items())[:2])
     units = [(args.group, t, s, variants, peers, args.quick) for t in tasks
@@ -431,8 +511,9 @@ def main(argv=None):
     for path in args.merge:
         earlier = json.loads(Path(path).read_text())
         merged.append({k: earlier[k] for k in ("command", "commit", "date")})
+        merged += earlier["result"].get("merged", [])
         # The peers ran in this run too: their earlier rows would count twice.
-        old = [_renamed(r) for r in earlier["result"]["rows"]]
+        old = [_renamed(r, earlier["commit"]) for r in earlier["result"]["rows"]]
         rows += [r for r in old if r["method"] not in methods]
         methods = [*dict.fromkeys([*(r["method"] for r in old), *methods])]
     methods = [m for m in methods if m not in peers] + peers
