@@ -44,6 +44,12 @@ BENCHMARKS = [
         "about an hour",
     ),
     ("bench_outliers", "python benchmarks/bench_outliers.py", "about 6 minutes"),
+    (
+        "bench_synth_tuning",
+        "python benchmarks/bench_synth.py --group tuning",
+        "about 40 minutes",
+    ),
+    ("bench_synth", "python benchmarks/bench_synth.py", "about 30 minutes"),
 ]
 
 # Benchmarks whose results come from a script of another name: name -> (script, its options).
@@ -51,6 +57,7 @@ VARIANTS = {
     "bench_defaults_tuning": ("bench_defaults", "--group tuning"),
     "bench_defaults_reporting": ("bench_defaults", "--group reporting"),
     "bench_outliers_tuning": ("bench_outliers", "--group tuning"),
+    "bench_synth_tuning": ("bench_synth", "--group tuning"),
 }
 
 
@@ -142,6 +149,13 @@ they were chosen; the list says which ones do.
   reporting group (digits 1, 3, 5 and 8, breast_cancer, MNIST digits 0, 4 and 8, pyod's
   data with 5 and 30 features), which chose nothing. `contamination="auto"` (Tukey's
   fence) was not tuned.
+- `bench_synth.py`: real mixed tables as their packages' loaders return them, each tool
+  at its defaults (`VAEEstimator(likelihood="auto")` with no other argument, SDV's
+  synthesizers with the metadata SDV detects). skvae's handling of tables may be chosen
+  on the tuning group (`--group tuning`: palmerpenguins and statsmodels' `fair`) and is
+  reported on the reporting group (statsmodels' `anes96`, `grunfeld` and `modechoice`),
+  which chose nothing. The classifier and each table's target column were fixed before
+  any run.
 """
 
 
@@ -918,6 +932,74 @@ def _outliers(p: dict) -> str:
     return "\n\n".join(parts)
 
 
+def _synth(p: dict) -> str:
+    s, summary, methods = p["settings"], p["summary"], p["methods"]
+    tables = list(s["tables"])
+    cells = {(c["table"], c["tool"]): c for c in summary["cells"]}
+    targets = ", ".join(f"{t} `{v['target']}`" for t, v in s["tables"].items())
+    parts = [
+        f"The {p['group']} group; seeds 0-{s['seeds'] - 1}; {s['threads']} torch thread(s). "
+        f"Classifier targets: {targets}.",
+        *[
+            f"Rows of an earlier run merged in: `{m['command']}` (commit "
+            f"`{(m['commit'] or 'unknown')[:12]}`, {m['date']})."
+            for m in p.get("merged", [])
+        ],
+    ]
+    header = ["table", "tool", "quality", "column shapes", "pair trends",
+              "train-on-synthetic accuracy", "fit s"]  # fmt: skip
+    rows = []
+    for t in tables:
+        for m in methods:
+            c = cells.get((t, m))
+            if c is None:
+                continue
+            label = f"{t} ({c['shape'][0]} + {c['shape'][1]} rows)"
+            rows.append([label, f"`{m}`" if m == "VAEEstimator" else m, num(c["quality"]),
+                         num(c["column_shapes"]), num(c["column_pair_trends"]),
+                         num(c["accuracy"]), num(c["fit_seconds"], 1)])  # fmt: skip
+    parts += [
+        "Means over the seeds. Quality: SDMetrics' QualityReport against the training rows; "
+        "accuracy: a HistGradientBoostingClassifier fitted on the draws (on the training "
+        'rows for "real (held out)"), scored on the held-out real rows.',
+        table(header, rows),
+    ]
+    draws = [
+        [t, m, f"{c['n_draws']:,}", f"{c['n_outside_range']:,}", f"{c['n_off_grid']:,}",
+         ", ".join(c["integer_columns"]) or "none", _yes(c["frame_form"]),
+         ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in c["dtype_mismatches"].items())]
+        for t in tables for m in methods if m != "real (held out)"
+        for c in [cells.get((t, m))] if c is not None
+    ]  # fmt: skip
+    parts += [
+        "The draws, summed over the seeds: outside a numeric column's training range; off "
+        "the integer grid of the columns whose training values are whole; whether every "
+        "draw came as a DataFrame with the training frame's columns, dtypes and labels "
+        "(the dtypes that differ, at seed 0).",
+        table(["table", "tool", "draws", "outside range", "off the integer grid",
+               "whole-valued columns", "frame as fitted", "dtypes that differ"], draws),
+    ]  # fmt: skip
+    zero = [
+        [c["table"], c["tool"], num(c["zero_heavy_shape"])]
+        for c in summary["cells"] if "zero_heavy_shape" in c
+    ]  # fmt: skip
+    if zero:
+        parts += [
+            "Column shape score of fair's `affairs` (68% zeros), mean over the seeds:",
+            table(["table", "tool", "shape score"], zero),
+        ]
+    informational = " (informational: tuning group)" if p["group"] == "tuning" else ""
+    verdicts = [
+        [number, t["criterion"], verdict(t["passed"]) + informational,
+         ", ".join(f"{k}: {verdict(v) if isinstance(v, bool) else v}"
+                   for k, v in t.get("per_table", {}).items())]
+        for number, t in summary["targets"].items()
+    ]  # fmt: skip
+    if verdicts:
+        parts.append(table(["target", "criterion", "verdict", "per table"], verdicts))
+    return "\n\n".join(parts)
+
+
 RENDERERS = {
     "bench_fit": _fit,
     "bench_transform": _transform,
@@ -930,6 +1012,8 @@ RENDERERS = {
     "bench_defaults_reporting": _defaults,
     "bench_outliers_tuning": _outliers,
     "bench_outliers": _outliers,
+    "bench_synth_tuning": _synth,
+    "bench_synth": _synth,
 }
 
 
