@@ -102,7 +102,7 @@ def _held_out_rows(n_samples, random_state=0, validation_fraction=0.1):
 
 
 @pytest.mark.parametrize("early_stopping", [True, False])
-def test_novelty_threshold_is_the_quantile_of_the_seen_rows_moved_to_the_held_out_median(
+def test_novelty_threshold_is_the_quantile_of_the_seen_rows_moved_to_the_held_out_scale(
     early_stopping,
 ):
     X, _ = _mixture(300, seed=0)
@@ -111,9 +111,12 @@ def test_novelty_threshold_is_the_quantile_of_the_seen_rows_moved_to_the_held_ou
     held_out = _held_out_rows(300)
     scores = detector.score_samples(X)
     held, seen = scores[held_out], np.delete(scores, held_out)
-    # The seen rows' scores moved by the difference of the two medians, with the held-out
-    # rows' own: 300 scores, whose k-th lowest for k = 0.1 * 301 = 30.1 is the threshold.
-    lowest = np.sort(np.r_[seen + np.median(held) - np.median(seen), held])
+    # First quartiles by hand (linear between order statistics): 30 held-out, 270 seen.
+    q1_held = np.sort(held)[7] + 0.25 * (np.sort(held)[8] - np.sort(held)[7])
+    q1_seen = np.sort(seen)[67] + 0.25 * (np.sort(seen)[68] - np.sort(seen)[67])
+    # The seen rows' scores moved by the difference of the two, with the held-out rows'
+    # own: 300 scores, whose k-th lowest for k = 0.1 * 301 = 30.1 is the threshold.
+    lowest = np.sort(np.r_[seen + q1_held - q1_seen, held])
     assert np.isclose(detector.offset_, lowest[29] + 0.1 * (lowest[30] - lowest[29]))
     # Without early stopping the rows serve the threshold alone.
     assert (detector.validation_scores_ is None) != early_stopping
@@ -130,8 +133,8 @@ def test_shifted_scores_put_the_seen_rows_on_the_held_out_rows_scale():
     shifted = skvae._outlier.shifted_scores(scores, held_out)
     assert shifted.shape == (400,)
     np.testing.assert_array_equal(np.sort(shifted[360:]), np.sort(new_rows[360:]))
-    # One common shift of the seen rows, by the difference of the medians.
-    gap = np.median(new_rows[360:]) - np.median(new_rows[:360] + 3.0)
+    # One common shift of the seen rows, by the difference of the first quartiles.
+    gap = np.percentile(new_rows[360:], 25) - np.percentile(new_rows[:360] + 3.0, 25)
     np.testing.assert_allclose(shifted[:360], new_rows[:360] + 3.0 + gap, rtol=0, atol=1e-12)
     # The pooled 10% quantile is that of N(-10, 2) (-12.56) to within its sampling error,
     # where the seen rows alone would put it 3 nats too high.
@@ -154,9 +157,9 @@ def test_flagged_share_of_held_out_rows_of_a_known_mixture_is_near_contamination
     X_new, y_new = _mixture(1000, seed=3)
     detector = VAEOutlierDetector(contamination=0.1, **SMALL_MODEL)
     flagged = detector.fit(X).predict(X_new) == -1
-    assert abs(flagged.mean() - 0.1) <= 0.03
-    # The flagged rows are the far-off ones, and the far-off rows are flagged.
-    assert y_new[flagged].mean() >= 0.9 and flagged[y_new == 1].mean() >= 0.9
+    assert abs(flagged.mean() - 0.1) <= 0.02
+    # The flagged rows are mostly the far-off ones, and the far-off rows are flagged.
+    assert y_new[flagged].mean() >= 0.85 and flagged[y_new == 1].mean() >= 0.9
 
 
 def test_trimming_keeps_the_model_from_explaining_its_training_outliers():
@@ -222,8 +225,9 @@ def test_trimming_starts_after_the_warm_up_steps(monkeypatch):
 
 
 def test_auto_budget_is_the_detectors_step_budget_without_a_convergence_warning(monkeypatch):
-    # 180 training rows in batches of 32: 6 steps per epoch, 500 steps in 84 epochs.
-    assert VAEOutlierDetector()._budget(180) == (32, 84, 84)
+    # 180 training rows in batches of 32: 6 steps per epoch, 300 steps in 50 epochs; the
+    # patience is VAEEstimator's, 500 steps in 84 epochs.
+    assert VAEOutlierDetector()._budget(180) == (32, 50, 84)
     monkeypatch.setattr(skvae._outlier, "AUTO_MAX_STEPS", 60)
     X, _ = _mixture(200, seed=6)
     detector = VAEOutlierDetector(hidden_layer_sizes=(8,), random_state=0)
