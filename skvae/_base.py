@@ -21,13 +21,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._domains import infer_family
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
 from ._optim import make_optimizer
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
+from ._tables import LABEL, NUMBER, Ranges, Table, container_of
 from ._trainer import (
     LR_DECAYS,
     Budget,
@@ -44,6 +45,10 @@ __all__ = ["BaseVAE"]
 _INFERENCE_ELEMENTS = 2**21
 _MAX_SEED = np.iinfo(np.int32).max
 _COMPUTE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
+# Prior draws per row of a conditional ``sample``, among which importance resampling picks.
+_CONDITIONAL_CANDIDATES = 500
+# Times an out-of-range draw is drawn again before it is clipped to the training range.
+_REDRAWS = 10
 
 
 def resolve_device(device: str) -> torch.device:
@@ -172,13 +177,40 @@ def likelihood_parts(likelihood, n_features: int, names=None):
     return parts
 
 
-def auto_likelihood(X: np.ndarray, names=None) -> dict:
-    """``likelihood="auto"`` on X: each column's family (``infer_family``), as a dict."""
+def auto_likelihood(X: np.ndarray, names=None, kinds=None) -> dict:
+    """``likelihood="auto"`` on X: each column's family, as a dict.
+
+    ``kinds``: the columns' kinds in the user's frame (``_tables``): label columns are
+    categorical and boolean ones Bernoulli; numbers get ``infer_family``'s choice.
+    """
     families: dict = {}
     for j in range(X.shape[1]):
         column = j if names is None else str(names[j])
-        families.setdefault(infer_family(X[:, j]), []).append(column)
+        kind = NUMBER if kinds is None else kinds[j]
+        family = {NUMBER: None, LABEL: "categorical"}.get(kind, "bernoulli")
+        families.setdefault(family or infer_family(X[:, j]), []).append(column)
     return families
+
+
+def check_label_families(likelihood, kinds, names) -> None:
+    """Raise when a column of labels (strings, categories) is given a numeric family."""
+    labels = [j for j, kind in enumerate(kinds) if kind == LABEL]
+    if not labels:
+        return
+    if isinstance(likelihood, list):
+        wrong = [j for part in likelihood if part["name"] != "categorical" for j in part["columns"]
+                 if j in labels]  # fmt: skip
+        family = "a numeric family"
+    else:
+        wrong = [] if likelihood == "categorical" else labels
+        family = f"likelihood={likelihood!r}"
+    if wrong:
+        shown = [names[j] for j in wrong] if names is not None else wrong
+        raise ValueError(
+            f"Columns {shown} of X hold labels (strings, categories), which {family} cannot "
+            "model. Use likelihood='auto', or a likelihood dict that gives them "
+            "'categorical'."
+        )
 
 
 def _choice(parts, options: dict | None = None) -> list:
@@ -249,15 +281,11 @@ class BaseVAE(BaseEstimator):
     def _fit(self, X, incremental=False):
         # partial_fit always continues the model there is; fit only with warm_start.
         resume = hasattr(self, "module_") and (incremental or self.warm_start)
-        X = validate_data(
-            self,
-            X,
-            reset=not resume,
-            dtype=[np.float64, np.float32],
-            ensure_all_finite="allow-nan",
-        )
+        X = self._read(X, reset=not resume)
         X, covariates = self._model_inputs(X)
         missing = check_missing(X, columns=not resume)
+        ranges = getattr(self, "_ranges", None)
+        self._ranges = ranges.update(X) if resume and ranges else Ranges.learn(X)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(_MAX_SEED, size=4)
         init_seed, split_seed, train_seed, crn_seed = (int(s) for s in seeds)
@@ -291,7 +319,50 @@ class BaseVAE(BaseEstimator):
         self._train_seed, self._crn_seed = train_seed, crn_seed
         self.batch_size_, self.max_iter_, self.n_iter_no_change_ = budget
         self._store_fit(trainer, incremental)
+        self.categories_ = self._categories()
         return self
+
+    def _read(self, X, reset: bool) -> np.ndarray:
+        """X as the model's float array, checked as scikit-learn checks its input.
+
+        A pandas or polars frame is read column by column (``_tables``): labels become
+        their positions, booleans 0 and 1. ``reset``: learn the columns (fit).
+        """
+        if container_of(X) is None or (not reset and getattr(self, "_table", None) is None):
+            if reset:
+                self._table = None
+            return validate_data(
+                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+            )
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        if reset:
+            self._table = Table.learn(X)
+        return check_array(self._table.encode(X), ensure_all_finite="allow-nan", input_name="X")
+
+    def _model_kinds(self):
+        table = getattr(self, "_table", None)
+        if table is None:
+            return None
+        return [table.kinds[j] for j in self._model_columns(len(table.kinds))]
+
+    def _categories(self) -> dict:
+        """``categories_``: each categorical column's categories, in the user's labels."""
+        config = self.module_.likelihood.config
+        parts = config["parts"] if config["name"] == "mixed" else [config]
+        columns = self._model_columns(self.n_features_in_)
+        names = self._model_feature_names()
+        table = getattr(self, "_table", None)
+        found = {}
+        for part in parts:
+            if part["name"] != "categorical":
+                continue
+            values = part.get("values") or [list(range(k)) for k in part["n_categories"]]
+            for c, known in zip(part.get("columns", range(len(values))), values, strict=True):
+                labels = known if table is None else table.categories(columns[c], known)
+                found[c if names is None else str(names[c])] = np.asarray(
+                    labels, dtype=object if any(isinstance(v, str) for v in labels) else None
+                )
+        return found
 
     def _budget(self, n_train: int) -> Budget:
         """Batch size, epoch limit and patience of a fit on ``n_train`` rows ("auto" resolved)."""
@@ -304,9 +375,12 @@ class BaseVAE(BaseEstimator):
     def _new_model(self, X, covariates, missing, init_seed, device):
         """A fresh module (seeded weights), its optimizer and an empty history."""
         self.likelihood_ = self.likelihood
+        names, kinds = self._model_feature_names(), self._model_kinds()
         if isinstance(self.likelihood, str) and self.likelihood == "auto":
-            self.likelihood_ = auto_likelihood(X, self._model_feature_names())
-        likelihood = likelihood_parts(self.likelihood_, X.shape[1], self._model_feature_names())
+            self.likelihood_ = auto_likelihood(X, names, kinds)
+        likelihood = likelihood_parts(self.likelihood_, X.shape[1], names)
+        if kinds is not None:
+            check_label_families(likelihood, kinds, names)
         config, _, _ = prepare_likelihood(X, likelihood, self.covariance_type)
         # The mask channel is part of the architecture, fixed by the first training data.
         spec = {**self._architecture(X, covariates), "likelihood": config, "missing": missing}
@@ -569,9 +643,7 @@ class BaseVAE(BaseEstimator):
     def _validate_for_inference(self, X):
         """The modelled columns of X, checked, and the covariates'."""
         check_is_fitted(self)
-        X = validate_data(
-            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
-        )
+        X = self._read(X, reset=False)
         X, covariates = self._model_inputs(X)
         check_missing(X, columns=False)
         self.module_.likelihood.validate(X)
@@ -639,7 +711,7 @@ class BaseVAE(BaseEstimator):
         out[observed] = X[observed]  # exactly, not through the rescaling and back
         return self._assemble(out, covariates)
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, *, given=None, constrain=True, missing=False):
         """Draw x ~ p(x | z) with z ~ N(0, I): real draws from the model.
 
         Parameters
@@ -650,10 +722,29 @@ class BaseVAE(BaseEstimator):
         random_state : int, RandomState instance or None, default=None
             Seed of the draws; None uses the estimator's ``random_state``.
 
+        given : dict, default=None
+            Values to draw the other columns given, by column name or index, e.g.
+            ``{"species": "Adelie"}``. Each row's z is picked by importance resampling
+            among 500 draws from the prior, weighted by p(given values | z): the rows
+            follow p(x | given) as the model has it, at 500 decoder passes per row. The
+            given columns hold the given values.
+
+        constrain : bool, default=True
+            Keep each column's draws where its training data was: a draw outside the
+            column's training range is drawn again (up to 10 times, then clipped to the
+            range), and the draws of columns that held only whole numbers are rounded.
+            False: the model's draws as they are.
+
+        missing : bool, default=False
+            Leave entries missing (NaN, or the frame's missing value) at the rate each
+            column was missing in the training data, independently.
+
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-            Draws in the units of the training data (0/1 values for bernoulli).
+        X : ndarray or DataFrame of shape (n_samples, n_features)
+            Draws in the units of the training data. A frame with the training frame's
+            column names, dtypes and labels when the model was fitted on a pandas or
+            polars frame, or when ``set_output`` asked for one.
 
         Examples
         --------
@@ -667,6 +758,8 @@ class BaseVAE(BaseEstimator):
         (3, 64)
         >>> bool(np.array_equal(draws, vae.sample(3, random_state=0)))  # seeded
         True
+        >>> bool(np.all(draws == np.round(draws)))  # whole numbers, as the pixels were
+        True
         """
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
@@ -674,14 +767,120 @@ class BaseVAE(BaseEstimator):
         rng = check_random_state(self.random_state if random_state is None else random_state)
         Z, generator = self._noise(n_samples, rng.randint(_MAX_SEED))
         covariates = self._decoding_covariates(n_samples)
+        likelihood = self.module_.likelihood
+        fixed = None
+        if given is not None:
+            fixed = self._given_values(given)
+            Z = self._conditional_latents(n_samples, *fixed, generator)
+        ranges = getattr(self, "_ranges", None) if constrain else None
+        bounds = None
+        if ranges is not None:
+            bounds = [
+                torch.from_numpy((edge - likelihood.loc) / likelihood.scale)
+                for edge in (ranges.low, ranges.high)
+            ]
 
         def draw(module, batch):
-            return module.likelihood.sample(module.decode(batch["z"], batch), generator)
+            out = module.decode(batch["z"], batch)
+            x = module.likelihood.sample(out, generator)
+            if bounds is None:
+                return x
+            low, high = (edge.to(x.device, x.dtype) for edge in bounds)
+            for _ in range(_REDRAWS):
+                outside = (x < low) | (x > high)
+                if not outside.any():
+                    break
+                x = torch.where(outside, module.likelihood.sample(out, generator), x)
+            return x
 
-        likelihood = self.module_.likelihood
         shape = (likelihood.n_features,)
         X = self._infer(Z.numpy(), draw, shape, rescaled=False, covariates=covariates)
-        return self._assemble(X * likelihood.scale + likelihood.loc, covariates)
+        X = X * likelihood.scale + likelihood.loc
+        if ranges is not None:
+            X = np.clip(X, ranges.low, ranges.high)
+            X[:, ranges.integer] = np.round(X[:, ranges.integer])
+        if fixed is not None:
+            values, mask = fixed
+            X[:, mask] = (values * likelihood.scale + likelihood.loc)[mask]
+        if missing and ranges is not None:
+            X[rng.random_sample(X.shape) < ranges.missing_rate] = np.nan
+        elif missing:
+            raise ValueError("missing=True needs constrain=True")
+        return self._to_user(self._assemble(X, covariates))
+
+    def _given_values(self, given) -> tuple[np.ndarray, np.ndarray]:
+        """``sample``'s ``given``: a row in the model's units, and which entries are given."""
+        if not isinstance(given, dict) or not given:
+            raise ValueError(f"given must be a non-empty dict of column -> value, got {given!r}.")
+        names = getattr(self, "feature_names_in_", None)
+        columns = self._model_columns(self.n_features_in_)
+        table = getattr(self, "_table", None)
+        row = np.full(len(columns), np.nan)
+        for key, value in given.items():
+            j = _column_index("given", key, names, self.n_features_in_)
+            if j not in columns:
+                raise ValueError(f"Column {key!r} of given is a covariate, not a modelled column.")
+            if table is not None and table.kinds[j] != NUMBER:
+                known = table.labels.get(j, [False, True])
+                if value not in known:
+                    raise ValueError(
+                        f"given[{key!r}] = {value!r} is not a category of that column; its "
+                        f"categories are {known}."
+                    )
+                value = known.index(value)
+            try:
+                row[int(np.flatnonzero(columns == j)[0])] = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"given[{key!r}] = {value!r} is not a number.") from None
+        self.module_.likelihood.validate(row[None, :])
+        likelihood = self.module_.likelihood
+        mask = ~np.isnan(row)
+        return np.where(mask, (row - likelihood.loc) / likelihood.scale, 0.0), mask
+
+    def _conditional_latents(self, n_rows, values, mask, generator) -> torch.Tensor:
+        """z for each of ``n_rows`` rows, picked among prior draws by p(given values | z)."""
+        device, dtype, module = self._inference_module()
+        n_candidates, width = _CONDITIONAL_CANDIDATES, module.n_components
+        x = torch.tensor(values, dtype=dtype, device=device)
+        m = torch.tensor(mask, dtype=dtype, device=device)
+        widest = max(module.likelihood.n_outputs * 2, *module.hidden_layer_sizes)
+        rows = max(1, _INFERENCE_ELEMENTS // (n_candidates * widest))
+        Z = torch.empty((n_rows, width), dtype=torch.float64)
+        with torch.inference_mode():
+            for start in range(0, n_rows, rows):
+                k = min(rows, n_rows - start)
+                eps = torch.randn(
+                    (k, n_candidates, width), generator=generator, dtype=torch.float64
+                )
+                flat = eps.reshape(-1, width).to(device, dtype)
+                out = module.decode(flat, {"z": flat})
+                log_w = module.likelihood.log_prob(
+                    x.expand(len(flat), -1), out, m.expand(len(flat), -1)
+                ).reshape(k, n_candidates)
+                u = torch.rand((k, n_candidates), generator=generator, dtype=torch.float64)
+                gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
+                pick = (log_w.cpu().double() + gumbel).argmax(dim=1)
+                Z[start : start + k] = eps[torch.arange(k), pick]
+        return Z
+
+    def _to_user(self, X: np.ndarray):
+        """Rows in the model's layout as the user's: a frame when fitted on one or asked."""
+        config = getattr(self, "_sklearn_output_config", {}).get("transform", "default")
+        table = getattr(self, "_table", None)
+        container = config if config in ("pandas", "polars") else None
+        if table is not None:
+            return table.decode(X, container or table.container)
+        if container is None:
+            return X
+        names = getattr(self, "feature_names_in_", None)
+        names = [f"x{j}" for j in range(X.shape[1])] if names is None else list(names)
+        if container == "polars":
+            import polars as pl
+
+            return pl.DataFrame(dict(zip(names, X.T, strict=True)))
+        import pandas as pd
+
+        return pd.DataFrame(X, columns=names)
 
     def score_samples(self, X):
         """Estimate of log p(x) for each row, in nats in the units of X.
@@ -771,8 +970,9 @@ class BaseVAE(BaseEstimator):
             }
             optimizer = state["optimizer_"].state_dict()
             state["optimizer_"] = _tree_map(optimizer, torch.Tensor, _to_numpy)
-        if isinstance(state.get("_history"), History):
-            state["_history"] = dataclasses.asdict(state["_history"])
+        for key in ("_history", "_table", "_ranges"):
+            if dataclasses.is_dataclass(state.get(key)):
+                state[key] = dataclasses.asdict(state[key])
         return state
 
     def __setstate__(self, state):
@@ -786,8 +986,9 @@ class BaseVAE(BaseEstimator):
                 stacklevel=2,
             )
             state["device"] = "cpu"
-        if isinstance(state.get("_history"), dict):
-            state["_history"] = History(**state["_history"])
+        for key, kind in (("_history", History), ("_table", Table), ("_ranges", Ranges)):
+            if isinstance(state.get(key), dict):
+                state[key] = kind(**state[key])
         stored = state.get("module_")
         if isinstance(stored, dict):
             module = VAEModule.from_spec(stored["spec"])

@@ -16,6 +16,7 @@ __all__ = [
     "Codes",
     "Counts",
     "Domain",
+    "NonNegative",
     "Real",
     "Totals",
     "UnitInterval",
@@ -77,20 +78,37 @@ def column_moments(X: np.ndarray, step: int = 2**16) -> tuple[np.ndarray, ...]:
     return mean * amax, np.sqrt(sq / count) * amax, constant
 
 
-def infer_family(column: np.ndarray) -> str:
-    """The family ``likelihood="auto"`` gives a column, from its observed values.
+#: ``likelihood="auto"`` makes a numeric column with at most this many distinct values
+#: categorical: ratings, codes and levels, whose shape no count or Gaussian model fits.
+FEW_VALUES = 10
+#: ... non-negative integers with a mean above this Gaussian: measurements in whole units
+#: (grams, millimetres), which a count family fits no better and trains slowly on.
+COUNT_MEAN = 100.0
+#: ... and a non-negative, non-integer column with at least this share of zeros a hurdle.
+ZERO_SHARE = 0.1
 
-    Only 0 and 1: "bernoulli". Non-negative integers: "negative_binomial" when their
-    variance exceeds their mean, else "poisson". Values in [0, 1]: "continuous_bernoulli".
-    Anything else: "gaussian".
+
+def infer_family(column: np.ndarray) -> str:
+    """The family ``likelihood="auto"`` gives a numeric column, from its observed values.
+
+    In this order: only 0 and 1: "bernoulli"; at most ``FEW_VALUES`` distinct values:
+    "categorical"; non-negative integers with a mean of at most ``COUNT_MEAN``:
+    "negative_binomial" when their variance exceeds their mean, else "poisson"; values in
+    [0, 1]: "continuous_bernoulli"; non-negative values with at least ``ZERO_SHARE`` zeros:
+    "hurdle_lognormal"; anything else: "gaussian".
     """
     values = observed_values(column)
     if np.all((values == 0) | (values == 1)):
         return "bernoulli"
-    if values.min() >= 0 and np.all(values == np.round(values)):
+    if np.unique(values).size <= FEW_VALUES:
+        return "categorical"
+    whole = np.all(values == np.round(values))
+    if values.min() >= 0 and whole and values.mean() <= COUNT_MEAN:
         return "negative_binomial" if values.var() > values.mean() else "poisson"
     if values.min() >= 0 and values.max() <= 1:
         return "continuous_bernoulli"
+    if values.min() >= 0 and np.mean(values == 0) >= ZERO_SHARE:
+        return "hurdle_lognormal"
     return "gaussian"
 
 
@@ -189,28 +207,59 @@ class Totals(Counts):
 
 
 class Codes(Domain):
-    """Category codes 0, 1, ..., n_categories - 1 per column; the counts are learned in fit."""
+    """Categories per column, as any numbers: learned in fit as each column's distinct values.
+
+    The categorical likelihood works with their positions (codes 0, 1, ...): a column of
+    years 2007-2009 has three categories, not 2,010.
+    """
 
     @classmethod
     def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
         cls.check(name, X)
-        return {"n_categories": [int(k) for k in column_max(X) + 1]}
+        values = [np.unique(observed_values(X[:, j])).tolist() for j in range(X.shape[1])]
+        return {"n_categories": [len(v) for v in values], "values": values}
 
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
-        seen = observed_values(X)
-        if seen.size and (seen.min() < 0 or not np.all(seen == np.round(seen))):
-            raise ValueError(
-                f"likelihood='{name}' needs integer category codes 0, 1, 2, ...; got "
-                f"{describe(X)}. Encode categories with sklearn's OrdinalEncoder first."
-            )
-        if "n_categories" in learned and seen.size:
-            too_big = column_max(X) >= np.asarray(learned["n_categories"])
-            if np.any(too_big):
-                j = int(np.flatnonzero(too_big)[0])
+        if "n_categories" not in learned:
+            return
+        values = learned.get("values") or [list(range(k)) for k in learned["n_categories"]]
+        for j, known in enumerate(values):
+            seen = np.unique(observed_values(X[:, j]))
+            unseen = seen[~np.isin(seen, known)]
+            if unseen.size:
+                shown = known if len(known) <= 10 else [*known[:10], "..."]
                 raise ValueError(
-                    f"Category code {int(column_max(X)[j])} in categorical column {j} was "
-                    f"not seen in fit, where its codes were 0 to "
-                    f"{learned['n_categories'][j] - 1} (partial_fit learns the categories "
-                    "from its first block)."
+                    f"Category {unseen[0]:g} in categorical column {j} was not seen in fit, "
+                    f"where the column's categories were {shown} (partial_fit learns the "
+                    "categories from its first block)."
                 )
+
+
+class NonNegative(Domain):
+    """Non-negative real values, zeros included; learned: each column's log-scale.
+
+    The location and spread of log(x) over each column's positive values, so that the
+    model works with standardised logs whatever the column's units.
+    """
+
+    @classmethod
+    def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
+        X = observed_values(X)
+        if X.size and X.min() < 0:
+            raise ValueError(
+                f"likelihood='{name}' needs non-negative values; got {describe(X)}. Use "
+                "likelihood='gaussian' for data with negative values."
+            )
+
+    @classmethod
+    def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
+        cls.check(name, X)
+        loc, scale = [], []
+        for j in range(X.shape[1]):
+            column = observed_values(X[:, j])
+            logs = np.log(column[column > 0])
+            loc.append(float(logs.mean()) if logs.size else 0.0)
+            spread = float(logs.std()) if logs.size > 1 else 0.0
+            scale.append(spread if spread > 1e-6 else 1.0)
+        return {"log_loc": loc, "log_scale": scale}

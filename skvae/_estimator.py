@@ -498,7 +498,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         likelihood = self.module_.likelihood
         shape = (likelihood.n_features,)
         mean = self._infer(Z, _decoder_mean, shape, rescaled=False, covariates=covariates)
-        return self._assemble(mean * likelihood.scale + likelihood.loc, covariates)
+        return self._to_user(self._assemble(mean * likelihood.scale + likelihood.loc, covariates))
 
     @property
     def _n_features_out(self):

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._domains import Codes, Counts, Domain, Real, Totals, UnitInterval
+from ._domains import Codes, Counts, Domain, NonNegative, Real, Totals, UnitInterval
 
 __all__ = [
     "LIKELIHOODS",
@@ -27,6 +27,7 @@ __all__ = [
     "Categorical",
     "ContinuousBernoulli",
     "Gaussian",
+    "HurdleLogNormal",
     "Likelihood",
     "Mixed",
     "Multinomial",
@@ -466,11 +467,13 @@ class Multinomial(Poisson):
 
 
 class Categorical(Likelihood):
-    """One categorical variable per column, coded 0, 1, ..., n_categories - 1.
+    """One categorical variable per column, its categories any numbers.
 
-    The number of categories of each column is learned in fit (its largest code plus one);
-    the decoder outputs one softmax per column, and the encoder sees the columns one-hot.
-    ``mean`` is the most probable category (the mean of category codes has no meaning).
+    The categories of each column are learned in fit (its distinct values, ``values``);
+    the model works with their positions, the codes 0, 1, ..., n_categories - 1. The
+    decoder outputs one softmax per column, and the encoder sees the columns one-hot.
+    ``mean`` and ``sample`` give category values; ``mean`` is the most probable category
+    (the mean of categories has no meaning).
     """
 
     name = "categorical"
@@ -484,6 +487,14 @@ class Categorical(Likelihood):
         self.register_buffer("_offsets", torch.as_tensor(offsets[:-1]), persistent=False)
         # Index of each output's column, to spread one-hot codes and softmaxes.
         self._slices = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        values = settings.get("values") or [list(range(k)) for k in self.n_categories]
+        # Codes are the values themselves when the categories are 0, 1, ...: no lookup.
+        self._identity = all(v == list(range(len(v))) for v in values)
+        table = np.zeros((n_features, max(self.n_categories, default=1)))
+        for j, column in enumerate(values):
+            table[j, : len(column)] = column
+            table[j, len(column) :] = np.inf  # sorted rows, for searchsorted
+        self.register_buffer("_values", torch.as_tensor(table), persistent=False)
 
     @property
     def n_outputs(self) -> int:
@@ -493,8 +504,24 @@ class Categorical(Likelihood):
     def n_inputs(self) -> int:
         return sum(self.n_categories)
 
+    def codes(self, x: Tensor) -> Tensor:
+        """Each value's position among its column's categories (a missing entry's is 0)."""
+        if self._identity:
+            return x.long()
+        flat = x.reshape(-1, self.n_features).T.contiguous()
+        codes = torch.searchsorted(self._values.to(x.dtype), flat)
+        top = torch.as_tensor(self.n_categories, device=x.device).unsqueeze(1) - 1
+        return torch.minimum(codes, top).T.reshape(x.shape)
+
+    def values(self, codes: Tensor, like: Tensor) -> Tensor:
+        """The category values at ``codes`` (positions), in ``like``'s dtype."""
+        if self._identity:
+            return codes.to(like.dtype)
+        table = self._values.to(like.dtype).expand(*codes.shape[:-1], *self._values.shape)
+        return table.gather(-1, codes.unsqueeze(-1)).squeeze(-1)
+
     def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        codes = x.long() + self._offsets
+        codes = self.codes(x) + self._offsets
         one_hot = torch.zeros(*x.shape[:-1], self.n_outputs, dtype=x.dtype, device=x.device)
         if mask is None:
             return one_hot.scatter_(-1, codes, 1.0)
@@ -505,7 +532,7 @@ class Categorical(Likelihood):
         return [F.log_softmax(out[..., s], dim=-1) for s in self._slices]
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        codes = x.long()
+        codes = self.codes(x)
         total = torch.zeros(out.shape[:-1], dtype=out.dtype, device=out.device)
         for j, log_p in enumerate(self._log_softmax(out)):
             term = log_p.gather(-1, codes[..., j : j + 1]).squeeze(-1)
@@ -514,7 +541,7 @@ class Categorical(Likelihood):
 
     def mean(self, out: Tensor) -> Tensor:
         modes = [out[..., s].argmax(-1) for s in self._slices]
-        return torch.stack(modes, dim=-1).to(out.dtype)
+        return self.values(torch.stack(modes, dim=-1), out)
 
     def weighted_mean(self, out: Tensor, weights: Tensor) -> Tensor:
         # The most probable category of the mixture, as ``mean`` is for one component.
@@ -522,7 +549,7 @@ class Categorical(Likelihood):
             (weights.unsqueeze(-1) * log_p.exp()).sum(1).argmax(-1)
             for log_p in self._log_softmax(out)
         ]
-        return torch.stack(modes, dim=-1).to(out.dtype)
+        return self.values(torch.stack(modes, dim=-1), out)
 
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         draws = []
@@ -530,7 +557,78 @@ class Categorical(Likelihood):
             # Gumbel-max: argmax(log p + Gumbel noise) is a draw from the softmax.
             u = _noise(log_p.shape, log_p, generator, "uniform").clamp_min(1e-30)
             draws.append((log_p - torch.log(-torch.log(u))).argmax(-1))
-        return torch.stack(draws, dim=-1).to(out.dtype)
+        return self.values(torch.stack(draws, dim=-1), out)
+
+
+class HurdleLogNormal(Likelihood):
+    """Non-negative values with a share of exact zeros: a hurdle on a log-normal.
+
+    x = 0 with probability 1 - pi, else log x ~ N(m, s^2): the decoder gives the logit of
+    pi, m and log s^2 per feature (3 outputs per feature), in units of each column's
+    standardised log (``NonNegative`` learns them). The density of a positive x includes
+    the 1 / x of the change from log x to x, so that ``score_samples`` is a likelihood of
+    x: a probability for zeros, a density for the rest. The encoder sees, per column,
+    whether x is positive and its standardised log. The mean is pi exp(m + s^2 / 2).
+    """
+
+    name = "hurdle_lognormal"
+    domain = NonNegative
+
+    def __init__(self, n_features: int, **settings: Any) -> None:
+        super().__init__(n_features, **settings)
+        loc = settings.get("log_loc", [0.0] * n_features)
+        scale = settings.get("log_scale", [1.0] * n_features)
+        self.register_buffer("_log_loc", torch.as_tensor(loc, dtype=torch.float64), False)
+        self.register_buffer("_log_scale", torch.as_tensor(scale, dtype=torch.float64), False)
+
+    @property
+    def n_outputs(self) -> int:
+        return 3 * self.n_features
+
+    @property
+    def n_inputs(self) -> int:
+        return 2 * self.n_features
+
+    def _parts(self, out: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Logit of pi, and the mean and log-variance of log x, in the column's log units."""
+        p = self.n_features
+        loc, scale = self._log_loc.to(out.dtype), self._log_scale.to(out.dtype)
+        # Floor of the spread: 1e-3 of the column's, as the Gaussian's noise floor is relative.
+        log_var = out[..., 2 * p :].clamp(min=math.log(1e-6), max=math.log(1e6))
+        return out[..., :p], loc + scale * out[..., p : 2 * p], log_var + 2 * scale.log()
+
+    def _standard_log(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        positive = x > 0
+        log_x = torch.log(torch.where(positive, x, torch.ones_like(x)))
+        return positive, log_x
+
+    def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        positive, log_x = self._standard_log(x)
+        loc, scale = self._log_loc.to(x.dtype), self._log_scale.to(x.dtype)
+        standard = torch.where(positive, (log_x - loc) / scale, torch.zeros_like(x))
+        flags = positive.to(x.dtype)
+        if mask is not None:
+            flags, standard = flags * mask, standard * mask
+        return torch.cat([flags, standard], dim=-1)
+
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        logit, m, log_var = self._parts(out)
+        positive, log_x = self._standard_log(x)
+        log_density = -0.5 * ((log_x - m) ** 2 * torch.exp(-log_var) + log_var + _LOG_2PI)
+        log_positive = F.logsigmoid(logit) + log_density - log_x
+        return _masked_sum(torch.where(positive, log_positive, F.logsigmoid(-logit)), mask)
+
+    def mean(self, out: Tensor) -> Tensor:
+        logit, m, log_var = self._parts(out)
+        # Capped where exp would overflow float32: such a mean is beyond any data anyway.
+        return torch.sigmoid(logit) * torch.exp((m + 0.5 * log_var.exp()).clamp(max=80.0))
+
+    def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
+        logit, m, log_var = self._parts(out)
+        eps = _noise(m.shape, m, generator, "normal")
+        u = _noise(logit.shape, logit, generator, "uniform")
+        positive = torch.exp((m + (0.5 * log_var).exp() * eps).clamp(max=80.0))
+        return torch.where(u < torch.sigmoid(logit), positive, torch.zeros_like(positive))
 
 
 class Mixed(Likelihood):
@@ -706,6 +804,7 @@ for _family in (
     ZeroInflatedNegativeBinomial,
     Multinomial,
     Categorical,
+    HurdleLogNormal,
 ):
     register_likelihood(_family)
 

@@ -15,6 +15,7 @@ from skvae._likelihoods import (
     Categorical,
     ContinuousBernoulli,
     Gaussian,
+    HurdleLogNormal,
     Mixed,
     NegativeBinomial,
     Poisson,
@@ -232,7 +233,7 @@ def test_gaussian_scaling_handles_constant_and_huge_columns():
         (ContinuousBernoulli, [[-0.1, 0.5]], r"continuous_bernoulli.*\[0, 1\]"),
         (Poisson, [[1.0, -2.0]], "poisson.*non-negative integer counts.*negative"),
         (NegativeBinomial, [[1.5, 2.0]], "negative_binomial.*non-integer"),
-        (Categorical, [[0.0, 0.5]], "categorical.*integer category codes"),
+        (HurdleLogNormal, [[0.0, -1.0]], "hurdle_lognormal.*non-negative"),
     ],
 )
 def test_domain_checks_name_the_problem(family, X, pattern):
@@ -243,7 +244,7 @@ def test_domain_checks_name_the_problem(family, X, pattern):
 def test_categorical_rejects_codes_not_seen_in_fit():
     lik = Categorical(2, n_categories=[3, 2])
     lik.validate(np.array([[2.0, 1.0]]))
-    with pytest.raises(ValueError, match="code 2 in categorical column 1 was not seen in fit"):
+    with pytest.raises(ValueError, match="Category 2 in categorical column 1 was not seen in fit"):
         lik.validate(np.array([[0.0, 2.0]]))
 
 

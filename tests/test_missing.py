@@ -162,7 +162,7 @@ def test_scaling_and_categories_ignore_missing_entries():
     np.testing.assert_allclose(scale, np.nanstd(X, axis=0), rtol=1e-12)
     codes = np.array([[0.0, 1.0], [np.nan, 4.0], [2.0, np.nan]])
     config, _, _ = prepare_likelihood(codes, "categorical", "diag")
-    assert config["n_categories"] == [3, 5]
+    assert config["values"] == [[0.0, 2.0], [1.0, 4.0]]
 
 
 def _linear_marginal_log_density(vae, X):

@@ -1,0 +1,270 @@
+"""Tables as users have them: a data frame's columns to the model's numbers, and back.
+
+A pandas or polars frame may hold strings, categories and booleans beside numbers. At fit,
+``Table.learn`` records each column's name, kind and dtype, and the labels of its label
+columns; ``encode`` turns a frame into a float array (labels into their positions, booleans
+into 0 and 1, missing entries into NaN), and ``decode`` turns the model's output back into
+a frame with the original names, dtypes and labels. ``Ranges`` records what a numeric
+column's draws must respect: its training range, whether it holds whole numbers, and how
+often it was missing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Ranges", "Table", "container_of"]
+
+NUMBER, BOOL, LABEL = "number", "bool", "label"
+
+
+def container_of(X) -> str | None:
+    """'pandas' or 'polars' for a data frame of that library, None for anything else."""
+    module = type(X).__module__.split(".")[0]
+    if module in ("pandas", "polars") and hasattr(X, "columns") and hasattr(X, "shape"):
+        return module
+    return None
+
+
+def _is_missing(values: np.ndarray) -> np.ndarray:
+    if values.dtype.kind == "f":
+        return np.isnan(values)
+    if values.dtype.kind in "iub":
+        return np.zeros(len(values), dtype=bool)
+    return np.array(
+        [
+            v is None
+            or (isinstance(v, float) and math.isnan(v))
+            or type(v).__name__ in ("NAType", "NaTType")
+            for v in values
+        ],
+        dtype=bool,
+    )
+
+
+def _sorted_labels(labels) -> list:
+    try:
+        return sorted(labels)
+    except TypeError:  # labels of several types: a stable order all the same
+        return sorted(labels, key=lambda v: (type(v).__name__, str(v)))
+
+
+def _kind_pandas(series) -> str:
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return LABEL
+    if pd.api.types.is_bool_dtype(dtype):
+        return BOOL
+    if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_complex_dtype(dtype):
+        return NUMBER
+    return LABEL
+
+
+def _kind_polars(series) -> str:
+    import polars as pl
+
+    if series.dtype == pl.Boolean:
+        return BOOL
+    if series.dtype.is_numeric():
+        return NUMBER
+    return LABEL
+
+
+def _columns(X, container: str):
+    """(name, kind, dtype, series) of each column of a frame."""
+    kind_of = _kind_pandas if container == "pandas" else _kind_polars
+    for name in X.columns:
+        series = X[name]
+        yield name, kind_of(series), series.dtype, series
+
+
+def _as_objects(series, container: str) -> np.ndarray:
+    if container == "polars":
+        return series.to_numpy().astype(object)
+    return series.astype(object).to_numpy()
+
+
+def _as_floats(series, container: str) -> np.ndarray:
+    if container == "polars":
+        import polars as pl
+
+        return series.cast(pl.Float64).to_numpy().astype(np.float64)
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+@dataclass
+class Table:
+    """What fit learned of a data frame's columns: names, kinds, dtypes and labels.
+
+    Only builtins, so that a saved model holds no pandas or polars object: dtypes by name.
+    """
+
+    container: str
+    names: list
+    kinds: list[str]
+    dtypes: list[str]
+    labels: dict[int, list] = field(default_factory=dict)
+
+    @classmethod
+    def learn(cls, X) -> Table:
+        """The columns of frame X (the labels of label columns: in their order, or sorted)."""
+        container = container_of(X)
+        names, kinds, dtypes, labels = [], [], [], {}
+        for j, (name, kind, dtype, series) in enumerate(_columns(X, container)):
+            names.append(name)
+            kinds.append(kind)
+            dtypes.append(str(dtype))
+            if kind != LABEL:
+                continue
+            values = _as_objects(series, container)
+            present = list(dict.fromkeys(values[~_is_missing(values)].tolist()))
+            declared = getattr(dtype, "categories", None)
+            if declared is not None:  # pandas and polars enum categories keep their order
+                declared = declared.tolist() if hasattr(declared, "tolist") else list(declared)
+                present = [c for c in declared if c in set(present)]
+            else:
+                present = _sorted_labels(present)
+            labels[j] = present
+        return cls(container, names, kinds, dtypes, labels)
+
+    def label_columns(self) -> list[int]:
+        """Columns that hold labels: strings, categories, booleans."""
+        return [j for j, kind in enumerate(self.kinds) if kind != NUMBER]
+
+    def encode(self, X) -> np.ndarray:
+        """Frame X as floats: labels as positions, booleans as 0/1, missing entries NaN."""
+        container = container_of(X)
+        out = np.empty((X.shape[0], len(self.names)), dtype=np.float64)
+        for j, name in enumerate(self.names):
+            series = X[name]
+            if self.kinds[j] == NUMBER:
+                try:
+                    out[:, j] = _as_floats(series, container)
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(
+                        f"Column {name!r} held numbers in fit but holds {series.dtype} values "
+                        f"now ({exc})."
+                    ) from None
+                continue
+            values = _as_objects(series, container)
+            missing = _is_missing(values)
+            known = self.labels.get(j, [False, True])
+            position = {label: k for k, label in enumerate(known)}
+            codes = np.full(len(values), np.nan)
+            for i in np.flatnonzero(~missing):
+                code = position.get(values[i])
+                if code is None:
+                    raise ValueError(
+                        f"Column {name!r} has the category {values[i]!r}, which was not seen "
+                        f"in fit; its categories are {known}."
+                    )
+                codes[i] = code
+            out[:, j] = codes
+        return out
+
+    def categories(self, j: int, values: list) -> list:
+        """The user's labels of column j, given the model's category values (positions)."""
+        if j not in self.labels:
+            return [bool(v) for v in values] if self.kinds[j] == BOOL else values
+        return [self.labels[j][int(v)] for v in values]
+
+    def decode(self, X: np.ndarray, container: str):
+        """The model's float output X as a frame of ``container`` in the user's columns."""
+        columns = {}
+        for j, name in enumerate(self.names):
+            columns[name] = self._column(X[:, j], j, container)
+        if container == "polars":
+            import polars as pl
+
+            return pl.DataFrame(columns)
+        import pandas as pd
+
+        return pd.DataFrame(columns)
+
+    def _column(self, values: np.ndarray, j: int, container: str):
+        missing = np.isnan(values)
+        kind, dtype = self.kinds[j], self.dtypes[j]
+        if kind == NUMBER:
+            data: Any = values
+        elif kind == BOOL and j not in self.labels:
+            data = (
+                values.astype(bool)
+                if not missing.any()
+                else np.where(missing, None, values > 0.5).astype(object)
+            )
+        else:
+            labels = np.array(self.labels[j] + [None], dtype=object)
+            codes = np.where(missing, len(labels) - 1, np.nan_to_num(values)).astype(int)
+            data = labels[codes]
+        fractions = kind == NUMBER and not np.all(values[~missing] == np.round(values[~missing]))
+        if container == "polars":
+            return _polars_series(data, dtype, self.labels.get(j), self.names[j], fractions)
+        return _pandas_series(data, dtype, self.labels.get(j), missing, fractions)
+
+
+def _polars_series(data, dtype: str, labels, name, fractions: bool):
+    import polars as pl
+
+    series = pl.Series(str(name), list(data) if data.dtype == object else data)
+    kind = dtype.split("(")[0]
+    target = pl.Enum(labels) if kind == "Enum" else getattr(pl, kind, None)
+    if target is None or (fractions and target.is_integer()):
+        return series  # fractions (unconstrained draws) do not fit an integer column
+    try:
+        return series.cast(target)
+    except Exception:  # noqa: BLE001 (a dtype the values cannot take: keep them as read)
+        return series
+
+
+def _pandas_series(data, dtype: str, labels, missing: np.ndarray, fractions: bool):
+    import pandas as pd
+
+    series = pd.Series(data)
+    if dtype == "category":
+        return series.astype(pd.CategoricalDtype(labels))
+    if dtype in ("bool",) or dtype.startswith(("int", "uint")):
+        if missing.any() or fractions:
+            return series  # NaN or fractions (unconstrained draws) do not fit a numpy int
+    try:
+        return series.astype(dtype)
+    except (TypeError, ValueError):
+        return series
+
+
+@dataclass
+class Ranges:
+    """Per column of the model's data: training range, whole numbers, share missing."""
+
+    low: np.ndarray
+    high: np.ndarray
+    integer: np.ndarray
+    missing_rate: np.ndarray
+    n_rows: int
+
+    @classmethod
+    def learn(cls, X: np.ndarray) -> Ranges:
+        missing = np.isnan(X)
+        low = np.where(missing, np.inf, X).min(axis=0, initial=np.inf)
+        high = np.where(missing, -np.inf, X).max(axis=0, initial=-np.inf)
+        whole = np.where(missing, 0.0, X)
+        integer = np.all(whole == np.round(whole), axis=0)
+        return cls(low, high, integer, missing.mean(axis=0), X.shape[0])
+
+    def update(self, X: np.ndarray) -> Ranges:
+        """The ranges over the rows seen so far and X (partial_fit's blocks)."""
+        new = Ranges.learn(X)
+        n = self.n_rows + new.n_rows
+        rate = (self.missing_rate * self.n_rows + new.missing_rate * new.n_rows) / max(n, 1)
+        return Ranges(
+            np.minimum(self.low, new.low),
+            np.maximum(self.high, new.high),
+            self.integer & new.integer,
+            rate,
+            n,
+        )
