@@ -15,6 +15,7 @@ from skvae.plotting import (
     LatentSpaceDisplay,
     LatentTraversalDisplay,
     LossCurveDisplay,
+    MarginalsDisplay,
     SamplesDisplay,
 )
 
@@ -73,6 +74,9 @@ def _draw_calls(vae, X):
         "LossCurveDisplay.from_estimator": lambda: LossCurveDisplay.from_estimator(vae),
         "LossCurveDisplay.plot": lambda: LossCurveDisplay(loss_curve=[2.0, 1.0]).plot(),
         "SamplesDisplay.from_estimator": lambda: SamplesDisplay.from_estimator(vae, X, (8, 8)),
+        "MarginalsDisplay.from_estimator": lambda: MarginalsDisplay.from_estimator(vae, X),
+        "MarginalsDisplay.from_data": lambda: MarginalsDisplay.from_data(X, X),
+        "MarginalsDisplay.plot": lambda: MarginalsDisplay(real=X, synthetic=X).plot(),
     }
 
 
@@ -455,3 +459,161 @@ def test_one_axes_displays_make_a_constrained_figure_or_use_the_axes_given(displ
     assert display.ax_ is right and display.figure_ is fig
     assert not left.has_data() and right.has_data()
     plt.close("all")
+
+
+# ---------------------------------------------------------------- MarginalsDisplay
+
+
+@pytest.fixture
+def tables():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame(
+        {
+            "island": rng.choice(
+                ["Biscoe", "Dream", "Torgersen", None], 300, p=[0.5, 0.3, 0.1, 0.1]
+            ),
+            "mass": rng.normal(4000.0, 500.0, 300),
+            "year": rng.choice([2007, 2008, 2009], 300),
+            "male": rng.random(300) < 0.5,
+            "bill": rng.gamma(2.0, 10.0, 300),
+        }
+    )
+    synthetic = pd.DataFrame(
+        {
+            "island": rng.choice(["Biscoe", "Dream", "Torgersen"], 120, p=[0.6, 0.3, 0.1]),
+            "mass": rng.normal(4200.0, 400.0, 120),
+            "year": rng.choice([2007, 2008, 2009], 120),
+            "male": rng.random(120) < 0.3,
+            "bill": rng.gamma(2.0, 12.0, 120),
+        }
+    )
+    return real, synthetic
+
+
+def test_marginals_bars_are_each_sides_category_shares(tables):
+    real, synthetic = tables
+    display = MarginalsDisplay.from_data(real, synthetic)
+    assert set(display.categories_) == {"island", "year", "male"}  # "year": 3 values
+    for column, categories in display.categories_.items():
+        for frame, bars in zip((real, synthetic), display.artists_[column], strict=True):
+            # pandas' shares among the entries that are not missing, computed apart.
+            expected = frame[column].value_counts(normalize=True)
+            heights = [bar.get_height() for bar in bars]
+            np.testing.assert_allclose(heights, [expected.get(c, 0.0) for c in categories])
+    assert display.categories_["island"] == ["Biscoe", "Dream", "Torgersen"]
+    assert display.categories_["male"] == [False, True]
+    plt.close("all")
+
+
+def test_marginals_histograms_are_densities_over_shared_bins(tables):
+    real, synthetic = tables
+    display = MarginalsDisplay.from_data(real, synthetic, bins=15)
+    both = np.concatenate([real["mass"], synthetic["mass"]])
+    edges = np.histogram_bin_edges(both, bins=15)
+    for frame, patches in zip((real, synthetic), display.artists_["mass"], strict=True):
+        expected, _ = np.histogram(frame["mass"], bins=edges, density=True)
+        np.testing.assert_allclose([p.get_height() for p in patches], expected)
+        np.testing.assert_allclose([p.get_x() for p in patches], edges[:-1])
+    plt.close("all")
+
+
+def test_marginals_one_axes_per_column_in_reading_order(tables):
+    real, synthetic = tables
+    display = MarginalsDisplay.from_data(real, synthetic, n_cols=2)
+    assert display.axes_.shape == (3, 2)
+    titles = [ax.get_title() for ax in display.axes_.flat[:5]]
+    assert titles == list(real.columns)
+    assert not display.axes_[2, 1].axison  # six places, five columns
+    assert [t.get_text() for t in display.legend_.get_texts()] == ["real", "synthetic"]
+    assert display.axes_[0, 0].get_ylabel() == "share"
+    assert display.axes_[0, 1].get_ylabel() == "density"
+    plt.close("all")
+
+
+def test_marginals_categorical_features_choose_the_bars(tables):
+    real, synthetic = tables
+    display = MarginalsDisplay.from_data(real, synthetic, categorical_features=["island", 3])
+    assert set(display.categories_) == {"island", "male"}
+    assert len(display.artists_["year"][0]) == 20  # a histogram of the default 20 bins
+    none = MarginalsDisplay.from_data(real, synthetic, max_categories=2)
+    assert "year" not in none.categories_ and "island" in none.categories_
+    plt.close("all")
+
+
+def test_marginals_keep_the_order_of_pandas_categories(tables):
+    real, synthetic = tables
+    order = ["Torgersen", "Dream", "Biscoe"]
+    real = real.assign(island=real["island"].astype("category").cat.set_categories(order))
+    display = MarginalsDisplay.from_data(real, synthetic)
+    assert display.categories_["island"] == order
+    labels = [t.get_text() for t in display.axes_.flat[0].get_xticklabels()]
+    assert labels == order
+    plt.close("all")
+
+
+def test_marginals_of_polars_frames_match_those_of_pandas(tables):
+    pl = pytest.importorskip("polars")
+    real, synthetic = tables
+    from_pandas = MarginalsDisplay.from_data(real, synthetic)
+    from_polars = MarginalsDisplay.from_data(pl.from_pandas(real), pl.from_pandas(synthetic))
+    assert from_polars.categories_ == from_pandas.categories_
+    for column in real.columns:
+        for a, b in zip(from_pandas.artists_[column], from_polars.artists_[column], strict=True):
+            assert [p.get_height() for p in a] == [p.get_height() for p in b]
+    plt.close("all")
+
+
+def test_marginals_from_estimator_draws_the_models_samples(vae, digits):
+    X = digits[0][:, 20:26]
+    small = VAEEstimator(n_components=2, **SMALL).fit(X)
+    display = MarginalsDisplay.from_estimator(small, X, n_samples=50, random_state=4)
+    np.testing.assert_array_equal(display.synthetic, small.sample(50, random_state=4))
+    assert display.real is X and display.axes_.shape == (2, 4)
+    default = MarginalsDisplay.from_estimator(small, X)  # as many rows, the model's seed
+    np.testing.assert_array_equal(default.synthetic, small.sample(len(X)))
+    plt.close("all")
+
+
+def test_marginals_from_a_pipeline_are_in_the_units_of_its_input(pipe, digits):
+    X = digits[0]
+    display = MarginalsDisplay.from_estimator(pipe, X, n_samples=30, random_state=0)
+    draws = pipe[-1].sample(30, random_state=0)
+    np.testing.assert_allclose(display.synthetic, pipe[0].inverse_transform(draws))
+    assert len(display.artists_) == 64
+    plt.close("all")
+
+
+def test_marginals_draw_into_the_axes_given(tables):
+    real, synthetic = tables
+    fig, axes = plt.subplots(2, 3)
+    display = MarginalsDisplay.from_data(real, synthetic, ax=axes)
+    assert display.figure_ is fig and display.axes_.shape == (2, 3)
+    assert [ax.get_title() for ax in axes.flat[:5]] == list(real.columns)
+    with pytest.raises(ValueError, match="ax holds 4 Axes, but there are 5 columns"):
+        MarginalsDisplay.from_data(real, synthetic, ax=axes.flat[:4])
+    with pytest.raises(ValueError, match="same columns in the same order"):
+        MarginalsDisplay.from_data(real, synthetic[["mass", "island", "year", "male", "bill"]])
+    plt.close("all")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"synthetic": np.zeros((5, 2))}, "synthetic has 2 columns, but real has 3"),
+        ({"categorical_features": ["colour"]}, "not there: \\['colour'\\]"),
+        ({"max_categories": 0}, "max_categories must be a positive int"),
+        ({"real": np.zeros(4)}, "real must be 2-D"),
+    ],
+)
+def test_marginals_bad_data_raise_before_a_figure_is_made(kwargs, message):
+    plt.close("all")
+    data = {"real": np.zeros((4, 3)), "synthetic": np.ones((5, 3)), **kwargs}
+    with pytest.raises(ValueError, match=message):
+        MarginalsDisplay(**data).plot()
+    assert plt.get_fignums() == []
+
+
+def test_marginals_of_an_unfitted_estimator_raise_not_fitted(digits):
+    with pytest.raises(NotFittedError):
+        MarginalsDisplay.from_estimator(VAEEstimator(), digits[0])
