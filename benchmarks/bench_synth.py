@@ -39,7 +39,8 @@ About 40 minutes (tuning) and 30 minutes (reporting) on one core::
 
     python benchmarks/bench_synth.py                       # reporting group
     python benchmarks/bench_synth.py --group tuning
-    python benchmarks/bench_synth.py --tools VAEEstimator --merge earlier.json
+    python benchmarks/bench_synth.py --tools VAEEstimator --json skvae.json
+    python benchmarks/bench_synth.py --tools --merge skvae.json peers.json  # rows of runs
     python benchmarks/bench_synth.py --quick               # seconds-long smoke run
 """
 
@@ -365,7 +366,9 @@ def main(argv=None):
     parser.add_argument("--group", choices=["reporting", "tuning"], default="reporting")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tables", nargs="*", default=None, help="a subset of the group")
-    parser.add_argument("--tools", nargs="*", default=list(TOOLS), choices=list(TOOLS))
+    parser.add_argument(
+        "--tools", nargs="*", default=list(TOOLS), choices=list(TOOLS), help="none: merge only"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument(
         "--merge", nargs="*", default=(), help="add the rows of earlier result files"

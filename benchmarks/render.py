@@ -983,7 +983,9 @@ def _synth(p: dict) -> str:
             for m in p.get("merged", [])
         ],
     ]
-    header = ["table", "tool", "quality", "column shapes", "pair trends",
+    if p.get("merged"):
+        parts.append("Each run's fit times were taken under its own load (its stamp says which).")
+    header = ["table", "tool", "seeds", "quality", "column shapes", "pair trends",
               "train-on-synthetic accuracy", "fit s"]  # fmt: skip
     rows = []
     for t in tables:
@@ -992,7 +994,8 @@ def _synth(p: dict) -> str:
             if c is None:
                 continue
             label = f"{t} ({c['shape'][0]} + {c['shape'][1]} rows)"
-            rows.append([label, f"`{m}`" if m == "VAEEstimator" else m, num(c["quality"]),
+            rows.append([label, f"`{m}`" if m == "VAEEstimator" else m, str(len(c["seeds"])),
+                         num(c["quality"]),
                          num(c["column_shapes"]), num(c["column_pair_trends"]),
                          num(c["accuracy"]), num(c["fit_seconds"], 1)])  # fmt: skip
     parts += [
