@@ -899,7 +899,7 @@ def _outliers(p: dict) -> str:
     parts = [
         f"The {p['group']} group: tasks {', '.join(s['tasks'])}; seeds 0-{s['seeds'] - 1}; "
         f"{s['threads']} torch thread(s) per process, {s['jobs']} process(es). "
-        f'VAEOutlierDetector\'s defaults: {defaults}, an "auto" budget of '
+        f'VAEOutlierDetector\'s defaults at the run\'s commit: {defaults}, an "auto" budget of '
         f"{s['auto_max_steps']:,} steps, trimming after {s['trim_warmup_steps']} steps.",
         *[
             f"Rows of an earlier run merged in: `{m['command']}` (commit "
@@ -960,10 +960,11 @@ def _outliers(p: dict) -> str:
         f"Median fit + scoring seconds on the MNIST tasks: {seconds}.",
         "Per task, means over the seeds. Flagged: the share of the held-out rows (10% "
         "outliers) flagged at contamination=0.1 by VAEOutlierDetector: with its default "
-        "threshold, with the threshold set on the rows training did not see "
-        "(novelty=True) and on all the training rows (novelty=False), both from the same "
-        'fit; among the held-out inliers only; with contamination="auto". Then by the other '
-        "detectors.",
+        "threshold, with the threshold of novelty=True (set on the scores of the training "
+        "rows, those training saw moved by the gap between their first quartile and the "
+        "held-out rows') and of novelty=False (set on all the training rows' own scores), "
+        'both from the same fit; among the held-out inliers only; with contamination="auto". '
+        "Then by the other detectors.",
         table(task_header, rows),
     ]
     return "\n\n".join(parts)
