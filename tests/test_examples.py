@@ -136,6 +136,7 @@ def test_the_gallery_has_its_examples():
         "plot_training_curves.py",
         "plot_imputation.py",
         "plot_outliers.py",
+        "plot_synthetic_tables.py",
     } <= names
 
 
