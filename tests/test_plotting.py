@@ -617,3 +617,17 @@ def test_marginals_bad_data_raise_before_a_figure_is_made(kwargs, message):
 def test_marginals_of_an_unfitted_estimator_raise_not_fitted(digits):
     with pytest.raises(NotFittedError):
         MarginalsDisplay.from_estimator(VAEEstimator(), digits[0])
+
+
+def test_marginals_from_an_estimator_fitted_on_a_frame_draw_a_frame(tables):
+    real, _ = tables
+    vae = VAEEstimator(likelihood="auto", **SMALL).fit(real)
+    display = MarginalsDisplay.from_estimator(vae, real, n_samples=80, random_state=0)
+    assert list(display.synthetic.columns) == list(real.columns)
+    assert set(display.categories_) == {"island", "year", "male"}
+    shares = display.synthetic["island"].value_counts(normalize=True)
+    heights = [bar.get_height() for bar in display.artists_["island"][1]]
+    np.testing.assert_allclose(
+        heights, [shares.get(c, 0.0) for c in display.categories_["island"]]
+    )
+    plt.close("all")
