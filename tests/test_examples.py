@@ -25,6 +25,7 @@ CODE_PAGES = ["README.md", *sorted(str(path.relative_to(ROOT)) for path in _DOCS
 USAGE = ("README.md", "## Usage")
 SEARCH_ACROSS_FAMILIES = ("docs/user_guide/likelihoods.md", "## Which scores compare")
 MISSING_VALUES = ("docs/user_guide/missing_values.md", "# Missing values")
+TABLES = ("docs/user_guide/tables.md", "# Tables: data frames in, data frames out")
 DASK_CLUSTER = ("docs/user_guide/scaling_out.md", "## Many fits: GridSearchCV on a dask cluster")
 INCREMENTAL = (
     "docs/user_guide/scaling_out.md",
@@ -36,6 +37,7 @@ RUN_BY_TESTS = {
     USAGE,
     SEARCH_ACROSS_FAMILIES,
     MISSING_VALUES,
+    TABLES,
     DASK_CLUSTER,
     INCREMENTAL,
     SKOPS,
@@ -263,3 +265,14 @@ def test_guide_missing_values_example_runs():
     assert namespace["log_p_observed"].shape == (5,)
     assert np.all(np.isfinite(namespace["log_p_observed"]))
     assert namespace["accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_guide_tables_example_runs():
+    pytest.importorskip("palmerpenguins")
+    namespace = _run_block(*TABLES)
+    penguins, synthetic = namespace["penguins"], namespace["synthetic"]
+    assert list(synthetic.columns) == list(penguins.columns)
+    assert synthetic.dtypes.to_dict() == penguins.dtypes.to_dict()
+    assert set(synthetic["species"]) <= set(penguins["species"].dropna())
+    assert (namespace["adelie"]["species"] == "Adelie").all()
