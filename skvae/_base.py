@@ -15,11 +15,12 @@ from collections import ChainMap
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -28,6 +29,13 @@ from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
 from ._optim import make_optimizer
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
+from ._sparse_input import (
+    SparseData,
+    check_sparse_input,
+    dense_rows,
+    prepare_sparse_likelihood,
+    validate_sparse,
+)
 from ._trainer import (
     LR_DECAYS,
     Budget,
@@ -80,6 +88,8 @@ def check_missing(X: np.ndarray, columns: bool) -> bool:
 
     ``columns``: check columns too (when fit learns each column's location and scale).
     """
+    if sp.issparse(X):
+        return False  # a sparse X has no NaN (``check_sparse_input``)
     isnan = np.isnan(X)
     if not isnan.any():
         return False
@@ -101,7 +111,7 @@ def check_missing(X: np.ndarray, columns: bool) -> bool:
 
 def log_det(X: np.ndarray, scale: np.ndarray):
     """-sum log(scale) over each row's observed entries: the change of units of log p(x)."""
-    if not np.isnan(X).any():
+    if sp.issparse(X) or not np.isnan(X).any():
         return float(-np.log(scale).sum())
     return -(np.log(scale) * ~np.isnan(X)).sum(axis=1)
 
@@ -253,10 +263,13 @@ class BaseVAE(BaseEstimator):
             self,
             X,
             reset=not resume,
+            accept_sparse=self._accept_sparse(),
             dtype=[np.float64, np.float32],
             ensure_all_finite="allow-nan",
         )
         X, covariates = self._model_inputs(X)
+        if sp.issparse(X):
+            check_sparse_input(X, self.module_.likelihood if resume else self.likelihood)
         missing = check_missing(X, columns=not resume)
         device = resolve_device(self.device)
         seeds = check_random_state(self.random_state).randint(_MAX_SEED, size=4)
@@ -275,7 +288,11 @@ class BaseVAE(BaseEstimator):
         else:
             generator = torch.Generator().manual_seed(train_seed)
         likelihood = module.likelihood
-        data = {"x": torch.from_numpy(rescale(X, likelihood.loc, likelihood.scale, np.float32))}
+        if sp.issparse(X):  # densified a batch at a time, never whole
+            data = {"x": SparseData(X, likelihood.loc, likelihood.scale)}
+        else:
+            rescaled = rescale(X, likelihood.loc, likelihood.scale, np.float32)
+            data = {"x": torch.from_numpy(rescaled)}
         data.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in covariates.items()})
         train_rows, validation = self._split(data, incremental, split_seed)
         n_train = len(data["x"]) if train_rows is None else len(train_rows)
@@ -307,7 +324,8 @@ class BaseVAE(BaseEstimator):
         if isinstance(self.likelihood, str) and self.likelihood == "auto":
             self.likelihood_ = auto_likelihood(X, self._model_feature_names())
         likelihood = likelihood_parts(self.likelihood_, X.shape[1], self._model_feature_names())
-        config, _, _ = prepare_likelihood(X, likelihood, self.covariance_type)
+        prepare = prepare_sparse_likelihood if sp.issparse(X) else prepare_likelihood
+        config, _, _ = prepare(X, likelihood, self.covariance_type)
         # The mask channel is part of the architecture, fixed by the first training data.
         spec = {**self._architecture(X, covariates), "likelihood": config, "missing": missing}
         with torch.random.fork_rng(devices=[]):
@@ -355,7 +373,7 @@ class BaseVAE(BaseEstimator):
                 f"{what} continues the previous model, but {', '.join(changed)} changed "
                 f"since it was fitted. {remedy}"
             )
-        self.module_.likelihood.validate(X)
+        self._check_domain(X)
         module = copy.deepcopy(self.module_).to(device)
         optimizer = self._optimizer(module)
         # A copy: load_state_dict keeps the tensors it is given, and Adam updates them in
@@ -475,7 +493,7 @@ class BaseVAE(BaseEstimator):
         spec = self._covariate_columns()
         if not spec:
             return X, {}
-        covariates = {key: X[:, columns] for key, columns in spec.items()}
+        covariates = {key: _dense(X[:, columns]) for key, columns in spec.items()}
         if any(np.isnan(v).any() for v in covariates.values()):
             raise ValueError("Covariates must be observed: their columns of X hold NaN.")
         return X[:, self._model_columns(X.shape[1])], covariates
@@ -490,6 +508,17 @@ class BaseVAE(BaseEstimator):
         for key, columns in spec.items():
             out[:, columns] = covariates[key]
         return out
+
+    def _accept_sparse(self):
+        """The sparse formats ``validate_data`` takes: CSR when the tags say sparse X is."""
+        return ["csr"] if get_tags(self).input_tags.sparse else False
+
+    def _check_domain(self, X) -> None:
+        """Check the modelled columns of new data against the fitted likelihood."""
+        if sp.issparse(X):
+            validate_sparse(self.module_.likelihood, X)
+        else:
+            self.module_.likelihood.validate(X)
 
     def _hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
@@ -554,7 +583,7 @@ class BaseVAE(BaseEstimator):
         out = np.empty((X.shape[0], *out_shape), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, X.shape[0], rows):
-                chunk = X[start : start + rows]
+                chunk = dense_rows(X, start, start + rows)
                 if rescaled:
                     chunk = (chunk - likelihood.loc) / likelihood.scale
                 # A copy: the chunk may be a view of the caller's (possibly read-only) array.
@@ -570,11 +599,16 @@ class BaseVAE(BaseEstimator):
         """The modelled columns of X, checked, and the covariates'."""
         check_is_fitted(self)
         X = validate_data(
-            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+            self,
+            X,
+            reset=False,
+            accept_sparse=self._accept_sparse(),
+            dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan",
         )
         X, covariates = self._model_inputs(X)
         check_missing(X, columns=False)
-        self.module_.likelihood.validate(X)
+        self._check_domain(X)
         return X, covariates
 
     def _noise(self, n_rows, seed):
@@ -620,6 +654,7 @@ class BaseVAE(BaseEstimator):
         False
         """
         X, covariates = self._validate_for_inference(X)
+        X = _dense(X)  # the output is as large
         if random_state is None:
             seed = self._crn_seed
         elif isinstance(random_state, Integral):
@@ -692,7 +727,7 @@ class BaseVAE(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score; NaN marks a missing value.
 
         Returns
@@ -727,7 +762,7 @@ class BaseVAE(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score.
 
         y : Ignored
@@ -798,6 +833,10 @@ class BaseVAE(BaseEstimator):
             self.optimizer_ = self._optimizer(self.module_)
             self.optimizer_.load_state_dict(_tree_map(state["optimizer_"], np.ndarray, _to_torch))
             self._inference = self._build_inference()
+
+
+def _dense(X) -> np.ndarray:
+    return X.toarray() if sp.issparse(X) else X
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -261,6 +261,14 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     the observed entries. A row with no observed value, a training column with no
     observed value, and infinity raise ValueError.
 
+    A ``scipy.sparse`` X (matrix or array, any format) is kept sparse: training densifies
+    the rows of one minibatch at a time, inference a chunk of rows at a time, and what fit
+    learns from X (a Gaussian's location and scale, the multinomial's totals) comes from
+    its non-zero entries. Gaussian columns are centred batch by batch, so they take a
+    sparse X too, but only the count families, bernoulli and continuous_bernoulli keep
+    the encoder's first layer sparse. In a sparse X an absent entry is a zero, so NaN in
+    one is an error; categorical, mixed (dict) and "auto" likelihoods need a dense X.
+
     References
     ----------
     Kingma, D. P. and Welling, M. (2014). Auto-encoding variational Bayes. ICLR.
@@ -344,7 +352,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data; NaN marks a missing value.
 
         y : Ignored
@@ -400,7 +408,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             A block of training data; NaN marks a missing value.
 
         y : Ignored
@@ -435,7 +443,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to encode; NaN marks a missing value.
 
         Returns
@@ -499,6 +507,12 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         shape = (likelihood.n_features,)
         mean = self._infer(Z, _decoder_mean, shape, rescaled=False, covariates=covariates)
         return self._assemble(mean * likelihood.scale + likelihood.loc, covariates)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # scipy.sparse X is kept sparse and densified a batch of rows at a time.
+        tags.input_tags.sparse = True
+        return tags
 
     @property
     def _n_features_out(self):

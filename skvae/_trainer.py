@@ -140,6 +140,7 @@ class Trainer:
     device : torch.device
     data : dict of str to Tensor
         ``"x"`` (rescaled, float32) and any covariates; batches are cut from these rows.
+        ``"x"`` may also be a ``SparseData``, which densifies the rows of each batch.
     train_rows : Tensor, optional
         The rows of ``data`` to train on (all by default), selected without copies.
     validation : dict of str to Tensor, optional
@@ -186,6 +187,8 @@ class Trainer:
         if config.missing or not module.sparse_inputs_possible or config.autocast_dtype:
             return None
         likelihood = module.likelihood
+        if hasattr(self.data["x"], "encoder_inputs"):  # a sparse X (``_sparse_input``)
+            return self.data["x"].encoder_inputs(likelihood)
         return SparseInputs.build(
             lambda x: likelihood.encoder_input(x.to(self.device)),
             self.data["x"],
