@@ -24,6 +24,7 @@ from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ._covariates import decoding_values
 from ._domains import infer_family
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
@@ -268,6 +269,7 @@ class BaseVAE(BaseEstimator):
             ensure_all_finite="allow-nan",
         )
         X, covariates = self._model_inputs(X)
+        covariates = self._covariate_features(covariates, fit=not resume)
         if sp.issparse(X):
             check_sparse_input(X, self.module_.likelihood if resume else self.likelihood)
         missing = check_missing(X, columns=not resume)
@@ -471,14 +473,31 @@ class BaseVAE(BaseEstimator):
         """
         return {}
 
-    def _decoding_covariates(self, n_rows: int) -> dict[str, np.ndarray]:
-        """Covariate values at which ``sample`` and ``inverse_transform`` decode."""
-        if self._covariate_columns():
+    def _covariate_features(self, covariates: dict, fit: bool = False) -> dict:
+        """What the module sees of the covariate columns (``covariates``: as in X).
+
+        As they are by default; a subclass may encode them (one-hot categories), learning
+        the encoding when ``fit``.
+        """
+        return {k: np.asarray(v, dtype=np.float64) for k, v in covariates.items()}
+
+    def _decoding_covariates(self, n_rows: int, values=None) -> dict[str, np.ndarray]:
+        """Covariate values at which ``sample`` and ``inverse_transform`` decode.
+
+        ``values``: the ``covariates`` argument of those methods (see ``decoding_values``).
+        """
+        spec = self._covariate_columns()
+        if not spec:
+            if values is not None:
+                raise ValueError(f"This {type(self).__name__} has no covariates to set.")
+            return {}
+        if values is None:
             raise ValueError(
-                f"{type(self).__name__} conditions on covariates; it cannot decode without "
-                "their values."
+                f"{type(self).__name__} conditions on covariates; pass the values to decode "
+                "at as covariates=..., e.g. a value per covariate column for every row."
             )
-        return {}
+        names = getattr(self, "feature_names_in_", None)
+        return decoding_values(values, spec, n_rows, names)
 
     def _model_columns(self, n_features: int) -> np.ndarray:
         used = [c for columns in self._covariate_columns().values() for c in columns]
@@ -576,6 +595,7 @@ class BaseVAE(BaseEstimator):
         bounds the batch's rows. ``covariates``: arrays aligned with X's rows, by key.
         """
         device, dtype, module = self._inference_module()
+        covariates = self._covariate_features(covariates or {})
         likelihood = module.likelihood
         widths = [X.shape[1], likelihood.n_inputs, *module.hidden_layer_sizes]
         widths.append(2 * likelihood.n_outputs)
@@ -674,7 +694,7 @@ class BaseVAE(BaseEstimator):
         out[observed] = X[observed]  # exactly, not through the rescaling and back
         return self._assemble(out, covariates)
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples=1, random_state=None, *, covariates=None):
         """Draw x ~ p(x | z) with z ~ N(0, I): real draws from the model.
 
         Parameters
@@ -684,6 +704,12 @@ class BaseVAE(BaseEstimator):
 
         random_state : int, RandomState instance or None, default=None
             Seed of the draws; None uses the estimator's ``random_state``.
+
+        covariates : dict or array-like, default=None
+            For a model with covariates, the values to draw at (required): a dict mapping
+            each covariate column (index or name) to a value or to ``n_samples`` values,
+            or an array-like of one value per covariate column (in their order in X), or
+            of shape (n_samples, n_covariates). They are returned in their columns.
 
         Returns
         -------
@@ -708,7 +734,7 @@ class BaseVAE(BaseEstimator):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         Z, generator = self._noise(n_samples, rng.randint(_MAX_SEED))
-        covariates = self._decoding_covariates(n_samples)
+        covariates = self._decoding_covariates(n_samples, covariates)
 
         def draw(module, batch):
             return module.likelihood.sample(module.decode(batch["z"], batch), generator)

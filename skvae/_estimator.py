@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseVAE
+from ._covariates import CovariateEncoder, covariate_columns
 
 __all__ = ["VAEEstimator"]
 
@@ -64,6 +67,20 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         (gaussian, continuous_bernoulli) with densities on the same support and units,
         probabilities (bernoulli on binary data, the count families, categorical)
         with probabilities.
+
+    covariates : int, str, list or dict, default=None
+        Columns of X that condition the encoder and the decoder instead of being
+        modelled, selected by index or, for a DataFrame, by name (as the likelihood dict
+        selects): a column or a list of columns are categorical covariates (batches,
+        donors: one-hot inside, with the levels seen in fit; a level not seen in fit is
+        an error); a dict ``{"categorical": [...], "continuous": [...]}`` adds continuous
+        ones (standardised with their training mean and deviation). ``transform`` gives
+        the latent code of the rest, and the model need not spend it on what the
+        covariates explain; ``inverse_transform`` and ``sample`` decode at covariate
+        values given as their ``covariates`` argument, e.g. every row as if from batch 0
+        (batch-corrected values). The likelihood models the other columns: a likelihood
+        dict selects among them, by name or by position among them. ``score_samples`` is
+        log p(x | covariates) of the modelled columns.
 
     covariance_type : {"diag", "spherical"}, default="diag"
         Gaussian columns only (other families ignore it): one noise variance per feature
@@ -191,6 +208,10 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         The likelihood of the model: ``likelihood``, with "auto" resolved to a dict of
         families and the columns they model (names for a DataFrame, else indices).
 
+    covariate_categories_ : list of ndarray
+        The levels of each categorical covariate seen in fit, in the order of their
+        columns in ``covariates`` (an empty list without categorical covariates).
+
     module_ : VAEModule
         The trained encoder, decoder and likelihood (:class:`skvae.VAEModule`). It works
         on data rescaled by ``(X - module_.likelihood.loc) / module_.likelihood.scale``,
@@ -291,11 +312,17 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     True
     """
 
+    _parameter_constraints: dict = {
+        **BaseVAE._parameter_constraints,
+        "covariates": [None, Integral, str, list, tuple, dict],
+    }
+
     def __init__(
         self,
         n_components=2,
         *,
         likelihood="gaussian",
+        covariates=None,
         covariance_type="diag",
         posterior="diagonal_gaussian",
         hidden_layer_sizes=(128, 128),
@@ -322,6 +349,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     ):
         self.n_components = n_components
         self.likelihood = likelihood
+        self.covariates = covariates
         self.covariance_type = covariance_type
         self.posterior = posterior
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -468,7 +496,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         shape = (self.module_.n_components,)
         return self._infer(X, _posterior_mean, shape, covariates=covariates)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X, *, covariates=None):
         """Decoder mean E[x | z] in the units of the training data.
 
         Parameters
@@ -476,10 +504,18 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         X : array-like of shape (n_samples, n_components)
             Latent points, e.g. the output of ``transform``.
 
+        covariates : dict or array-like, default=None
+            For a model with covariates, the values to decode at (required): a dict
+            mapping each covariate column (index or name) to a value or to one value per
+            row, or an array-like of one value per covariate column (in their order in
+            X), or of shape (n_samples, n_covariates). ``covariates={"batch": 0}`` decodes
+            every row as if it came from batch 0: batch-corrected values.
+
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
-            E[x | z] (probabilities for the bernoulli likelihood).
+            E[x | z] (probabilities for the bernoulli likelihood); the covariate columns,
+            if any, hold the values decoded at.
 
         Examples
         --------
@@ -502,11 +538,44 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 f"with n_components={self.module_.n_components} columns."
             )
 
-        covariates = self._decoding_covariates(len(Z))
+        covariates = self._decoding_covariates(len(Z), covariates)
         likelihood = self.module_.likelihood
         shape = (likelihood.n_features,)
         mean = self._infer(Z, _decoder_mean, shape, rescaled=False, covariates=covariates)
         return self._assemble(mean * likelihood.scale + likelihood.loc, covariates)
+
+    def _fit(self, X, incremental=False):
+        if not (hasattr(self, "module_") and (incremental or self.warm_start)):
+            # A new model: ``covariates`` is read anew once X's columns are known.
+            vars(self).pop("_covariate_spec", None)
+        elif self._covariate_spec != self._resolve_covariates():
+            raise ValueError(
+                "partial_fit and warm_start continue the previous model, but covariates "
+                "changed since it was fitted. Call fit with warm_start=False to start anew."
+            )
+        return super()._fit(X, incremental=incremental)
+
+    def _resolve_covariates(self) -> dict[str, list[int]]:
+        names = getattr(self, "feature_names_in_", None)
+        return covariate_columns(self.covariates, self.n_features_in_, names)
+
+    def _covariate_columns(self) -> dict[str, list[int]]:
+        if not hasattr(self, "_covariate_spec"):
+            self._covariate_spec = self._resolve_covariates()
+        return self._covariate_spec
+
+    def _covariate_features(self, covariates, fit=False):
+        if fit and not covariates:
+            self.covariate_categories_ = []
+        if not covariates:
+            return {}
+        if fit:
+            names = getattr(self, "feature_names_in_", None)
+            spec = self._covariate_columns()
+            shown = {k: (c if names is None else names[c]) for k, c in spec.items()}
+            self._covariate_encoder = CovariateEncoder(shown).fit(covariates)
+            self.covariate_categories_ = list(self._covariate_encoder.categories_)
+        return self._covariate_encoder.transform(covariates)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
