@@ -452,8 +452,10 @@ class BaseVAE(BaseEstimator):
         elif hasattr(self, "noise_variance_"):
             del self.noise_variance_
         posterior = trainer.encode(trainer.train_rows)
-        self.kl_per_component_ = posterior.kl_per_component().mean(dim=0).numpy()
-        self.n_active_components_ = int((posterior.mean.var(dim=0, unbiased=False) > 0.01).sum())
+        d = module.n_components  # of z: a latent library size is not a component
+        self.kl_per_component_ = posterior.kl_per_component().mean(dim=0).numpy()[:d]
+        spread = posterior.mean.var(dim=0, unbiased=False)[:d]
+        self.n_active_components_ = int((spread > 0.01).sum())
         self._inference = self._build_inference()
         if not (incremental or history.converged or history.interrupted):
             warnings.warn(
@@ -633,7 +635,7 @@ class BaseVAE(BaseEstimator):
 
     def _noise(self, n_rows, seed):
         generator = torch.Generator().manual_seed(int(seed))
-        shape = (n_rows, self.module_.n_components)
+        shape = (n_rows, self.module_.n_latent)
         return torch.randn(shape, generator=generator, dtype=torch.float64), generator
 
     def conditional_mean(self, X, *, n_importance_samples=100, random_state=None):

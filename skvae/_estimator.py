@@ -5,11 +5,14 @@ from __future__ import annotations
 from numbers import Integral
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseVAE
 from ._covariates import CovariateEncoder, covariate_columns
+from ._library import LIBRARY_FAMILIES, library_prior
 
 __all__ = ["VAEEstimator"]
 
@@ -81,6 +84,21 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         (batch-corrected values). The likelihood models the other columns: a likelihood
         dict selects among them, by name or by position among them. ``score_samples`` is
         log p(x | covariates) of the modelled columns.
+
+    library_size : {"latent", "observed"} or None, default=None
+        For the count families "poisson", "negative_binomial" and
+        "zero_inflated_negative_binomial": the mean of a row's counts as its library size
+        times the proportions the decoder gives (softmax), as scVI models them, so that
+        the latent code need not carry each row's total (sequencing depth, document
+        length). None: the decoder gives the means. "latent": the log library is one more
+        latent variable, with a normal prior of the mean and deviation of the training
+        rows' log totals, inferred by the encoder beside z; training, ``score_samples``
+        (importance sampling over z and the library) and ``sample`` integrate over it, so
+        the score is a likelihood of x. "observed": the library is each row's own total;
+        ``score_samples`` is then a likelihood of x given its total, which is not a
+        likelihood of x (the total is read off x) and does not compare with other
+        models' scores. ``inverse_transform`` decodes at the typical library, exp(mean
+        log total). No missing values.
 
     covariance_type : {"diag", "spherical"}, default="diag"
         Gaussian columns only (other families ignore it): one noise variance per feature
@@ -315,6 +333,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     _parameter_constraints: dict = {
         **BaseVAE._parameter_constraints,
         "covariates": [None, Integral, str, list, tuple, dict],
+        "library_size": [None, StrOptions({"latent", "observed"})],
     }
 
     def __init__(
@@ -323,6 +342,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         *,
         likelihood="gaussian",
         covariates=None,
+        library_size=None,
         covariance_type="diag",
         posterior="diagonal_gaussian",
         hidden_layer_sizes=(128, 128),
@@ -350,6 +370,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         self.n_components = n_components
         self.likelihood = likelihood
         self.covariates = covariates
+        self.library_size = library_size
         self.covariance_type = covariance_type
         self.posterior = posterior
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -545,7 +566,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         return self._assemble(mean * likelihood.scale + likelihood.loc, covariates)
 
     def _fit(self, X, incremental=False):
-        if not (hasattr(self, "module_") and (incremental or self.warm_start)):
+        self._continuing = hasattr(self, "module_") and (incremental or self.warm_start)
+        if not self._continuing:
             # A new model: ``covariates`` is read anew once X's columns are known.
             vars(self).pop("_covariate_spec", None)
         elif self._covariate_spec != self._resolve_covariates():
@@ -554,6 +576,29 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 "changed since it was fitted. Call fit with warm_start=False to start anew."
             )
         return super()._fit(X, incremental=incremental)
+
+    def _architecture(self, X, covariates) -> dict:
+        spec = super()._architecture(X, covariates)
+        spec["library"] = None
+        if self.library_size is None:
+            return spec
+        family = self.likelihood if isinstance(self.likelihood, str) else None
+        if family not in LIBRARY_FAMILIES:
+            raise ValueError(
+                f"library_size={self.library_size!r} scales the means of a count family, "
+                f"one of {list(LIBRARY_FAMILIES)}; likelihood={self.likelihood!r} is not."
+            )
+        if not sp.issparse(X) and np.isnan(X).any():
+            raise ValueError(
+                "library_size needs each row's total, which missing values leave unknown: "
+                "X has NaN. Fill them, or set library_size=None."
+            )
+        old = getattr(getattr(self, "module_", None), "library", None)
+        if self._continuing and old is not None and old["kind"] == self.library_size:
+            spec["library"] = old  # the prior learned on the first data stays
+        else:
+            spec["library"] = library_prior(X, self.library_size)
+        return spec
 
     def _resolve_covariates(self) -> dict[str, list[int]]:
         names = getattr(self, "feature_names_in_", None)
@@ -590,7 +635,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
 
 def _posterior_mean(module, batch):
-    return module.encode(batch).mean
+    return module.encode(batch).mean[..., : module.n_components]
 
 
 def _decoder_mean(module, batch):

@@ -211,7 +211,7 @@ class Trainer:
         self._decays_left = self.config.lr_decays
         if self.validation is not None:
             # Common random numbers: every epoch is judged with the same noise.
-            k, d = self.config.n_train_samples, self.module.n_components
+            k, d = self.config.n_train_samples, self.module.n_latent
             shape = (len(self.validation["x"]), d) if k == 1 else (k, d)
             self._eps_val = torch.randn(shape, generator=self.generator).to(self.device)
             self._validation = {k: v.to(self.device) for k, v in self.validation.items()}
@@ -246,7 +246,7 @@ class Trainer:
         order = torch.randperm(self.n_train, generator=self.generator)
         if self.train_rows is not None:
             order = self.train_rows[order]
-        k, d = self.config.n_train_samples, self.module.n_components
+        k, d = self.config.n_train_samples, self.module.n_latent
         shape = (self.n_train, d) if k == 1 else (self.n_train, k, d)
         eps_all = torch.randn(shape, generator=self.generator)
         entries = None if self.sparse is None else self.sparse.epoch(order)
