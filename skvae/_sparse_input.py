@@ -54,11 +54,26 @@ def check_sparse_input(X, likelihood) -> None:
             f"Sparse X is supported with one family among {list(SPARSE_FAMILIES)}, not "
             f"with likelihood={shown}: pass X.toarray() (a dense X) instead."
         )
-    if np.isnan(X.data).any():
+    if any(np.isnan(chunk).any() for chunk in _chunks(X.data)):
         raise ValueError(
             "Sparse X holds NaN: in a sparse matrix an absent entry is a zero, not a "
             "missing value, so missing values need a dense X (X.toarray())."
         )
+
+
+#: Values per chunk in passes over a sparse X's values: bounds the temporaries.
+_CHUNK = 2**22
+
+
+def _chunks(values: np.ndarray):
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _check_values(check, X) -> None:
+    """Run a domain check on the stored values of X, a chunk at a time."""
+    for chunk in _chunks(X.data):
+        check(chunk[None, :])
 
 
 def _row_totals(X: sp.csr_matrix) -> np.ndarray:
@@ -67,7 +82,7 @@ def _row_totals(X: sp.csr_matrix) -> np.ndarray:
 
 def _real_scaling(X, covariance_type: str) -> tuple[np.ndarray, np.ndarray]:
     """The ``Real`` domain's location and scale, from the sparse X's column moments."""
-    mean, var = mean_variance_axis(X.astype(np.float64), axis=0)
+    mean, var = mean_variance_axis(X if X.dtype == np.float64 else X.astype(np.float64), axis=0)
     std = np.sqrt(var)
     constant = std == 0
     biggest = std.max()
@@ -87,12 +102,11 @@ def prepare_sparse_likelihood(X, likelihood, covariance_type="diag"):
     check_sparse_input(X, likelihood)
     cls = likelihood_class(likelihood)
     settings = {"covariance_type": covariance_type} if "covariance_type" in cls.options else {}
-    values = X.data[None, :]
     if cls.name == "multinomial":
-        cls.check_domain(values)
+        _check_values(cls.check_domain, X)
         # A one-column matrix of the totals has the same totals as X.
         settings.update(cls.learn(_row_totals(X)[:, None], **settings))
-    cls.check_domain(values, **settings)
+    _check_values(lambda values: cls.check_domain(values, **settings), X)
     if cls.name == "gaussian":
         loc, scale = _real_scaling(X, covariance_type)
     else:
@@ -103,7 +117,7 @@ def prepare_sparse_likelihood(X, likelihood, covariance_type="diag"):
 def validate_sparse(likelihood: Likelihood, X) -> None:
     """``likelihood.validate`` for a sparse X: its family's domain, checked on the values."""
     check_sparse_input(X, likelihood)
-    likelihood.validate(X.data[None, :])
+    _check_values(likelihood.validate, X)
 
 
 def dense_rows(X, start: int, stop: int) -> np.ndarray:
@@ -122,7 +136,8 @@ class SparseData:
     """
 
     def __init__(self, X, loc, scale, device=None) -> None:
-        self.matrix = sp.csr_matrix(X, dtype=np.float32)
+        # Kept as given (CSR from validate_data): no copy, batches are made float32.
+        self.matrix = X if X.format == "csr" else X.tocsr()
         self.loc = np.asarray(loc, dtype=np.float32)
         self.scale = np.asarray(scale, dtype=np.float32)
         self.centred = bool(np.any(self.loc) or np.any(self.scale != 1))
@@ -136,7 +151,7 @@ class SparseData:
         return self.matrix.shape
 
     def _dense(self, rows) -> Tensor:
-        dense = self.matrix[rows].toarray()
+        dense = self.matrix[rows].toarray().astype(np.float32, copy=False)
         if self.centred:
             dense = (dense - self.loc) / self.scale
         out = torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32))
@@ -165,18 +180,21 @@ class SparseData:
         X, n_inputs = self.matrix, likelihood.n_inputs
         if self.centred or n_inputs < _sparse.MIN_SPARSE_INPUTS or X.shape[0] == 0:
             return None
-        X = X.copy()
-        X.sum_duplicates()
+        if not X.has_canonical_format or (X.data == 0).any():
+            X = X.copy()  # sorted, without duplicates or stored zeros, as the layer reads
+            X.sum_duplicates()
+            X.eliminate_zeros()
         if X.nnz > _sparse.MAX_SPARSE_DENSITY * X.shape[0] * n_inputs:
             return None
+        values = np.empty(X.nnz, dtype=np.float32)
         with torch.no_grad():
-            values = likelihood.encoder_input(torch.from_numpy(X.data)[None, :])[0]
-        X.data = values.numpy().astype(np.float32)
-        X.eliminate_zeros()
-        binary = bool((X.data == 1).all())
+            for start in range(0, X.nnz, _CHUNK):
+                chunk = torch.from_numpy(X.data[start : start + _CHUNK])[None, :]
+                values[start : start + _CHUNK] = likelihood.encoder_input(chunk)[0].numpy()
+        binary = bool((values == 1).all())
         return SparseInputs(
             torch.from_numpy(X.indptr.astype(np.int64)),
-            torch.from_numpy(X.indices.astype(np.int32)),
-            None if binary else torch.from_numpy(X.data),
+            torch.from_numpy(X.indices.astype(np.int32, copy=False)),
+            None if binary else torch.from_numpy(values),
             n_inputs,
         )
