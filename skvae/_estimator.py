@@ -570,7 +570,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         if not self._continuing:
             # A new model: ``covariates`` is read anew once X's columns are known.
             vars(self).pop("_covariate_spec", None)
-        elif self._covariate_spec != self._resolve_covariates():
+        elif self._covariate_columns() != self._resolve_covariates():
             raise ValueError(
                 "partial_fit and warm_start continue the previous model, but covariates "
                 "changed since it was fitted. Call fit with warm_start=False to start anew."
