@@ -149,7 +149,8 @@ they were chosen; the list says which ones do.
   data with 5 and 30 features), which chose nothing. `contamination="auto"` (Tukey's
   fence) was not tuned.
 - `bench_counts.py`: simulated counts with a known latent, batch and cell type, and a
-  corpus drawn from an LDA model, all made by the script (seeds 1-3). skvae has
+  corpus drawn from an LDA model, all made by the script (seeds 1-3 in (a), 1 in (b)
+  and (c)). skvae has
   `VAEEstimator`'s defaults apart from the arguments that define the model compared
   (likelihood, `n_components` set to the truth, `library_size`, `covariates`); scVI has
   skvae's default architecture (2 x 128) and scvi-tools' defaults otherwise; LDA has
@@ -981,13 +982,14 @@ def _counts(p: dict) -> str:
     seeds = ", ".join(str(x) for x in s["seeds"])
     return "\n\n".join(
         [
-            f"Seeds {seeds}; mean +- sd over seeds. {s['threads']} torch thread(s) each; "
+            f"Seeds {seeds} in (a); mean +- sd over seeds. {s['threads']} torch thread(s) each; "
             f"scVI: {s['scvi']}.",
             f"(a) Library size: {s['cells']:,} cells (80% train), 200 genes, a 4-D latent; "
             f"held-out log-likelihood per cell ({s['n_importance_samples']} importance "
             "samples) and R^2 of the true latent from the code.",
             table(["model", "held-out log p(x), nats", "R^2 true latent", "fit CPU s"], library),
-            f"(b) Batches: {s['cells_batches']:,} cells, 3 batches x 5 types; 5-fold "
+            f"(b) Batches: {s['cells_batches']:,} cells, 3 batches x 5 types, seeds "
+            f"{', '.join(str(x) for x in s.get('batch_seeds', s['seeds']))}; 5-fold "
             f"logistic regression from the latent code; chance for the batch {chance}.",
             table(["model", "batch accuracy", "type accuracy", "fit CPU s"], batches),
             f"(c) Topics: LDA corpus, {s['docs']:,} documents (a third held out), 10 "
