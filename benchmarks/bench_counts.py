@@ -30,6 +30,7 @@ skvae has ``VAEEstimator``'s defaults apart from the likelihood, ``n_components`
 true latent size or number of topics), ``library_size`` and ``covariates``. About 25
 minutes on 2 idle cores (skvae on one, scVI on the other)::
 
+    python benchmarks/bench_counts.py --make-scvi-venv /path/to/python3.12  # once
     python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python
     python benchmarks/bench_counts.py --quick --json /tmp/bench_counts.json
 """
@@ -106,6 +107,19 @@ def lda_corpus(seed, n_docs=1500, n_words=500, n_topics=10, length=80):
 
 
 # ---------------------------------------------------------------------- scVI
+
+SCVI_VENV = HERE / ".scvi-venv"
+SCVI_REQUIREMENT = "scvi-tools==1.5.1"
+
+
+def make_scvi_venv(python: str) -> int:
+    """Create benchmarks/.scvi-venv with ``python`` (>= 3.12) and install scvi-tools in it.
+
+    pip brings torch from PyPI, a CUDA build of several GB, which also runs on a CPU.
+    """
+    subprocess.run([python, "-m", "venv", str(SCVI_VENV)], check=True)
+    pip = [str(SCVI_VENV / "bin" / "python"), "-m", "pip", "install", SCVI_REQUIREMENT]
+    return subprocess.run(pip).returncode
 
 
 def start_scvi(python: str | None, tasks: list[dict]):
@@ -270,9 +284,17 @@ def main(argv=None) -> int:
         default=None,
         help="Python of a venv with scvi-tools (>= 3.12); without it scVI is left out",
     )
+    parser.add_argument(
+        "--make-scvi-venv",
+        metavar="PYTHON",
+        default=None,
+        help=f"create {SCVI_VENV.name} with this Python (>= 3.12), install scvi-tools, exit",
+    )
     parser.add_argument("--threads", type=int, default=1)
     add_output_options(parser)
     args = parser.parse_args(argv)
+    if args.make_scvi_venv:
+        return make_scvi_venv(args.make_scvi_venv)
     apply_quick(
         parser, args, seeds=[1], batch_seeds=[1], cells=300, cells_batches=300, docs=150,
         max_iter=3,
