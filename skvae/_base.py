@@ -15,19 +15,28 @@ from collections import ChainMap
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from ._covariates import decoding_values
 from ._domains import infer_family
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
 from ._optim import make_optimizer
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
+from ._sparse_input import (
+    SparseData,
+    check_sparse_input,
+    dense_rows,
+    prepare_sparse_likelihood,
+    validate_sparse,
+)
 from ._tables import LABEL, NUMBER, Ranges, Table, container_of
 from ._trainer import (
     LR_DECAYS,
@@ -85,6 +94,8 @@ def check_missing(X: np.ndarray, columns: bool) -> bool:
 
     ``columns``: check columns too (when fit learns each column's location and scale).
     """
+    if sp.issparse(X):
+        return False  # a sparse X has no NaN (``check_sparse_input``)
     isnan = np.isnan(X)
     if not isnan.any():
         return False
@@ -106,7 +117,7 @@ def check_missing(X: np.ndarray, columns: bool) -> bool:
 
 def log_det(X: np.ndarray, scale: np.ndarray):
     """-sum log(scale) over each row's observed entries: the change of units of log p(x)."""
-    if not np.isnan(X).any():
+    if sp.issparse(X) or not np.isnan(X).any():
         return float(-np.log(scale).sum())
     return -(np.log(scale) * ~np.isnan(X)).sum(axis=1)
 
@@ -283,6 +294,9 @@ class BaseVAE(BaseEstimator):
         resume = hasattr(self, "module_") and (incremental or self.warm_start)
         X = self._read(X, reset=not resume)
         X, covariates = self._model_inputs(X)
+        covariates = self._covariate_features(covariates, fit=not resume)
+        if sp.issparse(X):
+            check_sparse_input(X, self.module_.likelihood if resume else self.likelihood)
         missing = check_missing(X, columns=not resume)
         ranges = getattr(self, "_ranges", None)
         self._ranges = ranges.update(X) if resume and ranges else Ranges.learn(X)
@@ -303,7 +317,11 @@ class BaseVAE(BaseEstimator):
         else:
             generator = torch.Generator().manual_seed(train_seed)
         likelihood = module.likelihood
-        data = {"x": torch.from_numpy(rescale(X, likelihood.loc, likelihood.scale, np.float32))}
+        if sp.issparse(X):  # densified a batch at a time, never whole
+            data = {"x": SparseData(X, likelihood.loc, likelihood.scale)}
+        else:
+            rescaled = rescale(X, likelihood.loc, likelihood.scale, np.float32)
+            data = {"x": torch.from_numpy(rescaled)}
         data.update({k: torch.from_numpy(v.astype(np.float32)) for k, v in covariates.items()})
         train_rows, validation = self._split(data, incremental, split_seed)
         n_train = len(data["x"]) if train_rows is None else len(train_rows)
@@ -332,7 +350,12 @@ class BaseVAE(BaseEstimator):
             if reset:
                 self._table = None
             return validate_data(
-                self, X, reset=reset, dtype=[np.float64, np.float32], ensure_all_finite="allow-nan"
+                self,
+                X,
+                reset=reset,
+                accept_sparse=self._accept_sparse(),
+                dtype=[np.float64, np.float32],
+                ensure_all_finite="allow-nan",
             )
         validate_data(self, X, reset=reset, skip_check_array=True)
         if reset:
@@ -381,7 +404,8 @@ class BaseVAE(BaseEstimator):
         likelihood = likelihood_parts(self.likelihood_, X.shape[1], names)
         if kinds is not None:
             check_label_families(likelihood, kinds, names)
-        config, _, _ = prepare_likelihood(X, likelihood, self.covariance_type)
+        prepare = prepare_sparse_likelihood if sp.issparse(X) else prepare_likelihood
+        config, _, _ = prepare(X, likelihood, self.covariance_type)
         # The mask channel is part of the architecture, fixed by the first training data.
         spec = {**self._architecture(X, covariates), "likelihood": config, "missing": missing}
         with torch.random.fork_rng(devices=[]):
@@ -429,7 +453,7 @@ class BaseVAE(BaseEstimator):
                 f"{what} continues the previous model, but {', '.join(changed)} changed "
                 f"since it was fitted. {remedy}"
             )
-        self.module_.likelihood.validate(X)
+        self._check_domain(X)
         module = copy.deepcopy(self.module_).to(device)
         optimizer = self._optimizer(module)
         # A copy: load_state_dict keeps the tensors it is given, and Adam updates them in
@@ -506,8 +530,10 @@ class BaseVAE(BaseEstimator):
         elif hasattr(self, "noise_variance_"):
             del self.noise_variance_
         posterior = trainer.encode(trainer.train_rows)
-        self.kl_per_component_ = posterior.kl_per_component().mean(dim=0).numpy()
-        self.n_active_components_ = int((posterior.mean.var(dim=0, unbiased=False) > 0.01).sum())
+        d = module.n_components  # of z: a latent library size is not a component
+        self.kl_per_component_ = posterior.kl_per_component().mean(dim=0).numpy()[:d]
+        spread = posterior.mean.var(dim=0, unbiased=False)[:d]
+        self.n_active_components_ = int((spread > 0.01).sum())
         self._inference = self._build_inference()
         if not (incremental or history.converged or history.interrupted):
             warnings.warn(
@@ -527,14 +553,31 @@ class BaseVAE(BaseEstimator):
         """
         return {}
 
-    def _decoding_covariates(self, n_rows: int) -> dict[str, np.ndarray]:
-        """Covariate values at which ``sample`` and ``inverse_transform`` decode."""
-        if self._covariate_columns():
+    def _covariate_features(self, covariates: dict, fit: bool = False) -> dict:
+        """What the module sees of the covariate columns (``covariates``: as in X).
+
+        As they are by default; a subclass may encode them (one-hot categories), learning
+        the encoding when ``fit``.
+        """
+        return {k: np.asarray(v, dtype=np.float64) for k, v in covariates.items()}
+
+    def _decoding_covariates(self, n_rows: int, values=None) -> dict[str, np.ndarray]:
+        """Covariate values at which ``sample`` and ``inverse_transform`` decode.
+
+        ``values``: the ``covariates`` argument of those methods (see ``decoding_values``).
+        """
+        spec = self._covariate_columns()
+        if not spec:
+            if values is not None:
+                raise ValueError(f"This {type(self).__name__} has no covariates to set.")
+            return {}
+        if values is None:
             raise ValueError(
-                f"{type(self).__name__} conditions on covariates; it cannot decode without "
-                "their values."
+                f"{type(self).__name__} conditions on covariates; pass the values to decode "
+                "at as covariates=..., e.g. a value per covariate column for every row."
             )
-        return {}
+        names = getattr(self, "feature_names_in_", None)
+        return decoding_values(values, spec, n_rows, names)
 
     def _model_columns(self, n_features: int) -> np.ndarray:
         used = [c for columns in self._covariate_columns().values() for c in columns]
@@ -549,7 +592,7 @@ class BaseVAE(BaseEstimator):
         spec = self._covariate_columns()
         if not spec:
             return X, {}
-        covariates = {key: X[:, columns] for key, columns in spec.items()}
+        covariates = {key: _dense(X[:, columns]) for key, columns in spec.items()}
         if any(np.isnan(v).any() for v in covariates.values()):
             raise ValueError("Covariates must be observed: their columns of X hold NaN.")
         return X[:, self._model_columns(X.shape[1])], covariates
@@ -564,6 +607,17 @@ class BaseVAE(BaseEstimator):
         for key, columns in spec.items():
             out[:, columns] = covariates[key]
         return out
+
+    def _accept_sparse(self):
+        """The sparse formats ``validate_data`` takes: CSR when the tags say sparse X is."""
+        return ["csr"] if get_tags(self).input_tags.sparse else False
+
+    def _check_domain(self, X) -> None:
+        """Check the modelled columns of new data against the fitted likelihood."""
+        if sp.issparse(X):
+            validate_sparse(self.module_.likelihood, X)
+        else:
+            self.module_.likelihood.validate(X)
 
     def _hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
@@ -621,6 +675,7 @@ class BaseVAE(BaseEstimator):
         bounds the batch's rows. ``covariates``: arrays aligned with X's rows, by key.
         """
         device, dtype, module = self._inference_module()
+        covariates = self._covariate_features(covariates or {})
         likelihood = module.likelihood
         widths = [X.shape[1], likelihood.n_inputs, *module.hidden_layer_sizes]
         widths.append(2 * likelihood.n_outputs)
@@ -628,7 +683,7 @@ class BaseVAE(BaseEstimator):
         out = np.empty((X.shape[0], *out_shape), dtype=np.float64)
         with torch.inference_mode():
             for start in range(0, X.shape[0], rows):
-                chunk = X[start : start + rows]
+                chunk = dense_rows(X, start, start + rows)
                 if rescaled:
                     chunk = (chunk - likelihood.loc) / likelihood.scale
                 # A copy: the chunk may be a view of the caller's (possibly read-only) array.
@@ -646,12 +701,12 @@ class BaseVAE(BaseEstimator):
         X = self._read(X, reset=False)
         X, covariates = self._model_inputs(X)
         check_missing(X, columns=False)
-        self.module_.likelihood.validate(X)
+        self._check_domain(X)
         return X, covariates
 
     def _noise(self, n_rows, seed):
         generator = torch.Generator().manual_seed(int(seed))
-        shape = (n_rows, self.module_.n_components)
+        shape = (n_rows, self.module_.n_latent)
         return torch.randn(shape, generator=generator, dtype=torch.float64), generator
 
     def conditional_mean(self, X, *, n_importance_samples=100, random_state=None):
@@ -692,6 +747,7 @@ class BaseVAE(BaseEstimator):
         False
         """
         X, covariates = self._validate_for_inference(X)
+        X = _dense(X)  # the output is as large
         if random_state is None:
             seed = self._crn_seed
         elif isinstance(random_state, Integral):
@@ -711,7 +767,16 @@ class BaseVAE(BaseEstimator):
         out[observed] = X[observed]  # exactly, not through the rescaling and back
         return self._assemble(out, covariates)
 
-    def sample(self, n_samples=1, random_state=None, *, given=None, constrain=True, missing=False):
+    def sample(
+        self,
+        n_samples=1,
+        random_state=None,
+        *,
+        covariates=None,
+        given=None,
+        constrain=True,
+        missing=False,
+    ):
         """Draw x ~ p(x | z) with z ~ N(0, I): real draws from the model.
 
         Parameters
@@ -721,6 +786,12 @@ class BaseVAE(BaseEstimator):
 
         random_state : int, RandomState instance or None, default=None
             Seed of the draws; None uses the estimator's ``random_state``.
+
+        covariates : dict or array-like, default=None
+            For a model with covariates, the values to draw at (required): a dict mapping
+            each covariate column (index or name) to a value or to ``n_samples`` values,
+            or an array-like of one value per covariate column (in their order in X), or
+            of shape (n_samples, n_covariates). They are returned in their columns.
 
         given : dict, default=None
             Values to draw the other columns given, by column name or index, e.g.
@@ -766,12 +837,12 @@ class BaseVAE(BaseEstimator):
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         Z, generator = self._noise(n_samples, rng.randint(_MAX_SEED))
-        covariates = self._decoding_covariates(n_samples)
+        covariates = self._decoding_covariates(n_samples, covariates)
         likelihood = self.module_.likelihood
         fixed = None
         if given is not None:
             fixed = self._given_values(given)
-            Z = self._conditional_latents(n_samples, *fixed, generator)
+            Z = self._conditional_latents(n_samples, *fixed, covariates, generator)
         ranges = getattr(self, "_ranges", None) if constrain else None
         bounds = None
         if ranges is not None:
@@ -837,10 +908,14 @@ class BaseVAE(BaseEstimator):
         mask = ~np.isnan(row)
         return np.where(mask, (row - likelihood.loc) / likelihood.scale, 0.0), mask
 
-    def _conditional_latents(self, n_rows, values, mask, generator) -> torch.Tensor:
-        """z for each of ``n_rows`` rows, picked among prior draws by p(given values | z)."""
+    def _conditional_latents(self, n_rows, values, mask, covariates, generator) -> torch.Tensor:
+        """z for each of ``n_rows`` rows, picked among prior draws by p(given values | z).
+
+        ``covariates``: each row's covariate values, at which its candidates are decoded.
+        """
         device, dtype, module = self._inference_module()
-        n_candidates, width = _CONDITIONAL_CANDIDATES, module.n_components
+        n_candidates, width = _CONDITIONAL_CANDIDATES, module.n_latent
+        features = self._covariate_features(covariates)
         x = torch.tensor(values, dtype=dtype, device=device)
         m = torch.tensor(mask, dtype=dtype, device=device)
         widest = max(module.likelihood.n_outputs * 2, *module.hidden_layer_sizes)
@@ -853,7 +928,11 @@ class BaseVAE(BaseEstimator):
                     (k, n_candidates, width), generator=generator, dtype=torch.float64
                 )
                 flat = eps.reshape(-1, width).to(device, dtype)
-                out = module.decode(flat, {"z": flat})
+                batch = {"z": flat}
+                for key, value in features.items():
+                    rows_of = np.repeat(value[start : start + k], n_candidates, axis=0)
+                    batch[key] = torch.tensor(rows_of, dtype=dtype, device=device)
+                out = module.decode(flat, batch)
                 log_w = module.likelihood.log_prob(
                     x.expand(len(flat), -1), out, m.expand(len(flat), -1)
                 ).reshape(k, n_candidates)
@@ -891,7 +970,7 @@ class BaseVAE(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score; NaN marks a missing value.
 
         Returns
@@ -926,7 +1005,7 @@ class BaseVAE(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to score.
 
         y : Ignored
@@ -999,6 +1078,10 @@ class BaseVAE(BaseEstimator):
             self.optimizer_ = self._optimizer(self.module_)
             self.optimizer_.load_state_dict(_tree_map(state["optimizer_"], np.ndarray, _to_torch))
             self._inference = self._build_inference()
+
+
+def _dense(X) -> np.ndarray:
+    return X.toarray() if sp.issparse(X) else X
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseVAE
+from ._covariates import CovariateEncoder, covariate_columns
+from ._library import LIBRARY_FAMILIES, library_prior
 
 __all__ = ["VAEEstimator"]
 
@@ -64,6 +70,35 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         (gaussian, continuous_bernoulli) with densities on the same support and units,
         probabilities (bernoulli on binary data, the count families, categorical)
         with probabilities.
+
+    covariates : int, str, list or dict, default=None
+        Columns of X that condition the encoder and the decoder instead of being
+        modelled, selected by index or, for a DataFrame, by name (as the likelihood dict
+        selects): a column or a list of columns are categorical covariates (batches,
+        donors: one-hot inside, with the levels seen in fit; a level not seen in fit is
+        an error); a dict ``{"categorical": [...], "continuous": [...]}`` adds continuous
+        ones (standardised with their training mean and deviation). ``transform`` gives
+        the latent code of the rest, and the model need not spend it on what the
+        covariates explain; ``inverse_transform`` and ``sample`` decode at covariate
+        values given as their ``covariates`` argument, e.g. every row as if from batch 0
+        (batch-corrected values). The likelihood models the other columns: a likelihood
+        dict selects among them, by name or by position among them. ``score_samples`` is
+        log p(x | covariates) of the modelled columns.
+
+    library_size : {"latent", "observed"} or None, default=None
+        For the count families "poisson", "negative_binomial" and
+        "zero_inflated_negative_binomial": the mean of a row's counts as its library size
+        times the proportions the decoder gives (softmax), as scVI models them, so that
+        the latent code need not carry each row's total (sequencing depth, document
+        length). None: the decoder gives the means. "latent": the log library is one more
+        latent variable, with a normal prior of the mean and deviation of the training
+        rows' log totals, inferred by the encoder beside z; training, ``score_samples``
+        (importance sampling over z and the library) and ``sample`` integrate over it, so
+        the score is a likelihood of x. "observed": the library is each row's own total;
+        ``score_samples`` is then a likelihood of x given its total, which is not a
+        likelihood of x (the total is read off x) and does not compare with other
+        models' scores. ``inverse_transform`` decodes at the typical library, exp(mean
+        log total). No missing values.
 
     covariance_type : {"diag", "spherical"}, default="diag"
         Gaussian columns only (other families ignore it): one noise variance per feature
@@ -191,6 +226,10 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         The likelihood of the model: ``likelihood``, with "auto" resolved to a dict of
         families and the columns they model (names for a DataFrame, else indices).
 
+    covariate_categories_ : list of ndarray
+        The levels of each categorical covariate seen in fit, in the order of their
+        columns in ``covariates`` (an empty list without categorical covariates).
+
     module_ : VAEModule
         The trained encoder, decoder and likelihood (:class:`skvae.VAEModule`). It works
         on data rescaled by ``(X - module_.likelihood.loc) / module_.likelihood.scale``,
@@ -261,6 +300,14 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     the observed entries. A row with no observed value, a training column with no
     observed value, and infinity raise ValueError.
 
+    A ``scipy.sparse`` X (matrix or array, any format) is kept sparse: training densifies
+    the rows of one minibatch at a time, inference a chunk of rows at a time, and what fit
+    learns from X (a Gaussian's location and scale, the multinomial's totals) comes from
+    its non-zero entries. Gaussian columns are centred batch by batch, so they take a
+    sparse X too, but only the count families, bernoulli and continuous_bernoulli keep
+    the encoder's first layer sparse. In a sparse X an absent entry is a zero, so NaN in
+    one is an error; categorical, mixed (dict) and "auto" likelihoods need a dense X.
+
     References
     ----------
     Kingma, D. P. and Welling, M. (2014). Auto-encoding variational Bayes. ICLR.
@@ -283,11 +330,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     True
     """
 
+    _parameter_constraints: dict = {
+        **BaseVAE._parameter_constraints,
+        "covariates": [None, Integral, str, list, tuple, dict],
+        "library_size": [None, StrOptions({"latent", "observed"})],
+    }
+
     def __init__(
         self,
         n_components=2,
         *,
         likelihood="gaussian",
+        covariates=None,
+        library_size=None,
         covariance_type="diag",
         posterior="diagonal_gaussian",
         hidden_layer_sizes=(128, 128),
@@ -314,6 +369,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     ):
         self.n_components = n_components
         self.likelihood = likelihood
+        self.covariates = covariates
+        self.library_size = library_size
         self.covariance_type = covariance_type
         self.posterior = posterior
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -344,7 +401,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data; NaN marks a missing value.
 
         y : Ignored
@@ -400,7 +457,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             A block of training data; NaN marks a missing value.
 
         y : Ignored
@@ -435,7 +492,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Data to encode; NaN marks a missing value.
 
         Returns
@@ -460,7 +517,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         shape = (self.module_.n_components,)
         return self._infer(X, _posterior_mean, shape, covariates=covariates)
 
-    def inverse_transform(self, X):
+    def inverse_transform(self, X, *, covariates=None):
         """Decoder mean E[x | z] in the units of the training data.
 
         Parameters
@@ -468,10 +525,18 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         X : array-like of shape (n_samples, n_components)
             Latent points, e.g. the output of ``transform``.
 
+        covariates : dict or array-like, default=None
+            For a model with covariates, the values to decode at (required): a dict
+            mapping each covariate column (index or name) to a value or to one value per
+            row, or an array-like of one value per covariate column (in their order in
+            X), or of shape (n_samples, n_covariates). ``covariates={"batch": 0}`` decodes
+            every row as if it came from batch 0: batch-corrected values.
+
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
-            E[x | z] (probabilities for the bernoulli likelihood).
+            E[x | z] (probabilities for the bernoulli likelihood); the covariate columns,
+            if any, hold the values decoded at.
 
         Examples
         --------
@@ -494,11 +559,74 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 f"with n_components={self.module_.n_components} columns."
             )
 
-        covariates = self._decoding_covariates(len(Z))
+        covariates = self._decoding_covariates(len(Z), covariates)
         likelihood = self.module_.likelihood
         shape = (likelihood.n_features,)
         mean = self._infer(Z, _decoder_mean, shape, rescaled=False, covariates=covariates)
         return self._to_user(self._assemble(mean * likelihood.scale + likelihood.loc, covariates))
+
+    def _fit(self, X, incremental=False):
+        self._continuing = hasattr(self, "module_") and (incremental or self.warm_start)
+        if not self._continuing:
+            # A new model: ``covariates`` is read anew once X's columns are known.
+            vars(self).pop("_covariate_spec", None)
+        elif self._covariate_columns() != self._resolve_covariates():
+            raise ValueError(
+                "partial_fit and warm_start continue the previous model, but covariates "
+                "changed since it was fitted. Call fit with warm_start=False to start anew."
+            )
+        return super()._fit(X, incremental=incremental)
+
+    def _architecture(self, X, covariates) -> dict:
+        spec = super()._architecture(X, covariates)
+        spec["library"] = None
+        if self.library_size is None:
+            return spec
+        family = self.likelihood if isinstance(self.likelihood, str) else None
+        if family not in LIBRARY_FAMILIES:
+            raise ValueError(
+                f"library_size={self.library_size!r} scales the means of a count family, "
+                f"one of {list(LIBRARY_FAMILIES)}; likelihood={self.likelihood!r} is not."
+            )
+        if not sp.issparse(X) and np.isnan(X).any():
+            raise ValueError(
+                "library_size needs each row's total, which missing values leave unknown: "
+                "X has NaN. Fill them, or set library_size=None."
+            )
+        old = getattr(getattr(self, "module_", None), "library", None)
+        if self._continuing and old is not None and old["kind"] == self.library_size:
+            spec["library"] = old  # the prior learned on the first data stays
+        else:
+            spec["library"] = library_prior(X, self.library_size)
+        return spec
+
+    def _resolve_covariates(self) -> dict[str, list[int]]:
+        names = getattr(self, "feature_names_in_", None)
+        return covariate_columns(self.covariates, self.n_features_in_, names)
+
+    def _covariate_columns(self) -> dict[str, list[int]]:
+        if not hasattr(self, "_covariate_spec"):
+            self._covariate_spec = self._resolve_covariates()
+        return self._covariate_spec
+
+    def _covariate_features(self, covariates, fit=False):
+        if fit and not covariates:
+            self.covariate_categories_ = []
+        if not covariates:
+            return {}
+        if fit:
+            names = getattr(self, "feature_names_in_", None)
+            spec = self._covariate_columns()
+            shown = {k: (c if names is None else names[c]) for k, c in spec.items()}
+            self._covariate_encoder = CovariateEncoder(shown).fit(covariates)
+            self.covariate_categories_ = list(self._covariate_encoder.categories_)
+        return self._covariate_encoder.transform(covariates)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # scipy.sparse X is kept sparse and densified a batch of rows at a time.
+        tags.input_tags.sparse = True
+        return tags
 
     @property
     def _n_features_out(self):
@@ -507,7 +635,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
 
 def _posterior_mean(module, batch):
-    return module.encode(batch).mean
+    return module.encode(batch).mean[..., : module.n_components]
 
 
 def _decoder_mean(module, batch):

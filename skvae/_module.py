@@ -17,6 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ._library import log_library, scale_by_library
 from ._likelihoods import Likelihood, build_likelihood
 from ._posteriors import Posterior, posterior_class, posterior_spec, standard_normal_log_prob
 from ._sparse import InputLinear, sparse_linear
@@ -86,6 +87,11 @@ class VAEModule(nn.Module):
     covariates : dict of str to int, default=None
         Batch keys of covariates and their widths: each is given to the encoder and the
         decoder as extra inputs.
+    library : dict, default=None
+        A library size for count families (see ``_library``): ``{"kind": "latent" or
+        "observed", "loc": m, "scale": s}``. The decoder then gives proportions, and the
+        mean is library x proportions; "latent" adds one latent variable, the
+        standardised log library, after the ``n_components`` of z (``n_latent``).
 
     Notes
     -----
@@ -105,6 +111,7 @@ class VAEModule(nn.Module):
         missing: bool = False,
         posterior: str | type[Posterior] = "diagonal_gaussian",
         covariates: Mapping[str, int] | None = None,
+        library: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.n_features = n_features
@@ -114,9 +121,12 @@ class VAEModule(nn.Module):
         self.activation = activation
         self.posterior = posterior_class(posterior)
         self.covariates = {str(k): int(v) for k, v in (covariates or {}).items()}
+        self.library = None if library is None else dict(library)
+        # The latent variables the posterior covers: z, then the log library if latent.
+        self.n_latent = n_components + int(bool(library) and library["kind"] == "latent")
         n_covariates = sum(self.covariates.values())
         n_inputs = likelihood.n_inputs + (n_features if self.missing else 0) + n_covariates
-        n_params = self.posterior.n_params(n_components)
+        n_params = self.posterior.n_params(self.n_latent)
         self.encoder = _mlp(n_inputs, hidden_layer_sizes, n_params, activation, InputLinear)
         self.decoder = _mlp(
             n_components + n_covariates,
@@ -138,6 +148,7 @@ class VAEModule(nn.Module):
             "missing": self.missing,
             "posterior": posterior_spec(self.posterior),
             "covariates": dict(self.covariates),
+            "library": None if self.library is None else dict(self.library),
         }
 
     @classmethod
@@ -203,8 +214,16 @@ class VAEModule(nn.Module):
         return result
 
     def generative(self, z: Tensor, batch: Batch | None = None) -> dict[str, Tensor]:
-        """p(x | z): ``{"out"}``, the decoder output the likelihood reads as its parameters."""
-        return {"out": self.decoder(self.decoder_input(z, batch or {}))}
+        """p(x | z): ``{"out"}``, the decoder output the likelihood reads as its parameters.
+
+        With a library, z may carry the standardised log library after its
+        ``n_components`` values; the decoder sees z only.
+        """
+        out = self.decoder(self.decoder_input(z[..., : self.n_components], batch or {}))
+        if self.library is not None:
+            log_lib = log_library(self.library, z, self.n_components, batch)
+            out = scale_by_library(out, log_lib, self.likelihood.n_features)
+        return {"out": out}
 
     def encode(self, batch: Batch | Tensor) -> Posterior:
         """q(z | x) of the rows; NaN entries of x are missing values."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["Ranges", "Table", "container_of"]
 
@@ -248,7 +249,14 @@ class Ranges:
     n_rows: int
 
     @classmethod
-    def learn(cls, X: np.ndarray) -> Ranges:
+    def learn(cls, X) -> Ranges:
+        if sp.issparse(X):  # no NaN; the implicit zeros count
+            low = X.min(axis=0).toarray().ravel().astype(np.float64)
+            high = X.max(axis=0).toarray().ravel().astype(np.float64)
+            fractional = X.copy()
+            fractional.data = (fractional.data != np.round(fractional.data)).astype(np.float64)
+            integer = np.asarray(fractional.sum(axis=0)).ravel() == 0
+            return cls(low, high, integer, np.zeros(X.shape[1]), X.shape[0])
         missing = np.isnan(X)
         low = np.where(missing, np.inf, X).min(axis=0, initial=np.inf)
         high = np.where(missing, -np.inf, X).max(axis=0, initial=-np.inf)

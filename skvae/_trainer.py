@@ -140,6 +140,7 @@ class Trainer:
     device : torch.device
     data : dict of str to Tensor
         ``"x"`` (rescaled, float32) and any covariates; batches are cut from these rows.
+        ``"x"`` may also be a ``SparseData``, which densifies the rows of each batch.
     train_rows : Tensor, optional
         The rows of ``data`` to train on (all by default), selected without copies.
     validation : dict of str to Tensor, optional
@@ -186,6 +187,8 @@ class Trainer:
         if config.missing or not module.sparse_inputs_possible or config.autocast_dtype:
             return None
         likelihood = module.likelihood
+        if hasattr(self.data["x"], "encoder_inputs"):  # a sparse X (``_sparse_input``)
+            return self.data["x"].encoder_inputs(likelihood)
         return SparseInputs.build(
             lambda x: likelihood.encoder_input(x.to(self.device)),
             self.data["x"],
@@ -208,7 +211,7 @@ class Trainer:
         self._decays_left = self.config.lr_decays
         if self.validation is not None:
             # Common random numbers: every epoch is judged with the same noise.
-            k, d = self.config.n_train_samples, self.module.n_components
+            k, d = self.config.n_train_samples, self.module.n_latent
             shape = (len(self.validation["x"]), d) if k == 1 else (k, d)
             self._eps_val = torch.randn(shape, generator=self.generator).to(self.device)
             self._validation = {k: v.to(self.device) for k, v in self.validation.items()}
@@ -243,7 +246,7 @@ class Trainer:
         order = torch.randperm(self.n_train, generator=self.generator)
         if self.train_rows is not None:
             order = self.train_rows[order]
-        k, d = self.config.n_train_samples, self.module.n_components
+        k, d = self.config.n_train_samples, self.module.n_latent
         shape = (self.n_train, d) if k == 1 else (self.n_train, k, d)
         eps_all = torch.randn(shape, generator=self.generator)
         entries = None if self.sparse is None else self.sparse.epoch(order)

@@ -45,9 +45,20 @@ def _assert_clear(excinfo, pattern):
         (np.zeros((4, 3, 2)), ValueError, "dim 3"),
         (np.array([["a", "b"], ["c", "d"]]), ValueError, "string|convert"),
         (np.empty((0, 3)), ValueError, "0 sample"),
-        (sp.csr_matrix(np.eye(4)), TypeError, "sparse"),
+        # A sparse X is taken, but an absent entry is a zero: NaN cannot mark a missing one.
+        (sp.csr_matrix(np.diag([1.0, np.nan, 2.0, 3.0])), ValueError, "sparse.*dense"),
     ],
-    ids=["nan-row", "nan-col", "inf", "inf-and-nan", "1d", "3d", "strings", "no-rows", "sparse"],
+    ids=[
+        "nan-row",
+        "nan-col",
+        "inf",
+        "inf-and-nan",
+        "1d",
+        "3d",
+        "strings",
+        "no-rows",
+        "sparse-nan",
+    ],
 )
 def test_bad_training_data(X, exc, pattern):
     with pytest.raises(exc) as excinfo:

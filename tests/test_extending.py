@@ -177,7 +177,7 @@ class BatchVAE(VAEEstimator):
     def _covariate_columns(self):
         return {"batch": [self.n_features_in_ - 1]}
 
-    def _decoding_covariates(self, n_rows):
+    def _decoding_covariates(self, n_rows, values=None):
         return {"batch": np.zeros((n_rows, 1))}  # decode every row as if from batch 0
 
 

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from scipy.sparse import csc_matrix, csr_matrix
+from scipy.sparse import coo_array, csc_matrix, csr_array, csr_matrix
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAEEstimator, VAEModule
@@ -214,3 +214,136 @@ def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch, sparse_builds
     np.testing.assert_allclose(
         sparse_fit.kl_per_component_, dense_fit.kl_per_component_, rtol=1e-4
     )
+
+
+# ---------------------------------------------------------------- a sparse X from the user
+
+
+def _counts(n=300, n_features=100, seed=0):
+    """Counts with about 75% zeros, as single-cell and bag-of-words matrices have."""
+    rng = np.random.default_rng(seed)
+    rates = rng.gamma(0.5, 0.6, size=(n, 1)) * rng.gamma(0.5, 1.0, size=(1, n_features))
+    return rng.poisson(rates).astype(np.float64)
+
+
+def _fit_quietly(vae, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return vae.fit(X)
+
+
+@pytest.mark.parametrize(
+    "likelihood, container",
+    [
+        ("gaussian", csr_matrix),
+        ("gaussian", csc_matrix),
+        ("poisson", csr_array),
+        ("negative_binomial", coo_array),
+        ("zero_inflated_negative_binomial", csr_matrix),
+        ("multinomial", csr_matrix),
+        ("bernoulli", csc_matrix),
+    ],
+)
+def test_a_sparse_x_gives_the_fit_and_scores_of_its_dense_copy(likelihood, container):
+    X = _counts()
+    if likelihood == "bernoulli":
+        X = np.minimum(X, 1)
+    params = dict(likelihood=likelihood, hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+    dense = _fit_quietly(VAEEstimator(**params), X)
+    sparse = _fit_quietly(VAEEstimator(**params), container(X))
+    # Float32 training: the same steps up to the order of sums (the first layer may add
+    # up the non-zero inputs' weights in either case).
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(sparse.transform(X), dense.transform(X), atol=1e-3)
+    # Inference on a sparse X is inference on its dense copy, to float64 precision.
+    for method in ("transform", "score_samples"):
+        np.testing.assert_allclose(
+            getattr(dense, method)(container(X)), getattr(dense, method)(X), rtol=1e-12
+        )
+    assert dense.score(container(X)) == pytest.approx(dense.score(X), rel=1e-12)
+
+
+def test_gaussian_scaling_from_a_sparse_x_is_the_dense_one():
+    X = _counts(seed=1)
+    X[:, 3] = 2.0  # a constant column
+    for covariance_type in ("diag", "spherical"):
+        params = dict(covariance_type=covariance_type, hidden_layer_sizes=(8,), max_iter=1)
+        dense = _fit_quietly(VAEEstimator(**params, random_state=0), X).module_.likelihood
+        sparse = _fit_quietly(VAEEstimator(**params, random_state=0), csr_matrix(X))
+        np.testing.assert_allclose(sparse.module_.likelihood.loc, dense.loc, rtol=1e-12)
+        np.testing.assert_allclose(sparse.module_.likelihood.scale, dense.scale, rtol=1e-12)
+
+
+def test_the_multinomial_totals_model_from_a_sparse_x_is_the_dense_one():
+    X = _counts(seed=2)
+    params = dict(likelihood="multinomial", hidden_layer_sizes=(8,), max_iter=1)
+    dense = _fit_quietly(VAEEstimator(**params, random_state=0), X).module_.likelihood
+    sparse = _fit_quietly(VAEEstimator(**params, random_state=0), csr_matrix(X))
+    for key in ("total_mean", "total_theta"):
+        assert sparse.module_.likelihood.settings[key] == pytest.approx(dense.settings[key])
+
+
+def test_partial_fit_on_sparse_blocks_matches_dense_blocks():
+    X = _counts(seed=3)
+    params = dict(likelihood="negative_binomial", hidden_layer_sizes=(16,), random_state=0)
+    dense, sparse = VAEEstimator(**params), VAEEstimator(**params)
+    for block in np.array_split(X, 3):
+        dense.partial_fit(block)
+        sparse.partial_fit(csr_matrix(block))
+    np.testing.assert_allclose(sparse.loss_curve_, dense.loss_curve_, rtol=1e-4)
+    np.testing.assert_allclose(sparse.score_samples(X), dense.score_samples(X), rtol=1e-4)
+
+
+def test_the_encoder_inputs_read_off_a_csr_equal_those_of_the_dense_rows():
+    from skvae._sparse_input import SparseData
+
+    X = _counts(seed=4)
+    likelihood = build_likelihood(X.shape[1], {"name": "poisson"})
+    dense = _build(likelihood, torch.from_numpy(X).float())
+    sparse = SparseData(csr_matrix(X), np.zeros(100), np.ones(100)).encoder_inputs(likelihood)
+    torch.testing.assert_close(sparse.row_starts, dense.row_starts)
+    torch.testing.assert_close(sparse.columns, dense.columns)
+    torch.testing.assert_close(sparse.values, dense.values)
+
+
+def test_a_sparse_x_is_densified_a_batch_at_a_time_never_whole(monkeypatch):
+    import skvae._base as base
+    import skvae._trainer as trainer
+
+    X = _counts(n=400, seed=5)
+    X[:, 0] = 1.0  # no all-zero row
+    densified = []
+    toarray = csr_matrix.toarray
+
+    def spy(self, *args, **kwargs):
+        densified.append(self.shape[0])
+        return toarray(self, *args, **kwargs)
+
+    monkeypatch.setattr(csr_matrix, "toarray", spy)
+    # Chunks of 100 rows in inference and in the trainer's diagnostics, for this small X.
+    monkeypatch.setattr(base, "_INFERENCE_ELEMENTS", 100 * X.shape[1])
+    monkeypatch.setattr(trainer, "ENCODE_BATCH_SIZE", 100)
+    for likelihood in ("gaussian", "negative_binomial"):
+        vae = VAEEstimator(likelihood=likelihood, hidden_layer_sizes=(8,), max_iter=3)
+        _fit_quietly(vae.set_params(random_state=0), csr_matrix(X))
+        vae.score_samples(csr_matrix(X))
+        vae.transform(csr_matrix(X))
+    # Batches (36 rows), validation chunks (4 batches) and the chunks above.
+    assert densified and max(densified) <= 144
+
+
+@pytest.mark.parametrize(
+    "likelihood", ["categorical", "auto", {"poisson": [0, 1], "gaussian": list(range(2, 100))}]
+)
+def test_families_that_need_a_dense_x_refuse_a_sparse_one_naming_the_fix(likelihood):
+    vae = VAEEstimator(likelihood=likelihood, max_iter=1)
+    with pytest.raises(ValueError, match=r"Sparse X .*X\.toarray\(\)"):
+        vae.fit(csr_matrix(_counts(seed=6)))
+
+
+def test_a_model_fitted_dense_refuses_a_sparse_x_its_family_cannot_take():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 3, size=(100, 4)).astype(float)
+    vae = _fit_quietly(VAEEstimator(likelihood="categorical", max_iter=2, random_state=0), X)
+    with pytest.raises(ValueError, match="X.toarray"):
+        vae.transform(csr_matrix(X))

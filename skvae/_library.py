@@ -1,0 +1,61 @@
+"""Library size: a count row's mean as its total times the proportions the decoder gives.
+
+Counts from the same profile come in very different totals (sequencing depth, document
+length). With ``library_size`` set, the decoder gives proportions rho(z) = softmax(output)
+and the mean of the counts is library x rho(z), as scVI (Lopez et al. 2018) models them,
+so that the latent code need not spend a dimension on the total.
+
+- ``"latent"``: log library ~ N(m, s^2), with m and s the mean and deviation of the
+  training rows' log totals. The library is one more latent variable, written
+  log library = m + s u with u ~ N(0, 1), which the encoder infers beside z: the ELBO and
+  the importance-weighted bound integrate over it, and ``score_samples`` is a likelihood
+  of x.
+- ``"observed"``: the library is each row's own total. ``score_samples`` is then
+  log p(x | z-integrated, library = total of x): a function of x is conditioned on, so it
+  is not a likelihood of x and does not compare with other models' scores.
+
+Decoding without data (``inverse_transform``) uses the typical library exp(m); ``sample``
+draws the library from its prior with "latent", and uses exp(m) with "observed".
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+__all__ = ["LIBRARY_FAMILIES", "library_prior", "log_library", "scale_by_library"]
+
+#: The families whose decoder output is a log mean per feature, which a library scales.
+LIBRARY_FAMILIES = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")
+
+
+def library_prior(X, kind: str) -> dict:
+    """The library spec of a module: its kind and the mean and deviation of log totals."""
+    totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel() if sp.issparse(X) else (
+        X.sum(axis=1, dtype=np.float64)
+    )  # fmt: skip
+    log_totals = np.log(np.maximum(totals, 1.0))
+    scale = float(log_totals.std())
+    return {"kind": kind, "loc": float(log_totals.mean()), "scale": max(scale, 1e-3)}
+
+
+def log_library(library: dict, z: Tensor, n_components: int, batch) -> Tensor:
+    """Log library of each row (and sample of z): shape z's, with one last column."""
+    like = z[..., :1]
+    if library["kind"] == "latent" and z.shape[-1] > n_components:
+        return library["loc"] + library["scale"] * z[..., n_components : n_components + 1]
+    x = batch.get("x") if batch is not None else None
+    if library["kind"] == "observed" and x is not None:
+        # A row of zeros gets a library of 1: log 0 would make every mean 0.
+        total = torch.nan_to_num(x).sum(-1, keepdim=True).clamp_min(1.0).log().to(z.dtype)
+        return total.unsqueeze(1).expand_as(like) if z.dim() == 3 else total
+    return torch.full_like(like, library["loc"])
+
+
+def scale_by_library(out: Tensor, log_lib: Tensor, n_features: int) -> Tensor:
+    """Decoder output whose first ``n_features`` values become log(library x softmax)."""
+    log_mu = F.log_softmax(out[..., :n_features], dim=-1) + log_lib
+    return torch.cat([log_mu, out[..., n_features:]], dim=-1)

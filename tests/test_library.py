@@ -1,0 +1,133 @@
+"""library_size: count means as library x proportions, the library observed or latent."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from scipy import stats
+from scipy.special import logsumexp, softmax
+from sklearn.exceptions import ConvergenceWarning
+
+from skvae import VAEEstimator
+
+
+def _counts(n=400, n_features=30, seed=0):
+    """Counts from 2 latent variables, with totals that vary tenfold between rows."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 2))
+    rho = softmax(z @ rng.normal(size=(2, n_features)), axis=1)
+    library = np.exp(rng.normal(np.log(300), 0.6, size=(n, 1)))
+    return rng.poisson(rng.gamma(5.0, library * rho / 5.0)).astype(float)
+
+
+def _fit(kind, X, likelihood="negative_binomial", **params):
+    vae = VAEEstimator(
+        likelihood=likelihood,
+        library_size=kind,
+        hidden_layer_sizes=(16,),
+        max_iter=20,
+        n_importance_samples=20,
+        random_state=0,
+        **params,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return vae.fit(X)
+
+
+def _nb_logpmf(x, mu, theta):
+    """scipy's negative binomial with mean mu and inverse dispersion theta."""
+    return stats.nbinom.logpmf(x, theta, theta / (theta + mu))
+
+
+@pytest.fixture(scope="module")
+def X():
+    return _counts()
+
+
+def test_the_prior_is_the_normal_of_the_training_log_totals(X):
+    library = _fit("latent", X).module_.library
+    log_totals = np.log(X.sum(axis=1))
+    assert library["loc"] == pytest.approx(log_totals.mean())
+    assert library["scale"] == pytest.approx(log_totals.std())
+
+
+def test_observed_library_gives_scipys_negative_binomial_of_total_times_proportions(X):
+    module = _fit("observed", X).module_.double()
+    x = torch.from_numpy(X[:5])
+    z = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        log_p = module.likelihood.log_prob(x, module.decode(z, {"x": x})).numpy()
+        proportions = torch.softmax(module.decoder(z), -1).numpy()
+        theta = module.likelihood.log_theta.exp().numpy()
+    mu = X[:5].sum(axis=1, keepdims=True) * proportions
+    np.testing.assert_allclose(log_p, _nb_logpmf(X[:5], mu, theta).sum(axis=1), rtol=1e-10)
+
+
+def test_latent_library_score_is_importance_sampling_over_z_and_the_library(X):
+    vae = _fit("latent", X)
+    module, library = vae.module_.double(), vae.module_.library
+    eps, _ = vae._noise(vae.n_importance_samples, vae._crn_seed)  # (K, 3): z, then u
+    rows = X[:4]
+    with torch.no_grad():
+        params = module.encode({"x": torch.from_numpy(rows)}).params.numpy()
+        theta = module.likelihood.log_theta.exp().numpy()
+        # The diagonal Gaussian's parameters: means, then log variances.
+        mean, std = params[:, :3], np.exp(0.5 * params[:, 3:])
+        latent = mean[:, None, :] + std[:, None, :] * eps.numpy()[None]  # (4, K, 3)
+        proportions = torch.softmax(module.decoder(torch.from_numpy(latent[..., :2])), -1)
+    log_library = library["loc"] + library["scale"] * latent[..., 2:]
+    mu = np.exp(log_library) * proportions.numpy()
+    log_px_given = _nb_logpmf(rows[:, None, :], mu, theta).sum(-1)
+    # The library's prior is N(loc, scale^2) on the log library; in u it is N(0, 1).
+    log_prior = stats.norm.logpdf(latent).sum(-1)
+    log_q = stats.norm.logpdf(latent, mean[:, None], std[:, None]).sum(-1)
+    expected = logsumexp(log_px_given + log_prior - log_q, axis=1) - np.log(len(eps))
+    np.testing.assert_allclose(vae.score_samples(rows), expected, rtol=1e-9)
+
+
+def test_the_latent_library_is_not_a_component(X):
+    vae = _fit("latent", X)
+    assert vae.transform(X[:7]).shape == (7, 2)
+    assert vae.kl_per_component_.shape == (2,)
+    assert vae.module_.n_latent == 3
+    assert vae.inverse_transform(np.zeros((3, 2))).shape == (3, X.shape[1])
+
+
+def test_decoding_uses_the_typical_library_and_sampling_draws_it(X):
+    vae = _fit("latent", X)
+    loc = vae.module_.library["loc"]
+    totals = vae.inverse_transform(np.zeros((3, 2))).sum(axis=1)
+    np.testing.assert_allclose(totals, np.exp(loc), rtol=1e-9)
+    draws = vae.sample(2000, random_state=0).sum(axis=1)
+    # Log totals of draws spread as the training rows' (plus the counts' own noise).
+    assert np.log(np.maximum(draws, 1)).std() > 0.8 * np.log(X.sum(axis=1)).std()
+
+
+@pytest.mark.parametrize("likelihood", ["poisson", "zero_inflated_negative_binomial"])
+def test_every_count_family_with_a_log_mean_takes_a_library(X, likelihood):
+    vae = _fit("observed", X, likelihood=likelihood)
+    assert np.isfinite(vae.score_samples(X[:10])).all()
+
+
+def test_a_library_needs_a_count_family_and_complete_rows(X):
+    with pytest.raises(ValueError, match="count family"):
+        _fit("latent", X, likelihood="gaussian")
+    with pytest.raises(ValueError, match="count family"):
+        _fit("latent", X, likelihood="multinomial")
+    holes = X.copy()
+    holes[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        _fit("observed", holes)
+
+
+def test_partial_fit_keeps_the_first_blocks_prior_and_pickles(X):
+    vae = VAEEstimator(likelihood="poisson", library_size="latent", random_state=0)
+    vae.partial_fit(X[:200])
+    first = dict(vae.module_.library)
+    vae.partial_fit(X[200:] * 3)
+    assert vae.module_.library == first
+    loaded = pickle.loads(pickle.dumps(vae))
+    np.testing.assert_array_equal(loaded.score_samples(X[:5]), vae.score_samples(X[:5]))
