@@ -306,7 +306,7 @@ def summarise(rows, tables, methods):
             cell = {"table": name, "tool": method, "seeds": [r["seed"] for r in mine],
                     "shape": [mine[0]["n_train"], mine[0]["n_test"]]}  # fmt: skip
             for key in ("quality", "column_shapes", "column_pair_trends", "accuracy",
-                        "fit_seconds", "n_iter"):  # fmt: skip
+                        "fit_seconds", "fit_cpu_seconds", "n_iter"):  # fmt: skip
                 cell[key] = _mean(mine, key)
             if method != REAL:
                 cell["n_draws"] = sum(r["n_train"] for r in mine)
