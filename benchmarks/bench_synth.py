@@ -35,7 +35,8 @@ defaults for tables may be chosen. ``--group reporting`` (statsmodels' ``anes96`
 Target 4 of the issue, the column shape score of fair's zero-heavy ``affairs`` (68% zeros)
 at least 0.9, is measured in the tuning group, where fair is.
 
-About 40 minutes (tuning) and 30 minutes (reporting) on one core::
+About 25 minutes (tuning) and 20 minutes (reporting) of one idle core; the runs of the
+result files took longer on a loaded machine::
 
     python benchmarks/bench_synth.py                       # reporting group
     python benchmarks/bench_synth.py --group tuning

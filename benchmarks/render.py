@@ -48,9 +48,9 @@ BENCHMARKS = [
     (
         "bench_synth_tuning",
         "python benchmarks/bench_synth.py --group tuning",
-        "about 40 minutes",
+        "about 25 minutes",
     ),
-    ("bench_synth", "python benchmarks/bench_synth.py", "about 30 minutes"),
+    ("bench_synth", "python benchmarks/bench_synth.py", "about 20 minutes"),
     (
         "bench_counts",
         "python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python",
