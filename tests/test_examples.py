@@ -26,6 +26,12 @@ USAGE = ("README.md", "## Usage")
 SEARCH_ACROSS_FAMILIES = ("docs/user_guide/likelihoods.md", "## Which scores compare")
 MISSING_VALUES = ("docs/user_guide/missing_values.md", "# Missing values")
 TABLES = ("docs/user_guide/tables.md", "# Tables: data frames in, data frames out")
+COUNTS = "docs/user_guide/counts.md"
+COUNTS_BLOCKS = [
+    (COUNTS, "## Library size"),
+    (COUNTS, "## Covariates: batch correction"),
+    (COUNTS, "## Topics: CountVectorizer to a multinomial VAE"),
+]
 DASK_CLUSTER = ("docs/user_guide/scaling_out.md", "## Many fits: GridSearchCV on a dask cluster")
 INCREMENTAL = (
     "docs/user_guide/scaling_out.md",
@@ -38,6 +44,7 @@ RUN_BY_TESTS = {
     SEARCH_ACROSS_FAMILIES,
     MISSING_VALUES,
     TABLES,
+    *COUNTS_BLOCKS,
     DASK_CLUSTER,
     INCREMENTAL,
     SKOPS,
@@ -276,3 +283,19 @@ def test_guide_tables_example_runs():
     assert synthetic.dtypes.to_dict() == penguins.dtypes.to_dict()
     assert set(synthetic["species"]) <= set(penguins["species"].dropna())
     assert (namespace["adelie"]["species"] == "Adelie").all()
+
+
+@pytest.mark.slow
+def test_guide_counts_examples_run_in_order():
+    # The page's blocks build on each other, as a reader runs them.
+    namespace = {"__name__": "__main__"}
+    for page, heading in COUNTS_BLOCKS:
+        (code,) = [code for title, code in _python_blocks(page) if title == heading]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            exec(compile(code, page, "exec"), namespace)
+    assert namespace["Z"].shape == (400, 4)
+    corrected = namespace["corrected"]
+    assert list(corrected.columns) == list(namespace["frame"].columns)
+    assert (corrected["batch"] == 0).all()
+    assert namespace["topics"][-1].n_features_in_ == 8  # the eight words
