@@ -803,8 +803,9 @@ class BaseVAE(BaseEstimator):
         constrain : bool, default=True
             Keep each column's draws where its training data was: a draw outside the
             column's training range is drawn again (up to 10 times, then clipped to the
-            range), and the draws of columns that held only whole numbers are rounded.
-            False: the model's draws as they are.
+            range), and draws are rounded to the decimals of the column's training values
+            (whole numbers for a column of whole numbers; none past 6 decimals). False:
+            the model's draws as they are.
 
         missing : bool, default=False
             Leave entries missing (NaN, or the frame's missing value) at the rate each
@@ -869,7 +870,7 @@ class BaseVAE(BaseEstimator):
         X = X * likelihood.scale + likelihood.loc
         if ranges is not None:
             X = np.clip(X, ranges.low, ranges.high)
-            X[:, ranges.integer] = np.round(X[:, ranges.integer])
+            ranges.round(X)
         if fixed is not None:
             values, mask = fixed
             X[:, mask] = (values * likelihood.scale + likelihood.loc)[mask]

@@ -238,13 +238,26 @@ def _pandas_series(data, dtype: str, labels, missing: np.ndarray, fractions: boo
         return series
 
 
+#: Most decimals a column's grid may have; a column with more is drawn unrounded.
+MAX_DECIMALS = 6
+
+
+def _decimals(X: np.ndarray) -> np.ndarray:
+    """Fewest decimals that hold each column's values (0: whole numbers), or -1: none do."""
+    found = np.full(X.shape[1], -1)
+    for d in range(MAX_DECIMALS, -1, -1):
+        exact = np.all(np.abs(X - np.round(X, d)) <= 1e-9 * np.maximum(1.0, np.abs(X)), axis=0)
+        found[exact] = d
+    return found
+
+
 @dataclass
 class Ranges:
-    """Per column of the model's data: training range, whole numbers, share missing."""
+    """Per column of the model's data: training range, decimals, share missing."""
 
     low: np.ndarray
     high: np.ndarray
-    integer: np.ndarray
+    decimals: np.ndarray
     missing_rate: np.ndarray
     n_rows: int
 
@@ -255,24 +268,31 @@ class Ranges:
             high = X.max(axis=0).toarray().ravel().astype(np.float64)
             fractional = X.copy()
             fractional.data = (fractional.data != np.round(fractional.data)).astype(np.float64)
-            integer = np.asarray(fractional.sum(axis=0)).ravel() == 0
-            return cls(low, high, integer, np.zeros(X.shape[1]), X.shape[0])
+            whole = np.asarray(fractional.sum(axis=0)).ravel() == 0
+            return cls(low, high, np.where(whole, 0, -1), np.zeros(X.shape[1]), X.shape[0])
         missing = np.isnan(X)
         low = np.where(missing, np.inf, X).min(axis=0, initial=np.inf)
         high = np.where(missing, -np.inf, X).max(axis=0, initial=-np.inf)
-        whole = np.where(missing, 0.0, X)
-        integer = np.all(whole == np.round(whole), axis=0)
-        return cls(low, high, integer, missing.mean(axis=0), X.shape[0])
+        decimals = _decimals(np.where(missing, 0.0, X))
+        return cls(low, high, decimals, missing.mean(axis=0), X.shape[0])
 
     def update(self, X: np.ndarray) -> Ranges:
         """The ranges over the rows seen so far and X (partial_fit's blocks)."""
         new = Ranges.learn(X)
         n = self.n_rows + new.n_rows
         rate = (self.missing_rate * self.n_rows + new.missing_rate * new.n_rows) / max(n, 1)
+        gridless = (self.decimals < 0) | (new.decimals < 0)
         return Ranges(
             np.minimum(self.low, new.low),
             np.maximum(self.high, new.high),
-            self.integer & new.integer,
+            np.where(gridless, -1, np.maximum(self.decimals, new.decimals)),
             rate,
             n,
         )
+
+    def round(self, X: np.ndarray) -> np.ndarray:
+        """X's columns rounded to the decimals of their training values, in place."""
+        for d in np.unique(self.decimals[self.decimals >= 0]):
+            columns = self.decimals == d
+            X[:, columns] = np.round(X[:, columns], int(d))
+        return X

@@ -194,3 +194,20 @@ def test_a_saved_frame_model_gives_the_same_frames():
         loaded.sample(20, random_state=0), vae.sample(20, random_state=0)
     )
     np.testing.assert_array_equal(loaded.categories_["kind"], vae.categories_["kind"])
+
+
+def test_draws_keep_the_decimals_of_the_training_values():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "tenths": np.round(rng.normal(40, 5, 300), 1),
+            "cents": np.round(rng.uniform(0, 20, 300), 2),
+            "raw": rng.normal(size=300),
+        }
+    )
+    vae = VAEEstimator(**FAST).fit(frame)
+    draws = vae.sample(500, random_state=0)
+    np.testing.assert_array_equal(draws["tenths"], np.round(draws["tenths"], 1))
+    np.testing.assert_array_equal(draws["cents"], np.round(draws["cents"], 2))
+    assert (draws["cents"] != np.round(draws["cents"], 1)).any()  # not rounded further
+    assert (draws["raw"] != np.round(draws["raw"], 6)).any()  # no grid: left as drawn
