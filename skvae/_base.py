@@ -239,6 +239,17 @@ def _choice(parts, options: dict | None = None) -> list:
     return chosen
 
 
+def _own_floors(config: dict) -> dict:
+    """A likelihood config whose Gaussian columns each get a noise floor of their own.
+
+    For a data frame: its columns are in units of their own (millimetres beside grams),
+    so a floor relative to the largest variance would drown the smaller ones.
+    """
+    if config["name"] == "mixed":
+        return {**config, "parts": [_own_floors(part) for part in config["parts"]]}
+    return {**config, "floor": "own"} if config["name"] == "gaussian" else config
+
+
 class BaseVAE(BaseEstimator):
     """Base class of the VAE estimators: shared parameters, fit path and inference.
 
@@ -406,6 +417,8 @@ class BaseVAE(BaseEstimator):
             check_label_families(likelihood, kinds, names)
         prepare = prepare_sparse_likelihood if sp.issparse(X) else prepare_likelihood
         config, _, _ = prepare(X, likelihood, self.covariance_type)
+        if kinds is not None:
+            config = _own_floors(config)
         # The mask channel is part of the architecture, fixed by the first training data.
         spec = {**self._architecture(X, covariates), "likelihood": config, "missing": missing}
         with torch.random.fork_rng(devices=[]):

@@ -216,7 +216,10 @@ class Gaussian(Likelihood):
     decoder is linear); ``"spherical"`` one shared variance (probabilistic PCA). Training
     sees standardised data (per feature for "diag", one global scale for "spherical", so
     that the model family is unchanged); variances have the floor ``VAR_SMOOTHING`` times
-    the largest feature variance, the same floor in the units of X for every feature.
+    the largest feature variance, the same floor in the units of X for every feature, as
+    for pixels or expression levels. With the setting ``floor="own"`` (the columns of a
+    data frame, each in units of its own) the floor is ``VAR_SMOOTHING`` times each
+    feature's own variance.
     """
 
     name = "gaussian"
@@ -229,7 +232,9 @@ class Gaussian(Likelihood):
         n_var = n_features if covariance_type == "diag" else 1
         self.log_var = nn.Parameter(torch.zeros(n_var))
         # In the standardised units of each feature; rebuilt from the scale, not saved.
-        relative = (self.scale.max() / self.scale) ** 2 if n_var > 1 else np.ones(1)
+        # Columns in units of their own (a data frame's): each floor relative to its own.
+        shared = n_var > 1 and settings.get("floor", "shared") == "shared"
+        relative = (self.scale.max() / self.scale) ** 2 if shared else np.ones(n_var)
         # Bounded so that features 1e30 apart in scale keep finite float32 variances.
         relative = np.minimum(relative, MAX_RELATIVE_FLOOR)
         relative = torch.as_tensor(relative, dtype=self.log_var.dtype)

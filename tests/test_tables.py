@@ -211,3 +211,13 @@ def test_draws_keep_the_decimals_of_the_training_values():
     np.testing.assert_array_equal(draws["cents"], np.round(draws["cents"], 2))
     assert (draws["cents"] != np.round(draws["cents"], 1)).any()  # not rounded further
     assert (draws["raw"] != np.round(draws["raw"], 6)).any()  # no grid: left as drawn
+
+
+def test_a_frames_columns_get_noise_floors_of_their_own():
+    rng = np.random.default_rng(0)
+    X = np.column_stack([rng.normal(0, 1, 400), rng.normal(0, 1000, 400)])
+    frame = pd.DataFrame(X, columns=["millimetres", "grams"])
+    # An array's columns share units: the floor is 1e-3 of the largest variance, 1e6.
+    assert VAEEstimator(**FAST).fit(X).noise_variance_[0] > 0.5e-3 * X[:, 1].var()
+    # A frame's columns have their own: the small column keeps a noise below its variance.
+    assert VAEEstimator(**FAST).fit(frame).noise_variance_[0] < 1.5 * X[:, 0].var()
