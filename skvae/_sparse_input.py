@@ -22,13 +22,7 @@ from . import _sparse
 from ._likelihoods import Likelihood, likelihood_class
 from ._sparse import SparseInputs
 
-__all__ = [
-    "SPARSE_FAMILIES",
-    "SparseData",
-    "check_sparse_input",
-    "column_ranges",
-    "prepare_sparse_likelihood",
-]
+__all__ = ["SPARSE_FAMILIES", "SparseData", "check_sparse_input", "prepare_sparse_likelihood"]
 
 #: The families a sparse X may have: one value per column, no categories, no parts.
 SPARSE_FAMILIES = (
@@ -118,25 +112,6 @@ def prepare_sparse_likelihood(X, likelihood, covariance_type="diag"):
     else:
         loc, scale = np.zeros(X.shape[1]), np.ones(X.shape[1])
     return {"name": cls.name, **settings, "loc": loc.tolist(), "scale": scale.tolist()}, loc, scale
-
-
-def column_ranges(X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each column's smallest and largest value and whether all are whole, of a sparse X.
-
-    The absent entries count as zeros wherever a column has one.
-    """
-    X = X.tocsc()
-    n_rows, n_columns = X.shape
-    low, high = np.zeros(n_columns), np.zeros(n_columns)
-    integer = np.ones(n_columns, dtype=bool)
-    counts = np.diff(X.indptr)
-    for j in np.flatnonzero(counts):
-        values = X.data[X.indptr[j] : X.indptr[j + 1]]
-        full = counts[j] == n_rows  # no absent entry: no zero to count
-        low[j] = values.min() if full else min(values.min(), 0.0)
-        high[j] = values.max() if full else max(values.max(), 0.0)
-        integer[j] = bool(np.all(values == np.round(values)))
-    return low, high, integer
 
 
 def validate_sparse(likelihood: Likelihood, X) -> None:

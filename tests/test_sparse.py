@@ -347,17 +347,3 @@ def test_a_model_fitted_dense_refuses_a_sparse_x_its_family_cannot_take():
     vae = _fit_quietly(VAEEstimator(likelihood="categorical", max_iter=2, random_state=0), X)
     with pytest.raises(ValueError, match="X.toarray"):
         vae.transform(csr_matrix(X))
-
-
-def test_column_ranges_of_a_sparse_x_are_the_dense_ones():
-    from skvae._sparse_input import column_ranges
-
-    rng = np.random.default_rng(7)
-    X = np.where(rng.random((50, 6)) < 0.6, 0.0, rng.normal(size=(50, 6)) * 3)
-    X[:, 1] = np.round(X[:, 1])  # whole numbers
-    X[:, 2] = rng.uniform(1, 2, size=50)  # no zero at all
-    X[:, 3] = 0.0  # nothing stored
-    low, high, integer = column_ranges(csr_matrix(X))
-    np.testing.assert_array_equal(low, X.min(axis=0))
-    np.testing.assert_array_equal(high, X.max(axis=0))
-    np.testing.assert_array_equal(integer, np.all(X == np.round(X), axis=0))
