@@ -48,7 +48,7 @@ BENCHMARKS = [
     (
         "bench_counts",
         "python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python",
-        "about 25 minutes",
+        "about 40 minutes (measured under a load of 4-7)",
     ),
 ]
 
