@@ -190,3 +190,13 @@ def test_partial_fit_keeps_the_covariates_and_refuses_a_change():
     # fit starts anew with the parameter as it is now.
     _fit(vae.set_params(max_iter=2), frame.drop(columns="batch"))
     assert vae.covariate_categories_ == []
+
+
+def test_conditional_draws_decode_their_candidates_at_the_given_covariates(fitted):
+    vae, _, frame, _, batch = fitted
+    # gene0 fixed at its batch-3 typical value: the other genes follow batch 3's shift of -3.
+    level = float(frame.loc[batch == 2, "gene0"].median())
+    draws = vae.sample(300, random_state=0, covariates=[3.0], given={"gene0": level})
+    assert (draws["gene0"] == level).all() and (draws["batch"] == 3.0).all()
+    same_batch = frame.loc[batch == 2, "gene1"].mean()
+    assert abs(draws["gene1"].mean() - same_batch) < abs(frame["gene1"].mean() - same_batch)
