@@ -23,8 +23,25 @@ Four measurements on simulated counts, each with a known truth:
     the word sequences, exp(-log p(words) / words), both without the multinomial
     coefficient and the document length. The VAE's ``n_components`` is also chosen by
     ``GridSearchCV`` (5 or 10, 2 folds) on the training documents. Seed 1.
-(d) scVI (scvi-tools' SCVI, matched architecture, latent library) in (a) and (b), run on
-    the Python scvi-tools needs with ``--scvi-python`` (a venv with scvi-tools).
+(d) scVI (scvi-tools' SCVI, matched architecture, latent library) in (a), (b) and (e), run
+    on the Python scvi-tools needs with ``--scvi-python`` (a venv with scvi-tools).
+(e) PBMC (``--parts pbmc``): scanpy's bundled ``pbmc68k_reduced`` (700 cells, 765 genes,
+    no download), integer counts recovered from ``.raw.X`` (log1p of normalised counts
+    stored to 3 decimals): expm1, divided by each cell's smallest non-zero value (its size
+    factor, a count of 1), rounded; the largest deviation from an integer before rounding is
+    recorded. A seeded 80/20 split of the cells; held-out log-likelihood per cell as in (a)
+    for ``VAEEstimator(likelihood="negative_binomial", library_size="latent")`` with the
+    defaults otherwise (``n_components=2``), the same with ``n_components=10`` (scVI's
+    default latent size), without a library size, and scVI (2 x 128, latent library,
+    scvi-tools' defaults otherwise: ``n_latent=10``). Needs scanpy. Seeds ``--pbmc-seeds``.
+(f) Memory (``--parts memory``): a seeded 100,000 x 20,000 ``scipy.sparse`` CSR count
+    matrix with 5% non-zeros (float32 values 1 + Poisson(2), int32 indices), generated and
+    fitted in a fresh subprocess (``VAEEstimator(10, likelihood="negative_binomial",
+    library_size="latent", max_iter=1)``: one epoch, a memory measurement, not a fit to
+    convergence); its peak resident memory (VmHWM) against the matrix's own bytes.
+
+``--parts`` picks the parts (library, batches, topics, pbmc, memory; all by default) and
+``--merge`` keeps the other parts' results of the results file that is written over.
 
 skvae has ``VAEEstimator``'s defaults apart from the likelihood, ``n_components`` (the
 true latent size or number of topics), ``library_size`` and ``covariates``. About 40
@@ -33,11 +50,14 @@ minutes on 2 cores under a load of 4-7 (skvae on one, scVI on the other)::
     python benchmarks/bench_counts.py --make-scvi-venv /path/to/python3.12  # once
     python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python
     python benchmarks/bench_counts.py --quick --json /tmp/bench_counts.json
+    python benchmarks/bench_counts.py --parts pbmc memory --merge \
+        --scvi-python benchmarks/.scvi-venv/bin/python
 """
 
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -45,7 +65,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _harness import add_output_options, apply_quick, begin, finish, fit_quietly, set_threads
+from _harness import (
+    add_output_options,
+    apply_quick,
+    begin,
+    finish,
+    fit_quietly,
+    output_path,
+    set_threads,
+)
 from scipy import sparse, stats
 from scipy.special import gammaln, softmax
 from sklearn.decomposition import LatentDirichletAllocation
@@ -104,6 +132,69 @@ def lda_corpus(seed, n_docs=1500, n_words=500, n_topics=10, length=80):
         counts = rng.multinomial(max(rng.poisson(length), 1), mixture @ topics)
         docs.append(" ".join(f"w{j}" for j in np.repeat(np.arange(n_words), counts)))
     return docs
+
+
+def pbmc_counts():
+    """(e): integer counts of scanpy's pbmc68k_reduced and the check that they are integers.
+
+    ``.raw.X`` is log1p(counts / size factor * scale), stored to 3 decimals: expm1 of a
+    row divided by its smallest non-zero value (a count of 1) gives the counts up to the
+    rounding of the stored logs (a relative error of about 1e-3), rounded to integers.
+    """
+    import scanpy
+
+    adata = scanpy.datasets.pbmc68k_reduced()
+    normalised = np.expm1(np.asarray(adata.raw.X.toarray(), dtype=np.float64))
+    normalised[normalised < 0] = 0.0
+    size_factor = np.where(normalised > 0, normalised, np.inf).min(axis=1, keepdims=True)
+    unrounded = normalised / size_factor
+    counts = np.round(unrounded)
+    deviation = np.abs(unrounded - counts)
+    nonzero = counts > 0
+    check = {
+        "cells": counts.shape[0], "genes": counts.shape[1],
+        "max_abs_deviation_from_integer": float(deviation.max()),
+        "max_relative_deviation": float((deviation[nonzero] / counts[nonzero]).max()),
+        "share_of_nonzeros_deviating_over_0.05": float((deviation[nonzero] > 0.05).mean()),
+        "largest_count": float(counts.max()),
+        "median_total": float(np.median(counts.sum(axis=1))),
+        "scanpy": scanpy.__version__,
+    }  # fmt: skip
+    return counts, check
+
+
+def pbmc_split(seed, n):
+    """A seeded 80/20 split of n cells: (train rows, test rows)."""
+    order = np.random.default_rng([seed, 5]).permutation(n)
+    cut = int(0.8 * n)
+    return np.sort(order[:cut]), np.sort(order[cut:])
+
+
+def sparse_counts(n, n_genes, density, seed, chunk=500):
+    """(f): a CSR count matrix, float32 values 1 + Poisson(2), built a chunk of rows at a time.
+
+    Each row has Binomial(n_genes, density) non-zeros at uniformly drawn columns; no dense
+    n x n_genes array is ever made (a chunk x n_genes block of random keys is).
+    """
+    rng = np.random.default_rng([seed, 6])
+    per_row = rng.binomial(n_genes, density, size=n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_row, out=indptr[1:])
+    nnz = int(indptr[-1])
+    index_type = np.int32 if nnz < 2**31 else np.int64
+    indices = np.empty(nnz, dtype=index_type)
+    data = np.empty(nnz, dtype=np.float32)
+    for start in range(0, n, chunk):
+        stop = min(n, start + chunk)
+        keys = rng.random((stop - start, n_genes), dtype=np.float32)
+        for row in range(start, stop):
+            k = per_row[row]
+            columns = np.argpartition(keys[row - start], k)[:k]
+            columns.sort()
+            indices[indptr[row] : indptr[row + 1]] = columns
+        size = indptr[stop] - indptr[start]
+        data[indptr[start] : indptr[stop]] = 1 + rng.poisson(2.0, size=size)
+    return sparse.csr_matrix((data, indices, indptr.astype(index_type)), shape=(n, n_genes))
 
 
 # ---------------------------------------------------------------------- scVI
@@ -268,16 +359,156 @@ def measure_topics(seed, args):
     return out
 
 
+def measure_pbmc(seed, counts, args):
+    """(e): skvae's held-out log-likelihood per cell on the PBMC counts, per variant."""
+    train, test = pbmc_split(seed, len(counts))
+    variants = [
+        ("skvae library_size='latent' (defaults, n_components=2)", 2, "latent"),
+        ("skvae library_size='latent', n_components=10", 10, "latent"),
+        ("skvae library_size=None (defaults, n_components=2)", 2, None),
+    ]
+    rows = []
+    for name, k, kind in variants:
+        vae = VAEEstimator(
+            k, likelihood="negative_binomial", library_size=kind, random_state=seed,
+            max_iter=args.max_iter,
+        )  # fmt: skip
+        vae, seconds, cpu = _fit(vae, counts[train])
+        rows.append(
+            {"model": name, "log_likelihood": float(vae.score(counts[test])),
+             "fit_seconds": seconds, "fit_cpu_seconds": cpu, "epochs": vae.n_iter_}
+        )  # fmt: skip
+    return rows
+
+
+def measure_pbmc_scvi(task):
+    result = scvi_result(task)
+    name = f"scVI (latent library, 2 x 128, n_latent={task['n_latent']})"
+    if result is None or "error" in result:
+        return [{"model": name, "error": (result or {}).get("error", "none")}]
+    return [
+        {"model": name, "log_likelihood": float(np.mean(result["test_log_likelihood"])),
+         "fit_seconds": result["fit_seconds"], "fit_cpu_seconds": result["fit_cpu_seconds"],
+         "epochs": result["epochs"], "version": result["scvi_version"]}
+    ]  # fmt: skip
+
+
+def _rss_bytes(field: str = "VmRSS") -> int:
+    """This process's resident memory now (VmRSS) or at its peak (VmHWM), from /proc (Linux).
+
+    VmHWM, not ``ru_maxrss``: Linux carries ``ru_maxrss`` over fork and exec, so a child's
+    starts at its parent's resident memory.
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def memory_child(n, n_genes, density, seed, max_iter):
+    """(f), in its own process: generate the matrix, fit, print the memory figures as JSON."""
+    import torch
+
+    torch.set_num_threads(1)
+    before = _rss_bytes()
+    started = time.perf_counter()
+    X = sparse_counts(n, n_genes, density, seed)
+    generated = time.perf_counter() - started
+    after_data = _rss_bytes()
+    peak_before_fit = _rss_bytes("VmHWM")
+    vae = VAEEstimator(10, likelihood="negative_binomial", library_size="latent",
+                       max_iter=max_iter, random_state=seed)  # fmt: skip
+    cpu = time.process_time()
+    seconds, vae = fit_quietly(vae, X)
+    out = {
+        "rows": n, "genes": n_genes, "density": density, "nnz": int(X.nnz),
+        "dtype": str(X.dtype), "index_dtype": str(X.indices.dtype),
+        "sparse_bytes": int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes),
+        "dense_bytes_float32": 4 * n * n_genes,
+        "rss_before_data_bytes": before, "rss_after_data_bytes": after_data,
+        "peak_before_fit_bytes": peak_before_fit,
+        "peak_rss_bytes": _rss_bytes("VmHWM"),
+        "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "generate_seconds": generated, "fit_seconds": seconds,
+        "fit_cpu_seconds": time.process_time() - cpu, "epochs": vae.n_iter_,
+        "max_iter": max_iter, "batch_size": vae.batch_size,
+    }  # fmt: skip
+    print("MEMORY " + json.dumps(out), flush=True)
+
+
+def measure_memory(args):
+    """(f): run :func:`memory_child` in a fresh process and check its peak against the input."""
+    command = [
+        sys.executable, __file__, "--memory-child", str(args.memory_rows), str(args.memory_genes),
+        str(args.memory_density), str(args.memory_seed), str(args.memory_max_iter),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
+    lines = [x for x in done.stdout.splitlines() if x.startswith("MEMORY ")]
+    if done.returncode or not lines:
+        return {"error": f"exit code {done.returncode}: {done.stderr[-1500:]}"}
+    out = json.loads(lines[-1][len("MEMORY ") :])
+    out["budget_bytes"] = out["sparse_bytes"] + 2**30
+    out["within_budget"] = out["peak_rss_bytes"] <= out["budget_bytes"]
+    out["seed"] = args.memory_seed
+    return out
+
+
 # ---------------------------------------------------------------------- main
 
 
+PARTS = ("library", "batches", "topics", "pbmc", "memory")
+
+
+def merge_previous(path, payload, run, parts):
+    """Keep the parts of the results file at ``path`` that this run did not measure.
+
+    Each part kept carries the stamp (commit, date, command) of the run that measured it.
+    """
+    if path is None or not Path(path).exists():
+        return payload
+    old = json.loads(Path(path).read_text())
+    previous = old.get("result", {})
+    stamps = previous.get("part_stamps", {})
+    old_stamp = {k: old.get(k) for k in ("commit", "date", "command", "dirty")}
+    for part in PARTS:
+        if part in parts or part not in previous:
+            continue
+        payload[part] = previous[part]
+        payload["part_stamps"][part] = stamps.get(part, old_stamp)
+        if part in ("library", "batches", "topics"):
+            for key, value in previous.get("settings", {}).items():
+                payload["settings"].setdefault(key, value)
+    return payload
+
+
 def main(argv=None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["--memory-child"]:
+        n, genes, density, seed, max_iter = argv[1:6]
+        memory_child(int(n), int(genes), float(density), int(seed),
+                     max_iter if max_iter == "auto" else int(max_iter))  # fmt: skip
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the results file's parts that this run does not measure",
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--batch-seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--pbmc-seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--cells", type=int, default=2000)
     parser.add_argument("--cells-batches", type=int, default=2000)
     parser.add_argument("--docs", type=int, default=1500)
+    parser.add_argument("--memory-rows", type=int, default=100_000)
+    parser.add_argument("--memory-genes", type=int, default=20_000)
+    parser.add_argument("--memory-density", type=float, default=0.05)
+    parser.add_argument("--memory-seed", type=int, default=1)
+    parser.add_argument("--memory-max-iter", type=int, default=1)
     parser.add_argument("--max-iter", type=lambda s: s if s == "auto" else int(s), default="auto")
     parser.add_argument(
         "--scvi-python",
@@ -296,69 +527,104 @@ def main(argv=None) -> int:
     if args.make_scvi_venv:
         return make_scvi_venv(args.make_scvi_venv)
     apply_quick(
-        parser, args, seeds=[1], batch_seeds=[1], cells=300, cells_batches=300, docs=150,
-        max_iter=3,
+        parser, args, seeds=[1], batch_seeds=[1], pbmc_seeds=[1], cells=300, cells_batches=300,
+        docs=150, max_iter=3, memory_rows=2000, memory_genes=2000,
     )  # fmt: skip
+    parts = set(args.parts)
     run = begin("bench_counts", __file__, args, argv)
     set_threads(args.threads)
     started = time.time()
+    max_epochs = 5 if args.quick else None
+    payload = {"settings": {}, "part_stamps": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        tasks, library_tasks, batch_tasks = [], {}, {}
+        tasks, library_tasks, batch_tasks, pbmc_tasks = [], {}, {}, {}
         for seed in sorted(set(args.seeds) | set(args.batch_seeds)):
-            X, _ = library_counts(seed, n=args.cells)
-            cut = int(0.8 * len(X))
-            path = os.path.join(tmp, f"library_{seed}.npz")
-            np.savez(path, X_train=X[:cut], X_test=X[cut:])
-            library_tasks[seed] = {"data": path, "out": path[:-4] + ".json", "seed": seed,
-                                   "n_latent": 4, "batch": False, "dir": tmp,
-                                   "max_epochs": 5 if args.quick else None}  # fmt: skip
-            X, batch, _ = batch_counts(seed, n=args.cells_batches)
-            path = os.path.join(tmp, f"batches_{seed}.npz")
-            np.savez(path, X_train=X[:, :-1], X_test=X[:50, :-1], batch_train=batch,
-                     batch_test=batch[:50])  # fmt: skip
-            batch_tasks[seed] = {"data": path, "out": path[:-4] + ".json", "seed": seed,
-                                 "n_latent": 4, "batch": True, "dir": tmp,
-                                 "max_epochs": 5 if args.quick else None}  # fmt: skip
-            tasks.append(library_tasks[seed])
-            if seed in args.batch_seeds:
+            if "library" in parts and seed in args.seeds:
+                X, _ = library_counts(seed, n=args.cells)
+                cut = int(0.8 * len(X))
+                path = os.path.join(tmp, f"library_{seed}.npz")
+                np.savez(path, X_train=X[:cut], X_test=X[cut:])
+                library_tasks[seed] = {"data": path, "out": path[:-4] + ".json", "seed": seed,
+                                       "n_latent": 4, "batch": False, "dir": tmp,
+                                       "max_epochs": max_epochs}  # fmt: skip
+                tasks.append(library_tasks[seed])
+            if "batches" in parts and seed in args.batch_seeds:
+                X, batch, _ = batch_counts(seed, n=args.cells_batches)
+                path = os.path.join(tmp, f"batches_{seed}.npz")
+                np.savez(path, X_train=X[:, :-1], X_test=X[:50, :-1], batch_train=batch,
+                         batch_test=batch[:50])  # fmt: skip
+                batch_tasks[seed] = {"data": path, "out": path[:-4] + ".json", "seed": seed,
+                                     "n_latent": 4, "batch": True, "dir": tmp,
+                                     "max_epochs": max_epochs}  # fmt: skip
                 tasks.append(batch_tasks[seed])
-        scvi = start_scvi(args.scvi_python, tasks)
-        topics = measure_topics(args.seeds[0], args)
-        print(json.dumps(topics, indent=1), flush=True)
-        skvae_library = {s: measure_library(s, args) for s in args.seeds}
-        skvae_batches = {s: measure_batches(s, args) for s in args.batch_seeds}
+        if "pbmc" in parts:
+            pbmc, pbmc_check = pbmc_counts()
+            for seed in args.pbmc_seeds:
+                train, test = pbmc_split(seed, len(pbmc))
+                path = os.path.join(tmp, f"pbmc_{seed}.npz")
+                np.savez(path, X_train=pbmc[train], X_test=pbmc[test])
+                pbmc_tasks[seed] = {"data": path, "out": path[:-4] + ".json", "seed": seed,
+                                    "n_latent": 10, "batch": False, "dir": tmp,
+                                    "max_epochs": max_epochs}  # fmt: skip
+                tasks.append(pbmc_tasks[seed])
+        scvi = start_scvi(args.scvi_python, tasks) if tasks else None
+        if "topics" in parts:
+            payload["topics"] = measure_topics(args.seeds[0], args)
+            print(json.dumps(payload["topics"], indent=1), flush=True)
+        skvae_library = {s: measure_library(s, args) for s in args.seeds if "library" in parts}
+        skvae_batches = {
+            s: measure_batches(s, args) for s in args.batch_seeds if "batches" in parts
+        }
+        skvae_pbmc = {s: measure_pbmc(s, pbmc, args) for s in args.pbmc_seeds if "pbmc" in parts}
+        if "memory" in parts:
+            # After the other skvae fits, while scVI (if any) runs on the other core.
+            payload["memory"] = measure_memory(args)
+            print(json.dumps(payload["memory"], indent=1), flush=True)
         scvi_note = "not run: no --scvi-python given"
         if scvi is not None:
             scvi.wait()
             scvi_note = f"exit code {scvi.returncode}"
             with open(os.path.join(tmp, "scvi.log")) as f:
                 log_tail = f.read()[-2000:]
-        library, batches = [], []
-        for seed in args.seeds:
-            rows = skvae_library[seed]["rows"]
-            if scvi is not None:
-                rows += measure_library_scvi(seed, args, library_tasks[seed])
-            library.append({"seed": seed, "rows": rows})
-        for seed in args.batch_seeds:
-            entry = skvae_batches[seed]
-            if scvi is not None:
-                entry["rows"] += measure_batches_scvi(seed, args, batch_tasks[seed])
-            batches.append(entry)
-    payload = {
-        "settings": {
+        if "library" in parts:
+            payload["library"] = []
+            for seed in args.seeds:
+                rows = skvae_library[seed]["rows"]
+                if scvi is not None:
+                    rows += measure_library_scvi(seed, args, library_tasks[seed])
+                payload["library"].append({"seed": seed, "rows": rows})
+        if "batches" in parts:
+            payload["batches"] = []
+            for seed in args.batch_seeds:
+                entry = skvae_batches[seed]
+                if scvi is not None:
+                    entry["rows"] += measure_batches_scvi(seed, args, batch_tasks[seed])
+                payload["batches"].append(entry)
+        if "pbmc" in parts:
+            entries = []
+            for seed in args.pbmc_seeds:
+                rows = skvae_pbmc[seed]
+                if scvi is not None:
+                    rows += measure_pbmc_scvi(pbmc_tasks[seed])
+                entries.append({"seed": seed, "rows": rows})
+            payload["pbmc"] = {"counts_check": pbmc_check, "seeds": args.pbmc_seeds,
+                               "entries": entries, "scvi": scvi_note,
+                               "n_importance_samples": N_IMPORTANCE}  # fmt: skip
+    if parts & {"library", "batches", "topics"}:
+        payload["settings"] = {
             "seeds": args.seeds, "batch_seeds": args.batch_seeds, "cells": args.cells,
             "cells_batches": args.cells_batches,
             "docs": args.docs, "max_iter": args.max_iter, "threads": args.threads,
             "n_importance_samples": N_IMPORTANCE, "scvi": scvi_note,
             "scvi_python": args.scvi_python,
-        },
-        "library": library,
-        "batches": batches,
-        "topics": topics,
-        "seconds": time.time() - started,
-    }  # fmt: skip
+        }  # fmt: skip
     if scvi is not None:
         payload["settings"]["scvi_log_tail"] = log_tail
+    stamp = {k: run.get(k) for k in ("commit", "date", "command", "dirty")}
+    payload["part_stamps"] = {part: stamp for part in PARTS if part in parts}
+    payload["seconds"] = time.time() - started
+    if args.merge:
+        payload = merge_previous(output_path("bench_counts", args), payload, run, parts)
     finish(run, payload, args)
     return 0
 
