@@ -263,18 +263,35 @@ class Ranges:
 
     @classmethod
     def learn(cls, X) -> Ranges:
-        if sp.issparse(X):  # no NaN; the implicit zeros count
-            low = X.min(axis=0).toarray().ravel().astype(np.float64)
-            high = X.max(axis=0).toarray().ravel().astype(np.float64)
-            fractional = X.copy()
-            fractional.data = (fractional.data != np.round(fractional.data)).astype(np.float64)
-            whole = np.asarray(fractional.sum(axis=0)).ravel() == 0
-            return cls(low, high, np.where(whole, 0, -1), np.zeros(X.shape[1]), X.shape[0])
+        if sp.issparse(X):
+            return cls._learn_sparse(X)
         missing = np.isnan(X)
         low = np.where(missing, np.inf, X).min(axis=0, initial=np.inf)
         high = np.where(missing, -np.inf, X).max(axis=0, initial=-np.inf)
         decimals = _decimals(np.where(missing, 0.0, X))
         return cls(low, high, decimals, missing.mean(axis=0), X.shape[0])
+
+    @classmethod
+    def _learn_sparse(cls, X) -> Ranges:
+        """From the stored entries a chunk at a time: no copy of X (no NaN in sparse X)."""
+        X = X.tocsr() if X.format != "csr" else X
+        n_columns = X.shape[1]
+        low, high = np.full(n_columns, np.inf), np.full(n_columns, -np.inf)
+        stored, fractional = np.zeros(n_columns), np.zeros(n_columns)
+        step = 2**22
+        for start in range(0, X.nnz, step):
+            values = X.data[start : start + step]
+            columns = X.indices[start : start + step]
+            np.minimum.at(low, columns, values)
+            np.maximum.at(high, columns, values)
+            stored += np.bincount(columns, minlength=n_columns)
+            whole = values == np.round(values)
+            fractional += np.bincount(columns[~whole], minlength=n_columns)
+        implicit = stored < X.shape[0]  # columns with implicit zeros
+        low[implicit] = np.minimum(low[implicit], 0.0)
+        high[implicit] = np.maximum(high[implicit], 0.0)
+        decimals = np.where(fractional == 0, 0, -1)
+        return cls(low, high, decimals, np.zeros(n_columns), X.shape[0])
 
     def update(self, X: np.ndarray) -> Ranges:
         """The ranges over the rows seen so far and X (partial_fit's blocks)."""

@@ -347,3 +347,19 @@ def test_a_model_fitted_dense_refuses_a_sparse_x_its_family_cannot_take():
     vae = _fit_quietly(VAEEstimator(likelihood="categorical", max_iter=2, random_state=0), X)
     with pytest.raises(ValueError, match="X.toarray"):
         vae.transform(csr_matrix(X))
+
+
+def test_training_ranges_of_sparse_x_equal_the_dense_ones():
+    from skvae._tables import Ranges
+
+    rng = np.random.default_rng(0)
+    dense = rng.poisson(0.3, (500, 12)).astype(float)
+    dense[:, 3] -= 2  # negative values, no implicit zero below them
+    dense[:, 5] += 0.5  # not whole
+    dense[:, 7] = 0  # nothing stored
+    dense[:, 9] = rng.normal(size=500)
+    expected, got = Ranges.learn(dense), Ranges.learn(csr_matrix(dense))
+    np.testing.assert_array_equal(got.low, dense.min(axis=0))
+    np.testing.assert_array_equal(got.high, dense.max(axis=0))
+    # Sparse X only tells whole columns (0) from the others (-1).
+    np.testing.assert_array_equal(got.decimals, np.where(expected.decimals == 0, 0, -1))
