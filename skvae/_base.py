@@ -857,9 +857,9 @@ class BaseVAE(BaseEstimator):
         if given is not None:
             fixed = self._given_values(given)
             Z = self._conditional_latents(n_samples, *fixed, covariates, generator)
-        ranges = getattr(self, "_ranges", None) if constrain else None
+        ranges = getattr(self, "_ranges", None)
         bounds = None
-        if ranges is not None:
+        if constrain and ranges is not None:
             bounds = [
                 torch.from_numpy((edge - likelihood.loc) / likelihood.scale)
                 for edge in (ranges.low, ranges.high)
@@ -881,7 +881,7 @@ class BaseVAE(BaseEstimator):
         shape = (likelihood.n_features,)
         X = self._infer(Z.numpy(), draw, shape, rescaled=False, covariates=covariates)
         X = X * likelihood.scale + likelihood.loc
-        if ranges is not None:
+        if bounds is not None:
             X = np.clip(X, ranges.low, ranges.high)
             ranges.round(X)
         if fixed is not None:
@@ -889,8 +889,6 @@ class BaseVAE(BaseEstimator):
             X[:, mask] = (values * likelihood.scale + likelihood.loc)[mask]
         if missing and ranges is not None:
             X[rng.random_sample(X.shape) < ranges.missing_rate] = np.nan
-        elif missing:
-            raise ValueError("missing=True needs constrain=True")
         return self._to_user(self._assemble(X, covariates))
 
     def _given_values(self, given) -> tuple[np.ndarray, np.ndarray]:
@@ -906,7 +904,7 @@ class BaseVAE(BaseEstimator):
             if j not in columns:
                 raise ValueError(f"Column {key!r} of given is a covariate, not a modelled column.")
             if table is not None and table.kinds[j] != NUMBER:
-                known = table.labels.get(j, [False, True])
+                known = table.known_labels(j)
                 if value not in known:
                     raise ValueError(
                         f"given[{key!r}] = {value!r} is not a category of that column; its "

@@ -155,7 +155,7 @@ class Table:
                 continue
             values = _as_objects(series, container)
             missing = _is_missing(values)
-            known = self.labels.get(j, [False, True])
+            known = self.known_labels(j)
             position = {label: k for k, label in enumerate(known)}
             codes = np.full(len(values), np.nan)
             for i in np.flatnonzero(~missing):
@@ -168,6 +168,10 @@ class Table:
                 codes[i] = code
             out[:, j] = codes
         return out
+
+    def known_labels(self, j: int) -> list:
+        """The labels of label column j in the order of their positions (False, True for bools)."""
+        return self.labels.get(j, [False, True])
 
     def categories(self, j: int, values: list) -> list:
         """The user's labels of column j, given the model's category values (positions)."""

@@ -137,6 +137,8 @@ def test_missing_draws_follow_each_columns_missing_rate():
         se = np.sqrt(max(rate * (1 - rate), 1e-4) / 4000)
         assert abs(draws[column].isna().mean() - rate) < 4 * se, column
     assert not vae.sample(500, random_state=0).isna().any().any()
+    free = vae.sample(4000, random_state=0, missing=True, constrain=False)
+    assert abs(free["height"].isna().mean() - frame["height"].isna().mean()) < 0.02
 
 
 def test_conditional_draws_follow_the_given_value():
