@@ -11,6 +11,7 @@ measured by ``benchmarks/bench_fit.py`` (MNIST, 13% of pixels on).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
@@ -108,17 +109,26 @@ def sparse_linear(sparse: SparseRows, layer: InputLinear) -> Tensor:
 class SparseInputs:
     """The non-zero encoder inputs of the training rows, row by row (CSR), for one fit.
 
-    ``epoch`` orders the entries of a permutation of rows once per epoch; ``batch`` cuts a
-    run of rows out of that and adds the by-input order the weight gradient needs.
+    ``epoch`` fixes an order of rows for one epoch; ``batch`` gathers the entries of a run
+    of rows of it, with the by-input order the weight gradient needs. Entries are gathered
+    a batch at a time, so the temporaries are in proportion to a batch, not to the data.
+    With ``transform``, ``values`` are the data's own values (a sparse X's, not copied) and
+    the encoder's inputs are ``transform(values)``, computed for each batch.
     """
 
     def __init__(
-        self, row_starts: Tensor, columns: Tensor, values: Tensor | None, n_inputs: int
+        self,
+        row_starts: np.ndarray,
+        columns: np.ndarray,
+        values: np.ndarray | None,
+        n_inputs: int,
+        transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.n_inputs = n_inputs
         self.row_starts = row_starts  # (n_rows + 1,) int64
         self.columns = columns  # (n_non_zero,) int32
-        self.values = values  # (n_non_zero,) float32, or None when all are 1
+        self.values = values  # (n_non_zero,), or None when every input is 1
+        self.transform = transform
 
     @classmethod
     @torch.no_grad()
@@ -141,44 +151,47 @@ class SparseInputs:
         row_starts = torch.zeros(X.shape[0] + 1, dtype=torch.int64)
         torch.cumsum(torch.cat(counts), 0, out=row_starts[1:])
         binary = bool((values == 1).all())
-        return cls(row_starts, columns, None if binary else values, n_inputs)
+        return cls(
+            row_starts.numpy(), columns.numpy(), None if binary else values.numpy(), n_inputs
+        )
 
-    def epoch(self, rows: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
+    def epoch(self, rows: Tensor) -> np.ndarray:
+        """The order of rows of one epoch, in the form ``batch`` reads."""
+        return np.asarray(rows, dtype=np.int64)
+
+    def _gather(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """The entries of ``rows`` in that order: (columns, values, starts).
 
         ``starts`` (len(rows) + 1) gives where each row's entries begin.
         """
-        lengths = self.row_starts[1:][rows] - self.row_starts[:-1][rows]
-        starts = torch.zeros(len(rows) + 1, dtype=torch.int64)
-        torch.cumsum(lengths, 0, out=starts[1:])
-        shift = torch.repeat_interleave(starts[:-1] - self.row_starts[:-1][rows], lengths)
-        positions = torch.arange(int(starts[-1])) - shift
-        values = None if self.values is None else self.values.index_select(0, positions)
-        return self.columns.index_select(0, positions), values, starts
+        first = self.row_starts[rows]
+        lengths = self.row_starts[rows + 1] - first
+        starts = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=starts[1:])
+        positions = np.repeat(first - starts[:-1], lengths) + np.arange(starts[-1])
+        values = None
+        if self.values is not None:
+            values = self.values[positions]
+            if self.transform is not None:
+                values = self.transform(values)
+            values = values.astype(np.float32, copy=False)
+        return self.columns[positions], values, starts
 
-    def batch(
-        self, epoch: tuple[Tensor, Tensor | None, Tensor], start: int, stop: int, device
-    ) -> SparseRows:
+    def batch(self, epoch: np.ndarray, start: int, stop: int, device) -> SparseRows:
         """The ``SparseRows`` of rows ``start:stop`` of an ``epoch``, on ``device``.
 
         The by-input order comes from a stable sort of the entries' inputs; numpy's radix
         sort on int16, and numpy's calls on arrays this small, cost less than torch's.
         """
-        columns, values, starts = (t if t is None else t.numpy() for t in epoch)
-        stop = min(stop, len(starts) - 1)
-        first, last = starts[start], starts[stop]
-        columns = columns[first:last]
-        values = None if values is None else values[first:last]
-        rows = np.repeat(
-            np.arange(stop - start, dtype=np.int32), np.diff(starts[start : stop + 1])
-        )
+        columns, values, starts = self._gather(epoch[start:stop])
+        rows = np.repeat(np.arange(len(starts) - 1, dtype=np.int32), np.diff(starts))
         narrow = np.int16 if self.n_inputs <= np.iinfo(np.int16).max else np.int32
         order = np.argsort(columns.astype(narrow), kind="stable")
         column_offsets = np.zeros(self.n_inputs, dtype=np.int32)
         np.cumsum(np.bincount(columns, minlength=self.n_inputs)[:-1], out=column_offsets[1:])
         parts = (
             columns,
-            (starts[start:stop] - first).astype(np.int32),
+            starts[:-1].astype(np.int32),
             values,
             rows[order],
             column_offsets,
@@ -188,6 +201,7 @@ class SparseInputs:
 
     def rows(self, rows: Tensor, device) -> SparseRows:
         """The entries of ``rows`` by row only: enough for a forward pass without grad."""
-        columns, values, starts = self.epoch(rows)
-        parts = (columns, starts[:-1].to(torch.int32), values)
-        return SparseRows(*(None if t is None else t.to(device) for t in parts), None, None, None)
+        columns, values, starts = self._gather(np.asarray(rows, dtype=np.int64))
+        parts = (columns, starts[:-1].astype(np.int32), values)
+        tensors = (None if a is None else torch.from_numpy(a).to(device) for a in parts)
+        return SparseRows(*tensors, None, None, None)

@@ -180,21 +180,23 @@ class SparseData:
         X, n_inputs = self.matrix, likelihood.n_inputs
         if self.centred or n_inputs < _sparse.MIN_SPARSE_INPUTS or X.shape[0] == 0:
             return None
-        if not X.has_canonical_format or (X.data == 0).any():
+        if not X.has_canonical_format or any((c == 0).any() for c in _chunks(X.data)):
             X = X.copy()  # sorted, without duplicates or stored zeros, as the layer reads
             X.sum_duplicates()
             X.eliminate_zeros()
         if X.nnz > _sparse.MAX_SPARSE_DENSITY * X.shape[0] * n_inputs:
             return None
-        values = np.empty(X.nnz, dtype=np.float32)
-        with torch.no_grad():
-            for start in range(0, X.nnz, _CHUNK):
-                chunk = torch.from_numpy(X.data[start : start + _CHUNK])[None, :]
-                values[start : start + _CHUNK] = likelihood.encoder_input(chunk)[0].numpy()
-        binary = bool((values == 1).all())
+
+        @torch.no_grad()
+        def transform(values: np.ndarray) -> np.ndarray:
+            return likelihood.encoder_input(torch.from_numpy(values)[None, :])[0].numpy()
+
+        # X's own values are kept, not a transformed copy: batches transform theirs.
+        binary = all((transform(c) == 1).all() for c in _chunks(X.data))
         return SparseInputs(
-            torch.from_numpy(X.indptr.astype(np.int64)),
-            torch.from_numpy(X.indices.astype(np.int32, copy=False)),
-            None if binary else torch.from_numpy(values),
+            X.indptr.astype(np.int64),
+            X.indices.astype(np.int32, copy=False),
+            None if binary else X.data,
             n_inputs,
+            transform,
         )

@@ -301,9 +301,15 @@ def test_the_encoder_inputs_read_off_a_csr_equal_those_of_the_dense_rows():
     likelihood = build_likelihood(X.shape[1], {"name": "poisson"})
     dense = _build(likelihood, torch.from_numpy(X).float())
     sparse = SparseData(csr_matrix(X), np.zeros(100), np.ones(100)).encoder_inputs(likelihood)
-    torch.testing.assert_close(sparse.row_starts, dense.row_starts)
-    torch.testing.assert_close(sparse.columns, dense.columns)
-    torch.testing.assert_close(sparse.values, dense.values)
+    order = sparse.epoch(torch.randperm(len(X), generator=torch.Generator().manual_seed(0)))
+    for start in (0, 37):  # a first and a middle batch, by row and by input
+        got = sparse.batch(order, start, start + 50, "cpu")
+        for a, b in zip(got, dense.batch(order, start, start + 50, "cpu"), strict=True):
+            torch.testing.assert_close(a, b)
+    got = sparse.rows(torch.from_numpy(order[:9]), "cpu")
+    rows = X[order[:9]]
+    np.testing.assert_array_equal(got.columns, np.nonzero(rows)[1])
+    np.testing.assert_allclose(got.values, np.log1p(rows[rows > 0]), rtol=1e-6)
 
 
 def test_a_sparse_x_is_densified_a_batch_at_a_time_never_whole(monkeypatch):
