@@ -15,7 +15,7 @@ Four measurements on simulated counts, each with a known truth:
     From the latent code of every cell, a 5-fold cross-validated logistic regression
     predicts the batch (near chance, 1/3, is good) and the type (high is good). skvae
     with ``covariates`` naming the batch column, on a dense and on a sparse (CSR) X,
-    beside skvae without it and scVI with ``batch_key``. Seed 1.
+    beside skvae without it and scVI with ``batch_key``. Seeds 1, 2, 3.
 (c) Topics. Documents drawn from an LDA model (10 topics, 500 words, 1,000 + 500 held-out
     documents of about 80 words), as strings through ``CountVectorizer``:
     ``VAEEstimator(likelihood="multinomial")`` in a Pipeline against scikit-learn's
@@ -499,7 +499,7 @@ def main(argv=None) -> int:
         help="keep the results file's parts that this run does not measure",
     )
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--batch-seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--batch-seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--pbmc-seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--cells", type=int, default=2000)
     parser.add_argument("--cells-batches", type=int, default=2000)

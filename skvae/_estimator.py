@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from ._base import BaseVAE
 from ._covariates import CovariateEncoder, covariate_columns
 from ._library import LIBRARY_FAMILIES, library_prior
+from ._likelihoods import NegativeBinomial, likelihood_class
 
 __all__ = ["VAEEstimator"]
 
@@ -98,7 +99,14 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         ``score_samples`` is then a likelihood of x given its total, which is not a
         likelihood of x (the total is read off x) and does not compare with other
         models' scores. ``inverse_transform`` decodes at the typical library, exp(mean
-        log total). No missing values.
+        log total). No missing values. With categorical covariates, the library's prior
+        is learned per level (each batch its own depth), as scVI's is per batch.
+
+    dispersion : {"feature", "feature-covariate"}, default="feature"
+        For "negative_binomial" and "zero_inflated_negative_binomial": one inverse
+        dispersion theta per feature, or one per feature and level of the categorical
+        ``covariates`` ("feature-covariate", as scVI's ``dispersion="gene-batch"``), for
+        batches whose counts are noisier than others'.
 
     covariance_type : {"diag", "spherical"}, default="diag"
         Gaussian columns only (other families ignore it): one noise variance per feature
@@ -334,6 +342,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         **BaseVAE._parameter_constraints,
         "covariates": [None, Integral, str, list, tuple, dict],
         "library_size": [None, StrOptions({"latent", "observed"})],
+        "dispersion": [StrOptions({"feature", "feature-covariate"})],
     }
 
     def __init__(
@@ -343,6 +352,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         likelihood="gaussian",
         covariates=None,
         library_size=None,
+        dispersion="feature",
         covariance_type="diag",
         posterior="diagonal_gaussian",
         hidden_layer_sizes=(128, 128),
@@ -371,6 +381,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         self.likelihood = likelihood
         self.covariates = covariates
         self.library_size = library_size
+        self.dispersion = dispersion
         self.covariance_type = covariance_type
         self.posterior = posterior
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -580,6 +591,17 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     def _architecture(self, X, covariates) -> dict:
         spec = super()._architecture(X, covariates)
         spec["library"] = None
+        spec["dispersion"] = self.dispersion
+        if self.dispersion != "feature":
+            one = isinstance(self.likelihood, str | type) and self.likelihood != "auto"
+            family = likelihood_class(self.likelihood) if one else None
+            negative_binomial = family is not None and issubclass(family, NegativeBinomial)
+            if not negative_binomial or "categorical" not in covariates:
+                raise ValueError(
+                    f"dispersion={self.dispersion!r} learns a dispersion per level of the "
+                    "categorical covariates of a negative binomial family; here "
+                    f"likelihood={self.likelihood!r} and covariates={self.covariates!r}."
+                )
         if self.library_size is None:
             return spec
         family = self.likelihood if isinstance(self.likelihood, str) else None
@@ -597,7 +619,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         if self._continuing and old is not None and old["kind"] == self.library_size:
             spec["library"] = old  # the prior learned on the first data stays
         else:
-            spec["library"] = library_prior(X, self.library_size)
+            levels = covariates.get("categorical")
+            spec["library"] = library_prior(X, self.library_size, levels)
         return spec
 
     def _resolve_covariates(self) -> dict[str, list[int]]:

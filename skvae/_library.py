@@ -14,6 +14,11 @@ so that the latent code need not spend a dimension on the total.
   log p(x | z-integrated, library = total of x): a function of x is conditioned on, so it
   is not a likelihood of x and does not compare with other models' scores.
 
+With categorical covariates (batches), m and s^2 are those of the row's levels: a least
+squares fit of the log totals, and of their squared residuals, on the levels' indicators
+(each batch's own mean and variance for one covariate; additive for several), as scVI
+learns a library prior per batch.
+
 Decoding without data (``inverse_transform``) uses the typical library exp(m); ``sample``
 draws the library from its prior with "latent", and uses exp(m) with "observed".
 """
@@ -32,27 +37,56 @@ __all__ = ["LIBRARY_FAMILIES", "library_prior", "log_library", "scale_by_library
 LIBRARY_FAMILIES = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")
 
 
-def library_prior(X, kind: str) -> dict:
-    """The library spec of a module: its kind and the mean and deviation of log totals."""
+def library_prior(X, kind: str, levels: np.ndarray | None = None) -> dict:
+    """The library spec of a module: its kind and the mean and deviation of log totals.
+
+    ``levels``: the one-hot indicators of the rows' categorical covariate levels, or None.
+    With them, ``"levels"`` holds the coefficients of [1, indicators] that give each row's
+    prior mean (``"loc"``) and variance (``"var"``).
+    """
     totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel() if sp.issparse(X) else (
         X.sum(axis=1, dtype=np.float64)
     )  # fmt: skip
     log_totals = np.log(np.maximum(totals, 1.0))
     scale = float(log_totals.std())
-    return {"kind": kind, "loc": float(log_totals.mean()), "scale": max(scale, 1e-3)}
+    spec = {"kind": kind, "loc": float(log_totals.mean()), "scale": max(scale, 1e-3)}
+    if levels is not None and levels.shape[1]:
+        design = np.hstack([np.ones((len(levels), 1)), levels])
+        loc = np.linalg.lstsq(design, log_totals, rcond=None)[0]
+        var = np.linalg.lstsq(design, (log_totals - design @ loc) ** 2, rcond=None)[0]
+        spec["levels"] = {"loc": loc.tolist(), "var": var.tolist()}
+    return spec
+
+
+#: The smallest prior variance of a log library (a deviation of 1e-3, as without levels).
+_MIN_VAR = 1e-6
+
+
+def _prior(library: dict, batch, like: Tensor) -> tuple[Tensor | float, Tensor | float]:
+    """The prior mean and deviation of each row's log library, shaped to broadcast to ``like``."""
+    levels = library.get("levels")
+    if levels is None or batch is None or "categorical" not in batch:
+        return library["loc"], library["scale"]
+    indicators = batch["categorical"].to(like)
+    design = torch.cat([torch.ones_like(indicators[:, :1]), indicators], -1)
+    loc = design @ torch.tensor(levels["loc"]).to(like)
+    scale = (design @ torch.tensor(levels["var"]).to(like)).clamp_min(_MIN_VAR).sqrt()
+    shape = (-1,) + (1,) * (like.dim() - 1)
+    return loc.reshape(shape), scale.reshape(shape)
 
 
 def log_library(library: dict, z: Tensor, n_components: int, batch) -> Tensor:
     """Log library of each row (and sample of z): shape z's, with one last column."""
     like = z[..., :1]
+    loc, scale = _prior(library, batch, like)
     if library["kind"] == "latent" and z.shape[-1] > n_components:
-        return library["loc"] + library["scale"] * z[..., n_components : n_components + 1]
+        return loc + scale * z[..., n_components : n_components + 1]
     x = batch.get("x") if batch is not None else None
     if library["kind"] == "observed" and x is not None:
         # A row of zeros gets a library of 1: log 0 would make every mean 0.
         total = torch.nan_to_num(x).sum(-1, keepdim=True).clamp_min(1.0).log().to(z.dtype)
         return total.unsqueeze(1).expand_as(like) if z.dim() == 3 else total
-    return torch.full_like(like, library["loc"])
+    return torch.zeros_like(like) + loc
 
 
 def scale_by_library(out: Tensor, log_lib: Tensor, n_features: int) -> Tensor:

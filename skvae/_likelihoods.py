@@ -362,7 +362,9 @@ class NegativeBinomial(Poisson):
     """Negative binomial counts with mean exp(decoder output) and a learned dispersion.
 
     Var = mu + mu^2 / theta, with one inverse dispersion theta per feature (as scvi-tools'
-    gene-wise dispersion): a Poisson with overdispersion, a gamma-Poisson mixture.
+    gene-wise dispersion): a Poisson with overdispersion, a gamma-Poisson mixture. With a
+    dispersion per covariate level, the module appends each row's log theta to the decoder
+    output (``row_log_theta``).
     """
 
     name = "negative_binomial"
@@ -371,16 +373,30 @@ class NegativeBinomial(Poisson):
         super().__init__(n_features, **settings)
         self.log_theta = nn.Parameter(torch.zeros(n_features))
 
-    def log_pmf(self, x: Tensor, log_mu: Tensor) -> Tensor:
-        """Elementwise log NB(x; mu, theta)."""
-        return _nb_log_pmf(x, log_mu, self.log_theta)
+    def row_log_theta(self, out: Tensor) -> Tensor:
+        """Log theta: a row's own, where the module put it after the family's outputs (a
+        dispersion per covariate level), else the one per feature."""
+        if out.shape[-1] > self.n_outputs:
+            return out[..., self.n_outputs :]
+        return self.log_theta
+
+    def log_pmf(self, x: Tensor, log_mu: Tensor, log_theta: Tensor | None = None) -> Tensor:
+        """Elementwise log NB(x; mu, theta), with the per-feature theta by default."""
+        return _nb_log_pmf(x, log_mu, self.log_theta if log_theta is None else log_theta)
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        return _masked_sum(self.log_pmf(x, out), mask)
+        log_mu = out[..., : self.n_features]
+        return _masked_sum(self.log_pmf(x, log_mu, self.row_log_theta(out)), mask)
+
+    def mean(self, out: Tensor) -> Tensor:
+        return out[..., : self.n_features].exp()
+
+    def _draw(self, log_mu: Tensor, log_theta: Tensor, generator: torch.Generator) -> Tensor:
+        theta = log_theta.exp().detach().cpu().to(log_mu.dtype).expand(log_mu.shape)
+        return _nb_draw(log_mu.exp().cpu(), theta, generator).to(log_mu.device)
 
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
-        theta = self.log_theta.exp().detach().cpu().to(out.dtype).expand(out.shape)
-        return _nb_draw(out.exp().cpu(), theta, generator).to(out.device)
+        return self._draw(out[..., : self.n_features], self.row_log_theta(out), generator)
 
 
 class ZeroInflatedNegativeBinomial(NegativeBinomial):
@@ -400,11 +416,12 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
 
     def _parts(self, out: Tensor) -> tuple[Tensor, Tensor]:
         """log mu and the zero-inflation logit."""
-        return out[..., : self.n_features], out[..., self.n_features :]
+        n = self.n_features
+        return out[..., :n], out[..., n : 2 * n]
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         log_mu, logit = self._parts(out)
-        log_not_zero = F.logsigmoid(-logit) + self.log_pmf(x, log_mu)
+        log_not_zero = F.logsigmoid(-logit) + self.log_pmf(x, log_mu, self.row_log_theta(out))
         log_zero = torch.logaddexp(F.logsigmoid(logit), log_not_zero)
         return _masked_sum(torch.where(x == 0, log_zero, log_not_zero), mask)
 
@@ -414,7 +431,7 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
 
     def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
         log_mu, logit = self._parts(out)
-        counts = super().sample(log_mu, generator)
+        counts = self._draw(log_mu, self.row_log_theta(out), generator)
         u = _noise(logit.shape, logit, generator, "uniform")
         return torch.where(u < torch.sigmoid(logit), torch.zeros_like(counts), counts)
 

@@ -92,6 +92,10 @@ class VAEModule(nn.Module):
         "observed", "loc": m, "scale": s}``. The decoder then gives proportions, and the
         mean is library x proportions; "latent" adds one latent variable, the
         standardised log library, after the ``n_components`` of z (``n_latent``).
+    dispersion : {"feature", "feature-covariate"}, default="feature"
+        For the negative binomial families: one inverse dispersion per feature, or one per
+        feature and level of the categorical covariates (log theta of a row is the
+        feature's plus a learned shift for each of its levels, as scVI's "gene-batch").
 
     Notes
     -----
@@ -112,6 +116,7 @@ class VAEModule(nn.Module):
         posterior: str | type[Posterior] = "diagonal_gaussian",
         covariates: Mapping[str, int] | None = None,
         library: Mapping[str, Any] | None = None,
+        dispersion: str = "feature",
     ) -> None:
         super().__init__()
         self.n_features = n_features
@@ -135,6 +140,16 @@ class VAEModule(nn.Module):
             activation,
         )
         self.likelihood = likelihood
+        self.dispersion = dispersion
+        self.dispersion_shift = None
+        if dispersion == "feature-covariate":
+            levels = self.covariates.get("categorical", 0)
+            if not levels or not hasattr(likelihood, "row_log_theta"):
+                raise ValueError(
+                    'dispersion="feature-covariate" needs a negative binomial family and '
+                    "categorical covariates."
+                )
+            self.dispersion_shift = nn.Parameter(torch.zeros(levels, likelihood.n_features))
 
     @property
     def spec(self) -> dict:
@@ -149,6 +164,7 @@ class VAEModule(nn.Module):
             "posterior": posterior_spec(self.posterior),
             "covariates": dict(self.covariates),
             "library": None if self.library is None else dict(self.library),
+            "dispersion": self.dispersion,
         }
 
     @classmethod
@@ -223,6 +239,12 @@ class VAEModule(nn.Module):
         if self.library is not None:
             log_lib = log_library(self.library, z, self.n_components, batch)
             out = scale_by_library(out, log_lib, self.likelihood.n_features)
+        if self.dispersion_shift is not None:
+            shift = batch["categorical"].to(out.dtype) @ self.dispersion_shift
+            if out.dim() == 3:  # (rows, samples, outputs)
+                shift = shift.unsqueeze(1)
+            log_theta = (self.likelihood.log_theta + shift).expand(*out.shape[:-1], -1)
+            out = torch.cat([out, log_theta], -1)
         return {"out": out}
 
     def encode(self, batch: Batch | Tensor) -> Posterior:

@@ -6,6 +6,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from scipy import stats
 from scipy.sparse import csr_matrix
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -200,3 +202,46 @@ def test_conditional_draws_decode_their_candidates_at_the_given_covariates(fitte
     assert (draws["gene0"] == level).all() and (draws["batch"] == 3.0).all()
     same_batch = frame.loc[batch == 2, "gene1"].mean()
     assert abs(draws["gene1"].mean() - same_batch) < abs(frame["gene1"].mean() - same_batch)
+
+
+def _noisy_batches(n=1200, n_genes=20, seed=0):
+    """Counts of one profile in two batches, the second far less overdispersed (theta 50 vs 2)."""
+    rng = np.random.default_rng(seed)
+    batch = rng.integers(0, 2, n)
+    mu = np.exp(rng.normal(2.0, 0.5, size=n_genes))
+    theta = np.array([2.0, 50.0])[batch][:, None]
+    counts = rng.poisson(rng.gamma(theta, mu / theta, size=(n, n_genes)))
+    return np.hstack([counts, batch[:, None]]).astype(float), batch
+
+
+def test_a_dispersion_per_batch_level_is_learned_and_scores_as_scipys_nb():
+    X, batch = _noisy_batches()
+    train, test = X[:900], X[900:]
+    params = dict(likelihood="negative_binomial", covariates=[-1], hidden_layer_sizes=(16,),
+                  learning_rate_init=1e-2, max_iter=60, random_state=0)  # fmt: skip
+    by_level = _fit(VAEEstimator(dispersion="feature-covariate", **params), train)
+    shared = _fit(VAEEstimator(**params), train)
+    module = by_level.module_.double()
+    log_theta = (module.likelihood.log_theta + module.dispersion_shift).detach().numpy()
+    theta_0, theta_1 = np.median(np.exp(log_theta), axis=1)
+    assert 1.0 < theta_0 < 4.0 and theta_1 > 15.0
+    assert by_level.score(test) > shared.score(test) + 1.0
+    # log p(x | z) of a row is scipy's NB with its batch's theta.
+    x = torch.from_numpy(X[:4, :-1])
+    z = torch.zeros(4, 2, dtype=torch.float64)
+    batch_in = {"categorical": torch.from_numpy(np.eye(2)[batch[:4]])}
+    with torch.no_grad():
+        out = module.decode(z, batch_in)
+        log_p = module.likelihood.log_prob(x, out).numpy()
+    mu = np.exp(out[:, :20].numpy())
+    theta = np.exp(log_theta[batch[:4]])
+    expected = stats.nbinom.logpmf(X[:4, :-1], theta, theta / (theta + mu)).sum(axis=1)
+    np.testing.assert_allclose(log_p, expected, rtol=1e-10)
+
+
+def test_a_dispersion_per_level_needs_a_negative_binomial_and_categorical_covariates():
+    X, _ = _noisy_batches(n=60)
+    with pytest.raises(ValueError, match="negative binomial family"):
+        VAEEstimator(likelihood="poisson", covariates=[-1], dispersion="feature-covariate").fit(X)
+    with pytest.raises(ValueError, match="categorical covariates"):
+        VAEEstimator(likelihood="negative_binomial", dispersion="feature-covariate").fit(X)

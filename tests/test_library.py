@@ -11,6 +11,7 @@ from scipy.special import logsumexp, softmax
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAEEstimator
+from skvae._library import log_library
 
 
 def _counts(n=400, n_features=30, seed=0):
@@ -131,3 +132,26 @@ def test_partial_fit_keeps_the_first_blocks_prior_and_pickles(X):
     assert vae.module_.library == first
     loaded = pickle.loads(pickle.dumps(vae))
     np.testing.assert_array_equal(loaded.score_samples(X[:5]), vae.score_samples(X[:5]))
+
+
+def test_with_batches_the_prior_is_each_batchs_normal_of_log_totals(X):
+    batch = np.arange(len(X)) % 3
+    depth = np.array([0.5, 1.0, 4.0])[batch][:, None]  # batch 2 sequenced 8x deeper
+    counts = np.round(X * depth)
+    vae = _fit("latent", np.hstack([counts, batch[:, None]]), covariates=[-1])
+    module = vae.module_
+    log_totals = np.log(np.maximum(counts.sum(axis=1), 1.0))
+    # The prior each row's library gets, read through the module, against numpy's groups.
+    indicators = torch.from_numpy(np.eye(3)[batch])
+    u = torch.tensor([0.0, 1.0], dtype=torch.float64)[None, :, None].expand(len(X), 2, 1)
+    z = torch.cat([torch.zeros(len(X), 2, 2, dtype=torch.float64), u], -1)
+    with torch.no_grad():
+        lib = log_library(module.library, z, 2, {"categorical": indicators}).numpy()
+    for level in range(3):
+        rows = batch == level
+        assert lib[rows, 0, 0] == pytest.approx(log_totals[rows].mean())
+        assert lib[rows, 1, 0] - lib[rows, 0, 0] == pytest.approx(log_totals[rows].std())
+    # Decoding at a batch uses that batch's typical library.
+    Z = np.zeros((1, 2))
+    totals = [vae.inverse_transform(Z, covariates=[b]).sum() for b in range(3)]
+    assert totals[0] < totals[1] < totals[2]
