@@ -14,8 +14,9 @@ Four measurements on simulated counts, each with a known truth:
     multiplies every gene by its own log-normal factor (sd 0.5) and has its own depth.
     From the latent code of every cell, a 5-fold cross-validated logistic regression
     predicts the batch (near chance, 1/3, is good) and the type (high is good). skvae
-    with ``covariates`` naming the batch column, on a dense and on a sparse (CSR) X,
-    beside skvae without it and scVI with ``batch_key``. Seeds 1, 2, 3.
+    with ``covariates`` naming the batch column, on a dense and on a sparse (CSR) X, and
+    with a dispersion per gene and batch, beside skvae without it and scVI with
+    ``batch_key``. Seeds 1, 2, 3.
 (c) Topics. Documents drawn from an LDA model (10 topics, 500 words, 1,000 + 500 held-out
     documents of about 80 words), as strings through ``CountVectorizer``:
     ``VAEEstimator(likelihood="multinomial")`` in a Pipeline against scikit-learn's
@@ -292,6 +293,11 @@ def measure_batches(seed, args):
             "skvae, covariates=batch, sparse X",
             VAEEstimator(4, covariates=[n_genes], **common),
             sparse.csr_matrix(X),
+        ),
+        (
+            "skvae, covariates=batch, dispersion='feature-covariate'",
+            VAEEstimator(4, covariates=[n_genes], dispersion="feature-covariate", **common),
+            X,
         ),
     ]
     rows = []
