@@ -407,13 +407,13 @@ def summarise(rows, methods, group):
             for m in methods if any("10" in r.get("auc_k", {}) for r in rows if r["method"] == m)
         }  # fmt: skip
         summary["rules"] = summarise_rules(rows, methods, tasks)
-        summary["rule_names"] = list(dict.fromkeys(  # the file's keys may come sorted
-            rule for r in rows for rule in r.get("flagged_rules", {})
-        ))
-        # Times only from this run's rows, with one process: merged runs had other loads.
-        summary["mnist_seconds"] = _mnist_seconds(
-            [r for r in rows if "from" not in r], methods
+        summary["rule_names"] = list(
+            dict.fromkeys(  # the file's keys may come sorted
+                rule for r in rows for rule in r.get("flagged_rules", {})
+            )
         )
+        # Times only from this run's rows, with one process: merged runs had other loads.
+        summary["mnist_seconds"] = _mnist_seconds([r for r in rows if "from" not in r], methods)
         return summary
     targets = {}
     for setting in settings:

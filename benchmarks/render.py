@@ -914,7 +914,7 @@ def _outliers(p: dict) -> str:
     parts = [
         f"The {p['group']} group: tasks {', '.join(s['tasks'])}; seeds 0-{s['seeds'] - 1}; "
         f"{s['threads']} torch thread(s) per process, {s['jobs']} process(es). "
-        f'VAEOutlierDetector\'s defaults at the run\'s commit: {defaults}, an "auto" budget of '
+        f"VAEOutlierDetector's defaults at the run's commit: {defaults}, an \"auto\" budget of "
         f"{s['auto_max_steps']:,} steps, trimming after {s['trim_warmup_steps']} steps.",
         *[
             f"Rows of an earlier run merged in: `{m['command']}` (commit "
@@ -1125,14 +1125,18 @@ def _counts(p: dict) -> str:
             table(["model", "batch accuracy", "type accuracy", "fit CPU s"], batches),
         ]
     if "topics" in p:
+        runs = p["topics"] if isinstance(p["topics"], list) else [p["topics"]]
         topics = [
-            [r["model"], num(r["perplexity"], 1), num(r.get("fit_seconds"), 0)]
-            for r in p["topics"]["rows"]
-        ]
+            [m, mean_sd(collect(runs, m, "perplexity"), 1),
+             mean_sd(collect(runs, m, "fit_seconds"), 0)]
+            for m in models(runs)
+        ]  # fmt: skip
+        chosen = [r["chose"] for e in runs for r in e["rows"] if "chose" in r]
         parts += [
             f"(c) Topics: LDA corpus, {s['docs']:,} documents (a third held out), 10 "
-            f"topics; held-out perplexity of the word sequences (lower is better)"
-            f"{measured('topics')}.",
+            f"topics, seeds {', '.join(str(e['seed']) for e in runs)}; held-out perplexity "
+            f"of the word sequences (lower is better); the grid search chose "
+            f"{', '.join(str(k) for k in chosen) or 'n/a'}{measured('topics')}.",
             table(["model", "perplexity", "fit s"], topics),
         ]
     entries = p.get("library", []) + p.get("batches", [])
