@@ -13,22 +13,23 @@ from numbers import Integral
 
 import numpy as np
 
-__all__ = ["CovariateEncoder", "covariate_columns", "decoding_values"]
+__all__ = ["CovariateEncoder", "column_index", "covariate_columns", "decoding_values"]
 
 KINDS = ("categorical", "continuous")
 
 
-def _index(column, names, n_features: int) -> int:
+def column_index(column, names, n_features: int, what: str = "Covariate") -> int:
+    """The index of a column of X named by index or name; ``what`` names it in errors."""
     if isinstance(column, str):
         if names is None or column not in names:
             where = "X has no column names" if names is None else "it is not a column of X"
-            raise ValueError(f"Covariate {column!r}: {where}.")
+            raise ValueError(f"{what} {column!r}: {where}.")
         return int(np.flatnonzero(np.asarray(names) == column)[0])
     if isinstance(column, Integral) and not isinstance(column, bool):
         if -n_features <= column < n_features:
             return int(column) % n_features
     raise ValueError(
-        f"Covariate {column!r} is not a column of X, which has {n_features} columns: use "
+        f"{what} {column!r} is not a column of X, which has {n_features} columns: use "
         f"indices 0 to {n_features - 1} or names."
     )
 
@@ -55,7 +56,7 @@ def covariate_columns(covariates, n_features: int, names=None) -> dict[str, list
         selection = covariates.get(kind, [])
         if isinstance(selection, str | Integral):
             selection = [selection]
-        columns = [_index(c, names, n_features) for c in selection]
+        columns = [column_index(c, names, n_features) for c in selection]
         if seen.intersection(columns) or len(set(columns)) < len(columns):
             raise ValueError("covariates names a column twice; each may appear once.")
         seen.update(columns)
@@ -125,7 +126,7 @@ def decoding_values(values, spec: dict[str, list[int]], n_rows: int, names=None)
     order = sorted(c for columns in spec.values() for c in columns)
     if isinstance(values, dict):
         n_features = max(order) + 1 if names is None else len(names)
-        given = {_index(column, names, n_features): v for column, v in values.items()}
+        given = {column_index(column, names, n_features): v for column, v in values.items()}
         missing = [c for c in order if c not in given]
         extra = [c for c in given if c not in order]
         if missing or extra:

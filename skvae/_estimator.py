@@ -11,8 +11,8 @@ from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseVAE
-from ._covariates import CovariateEncoder, covariate_columns
-from ._library import LIBRARY_FAMILIES, library_prior
+from ._covariates import CovariateEncoder, column_index, covariate_columns
+from ._library import LIBRARY_FAMILIES, library_prior, row_totals
 from ._likelihoods import NegativeBinomial, likelihood_class
 
 __all__ = ["VAEEstimator"]
@@ -86,7 +86,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         dict selects among them, by name or by position among them. ``score_samples`` is
         log p(x | covariates) of the modelled columns.
 
-    library_size : {"latent", "observed"} or None, default=None
+    library_size : {"latent", "observed"}, int, str or None, default=None
         For the count families "poisson", "negative_binomial" and
         "zero_inflated_negative_binomial": the mean of a row's counts as its library size
         times the proportions the decoder gives (softmax), as scVI models them, so that
@@ -98,9 +98,14 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         the score is a likelihood of x. "observed": the library is each row's own total;
         ``score_samples`` is then a likelihood of x given its total, which is not a
         likelihood of x (the total is read off x) and does not compare with other
-        models' scores. ``inverse_transform`` decodes at the typical library, exp(mean
-        log total). No missing values. With categorical covariates, the library's prior
-        is learned per level (each batch its own depth), as scVI's is per batch.
+        models' scores. A column of X, by index or name: each row's library is given
+        there (size factors on the scale of the counts, or totals counted elsewhere), the
+        column is not modelled, and ``score_samples`` is a likelihood of x given it;
+        ``inverse_transform`` and ``sample`` decode at the libraries given as their
+        ``covariates`` argument, or at the typical one. Otherwise ``inverse_transform``
+        decodes at the typical library, exp(mean log total). With categorical
+        covariates, the library's prior is learned per level (each batch its own depth),
+        as scVI's is per batch. No missing values.
 
     dispersion : {"feature", "feature-covariate"}, default="feature"
         For "negative_binomial" and "zero_inflated_negative_binomial": one inverse
@@ -341,7 +346,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     _parameter_constraints: dict = {
         **BaseVAE._parameter_constraints,
         "covariates": [None, Integral, str, list, tuple, dict],
-        "library_size": [None, StrOptions({"latent", "observed"})],
+        "library_size": [None, StrOptions({"latent", "observed"}), Integral, str],
         "dispersion": [StrOptions({"feature", "feature-covariate"})],
     }
 
@@ -602,6 +607,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                     "categorical covariates of a negative binomial family; here "
                     f"likelihood={self.likelihood!r} and covariates={self.covariates!r}."
                 )
+        spec["covariates"].pop("library", None)  # a column of sizes: not a network input
         if self.library_size is None:
             return spec
         family = self.likelihood if isinstance(self.likelihood, str) else None
@@ -615,17 +621,43 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 "library_size needs each row's total, which missing values leave unknown: "
                 "X has NaN. Fill them, or set library_size=None."
             )
+        kind = "latent" if self.library_size == "latent" else "observed"
         old = getattr(getattr(self, "module_", None), "library", None)
-        if self._continuing and old is not None and old["kind"] == self.library_size:
+        if self._continuing and old is not None and old["kind"] == kind:
             spec["library"] = old  # the prior learned on the first data stays
         else:
-            levels = covariates.get("categorical")
-            spec["library"] = library_prior(X, self.library_size, levels)
+            given = covariates.get("library")
+            totals = row_totals(X) if given is None else given.ravel()
+            spec["library"] = library_prior(totals, kind, covariates.get("categorical"))
         return spec
 
+    def _library_column(self):
+        """The column of X that ``library_size`` names, or None for "latent", "observed"."""
+        if self.library_size is None or self.library_size in ("latent", "observed"):
+            return None
+        return self.library_size
+
     def _resolve_covariates(self) -> dict[str, list[int]]:
-        names = getattr(self, "feature_names_in_", None)
-        return covariate_columns(self.covariates, self.n_features_in_, names)
+        names, n_features = getattr(self, "feature_names_in_", None), self.n_features_in_
+        spec = covariate_columns(self.covariates, n_features, names)
+        column = self._library_column()
+        if column is not None:
+            what = 'library_size (a column of X, or "latent" or "observed")'
+            index = column_index(column, names, n_features, what)
+            used = [c for columns in spec.values() for c in columns]
+            if index in used:
+                raise ValueError(f"library_size={column!r} is also a covariate; name it once.")
+            if len(used) + 1 >= n_features:
+                raise ValueError("covariates and library_size leave no column of X to model.")
+            spec["library"] = [index]
+        return spec
+
+    def _decoding_covariates(self, n_rows, values=None):
+        if values is None and set(self._covariate_columns()) == {"library"}:
+            # Only a column of library sizes: decode at the typical one unless told.
+            typical = np.exp(self.module_.library["loc"])
+            return {"library": np.full((n_rows, 1), typical)}
+        return super()._decoding_covariates(n_rows, values)
 
     def _covariate_columns(self) -> dict[str, list[int]]:
         if not hasattr(self, "_covariate_spec"):
@@ -637,6 +669,12 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
             self.covariate_categories_ = []
         if not covariates:
             return {}
+        sizes = covariates.get("library")
+        if sizes is not None and not (np.isfinite(sizes).all() and (sizes > 0).all()):
+            raise ValueError(
+                f"library_size={self.library_size!r} names the column of each row's library "
+                "size, which must be positive; it holds values <= 0."
+            )
         if fit:
             names = getattr(self, "feature_names_in_", None)
             spec = self._covariate_columns()

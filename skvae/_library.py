@@ -13,6 +13,9 @@ so that the latent code need not spend a dimension on the total.
 - ``"observed"``: the library is each row's own total. ``score_samples`` is then
   log p(x | z-integrated, library = total of x): a function of x is conditioned on, so it
   is not a likelihood of x and does not compare with other models' scores.
+- A column of X: each row's library is given (size factors on the counts' scale, totals
+  of genes left out), under batch key ``"library"``; the kind is "observed", and
+  ``score_samples`` is log p(x | library), as with any covariate.
 
 With categorical covariates (batches), m and s^2 are those of the row's levels: a least
 squares fit of the log totals, and of their squared residuals, on the levels' indicators
@@ -31,22 +34,27 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["LIBRARY_FAMILIES", "library_prior", "log_library", "scale_by_library"]
+__all__ = ["LIBRARY_FAMILIES", "library_prior", "log_library", "row_totals", "scale_by_library"]
 
 #: The families whose decoder output is a log mean per feature, which a library scales.
 LIBRARY_FAMILIES = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")
 
 
-def library_prior(X, kind: str, levels: np.ndarray | None = None) -> dict:
+def row_totals(X) -> np.ndarray:
+    """The total of each row of X (dense or sparse), in float64."""
+    if sp.issparse(X):
+        return np.asarray(X.sum(axis=1), dtype=np.float64).ravel()
+    return X.sum(axis=1, dtype=np.float64)
+
+
+def library_prior(totals: np.ndarray, kind: str, levels: np.ndarray | None = None) -> dict:
     """The library spec of a module: its kind and the mean and deviation of log totals.
 
+    ``totals``: the training rows' libraries (their totals, or a column of given sizes).
     ``levels``: the one-hot indicators of the rows' categorical covariate levels, or None.
     With them, ``"levels"`` holds the coefficients of [1, indicators] that give each row's
     prior mean (``"loc"``) and variance (``"var"``).
     """
-    totals = np.asarray(X.sum(axis=1), dtype=np.float64).ravel() if sp.issparse(X) else (
-        X.sum(axis=1, dtype=np.float64)
-    )  # fmt: skip
     log_totals = np.log(np.maximum(totals, 1.0))
     scale = float(log_totals.std())
     spec = {"kind": kind, "loc": float(log_totals.mean()), "scale": max(scale, 1e-3)}
@@ -82,6 +90,9 @@ def log_library(library: dict, z: Tensor, n_components: int, batch) -> Tensor:
     if library["kind"] == "latent" and z.shape[-1] > n_components:
         return loc + scale * z[..., n_components : n_components + 1]
     x = batch.get("x") if batch is not None else None
+    if library["kind"] == "observed" and batch is not None and "library" in batch:
+        given = batch["library"].log().to(z.dtype)  # a column of X: each row's own size
+        return given.unsqueeze(1).expand_as(like) if z.dim() == 3 else given
     if library["kind"] == "observed" and x is not None:
         # A row of zeros gets a library of 1: log 0 would make every mean 0.
         total = torch.nan_to_num(x).sum(-1, keepdim=True).clamp_min(1.0).log().to(z.dtype)

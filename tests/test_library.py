@@ -155,3 +155,37 @@ def test_with_batches_the_prior_is_each_batchs_normal_of_log_totals(X):
     Z = np.zeros((1, 2))
     totals = [vae.inverse_transform(Z, covariates=[b]).sum() for b in range(3)]
     assert totals[0] < totals[1] < totals[2]
+
+
+def test_a_column_of_library_sizes_gives_scipys_nb_of_size_times_proportions(X):
+    sizes = X.sum(axis=1) * np.random.default_rng(1).uniform(0.5, 2.0, len(X))
+    vae = _fit(-1, np.hstack([X, sizes[:, None]]))
+    module = vae.module_.double()
+    assert module.covariates == {} and module.library["kind"] == "observed"
+    assert module.library["loc"] == pytest.approx(np.log(sizes).mean())
+    x = torch.from_numpy(X[:5])
+    z = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    batch = {"x": x, "library": torch.from_numpy(sizes[:5, None])}
+    with torch.no_grad():
+        log_p = module.likelihood.log_prob(x, module.decode(z, batch)).numpy()
+        proportions = torch.softmax(module.decoder(z), -1).numpy()
+        theta = module.likelihood.log_theta.exp().numpy()
+    mu = sizes[:5, None] * proportions
+    np.testing.assert_allclose(log_p, _nb_logpmf(X[:5], mu, theta).sum(axis=1), rtol=1e-10)
+    # Decoding: at the sizes given, or at the typical one; the column holds them.
+    Z = np.zeros((2, 2))
+    given = vae.inverse_transform(Z, covariates=[[100.0], [1000.0]])
+    np.testing.assert_allclose(given[:, :-1].sum(axis=1), [100.0, 1000.0], rtol=1e-6)
+    np.testing.assert_allclose(given[:, -1], [100.0, 1000.0])
+    typical = vae.inverse_transform(Z)
+    np.testing.assert_allclose(typical[:, -1], np.exp(np.log(sizes).mean()))
+
+
+def test_a_column_of_library_sizes_must_be_positive_and_not_a_covariate(X):
+    sizes = X.sum(axis=1, keepdims=True)
+    with pytest.raises(ValueError, match="must be positive"):
+        _fit(-1, np.hstack([X, np.where(np.arange(len(X))[:, None] == 3, 0.0, sizes)]))
+    with pytest.raises(ValueError, match="also a covariate"):
+        _fit(-1, np.hstack([X, sizes]), covariates=[-1])
+    with pytest.raises(ValueError, match="library_size .* 'depth': X has no column names"):
+        _fit("depth", X)
