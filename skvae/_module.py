@@ -89,9 +89,11 @@ class VAEModule(nn.Module):
         decoder as extra inputs.
     library : dict, default=None
         A library size for count families (see ``_library``): ``{"kind": "latent" or
-        "observed", "loc": m, "scale": s}``. The decoder then gives proportions, and the
-        mean is library x proportions; "latent" adds one latent variable, the
-        standardised log library, after the ``n_components`` of z (``n_latent``).
+        "observed", "loc": m, "scale": s}``, and ``"levels"`` for a prior per categorical
+        covariate level. The decoder then gives proportions, and the mean is library x
+        proportions; "latent" adds one latent variable, the standardised log library,
+        after the ``n_components`` of z (``n_latent``). A batch's ``"library"`` tensor,
+        when there is one, gives each row's observed library.
     dispersion : {"feature", "feature-covariate"}, default="feature"
         For the negative binomial families: one inverse dispersion per feature, or one per
         feature and level of the categorical covariates (log theta of a row is the
