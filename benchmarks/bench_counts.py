@@ -45,8 +45,9 @@ Four measurements on simulated counts, each with a known truth:
 ``--merge`` keeps the other parts' results of the results file that is written over.
 
 skvae has ``VAEEstimator``'s defaults apart from the likelihood, ``n_components`` (the
-true latent size or number of topics), ``library_size`` and ``covariates``. About 40
-minutes on 2 cores under a load of 4-7 (skvae on one, scVI on the other)::
+true latent size or number of topics), ``library_size``, ``covariates`` and
+``dispersion``. About 75 minutes for all parts on 2 cores (skvae on one, scVI on the
+other)::
 
     python benchmarks/bench_counts.py --make-scvi-venv /path/to/python3.12  # once
     python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python
