@@ -319,7 +319,10 @@ def _word_log_likelihood(vae_pipeline, docs):
     n = np.asarray(X.sum(axis=1)).ravel()
     settings = vae.module_.likelihood.settings
     mean, theta = settings["total_mean"], settings["total_theta"]
-    log_pn = stats.nbinom.logpmf(n, theta, theta / (theta + mean))
+    if np.isinf(theta):  # totals no more spread than a Poisson's: the family uses one
+        log_pn = stats.poisson.logpmf(n, mean)
+    else:
+        log_pn = stats.nbinom.logpmf(n, theta, theta / (theta + mean))
     data = X.tocsr()
     coefficient = gammaln(n + 1) - np.add.reduceat(
         np.append(gammaln(data.data + 1), 0.0), data.indptr[:-1]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -1066,6 +1067,8 @@ def _counts(p: dict) -> str:
         values = [v for v in values if v is not None]
         if not values:
             return "n/a"
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            return "nan"  # a failed measurement: the result file has each value
         sd = f" +- {num(statistics.pstdev(values), digits)}"
         return num(sum(values) / len(values), digits) + (sd if len(values) > 1 else "")
 

@@ -346,7 +346,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     _parameter_constraints: dict = {
         **BaseVAE._parameter_constraints,
         "covariates": [None, Integral, str, list, tuple, dict],
-        "library_size": [None, StrOptions({"latent", "observed"}), Integral, str],
+        "library_size": [None, Integral, str],  # "latent", "observed" or a column name
         "dispersion": [StrOptions({"feature", "feature-covariate"})],
     }
 
