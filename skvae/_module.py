@@ -178,8 +178,12 @@ class VAEModule(nn.Module):
 
     @property
     def sparse_inputs_possible(self) -> bool:
-        """Whether the encoder sees nothing but ``likelihood.encoder_input(x)``."""
-        return not (self.missing or self.covariates)
+        """Whether the encoder sees ``likelihood.encoder_input(x)`` and covariates only.
+
+        The sparse first layer takes the former's non-zero entries and adds the
+        covariates' (dense, few) product; the mask channel has no sparse form.
+        """
+        return not self.missing
 
     # ------------------------------------------------------------------ the two maps
 
@@ -223,6 +227,9 @@ class VAEModule(nn.Module):
         else:
             first, *rest = self.encoder
             out = sparse_linear(sparse, first)
+            if self.covariates:  # their weight rows follow the likelihood's inputs
+                extra = torch.cat([batch[key].to(out.dtype) for key in self.covariates], -1)
+                out = out + extra @ first.weight[self.likelihood.n_inputs :]
             for layer in rest:
                 out = layer(out)
         posterior = self.posterior(out)

@@ -125,6 +125,8 @@ class SparseInputs:
         transform: Callable[[np.ndarray], np.ndarray] | None = None,
     ) -> None:
         self.n_inputs = n_inputs
+        # The first layer's width: wider than n_inputs when dense extras (covariates) follow.
+        self.width = n_inputs
         self.row_starts = row_starts  # (n_rows + 1,) int64
         self.columns = columns  # (n_non_zero,) int32
         self.values = values  # (n_non_zero,), or None when every input is 1
@@ -187,8 +189,8 @@ class SparseInputs:
         rows = np.repeat(np.arange(len(starts) - 1, dtype=np.int32), np.diff(starts))
         narrow = np.int16 if self.n_inputs <= np.iinfo(np.int16).max else np.int32
         order = np.argsort(columns.astype(narrow), kind="stable")
-        column_offsets = np.zeros(self.n_inputs, dtype=np.int32)
-        np.cumsum(np.bincount(columns, minlength=self.n_inputs)[:-1], out=column_offsets[1:])
+        column_offsets = np.zeros(self.width, dtype=np.int32)
+        np.cumsum(np.bincount(columns, minlength=self.width)[:-1], out=column_offsets[1:])
         parts = (
             columns,
             starts[:-1].astype(np.int32),

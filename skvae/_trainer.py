@@ -180,20 +180,25 @@ class Trainer:
     def _sparse_inputs(self) -> SparseInputs | None:
         """The non-zero encoder inputs of the data, when the first layer should skip zeros.
 
-        Not for data with missing values or covariates (dense extra inputs), nor under
-        autocast, where the products are cheap already and ``embedding_bag`` stays float32.
+        Covariates' (dense, few) inputs are multiplied beside it. Not for data with missing
+        values (the mask channel), nor under autocast, where the products are cheap already
+        and ``embedding_bag`` stays float32.
         """
         module, config = self.module, self.config
         if config.missing or not module.sparse_inputs_possible or config.autocast_dtype:
             return None
         likelihood = module.likelihood
         if hasattr(self.data["x"], "encoder_inputs"):  # a sparse X (``_sparse_input``)
-            return self.data["x"].encoder_inputs(likelihood)
-        return SparseInputs.build(
-            lambda x: likelihood.encoder_input(x.to(self.device)),
-            self.data["x"],
-            likelihood.n_inputs,
-        )
+            sparse = self.data["x"].encoder_inputs(likelihood)
+        else:
+            sparse = SparseInputs.build(
+                lambda x: likelihood.encoder_input(x.to(self.device)),
+                self.data["x"],
+                likelihood.n_inputs,
+            )
+        if sparse is not None:
+            sparse.width = module.encoder[0].in_features
+        return sparse
 
     # ------------------------------------------------------------------ the loop
 

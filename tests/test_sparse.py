@@ -163,12 +163,14 @@ def test_the_trainer_keeps_the_sparse_path_to_complete_data_without_extra_inputs
         def _covariate_columns(self):
             return {"batch": [100]}  # a dense input to both networks, beside the data
 
+    # A covariate is a dense input beside the data's: its product is added to the sparse one.
     group = (np.arange(300) % 2)[:, None]
     vae = WithCovariate(likelihood="bernoulli", hidden_layer_sizes=(8,), max_iter=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         vae.set_params(random_state=0).fit(np.hstack([X, group]))
-    assert vae.module_.covariates == {"batch": 1} and len(built) == 1
+    assert vae.module_.covariates == {"batch": 1}
+    assert len(built) == 2 and built[-1].width == 101
 
 
 def _bernoulli_spec(**spec):
@@ -182,22 +184,50 @@ def _bernoulli_spec(**spec):
     }
 
 
-def test_only_a_module_without_extra_encoder_inputs_may_skip_zeros():
+def test_only_a_module_without_the_mask_channel_may_skip_zeros():
     assert VAEModule.from_spec(_bernoulli_spec()).sparse_inputs_possible
     assert not VAEModule.from_spec(_bernoulli_spec(missing=True)).sparse_inputs_possible
     covariates = _bernoulli_spec(covariates={"batch": 2})
-    assert not VAEModule.from_spec(covariates).sparse_inputs_possible
+    assert VAEModule.from_spec(covariates).sparse_inputs_possible
 
 
-def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch, sparse_builds):
+def test_with_covariates_the_sparse_first_layer_gives_the_dense_loss_and_gradients():
+    rng = np.random.default_rng(0)
+    X = torch.from_numpy((rng.random((50, 100)) < 0.1).astype(np.float32))
+    groups = torch.from_numpy(np.eye(2, dtype=np.float32)[rng.integers(0, 2, 50)])
+    level = torch.from_numpy(rng.normal(size=(50, 1)).astype(np.float32))
+    torch.manual_seed(0)
+    module = VAEModule.from_spec(_bernoulli_spec(covariates={"groups": 2, "level": 1}))
+    sparse = _build(module.likelihood, X)
+    sparse.width = module.encoder[0].in_features  # as the trainer sets it
+    rows = torch.arange(10, 30)
+    batch = {"x": X[rows], "mask": None, "groups": groups[rows], "level": level[rows]}
+    eps = torch.randn(20, 2)
+    params = list(module.parameters())
+    dense_loss = module.loss(batch, eps).loss
+    dense_grads = torch.autograd.grad(dense_loss, params)
+    batch["sparse"] = sparse.batch(sparse.epoch(rows), 0, 20, "cpu")
+    sparse_loss = module.loss(batch, eps).loss
+    sparse_grads = torch.autograd.grad(sparse_loss, params)
+    torch.testing.assert_close(sparse_loss, dense_loss)
+    for got, expected in zip(sparse_grads, dense_grads, strict=True):
+        torch.testing.assert_close(got, expected)
+
+
+@pytest.mark.parametrize("covariates", [None, [100]])
+def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch, sparse_builds, covariates):
     import skvae._sparse as sparse_module
 
     rng = np.random.default_rng(0)
     X = (rng.random((400, 100)) < 0.1).astype(np.float64)
+    if covariates:
+        X = np.hstack([X, rng.integers(0, 3, (400, 1))])
     built = sparse_builds
 
     def fit():
-        vae = VAEEstimator(likelihood="bernoulli", hidden_layer_sizes=(32,), max_iter=3)
+        vae = VAEEstimator(
+            likelihood="bernoulli", covariates=covariates, hidden_layer_sizes=(32,), max_iter=3
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             return vae.set_params(random_state=0).fit(X)
