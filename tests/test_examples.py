@@ -146,6 +146,7 @@ def test_the_gallery_has_its_examples():
         "plot_imputation.py",
         "plot_outliers.py",
         "plot_synthetic_tables.py",
+        "plot_batch_correction.py",
     } <= names
 
 

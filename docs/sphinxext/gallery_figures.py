@@ -18,6 +18,7 @@ ORDER = [
     "plot_training_curves.py",
     "plot_grid_search.py",
     "plot_count_data.py",
+    "plot_batch_correction.py",
     "plot_imputation.py",
 ]
 
