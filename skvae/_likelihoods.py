@@ -93,19 +93,9 @@ def _count_terms(x: Tensor, theta: Tensor | None = None) -> Tensor:
     if positive.sum() > MAX_NONZERO_SHARE * positive.numel():
         return terms(x, theta).expand(shape)
     where = positive.nonzero(as_tuple=True)
-    at = terms(_entries(x, where), None if theta is None else _entries(theta, where))
-    return torch.zeros(shape, dtype=at.dtype, device=x.device).index_put_(where, at)
-
-
-def _entries(t: Tensor, where: tuple[Tensor, ...]) -> Tensor:
-    """The entries of ``t`` at ``where``, indices of its broadcast to a larger shape.
-
-    Read from ``t`` itself, so that the gradient goes back without a tensor of that shape.
-    """
-    where = where[len(where) - t.dim() :]
-    return t[
-        tuple(w if n > 1 else torch.zeros_like(w) for w, n in zip(where, t.shape, strict=True))
-    ]
+    at = terms(x.expand(shape)[where], None if theta is None else theta.expand(shape)[where])
+    dtype = at.dtype
+    return torch.zeros(shape, dtype=dtype, device=x.device).index_put(where, at)
 
 
 def _nb_log_pmf(x: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
