@@ -70,41 +70,17 @@ def _standard_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
     return torch.from_numpy(np.asarray(draws)).to(shape.dtype)
 
 
-#: Counts with at most this share of non-zero entries get their log-gamma terms computed at
-#: the non-zero entries only (the terms are 0 at x = 0); denser ones, everywhere.
-MAX_NONZERO_SHARE = 0.5
-
-
-def _count_terms(x: Tensor, theta: Tensor | None = None) -> Tensor:
-    """lgamma(x + theta) - lgamma(theta) - lgamma(x + 1), or -lgamma(x + 1) without theta.
-
-    Both are 0 where x = 0, and log-gamma is the costliest part of a count likelihood, so
-    for mostly-zero counts they are computed at the non-zero entries only: the same values
-    and gradients, elementwise, as computing them everywhere.
-    """
-
-    def terms(x: Tensor, theta: Tensor | None) -> Tensor:
-        if theta is None:
-            return -torch.lgamma(x + 1)
-        return torch.lgamma(x + theta) - torch.lgamma(theta) - torch.lgamma(x + 1)
-
-    shape = x.shape if theta is None else torch.broadcast_shapes(x.shape, theta.shape)
-    positive = (x != 0).expand(shape)
-    if positive.sum() > MAX_NONZERO_SHARE * positive.numel():
-        return terms(x, theta).expand(shape)
-    where = positive.nonzero(as_tuple=True)
-    at = terms(x.expand(shape)[where], None if theta is None else theta.expand(shape)[where])
-    dtype = at.dtype
-    return torch.zeros(shape, dtype=dtype, device=x.device).index_put(where, at)
-
-
 def _nb_log_pmf(x: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
     """Elementwise log NB(x; mean mu, inverse dispersion theta), from log mu and log theta."""
     theta = log_theta.exp()
     # log(theta + mu) from the logs, without overflow for large mu or theta.
     log_theta_mu = torch.logaddexp(log_theta, log_mu)
     return (
-        _count_terms(x, theta) + theta * (log_theta - log_theta_mu) + x * (log_mu - log_theta_mu)
+        torch.lgamma(x + theta)
+        - torch.lgamma(theta)
+        - torch.lgamma(x + 1)
+        + theta * (log_theta - log_theta_mu)
+        + x * (log_mu - log_theta_mu)
     )
 
 
@@ -372,7 +348,7 @@ class Poisson(Likelihood):
         return torch.log1p(x)
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        return _masked_sum(x * out - out.exp() + _count_terms(x), mask)
+        return _masked_sum(x * out - out.exp() - torch.lgamma(x + 1), mask)
 
     def mean(self, out: Tensor) -> Tensor:
         return out.exp()
