@@ -24,7 +24,7 @@ from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from ._covariates import decoding_values
+from ._covariates import column_index, decoding_values
 from ._domains import infer_family
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule
@@ -135,21 +135,6 @@ def rescale(X: np.ndarray, loc: np.ndarray, scale: np.ndarray, dtype) -> np.ndar
     return out
 
 
-def _column_index(family, column, names, n_features) -> int:
-    """Index of a column that ``likelihood[family]`` selects by name or (negative) index."""
-    if isinstance(column, str):
-        if names is None or column not in names:
-            where = "X has no column names" if names is None else "not in X"
-            raise ValueError(f"Column {column!r} of likelihood[{family!r}]: {where}.")
-        return int(np.flatnonzero(names == column)[0])
-    if isinstance(column, Integral) and -n_features <= column < n_features:
-        return int(column) % n_features
-    raise ValueError(
-        f"likelihood[{family!r}] selects column {column!r}, but X has "
-        f"{n_features} columns: use indices 0 to {n_features - 1} or names."
-    )
-
-
 def likelihood_parts(likelihood, n_features: int, names=None):
     """A ``likelihood`` parameter as a family (name or class), or as parts with column indices.
 
@@ -169,7 +154,7 @@ def likelihood_parts(likelihood, n_features: int, names=None):
             selection = [selection]
         columns = []
         for column in selection:
-            index = _column_index(family, column, names, n_features)
+            index = column_index(column, names, n_features, f"likelihood[{family!r}] column")
             if index in owner:
                 raise ValueError(
                     f"Column {column!r} is given to both {owner[index]!r} and {family!r} in "
@@ -900,7 +885,7 @@ class BaseVAE(BaseEstimator):
         table = getattr(self, "_table", None)
         row = np.full(len(columns), np.nan)
         for key, value in given.items():
-            j = _column_index("given", key, names, self.n_features_in_)
+            j = column_index(key, names, self.n_features_in_, "given column")
             if j not in columns:
                 raise ValueError(f"Column {key!r} of given is a covariate, not a modelled column.")
             if table is not None and table.kinds[j] != NUMBER:

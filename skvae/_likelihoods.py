@@ -380,13 +380,9 @@ class NegativeBinomial(Poisson):
             return out[..., self.n_outputs :]
         return self.log_theta
 
-    def log_pmf(self, x: Tensor, log_mu: Tensor, log_theta: Tensor | None = None) -> Tensor:
-        """Elementwise log NB(x; mu, theta), with the per-feature theta by default."""
-        return _nb_log_pmf(x, log_mu, self.log_theta if log_theta is None else log_theta)
-
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         log_mu = out[..., : self.n_features]
-        return _masked_sum(self.log_pmf(x, log_mu, self.row_log_theta(out)), mask)
+        return _masked_sum(_nb_log_pmf(x, log_mu, self.row_log_theta(out)), mask)
 
     def mean(self, out: Tensor) -> Tensor:
         return out[..., : self.n_features].exp()
@@ -421,7 +417,7 @@ class ZeroInflatedNegativeBinomial(NegativeBinomial):
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         log_mu, logit = self._parts(out)
-        log_not_zero = F.logsigmoid(-logit) + self.log_pmf(x, log_mu, self.row_log_theta(out))
+        log_not_zero = F.logsigmoid(-logit) + _nb_log_pmf(x, log_mu, self.row_log_theta(out))
         log_zero = torch.logaddexp(F.logsigmoid(logit), log_not_zero)
         return _masked_sum(torch.where(x == 0, log_zero, log_not_zero), mask)
 

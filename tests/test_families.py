@@ -183,9 +183,9 @@ def test_mixed_with_dataframe_column_names():
         ({"gaussian": [0, 1, 2], "poisson": [3]}, r"leaves columns \[4\] without a family"),
         ({"gaussian": [0, 1, 2, 3, 4], "poisson": [3]}, "given to both 'gaussian' and 'poisson'"),
         ({"gaussian": [0, 1, 2, 3], "gamma": [4]}, "Unknown family 'gamma'"),
-        ({"gaussian": [0, 1, 2, 3, 7]}, "selects column 7, but X has 5 columns"),
+        ({"gaussian": [0, 1, 2, 3, 7]}, "column 7 is not a column of X, which has 5 columns"),
         ({"gaussian": ["a", 1, 2, 3, 4]}, "X has no column names"),
-        ({"gaussian": [0, 1, 2, 4], "poisson": [3.5]}, "selects column 3.5"),
+        ({"gaussian": [0, 1, 2, 4], "poisson": [3.5]}, "column 3.5 is not a column of X"),
         ({"gaussian": [0, 1], "poisson": [2, 3], "bernoulli": [4]}, r"bernoulli.*\[0, 1\]"),
     ],
 )
