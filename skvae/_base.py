@@ -617,6 +617,28 @@ class BaseVAE(BaseEstimator):
         else:
             self.module_.likelihood.validate(X)
 
+    def _unseen_as_missing(self, X):
+        """X with values fit never saw (a new category) as NaN, and a warning naming them."""
+        unseen = None if sp.issparse(X) else self.module_.likelihood.unseen(X)
+        if unseen is None:
+            return X
+        counts = unseen.sum(axis=0)
+        j = int(np.flatnonzero(counts)[0])
+        names = self._model_feature_names()
+        column = int(self._model_columns(self.n_features_in_)[j]) if names is None else names[j]
+        n, more = int(counts[j]), int((counts > 0).sum()) - 1
+        others = f", and values of {more} more such column{'s' * (more > 1)}," if more else ""
+        warnings.warn(
+            f"{n} value{'s' if n > 1 else ''} of categorical column {column!r} (e.g. "
+            f"{X[unseen[:, j], j][0]:g}){others} {'were' if n + more > 1 else 'was'} not "
+            "seen in fit: treated as missing.",
+            UserWarning,
+            stacklevel=4,
+        )
+        X = np.array(X, dtype=np.float64)
+        X[unseen] = np.nan
+        return X
+
     def _hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
         sizes = (sizes,) if isinstance(sizes, Integral) else tuple(sizes)
@@ -693,14 +715,19 @@ class BaseVAE(BaseEstimator):
                 out[start : start + rows] = fn(module, batch).cpu().double().numpy()
         return out
 
-    def _validate_for_inference(self, X):
-        """The modelled columns of X, checked, and the covariates'."""
+    def _validate_for_inference(self, X, with_given=False):
+        """The modelled columns of X, checked, and the covariates'.
+
+        Values fit never saw are missing in what the model is given; ``with_given``: also
+        return the modelled columns as given, those values included.
+        """
         check_is_fitted(self)
         X = self._read(X, reset=False)
-        X, covariates = self._model_inputs(X)
+        given, covariates = self._model_inputs(X)
+        X = self._unseen_as_missing(given)
         check_missing(X, columns=False)
         self._check_domain(X)
-        return X, covariates
+        return (X, covariates, given) if with_given else (X, covariates)
 
     def _noise(self, n_rows, seed):
         generator = torch.Generator().manual_seed(int(seed))
@@ -744,7 +771,7 @@ class BaseVAE(BaseEstimator):
         >>> bool(np.isnan(vae.conditional_mean(X_missing)).any())
         False
         """
-        X, covariates = self._validate_for_inference(X)
+        X, covariates, given = self._validate_for_inference(X, with_given=True)
         X = _dense(X)  # the output is as large
         if random_state is None:
             seed = self._crn_seed
@@ -761,8 +788,9 @@ class BaseVAE(BaseEstimator):
         out = self._infer(X, fill, shape, width=n_importance_samples, covariates=covariates)
         likelihood = self.module_.likelihood
         out = out * likelihood.scale + likelihood.loc
-        observed = ~np.isnan(X)
-        out[observed] = X[observed]  # exactly, not through the rescaling and back
+        given = _dense(given)
+        observed = ~np.isnan(given)
+        out[observed] = given[observed]  # exactly, not through the rescaling and back
         return self._assemble(out, covariates)
 
     def sample(

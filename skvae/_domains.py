@@ -78,8 +78,8 @@ def column_moments(X: np.ndarray, step: int = 2**16) -> tuple[np.ndarray, ...]:
     return mean * amax, np.sqrt(sq / count) * amax, constant
 
 
-#: ``likelihood="auto"`` makes a numeric column with at most this many distinct values
-#: categorical: ratings, codes and levels, whose shape no count or Gaussian model fits.
+#: ``likelihood="auto"`` makes a column of whole numbers with at most this many distinct
+#: values categorical: ratings, codes and levels, whose shape no count or Gaussian model fits.
 FEW_VALUES = 10
 #: ... non-negative integers with a mean above this Gaussian: measurements in whole units
 #: (grams, millimetres), which a count family fits no better and trains slowly on.
@@ -91,18 +91,19 @@ ZERO_SHARE = 0.1
 def infer_family(column: np.ndarray) -> str:
     """The family ``likelihood="auto"`` gives a numeric column, from its observed values.
 
-    In this order: only 0 and 1: "bernoulli"; at most ``FEW_VALUES`` distinct values:
-    "categorical"; non-negative integers with a mean of at most ``COUNT_MEAN``:
-    "negative_binomial" when their variance exceeds their mean, else "poisson"; values in
-    [0, 1]: "continuous_bernoulli"; non-negative values with at least ``ZERO_SHARE`` zeros:
-    "hurdle_lognormal"; anything else: "gaussian".
+    In this order: only 0 and 1: "bernoulli"; whole numbers with at most ``FEW_VALUES``
+    distinct values: "categorical" (fractions are measurements, never codes); non-negative
+    integers with a mean of at most ``COUNT_MEAN``: "negative_binomial" when their variance
+    exceeds their mean, else "poisson"; values in [0, 1]: "continuous_bernoulli";
+    non-negative values with at least ``ZERO_SHARE`` zeros: "hurdle_lognormal"; anything
+    else: "gaussian".
     """
     values = observed_values(column)
     if np.all((values == 0) | (values == 1)):
         return "bernoulli"
-    if np.unique(values).size <= FEW_VALUES:
-        return "categorical"
     whole = np.all(values == np.round(values))
+    if whole and np.unique(values).size <= FEW_VALUES:
+        return "categorical"
     if values.min() >= 0 and whole and values.mean() <= COUNT_MEAN:
         return "negative_binomial" if values.var() > values.mean() else "poisson"
     if values.min() >= 0 and values.max() <= 1:
@@ -123,6 +124,11 @@ class Domain:
     def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
         """What the family learns from the training data before training (e.g. categories)."""
         return {}
+
+    @classmethod
+    def unseen(cls, X: np.ndarray, **learned: Any) -> np.ndarray | None:
+        """Where X holds a value fit never saw and inference treats as missing (None: nowhere)."""
+        return None
 
     @classmethod
     def scaling(cls, X: np.ndarray, **options: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -219,12 +225,30 @@ class Codes(Domain):
         values = [np.unique(observed_values(X[:, j])).tolist() for j in range(X.shape[1])]
         return {"n_categories": [len(v) for v in values], "values": values}
 
+    @staticmethod
+    def _known(learned: dict) -> list[list]:
+        return learned.get("values") or [list(range(k)) for k in learned["n_categories"]]
+
+    @classmethod
+    def unseen(cls, X: np.ndarray, **learned: Any) -> np.ndarray | None:
+        """Observed values that are none of their column's categories.
+
+        Inference treats them as missing, so that a value the training split happened not
+        to hold does not stop ``transform`` or ``score_samples`` on a test split.
+        """
+        if "n_categories" not in learned:
+            return None
+        X = np.asarray(X, dtype=np.float64)
+        mask = np.zeros(X.shape, dtype=bool)
+        for j, known in enumerate(cls._known(learned)):
+            mask[:, j] = ~np.isnan(X[:, j]) & ~np.isin(X[:, j], known)
+        return mask if mask.any() else None
+
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
         if "n_categories" not in learned:
             return
-        values = learned.get("values") or [list(range(k)) for k in learned["n_categories"]]
-        for j, known in enumerate(values):
+        for j, known in enumerate(cls._known(learned)):
             seen = np.unique(observed_values(X[:, j]))
             unseen = seen[~np.isin(seen, known)]
             if unseen.size:

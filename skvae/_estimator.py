@@ -58,10 +58,13 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
           of categories of each column is learned in fit. ``inverse_transform`` gives the
           most probable category.
         - "auto": a family per column from its training values: only 0 and 1 ->
-          bernoulli; non-negative integers -> negative_binomial if their variance exceeds
-          their mean, else poisson; other values in [0, 1] -> continuous_bernoulli;
-          anything else -> gaussian. The choice is ``likelihood_``, a dict that can be
-          passed back.
+          bernoulli; whole numbers with at most 10 distinct values -> categorical;
+          non-negative integers with a mean of at most 100 -> negative_binomial if their
+          variance exceeds their mean, else poisson; other values in [0, 1] ->
+          continuous_bernoulli; non-negative values with at least 10% zeros ->
+          hurdle_lognormal; anything else -> gaussian. Labels and booleans of a data
+          frame are categorical and bernoulli. The choice is ``likelihood_``, a dict that
+          can be passed back.
         - a dict mapping family names to the columns they model, e.g. ``{"gaussian": [0, 1],
           "poisson": [2, 3]}``, with column indices or, for a DataFrame, names, as
           ColumnTransformer selects them; every column needs exactly one family, and

@@ -208,6 +208,10 @@ class Likelihood(nn.Module):
         """Check new data against the domain and what was learned in fit."""
         type(self).check_domain(X, **self.settings)
 
+    def unseen(self, X: np.ndarray) -> np.ndarray | None:
+        """Where X holds values fit never saw (new categories), to be read as missing."""
+        return self.domain.unseen(X, **self.settings)
+
 
 class Gaussian(Likelihood):
     """Gaussian noise around the decoder mean with learned, z-independent variances.
@@ -747,6 +751,16 @@ class Mixed(Likelihood):
     def check_domain(cls, X: np.ndarray, parts: Sequence[dict] = (), **_: Any) -> None:
         for family, columns, part in cls._split(X, parts):
             family.check_domain(columns, **part)
+
+    def unseen(self, X: np.ndarray) -> np.ndarray | None:
+        masks = [(p.unseen(X[:, c]), c) for p, c, _ in self._each()]
+        if all(m is None for m, _ in masks):
+            return None
+        mask = np.zeros(X.shape, dtype=bool)
+        for m, columns in masks:
+            if m is not None:
+                mask[:, columns] = m
+        return mask
 
     @classmethod
     def learn(cls, X: np.ndarray, parts: Sequence[dict] = (), **_: Any) -> dict:

@@ -118,9 +118,7 @@ def test_categorical_columns_learn_their_categories():
     # The latent carries the category: well above the most frequent category's share.
     majority = np.bincount(X[:, 0].astype(int)).max() / len(X)
     assert np.mean(modes[:, 0] == X[:, 0]) > majority + 0.1
-    with pytest.raises(ValueError, match="not seen in fit"):
-        vae.transform(np.array([[3.0, 0.0]]))
-    with pytest.raises(ValueError, match="Category 2 in categorical column 1 was not seen"):
+    with pytest.warns(UserWarning, match="column 1 .e.g. 2. was not seen in fit"):
         vae.transform(np.array([[0.0, 2.0]]))
 
 
@@ -233,3 +231,35 @@ def test_auto_likelihood_keeps_its_families_over_partial_fit_blocks():
     block[:, 1] = block[:, 1] > 50  # this block alone would look binary
     vae.partial_fit(block)
     assert vae.likelihood_ == {"gaussian": [0], "poisson": [1]}
+
+
+def test_auto_likelihood_transforms_the_test_split_of_images_scaled_to_unit_interval():
+    # Issue 28: pixels / 16 have few distinct values per column, and a value the training
+    # split happened not to hold (0.125 in column 2) made transform raise.
+    X = load_digits().data / 16
+    X_train, X_test = train_test_split(X, test_size=0.25, random_state=0)
+    vae = _fit(X_train, n_components=10, likelihood="auto", max_iter=2)
+    assert "categorical" not in vae.likelihood_  # fractions are measurements, not codes
+    assert vae.transform(X_test).shape == (len(X_test), 10)
+    assert np.all(np.isfinite(vae.score_samples(X_test)))
+
+
+def test_a_value_unseen_in_fit_of_a_categorical_column_of_numbers_is_treated_as_missing():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=300)
+    X = np.column_stack([z + 0.3 * rng.normal(size=300), np.digitize(z, [-0.5, 0.5])])
+    vae = _fit(X.astype(float), likelihood="auto", max_iter=5)
+    assert vae.likelihood_ == {"gaussian": [0], "categorical": [1]}
+    new = np.array([[0.1, 1.0], [2.0, 7.0], [-1.0, 0.0]])  # 7 was never a category
+    as_missing = new.copy()
+    as_missing[1, 1] = np.nan
+    message = r"1 value of categorical column 1 \(e.g. 7\) was not seen in fit: treated as missing"
+    with pytest.warns(UserWarning, match=message):
+        Z = vae.transform(new)
+    np.testing.assert_array_equal(Z, vae.transform(as_missing))
+    with pytest.warns(UserWarning, match="not seen in fit"):
+        scores = vae.score_samples(new)
+    np.testing.assert_array_equal(scores, vae.score_samples(as_missing))
+    with pytest.warns(UserWarning, match="not seen in fit"):
+        filled = vae.conditional_mean(new)
+    np.testing.assert_array_equal(filled, new)  # an observed value is kept as it is
