@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ._domains import Codes, Counts, Domain, NonNegative, Real, Totals, UnitInterval
+from ._posteriors import derivative_applies
 
 __all__ = [
     "LIKELIHOODS",
@@ -90,6 +91,23 @@ def _nb_draw(mu: Tensor, theta: Tensor, generator: torch.Generator) -> Tensor:
     shape = torch.where(poisson, torch.ones_like(theta), theta).contiguous()
     rate = torch.where(poisson, mu, _standard_gamma(shape, generator) * mu / shape)
     return torch.poisson(rate, generator=generator)
+
+
+def _accumulate(param: Tensor, grad: Tensor | None) -> None:
+    """Add ``grad`` to ``param.grad`` in place (the optimizer's flat buffer), or set it."""
+    if grad is None:
+        return
+    if param.grad is None:
+        param.grad = grad.detach().clone()
+    else:
+        param.grad.add_(grad)
+
+
+def _weighted(elements: Tensor, mask: Tensor | None, scale: Tensor | float) -> Tensor:
+    """``elements`` times the mask and the per-row scale: a gradient in ``out``."""
+    if mask is not None:
+        elements = elements * mask
+    return elements * scale
 
 
 def _masked_sum(elements: Tensor, mask: Tensor | None) -> Tensor:
@@ -166,6 +184,36 @@ class Likelihood(nn.Module):
         out of the sum, which makes it log p(x_observed | z).
         """
         raise NotImplementedError
+
+    def log_prob_grad(
+        self, x: Tensor, out: Tensor, mask: Tensor | None, scale: Tensor | float
+    ) -> tuple[Tensor, Tensor]:
+        """``log_prob`` per row, and the gradient of sum(scale * log_prob) in ``out``.
+
+        ``scale`` is a number or a column (n, 1) of per-row weights. The gradients of the
+        family's own parameters (noise variances, dispersions) are added to their
+        ``.grad``. A family's derivative by hand is used when the class that defines it
+        also defines ``log_prob``; otherwise autograd differentiates ``log_prob``.
+        """
+        if derivative_applies(type(self), "_log_prob_grad", ("log_prob",)):
+            return self._log_prob_grad(x, out, mask, scale)
+        return self._autograd_log_prob_grad(x, out, mask, scale)
+
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        """The derivative by hand (see ``log_prob_grad``); the base class has none."""
+        return self._autograd_log_prob_grad(x, out, mask, scale)
+
+    def _autograd_log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        out = out.detach().requires_grad_()
+        params = [p for p in self.parameters() if p.requires_grad]
+        with torch.enable_grad():
+            log_p = self.log_prob(x, out, mask)
+            grads = torch.autograd.grad(
+                (log_p.unsqueeze(-1) * scale).sum(), [out, *params], allow_unused=True
+            )
+        for param, grad in zip(params, grads[1:], strict=True):
+            _accumulate(param, grad)
+        return log_p.detach(), grads[0]
 
     def mean(self, out: Tensor) -> Tensor:
         """E[x | z] for decoder output ``out``."""
@@ -259,6 +307,27 @@ class Gaussian(Likelihood):
         sq = ((x - out) ** 2 / var).sum(-1)
         return -0.5 * (sq + log_norm + self.n_features * _LOG_2PI)
 
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        exp_log_var = self.log_var.exp()
+        var = VAR_SMOOTHING * self.relative_floor + exp_log_var
+        inv = var.reciprocal()
+        grad_out = (x - out).mul_(inv)  # d log p / d out = (x - out) / var
+        sq = grad_out * grad_out * var  # (x - out)^2 / var
+        if mask is None:
+            log_norm = var.log().sum() if var.numel() > 1 else var.log() * self.n_features
+            log_p = sq.sum(-1).add_(log_norm + self.n_features * _LOG_2PI).mul_(-0.5)
+            excess = sq.sub_(1.0)
+        else:
+            sq = sq.mul_(mask)
+            log_p = (sq + (var.log() + _LOG_2PI) * mask).sum(-1).mul_(-0.5)
+            excess = sq.sub_(mask)
+        # d log p / d var = (sq - 1) / (2 var), and d var / d log_var = exp(log_var).
+        per_var = (excess * scale).sum(0) if isinstance(scale, Tensor) else excess.sum(0) * scale
+        if var.numel() == 1:
+            per_var = per_var.sum(-1, keepdim=True)
+        _accumulate(self.log_var, per_var.mul_(inv).mul_(0.5 * exp_log_var))
+        return log_p, _weighted(grad_out, mask, scale)
+
     def mean(self, out: Tensor) -> Tensor:
         return out
 
@@ -282,6 +351,9 @@ class Bernoulli(Likelihood):
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         return -_masked_sum(F.binary_cross_entropy_with_logits(out, x, reduction="none"), mask)
+
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        return self.log_prob(x, out, mask), _weighted(x - torch.sigmoid(out), mask, scale)
 
     def mean(self, out: Tensor) -> Tensor:
         return torch.sigmoid(out)
@@ -321,6 +393,14 @@ class ContinuousBernoulli(Likelihood):
         log_p = x * F.logsigmoid(out) + (1 - x) * F.logsigmoid(-out) + self._log_norm(out)
         return _masked_sum(log_p, mask)
 
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        # d log C / dl = 1 / l - 1 / sinh(l), or its Taylor series l / 6 - l^3 / 360.
+        small = out.abs() < _CB_TAYLOR
+        safe = torch.where(small, torch.ones_like(out), out)
+        d_log_norm = torch.where(small, out / 6 - out**3 / 360, 1 / safe - 1 / torch.sinh(safe))
+        grad = x - torch.sigmoid(out) + d_log_norm
+        return self.log_prob(x, out, mask), _weighted(grad, mask, scale)
+
     def mean(self, out: Tensor) -> Tensor:
         small = out.abs() < _CB_TAYLOR
         safe = torch.where(small, torch.ones_like(out), out)
@@ -353,6 +433,9 @@ class Poisson(Likelihood):
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         return _masked_sum(x * out - out.exp() - torch.lgamma(x + 1), mask)
+
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        return self.log_prob(x, out, mask), _weighted(x - out.exp(), mask, scale)
 
     def mean(self, out: Tensor) -> Tensor:
         return out.exp()
@@ -387,6 +470,22 @@ class NegativeBinomial(Poisson):
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
         log_mu = out[..., : self.n_features]
         return _masked_sum(_nb_log_pmf(x, log_mu, self.row_log_theta(out)), mask)
+
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        if out.shape[-1] > self.n_outputs:  # a log theta per row: autograd
+            return self._autograd_log_prob_grad(x, out, mask, scale)
+        log_theta = self.log_theta
+        theta = log_theta.exp()
+        log_theta_mu = torch.logaddexp(log_theta, out)
+        share_mu = torch.exp(out - log_theta_mu)  # mu / (theta + mu)
+        grad_mu = x - (x + theta) * share_mu
+        # d/d log theta: theta (digamma(x + theta) - digamma(theta) + log theta
+        # - log(theta + mu) + mu / (theta + mu)) - x theta / (theta + mu).
+        grad_theta = theta * (
+            torch.digamma(x + theta) - torch.digamma(theta) + log_theta - log_theta_mu + share_mu
+        ) - x * (1 - share_mu)
+        _accumulate(log_theta, _weighted(grad_theta, mask, scale).sum(0))
+        return self.log_prob(x, out, mask), _weighted(grad_mu, mask, scale)
 
     def mean(self, out: Tensor) -> Tensor:
         return out[..., : self.n_features].exp()
@@ -465,6 +564,10 @@ class Multinomial(Poisson):
         log_coefficient = torch.lgamma(n + 1) - torch.lgamma(x + 1).sum(-1)
         return log_coefficient + terms.sum(-1) + self._log_total(n)
 
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        grad = x - x.sum(-1, keepdim=True) * torch.softmax(out, dim=-1)
+        return self.log_prob(x, out, mask), grad * scale
+
     def mean(self, out: Tensor) -> Tensor:
         return self.settings["total_mean"] * torch.softmax(out, dim=-1)
 
@@ -509,6 +612,7 @@ class Categorical(Likelihood):
         self.register_buffer("_offsets", torch.as_tensor(offsets[:-1]), persistent=False)
         # Index of each output's column, to spread one-hot codes and softmaxes.
         self._slices = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
+        self.register_buffer("_widths", torch.as_tensor(self.n_categories), persistent=False)
         values = settings.get("values") or [list(range(k)) for k in self.n_categories]
         # Codes are the values themselves when the categories are 0, 1, ...: no lookup.
         self._identity = all(v == list(range(len(v))) for v in values)
@@ -560,6 +664,16 @@ class Categorical(Likelihood):
             term = log_p.gather(-1, codes[..., j : j + 1]).squeeze(-1)
             total = total + (term if mask is None else term * mask[..., j])
         return total
+
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        # One-hot codes minus the softmax, column by column.
+        codes = self.codes(x) + self._offsets
+        grad = torch.zeros_like(out).scatter_(-1, codes, 1.0)
+        for s in self._slices:
+            grad[..., s] -= torch.softmax(out[..., s], dim=-1)
+        if mask is not None:
+            grad = grad * mask.repeat_interleave(self._widths, dim=-1)
+        return self.log_prob(x, out, mask), grad * scale
 
     def mean(self, out: Tensor) -> Tensor:
         modes = [out[..., s].argmax(-1) for s in self._slices]
@@ -640,6 +754,25 @@ class HurdleLogNormal(Likelihood):
         log_positive = F.logsigmoid(logit) + log_density - log_x
         return _masked_sum(torch.where(positive, log_positive, F.logsigmoid(-logit)), mask)
 
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        logit, m, log_var = self._parts(out)
+        positive, log_x = self._standard_log(x)
+        flags = positive.to(out.dtype)
+        p = self.n_features
+        scaled = (log_x - m) * torch.exp(-log_var)
+        # The clamp of the log-variance passes no gradient outside its bounds.
+        inside = (out[..., 2 * p :] >= math.log(1e-6)) & (out[..., 2 * p :] <= math.log(1e6))
+        grad = torch.cat(
+            [
+                flags - torch.sigmoid(logit),
+                flags * scaled * self._log_scale.to(out.dtype),
+                flags * inside * 0.5 * (scaled * (log_x - m) - 1.0),
+            ],
+            dim=-1,
+        )
+        per_output = None if mask is None else torch.cat([mask] * 3, dim=-1)
+        return self.log_prob(x, out, mask), _weighted(grad, per_output, scale)
+
     def mean(self, out: Tensor) -> Tensor:
         logit, m, log_var = self._parts(out)
         # Capped where exp would overflow float32: such a mean is beyond any data anyway.
@@ -701,6 +834,15 @@ class Mixed(Likelihood):
             p.log_prob(x[..., c], out[..., o], None if mask is None else mask[..., c])
             for p, c, o in self._each()
         )
+
+    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
+        grad = torch.empty_like(out)
+        log_p = 0.0
+        for p, c, o in self._each():
+            part_mask = None if mask is None else mask[..., c]
+            part_log_p, grad[..., o] = p.log_prob_grad(x[..., c], out[..., o], part_mask, scale)
+            log_p = log_p + part_log_p
+        return log_p, grad
 
     def _assemble(self, pieces: Sequence[Tensor], like: Tensor) -> Tensor:
         result = torch.empty(

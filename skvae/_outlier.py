@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
+from ._analytic_step import Pass
 from ._base import BaseVAE
 from ._likelihoods import Likelihood
 from ._module import VAEModule
@@ -57,8 +58,19 @@ class TrimmedTrainer(Trainer):
         self._trimming = self.config.first_epoch + epoch >= self.warmup_epochs
         return super().run_epoch(epoch)
 
-    def train_step(self, batch: dict, eps: Tensor, kl_weight: float) -> Tensor:
+    def row_weights(self, forward: Pass, kl_weight: float) -> Tensor | None:
+        """1 / n_kept for each batch's likeliest rows, 0 for the rest (after the warm-up)."""
         if not self._trimming:
+            return None
+        log_p = self.module.likelihood.log_prob(forward.x, forward.out, forward.mask)
+        elbo = log_p - kl_weight * forward.kl
+        n_kept = self._n_kept(len(elbo))
+        weights = torch.zeros_like(elbo)
+        weights[elbo.topk(n_kept).indices] = 1.0 / n_kept
+        return weights
+
+    def train_step(self, batch: dict, eps: Tensor, kl_weight: float) -> Tensor:
+        if not self._trimming or self.analytic is not None:
             return super().train_step(batch, eps, kl_weight)
         n_kept = self._n_kept(len(eps))
         if eps.dim() == 3:

@@ -8,14 +8,38 @@ whatever the family. Adding a family is one subclass and ``register_posterior``.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import ClassVar
 
+import torch
 from torch import Tensor
 
-__all__ = ["POSTERIORS", "DiagonalGaussian", "Posterior", "register_posterior"]
+__all__ = [
+    "POSTERIORS",
+    "DiagonalGaussian",
+    "Posterior",
+    "derivative_applies",
+    "register_posterior",
+]
 
 _LOG_2PI = math.log(2.0 * math.pi)
+
+
+def _owner(cls: type, name: str) -> type | None:
+    return next((c for c in cls.__mro__ if name in vars(c)), None)
+
+
+@functools.cache
+def derivative_applies(cls: type, derivative: str, uses: tuple[str, ...]) -> bool:
+    """Whether ``cls.<derivative>``, a derivative by hand, is that of ``cls``'s own maths.
+
+    True when the class that wrote the derivative sees the same definitions of ``uses``
+    as ``cls`` does: a subclass that redefines one of them, and not the derivative, is
+    differentiated by autograd instead.
+    """
+    author = _owner(cls, derivative)
+    return all(_owner(cls, name) is _owner(author, name) for name in uses)
 
 
 def standard_normal_log_prob(z: Tensor) -> Tensor:
@@ -66,6 +90,27 @@ class Posterior:
         """KL(q(z | x) || N(0, I)) per row; override where the posterior does not factorise."""
         return self.kl_per_component().sum(-1)
 
+    def params_grad(self, eps: Tensor, grad_z: Tensor, kl_scale: Tensor | float) -> Tensor:
+        """Gradient in ``params`` of sum(grad_z * z) + sum(kl_scale * KL), z = rsample(eps).
+
+        ``grad_z`` is a loss's gradient in z; ``kl_scale`` a number or a column (n, 1) of
+        per-row weights of the KL. The training step that computes gradients by hand calls
+        it; a family's derivative by hand (``_params_grad``) is used where it applies
+        (``derivative_applies``), autograd otherwise.
+        """
+        uses = ("__init__", "rsample", "kl_per_component", "kl_to_prior")
+        if derivative_applies(type(self), "_params_grad", uses):
+            return self._params_grad(eps, grad_z, kl_scale)
+        params = self.params.detach().requires_grad_()
+        with torch.enable_grad():
+            q = type(self)(params)
+            kl = q.kl_to_prior().unsqueeze(-1) * kl_scale
+            total = (q.rsample(eps) * grad_z).sum() + kl.sum()
+            return torch.autograd.grad(total, params)[0]
+
+    def _params_grad(self, eps: Tensor, grad_z: Tensor, kl_scale: Tensor | float) -> Tensor:
+        return self.params_grad(eps, grad_z, kl_scale)  # pragma: no cover (never applies)
+
     def expand_samples(self) -> Posterior:
         """This posterior with a sample axis before the latent one: (n, 1, n_params).
 
@@ -92,8 +137,13 @@ class DiagonalGaussian(Posterior):
     def mean(self) -> Tensor:
         return self.loc
 
+    @functools.cached_property
+    def scale(self) -> Tensor:
+        """sigma(x): computed once, for the draws and the derivatives."""
+        return (0.5 * self.log_var).exp()
+
     def rsample(self, eps: Tensor) -> Tensor:
-        return self.loc + (0.5 * self.log_var).exp() * eps
+        return self.loc + self.scale * eps
 
     def log_prob(self, z: Tensor) -> Tensor:
         scaled = (z - self.loc) * (-0.5 * self.log_var).exp()
@@ -101,6 +151,16 @@ class DiagonalGaussian(Posterior):
 
     def kl_per_component(self) -> Tensor:
         return 0.5 * (self.log_var.exp() + self.loc**2 - 1.0 - self.log_var)
+
+    def _params_grad(self, eps: Tensor, grad_z: Tensor, kl_scale: Tensor | float) -> Tensor:
+        # z = mu + sigma eps; d KL / d mu = mu, d KL / d log_var = (sigma^2 - 1) / 2, and
+        # d z / d log_var = sigma eps / 2.
+        grad = torch.empty_like(self.params)
+        d = self.loc.shape[-1]
+        torch.add(grad_z, self.loc * kl_scale, out=grad[..., :d])
+        variance_term = (self.scale * self.scale - 1.0).mul_(0.5 * kl_scale)
+        torch.addcmul(variance_term, grad_z * eps, self.scale, value=0.5, out=grad[..., d:])
+        return grad
 
 
 #: name -> class; feeds the ``posterior`` parameter's allowed values.

@@ -19,8 +19,9 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ._analytic_step import AnalyticStep, Pass
 from ._module import VAEModule
-from ._optim import FusedAdamWStep, WeightAverage
+from ._optim import AdamW, WeightAverage
 from ._posteriors import Posterior
 from ._sparse import SparseInputs
 from ._threads import step_threads
@@ -34,6 +35,8 @@ AVERAGE_MAX_STEPS = 1000
 AVERAGE_EVERY = 2
 #: Rows per batch when the trainer encodes its data for the latent diagnostics.
 ENCODE_BATCH_SIZE = 1024
+#: An epoch's rows are gathered in chunks of whole batches of about this many values.
+GATHER_ELEMENTS = 2**20
 
 # The "auto" training budget. Its unit is the optimizer step, not the epoch: a 100-row table
 # is one minibatch per epoch, a million rows thousands. benchmarks/bench_defaults.py
@@ -154,7 +157,7 @@ class Trainer:
     def __init__(
         self,
         module: VAEModule,
-        optimizer: torch.optim.Optimizer,
+        optimizer: AdamW,
         config: TrainingConfig,
         generator: torch.Generator,
         device: torch.device,
@@ -165,7 +168,6 @@ class Trainer:
     ) -> None:
         self.module = module
         self.optimizer = optimizer
-        self.stepper = FusedAdamWStep(optimizer)
         self.config = config
         self.generator = generator
         self.device = device
@@ -176,6 +178,7 @@ class Trainer:
         self.n_train = len(data["x"]) if train_rows is None else len(train_rows)
         self.batch_size = min(config.batch_size, self.n_train)
         self.sparse = self._sparse_inputs()
+        self.analytic = AnalyticStep.build(module, config.n_train_samples, config.autocast_dtype)
 
     def _sparse_inputs(self) -> SparseInputs | None:
         """The non-zero encoder inputs of the data, when the first layer should skip zeros.
@@ -255,22 +258,11 @@ class Trainer:
         shape = (self.n_train, d) if k == 1 else (self.n_train, k, d)
         eps_all = torch.randn(shape, generator=self.generator)
         entries = None if self.sparse is None else self.sparse.epoch(order)
-        total = torch.zeros((), device=self.device)
-        for start in range(0, self.n_train, self.batch_size):
-            stop = start + self.batch_size
-            batch = _rows(self.data, order[start:stop], self.device)
-            if not self.config.missing:
-                batch["mask"] = None
-            if entries is not None:
-                batch["sparse"] = self.sparse.batch(entries, start, stop, self.device)
-            eps = eps_all[start:stop].to(self.device, non_blocking=self.device.type == "cuda")
-            if self.threads is not None:
-                self.threads.before_step()
-            total += self.train_step(batch, eps, kl_weight)
-            if self.threads is not None:
-                self.threads.after_step()
-            if self.average is not None:
-                self.average.step()
+        eps_all = eps_all.to(self.device, non_blocking=self.device.type == "cuda")
+        # The analytic step needs no autograd: one no_grad for the epoch, not one a step.
+        grad_mode = torch.no_grad() if self.analytic is not None else contextlib.nullcontext()
+        with grad_mode:
+            total = self._run_batches(order, entries, eps_all, kl_weight)
         loss = total.item() / self.n_train
         if not math.isfinite(loss):
             raise NonFiniteLossError(
@@ -279,18 +271,61 @@ class Trainer:
             )
         return loss
 
+    def _run_batches(self, order, entries, eps_all, kl_weight) -> Tensor:
+        total = torch.zeros((), device=self.device)
+        for start, batch in self._batches(order):
+            stop = start + self.batch_size
+            if not self.config.missing:
+                batch["mask"] = None
+            if entries is not None:
+                batch["sparse"] = self.sparse.batch(entries, start, stop, self.device)
+            if self.threads is not None:
+                self.threads.before_step()
+            total += self.train_step(batch, eps_all[start:stop], kl_weight)
+            if self.threads is not None:
+                self.threads.after_step()
+            if self.average is not None:
+                self.average.step()
+        return total
+
+    def _batches(self, order: Tensor) -> Iterator[tuple[int, dict]]:
+        """(first row, batch) of an epoch's order: rows gathered a chunk of batches at a time.
+
+        One gather per chunk instead of per step; the batches are views of the chunk.
+        """
+        size = self.batch_size
+        width = max(1, sum(v.shape[1] if len(v.shape) > 1 else 1 for v in self.data.values()))
+        chunk = max(1, GATHER_ELEMENTS // (width * size)) * size
+        if not isinstance(self.data["x"], Tensor):
+            chunk = size  # a sparse X is densified a batch at a time: nothing to share
+        for first in range(0, self.n_train, chunk):
+            rows = _rows(self.data, order[first : first + chunk], self.device)
+            for start in range(0, len(rows["x"]), size):
+                yield first + start, {k: v[start : start + size] for k, v in rows.items()}
+
     def train_step(self, batch: dict, eps: Tensor, kl_weight: float) -> Tensor:
         """One optimizer step on a batch; the batch's summed loss, without a device sync."""
+        if self.analytic is not None:
+            self.optimizer.zero_grad()
+            forward = self.analytic.forward(batch, eps)
+            weights = self.row_weights(forward, kl_weight)
+            loss = self.analytic.backward(forward, kl_weight, weights)
+            self.optimizer.step()
+            return loss * len(eps)
         return self.step(lambda: self.module.loss(batch, eps, kl_weight).loss, len(eps))
+
+    def row_weights(self, forward: Pass, kl_weight: float) -> Tensor | None:
+        """Each row's weight in the analytic step's loss; None: the mean over the rows."""
+        return None
 
     def step(self, objective: Callable[[], Tensor], n_rows: int) -> Tensor:
         """One optimizer step on ``objective()`` (a mean over rows); its value times ``n_rows``."""
         dtype = self.config.autocast_dtype
         with torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext():
             loss = objective()
-        self.stepper.zero_grad()
+        self.optimizer.zero_grad()
         loss.backward()
-        self.stepper.step()
+        self.optimizer.step()
         return loss.detach() * n_rows
 
     def validation_scores(self) -> Iterator[Tensor]:
@@ -374,7 +409,7 @@ class Trainer:
         # Epochs of a few steps average every step, so each epoch's end counts.
         every = AVERAGE_EVERY if steps_per_epoch >= 10 else 1
         horizon = min(AVERAGE_EPOCHS * steps_per_epoch, AVERAGE_MAX_STEPS)
-        return WeightAverage(self.module, horizon, every)
+        return WeightAverage(self.optimizer.buffers, horizon, every)
 
     def _keep_best_weights(self) -> None:
         if self._best_state is not None:

@@ -3,7 +3,6 @@
 import io
 import pickle
 import warnings
-from collections import defaultdict
 
 import numpy as np
 import pandas as pd
@@ -148,14 +147,14 @@ def _as_if_fitted_on_a_gpu(est):
         {k: _FakeCudaTensor(v.detach().clone()) for k, v in module.state_dict().items()},
         assign=True,
     )
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            state[key] = _FakeCudaTensor(value.clone())
+    # The Adam moments: flat buffers, one per parameter group.
+    for group in optimizer._groups:
+        group.exp_avg = _FakeCudaTensor(group.exp_avg.clone())
+        group.exp_avg_sq = _FakeCudaTensor(group.exp_avg_sq.clone())
     # The optimiser follows the module's parameters, as it would on a GPU.
     new = dict(zip(map(id, old_params), module.parameters(), strict=True))
-    for group in optimizer.param_groups:
-        group["params"] = [new[id(p)] for p in group["params"]]
-    optimizer.state = defaultdict(dict, {new[id(p)]: s for p, s in optimizer.state.items()})
+    for group, settings in zip(optimizer._groups, optimizer.param_groups, strict=True):
+        group.params = settings["params"] = [new[id(p)] for p in settings["params"]]
     est.device = "cuda"
 
 
@@ -164,7 +163,8 @@ def test_a_model_fitted_on_a_gpu_loads_and_predicts_on_a_cpu_only_machine():
     reference = pickle.loads(pickle.dumps(est))  # the same model, saved from the CPU
     _as_if_fitted_on_a_gpu(est)
     assert all(p.device.type == "cuda" for p in est.module_.parameters())
-    assert all(v.device.type == "cuda" for s in est.optimizer_.state.values() for v in s.values())
+    moments = est.optimizer_.state_dict()["param_groups"]
+    assert all(g[k].device.type == "cuda" for g in moments for k in ("exp_avg", "exp_avg_sq"))
     with pytest.raises(RuntimeError):  # the stand-in is faithful: no numpy without a copy
         next(est.module_.parameters()).detach().numpy()
     data = pickle.dumps(est)
