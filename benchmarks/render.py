@@ -57,6 +57,11 @@ BENCHMARKS = [
         "python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python",
         "about 75 minutes, all parts (measured part by part under a load of 1-7)",
     ),
+    (
+        "bench_cost",
+        "python benchmarks/bench_cost.py --baseline c50674c",
+        "about 75 minutes with one round (estimated from the other results)",
+    ),
 ]
 
 # Benchmarks whose results come from a script of another name: name -> (script, its options).
@@ -173,6 +178,16 @@ they were chosen; the list says which ones do.
   scikit-learn's defaults with the true number of topics. Nothing is tuned on this data:
   the library size was tried during development on one simulation of another generator
   (3,000 cells, seed 0), which is not reported, and `library_size` stays off by default.
+- `bench_cost.py`: the data of `bench_defaults.py` measurements 3 to 5 and of
+  `bench_synth.py`, in their groups: the tuning group (iris, wine, diabetes and
+  `make_nonlinear_process` for the estimator; wine and diabetes for the imputer;
+  palmerpenguins and `fair` for mixed tables) is where skvae's defaults may be chosen;
+  the reporting group (palmerpenguins' measurements, macrodata, star98, grunfeld,
+  interest_inflation and `make_nonlinear_surface`; digits and breast_cancer; anes96,
+  grunfeld and modechoice) chose nothing. Overlaps:
+  palmerpenguins is reporting data for the estimator and tuning data as a mixed table;
+  grunfeld is reporting data in both. Every estimator has its defaults apart from the
+  arguments that define the model compared and the seeds; the script chooses nothing.
 """
 
 
@@ -1234,6 +1249,154 @@ def _counts(p: dict) -> str:
     return "\n\n".join(parts)
 
 
+COST_TITLES = {
+    "1": "VAEEstimator's defaults on small and mid-size tables",
+    "2": "VAEImputer's defaults beside IterativeImputer",
+    "3": 'VAEEstimator(likelihood="auto") on mixed tables beside TVAE',
+}
+
+
+def _cost_side(row: dict, side: str, key: str, digits: int) -> str:
+    return num(row["sides"].get(side, {}).get(key), digits)
+
+
+def _cost_warnings(row: dict) -> str:
+    return ", ".join(
+        str(row["sides"][side]["convergence_warnings"])
+        for side in ("baseline", "current")
+        if side in row["sides"]
+    )
+
+
+def _cost_1(rows: list[dict]) -> str:
+    body = [
+        [
+            r["group"],
+            r["dataset"],
+            f"{r['n_train']:,} + {r['n_test']:,}",
+            str(len(r["sides"]["current"]["seeds"])),
+            _cost_side(r, "baseline", "cpu_seconds", 2),
+            _cost_side(r, "current", "cpu_seconds", 2),
+            num(r["ratio"]),
+            _cost_side(r, "baseline", "n_iter", 0),
+            _cost_side(r, "current", "n_iter", 0),
+            _cost_side(r, "baseline", "log_likelihood", 3),
+            _cost_side(r, "current", "log_likelihood", 3),
+            num(r["ll_difference"]),
+            _cost_warnings(r),
+        ]
+        for r in rows
+    ]
+    header = ["group", "data set", "rows (train + held out)", "fits", "CPU s before",
+              "CPU s after", "after / before", "epochs before", "epochs after", "LL before",
+              "LL after", "LL after - before", "ConvergenceWarnings before, after"]  # fmt: skip
+    return table(header, body)
+
+
+def _cost_2(rows: list[dict]) -> str:
+    body = [
+        [
+            r["group"],
+            f"{r['dataset']} ({r['shape'][0]} x {r['shape'][1]}, {r['kind']})",
+            _cost_side(r, "baseline", "cpu_seconds", 2),
+            _cost_side(r, "current", "cpu_seconds", 2),
+            _cost_side(r, "IterativeImputer", "cpu_seconds", 2),
+            num(r["peer_ratio"], 2),
+            _cost_side(r, "baseline", "n_iter", 0),
+            _cost_side(r, "current", "n_iter", 0),
+            _cost_side(r, "baseline", "rmse", 4),
+            _cost_side(r, "current", "rmse", 4),
+            "n/a" if r["rmse_excess"] is None else f"{r['rmse_excess']:+.2%}",
+            _cost_side(r, "IterativeImputer", "rmse", 4),
+        ]
+        for r in rows
+    ]
+    header = ["group", "data set", "CPU s before", "CPU s after", "IterativeImputer CPU s",
+              "after / IterativeImputer", "epochs before", "epochs after", "RMSE before",
+              "RMSE after", "RMSE after / before - 1", "IterativeImputer RMSE"]  # fmt: skip
+    return table(header, body)
+
+
+def _cost_3(rows: list[dict]) -> str:
+    body = [
+        [
+            r["group"],
+            f"{r['dataset']} ({num(r['sides']['current']['n_train'], 0)} + "
+            f"{num(r['sides']['current']['n_test'], 0)} rows)",
+            _cost_side(r, "baseline", "cpu_seconds", 1),
+            _cost_side(r, "current", "cpu_seconds", 1),
+            _cost_side(r, "TVAE", "cpu_seconds", 1),
+            num(r["peer_ratio"], 2),
+            _cost_side(r, "baseline", "n_iter", 0),
+            _cost_side(r, "current", "n_iter", 0),
+            _cost_side(r, "baseline", "quality", 3),
+            _cost_side(r, "current", "quality", 3),
+            num(r["quality_difference"]),
+            _cost_side(r, "TVAE", "quality", 3),
+            _cost_side(r, "real", "quality", 3),
+            " / ".join(_cost_side(r, side, "accuracy", 3) for side in ("baseline", "current",
+                                                                        "TVAE")),
+        ]
+        for r in rows
+    ]  # fmt: skip
+    header = ["group", "table", "fit CPU s before", "fit CPU s after", "TVAE fit CPU s",
+              "after / TVAE", "epochs before", "epochs after", "quality before",
+              "quality after", "quality after - before", "TVAE quality",
+              "real (held out) quality", "accuracy before / after / TVAE"]  # fmt: skip
+    return table(header, body)
+
+
+def _cost_verdicts(results: list[dict]) -> str:
+    rows = []
+    for v in results:
+        overall = "not judged" if v["passed"] is None else verdict(v["passed"])
+        if v["scope"] == "tuning" and v["passed"] is not None:
+            overall += " (informational: tuning group)"
+        for i, c in enumerate(v["checks"]):
+            worst = "n/a" if c["worst"] is None else f"{num(c['worst'][1])} ({c['worst'][0]})"
+            check = "not judged" if c["passed"] is None else verdict(c["passed"])
+            rows.append([v["target"], v["scope"], c["criterion"], worst, check,
+                         overall if i == 0 else ""])  # fmt: skip
+    header = ["target", "scope", "criterion", "worst data set", "check", "target verdict"]
+    return table(header, rows)
+
+
+def _cost(p: dict) -> str:
+    s, summary = p["settings"], p["summary"]
+    if p["baseline"] is None:
+        before = "No baseline: only this checkout ran, and nothing about before is judged."
+    else:
+        before = (
+            f"Before: `{p['baseline']}` (commit `{(p['baseline_commit'] or '')[:12]}`); after: "
+            "the stamp's commit."
+        )
+    workers = ", ".join(
+        f"round {w['round']} {w['side']} {num(w['seconds'], 0)} s" for w in p["workers"]
+    )
+    parts = [
+        f"Groups: {', '.join(p['groups'])}. {before} {s['threads']} torch thread and "
+        "threadpoolctl limits of 1; CPU s: `time.process_time()` around the fit alone, in a "
+        "fresh worker per side and round after an untimed warm-up fit; per fit the median "
+        f"over {s['rounds']} round(s), per data set the mean over its splits or seeds; "
+        f"seeds {', '.join(str(x) for x in s['seeds'])} in targets 2 and 3. Held-out "
+        f"log-likelihood (LL): `score` with `n_importance_samples={s['k']}`, nats per row. "
+        f"Workers' wall seconds: {workers}; the peers, in the main process: "
+        f"{num(p['peers']['seconds'], 0)} s.",
+    ]
+    render = {"1": _cost_1, "2": _cost_2, "3": _cost_3}
+    for target, rows in summary.items():
+        parts += [f"**Target {target}**: {COST_TITLES[target]}.", render[target](rows)]
+        if target == "1":
+            means = [
+                f"{v['scope']} {num(v['checks'][0]['values']['geometric mean'])}"
+                for v in p["verdicts"]
+                if v["target"] == "1"
+            ]
+            parts.append(f"Geometric mean of after / before: {', '.join(means)}.")
+    parts.append(_cost_verdicts(p["verdicts"]))
+    return "\n\n".join(parts)
+
+
 RENDERERS = {
     "bench_fit": _fit,
     "bench_transform": _transform,
@@ -1249,6 +1412,7 @@ RENDERERS = {
     "bench_synth_tuning": _synth,
     "bench_synth": _synth,
     "bench_counts": _counts,
+    "bench_cost": _cost,
 }
 
 
