@@ -80,6 +80,10 @@ class VAEImputer(_BaseImputer):
         ``transform`` always uses the same samples, for every row, so it is deterministic
         and a row's fill does not depend on the other rows.
 
+    verbose : int, default=0
+        1 or more: say which VAE is being fitted, and show each fit's progress bar (the
+        VAEs' own ``verbose``, whatever ``estimator`` sets).
+
     Attributes
     ----------
     estimators_ : list of VAEEstimator
@@ -145,6 +149,7 @@ class VAEImputer(_BaseImputer):
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
         "add_indicator": ["boolean"],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -156,6 +161,7 @@ class VAEImputer(_BaseImputer):
         n_estimators=3,
         add_indicator=False,
         random_state=None,
+        verbose=0,
     ):
         # Not _BaseImputer.__init__: this imputer has no keep_empty_features (a column with
         # nothing observed is an error, as in VAEEstimator).
@@ -165,6 +171,7 @@ class VAEImputer(_BaseImputer):
         self.n_estimators = n_estimators
         self.add_indicator = add_indicator
         self.random_state = random_state
+        self.verbose = verbose
 
     def _validate_input(self, X, reset):
         nan_marks_missing = is_scalar_nan(self.missing_values)
@@ -191,7 +198,19 @@ class VAEImputer(_BaseImputer):
         return vae
 
     def _fit_models(self, vae, X, seeds):
-        return [clone(vae).set_params(random_state=seed).fit(X) for seed in seeds]
+        models = []
+        for seed in seeds:
+            model = clone(vae).set_params(random_state=seed)
+            if self.verbose:
+                model.set_params(verbose=self.verbose)
+                self._n_fitted = getattr(self, "_n_fitted", 0) + 1
+                print(
+                    f"VAEImputer: fitting VAE {self._n_fitted} of {self._n_fits} "
+                    f"(hidden_layer_sizes={model.hidden_layer_sizes})",
+                    flush=True,
+                )
+            models.append(model.fit(X))
+        return models
 
     def _fit_default(self, X, seeds, rng):
         """The default candidates' fits on X with entries hidden; keep the best ones."""
@@ -248,11 +267,14 @@ class VAEImputer(_BaseImputer):
         *seeds, self._crn_seed = (
             int(s) for s in rng.randint(_MAX_SEED, size=self.n_estimators + 1)
         )
+        candidates = len(DEFAULT_HIDDEN_LAYER_SIZES) if self.estimator is None else 1
+        self._n_fits, self._n_fitted = candidates * self.n_estimators, 0
         if self.estimator is None:
             self.estimators_ = self._fit_default(X, seeds, rng)
         else:
             self.estimators_ = self._fit_models(self._vae(X.shape[1]), X, seeds)
             self.selection_scores_ = None
+        del self._n_fits, self._n_fitted
         self.vae_ = self.estimators_[0]
         self.n_iter_ = max(vae.n_iter_ for vae in self.estimators_)
         # On X with NaN for the placeholder: the same mask as on the user's X.
