@@ -29,7 +29,7 @@ from ._module import VAEModule
 from ._posteriors import Posterior
 from ._sparse import InputLinear, SparseRows
 
-__all__ = ["AnalyticStep"]
+__all__ = ["AnalyticStep", "Pass", "layer", "layers"]
 
 
 def _relu_derivative(grad: Tensor, out: Tensor) -> Tensor:
@@ -49,25 +49,43 @@ _ACTIVATIONS: dict[str, _Activation] = {
 
 
 class _Layer(NamedTuple):
-    weight: nn.Parameter
-    bias: nn.Parameter
+    weight: Tensor
+    bias: Tensor
+    weight_grad: Tensor  # where the weight's gradient is written (its ``.grad``)
+    bias_grad: Tensor
     input_major: bool  # weight stored (in, out), as InputLinear does
     by_input: Tensor  # the weight as (in, out), a view made once: the forward's operand
     by_output: Tensor  # the weight as (out, in): the backward's operand for the input
 
 
-def _layer(module: nn.Module) -> _Layer:
-    weight = module.weight
-    input_major = isinstance(module, InputLinear)
-    by_input = weight if input_major else weight.t()
-    return _Layer(weight, module.bias, input_major, by_input, by_input.t())
+def layer(
+    weight: Tensor, weight_grad: Tensor, bias: Tensor, bias_grad: Tensor, input_major: bool
+) -> _Layer:
+    """An affine layer; its tensors may stack several models' as (n_models, ...)."""
+    by_input = weight if input_major else weight.transpose(-1, -2)
+    return _Layer(
+        weight, bias, weight_grad, bias_grad, input_major, by_input, by_input.transpose(-1, -2)
+    )
+
+
+def layers(network: nn.Sequential) -> list[_Layer]:
+    """The affine layers of an ``nn.Sequential`` (see ``_module._mlp``)."""
+    return [
+        layer(m.weight, m.weight.grad, m.bias, m.bias.grad, isinstance(m, InputLinear))
+        for m in network
+        if isinstance(m, nn.Linear | InputLinear)
+    ]
 
 
 class _MLP:
-    """The affine layers of an ``nn.Sequential`` (see ``_module._mlp``), forward and back."""
+    """Affine layers with an activation between them, forward and back.
 
-    def __init__(self, network: nn.Sequential, activation: str) -> None:
-        self.layers = [_layer(m) for m in network if isinstance(m, nn.Linear | InputLinear)]
+    With stacked weights, (n_models, ...), the inputs are (n_models, rows, width) and the
+    products batched: one operation for all the models.
+    """
+
+    def __init__(self, affine: list[_Layer], activation: str) -> None:
+        self.layers = affine
         self.activate, self.derivative = _ACTIVATIONS[activation]
 
     def forward(
@@ -84,6 +102,8 @@ class _MLP:
             inputs.append(h)
             if i == 0 and sparse is not None:
                 h = _sparse_first_layer(sparse, layer, extra)
+            elif h.dim() == 3:
+                h = torch.baddbmm(layer.bias.unsqueeze(-2), h, layer.by_input)
             else:
                 h = torch.addmm(layer.bias, h, layer.by_input)
             if i < last:
@@ -101,16 +121,17 @@ class _MLP:
         """Write each layer's weight and bias gradients; the input's gradient if asked."""
         for i in reversed(range(len(self.layers))):
             layer, h = self.layers[i], inputs[i]
+            product = torch.bmm if grad.dim() == 3 else torch.mm
             if i == 0 and sparse is not None:
                 _sparse_first_layer_grad(sparse, layer, extra, grad)
             elif layer.input_major:
-                torch.mm(h.t(), grad, out=layer.weight.grad)
+                product(h.transpose(-1, -2), grad, out=layer.weight_grad)
             else:
-                torch.mm(grad.t(), h, out=layer.weight.grad)
-            torch.sum(grad, 0, out=layer.bias.grad)
+                product(grad.transpose(-1, -2), h, out=layer.weight_grad)
+            torch.sum(grad, -2, out=layer.bias_grad)
             if i == 0 and not need_input:
                 return None
-            grad = grad.mm(layer.by_output)
+            grad = product(grad, layer.by_output)
             if i > 0:
                 grad = self.derivative(grad, h)
         return grad
@@ -131,7 +152,7 @@ def _sparse_first_layer_grad(
     sparse: SparseRows, layer: _Layer, extra: Tensor | None, grad: Tensor
 ) -> None:
     values = sparse.column_values
-    layer.weight.grad.copy_(
+    layer.weight_grad.copy_(
         F.embedding_bag(
             sparse.rows,
             grad,
@@ -141,7 +162,7 @@ def _sparse_first_layer_grad(
         )
     )
     if extra is not None:
-        torch.mm(extra.t(), grad, out=layer.weight.grad[-extra.shape[1] :])
+        torch.mm(extra.t(), grad, out=layer.weight_grad[-extra.shape[1] :])
 
 
 class Pass(NamedTuple):
@@ -168,10 +189,16 @@ class AnalyticStep:
     under ``torch.no_grad()``, which the caller enters (once per epoch, not per step).
     """
 
-    def __init__(self, module: VAEModule) -> None:
+    def __init__(
+        self,
+        module: VAEModule,
+        encoder: list[_Layer] | None = None,
+        decoder: list[_Layer] | None = None,
+    ) -> None:
         self.module = module
-        self.encoder = _MLP(module.encoder, module.activation)
-        self.decoder = _MLP(module.decoder, module.activation)
+        # Layers given here (stacked models') take the place of the module's own.
+        self.encoder = _MLP(encoder or layers(module.encoder), module.activation)
+        self.decoder = _MLP(decoder or layers(module.decoder), module.activation)
 
     @classmethod
     def build(
@@ -209,14 +236,15 @@ class AnalyticStep:
         """Write the gradients of the loss into ``.grad`` (added to what is there); the loss."""
         module = self.module
         if row_weights is None:
-            weights: Tensor | float = 1.0 / len(p.x)
+            weights: Tensor | float = 1.0 / p.x.shape[-2]
         else:
             weights = row_weights.unsqueeze(-1)
         log_p, grad_out = module.likelihood.log_prob_grad(p.x, p.out, p.mask, -weights)
         grad_z = self.decoder.backward(grad_out, p.decoder_inputs, need_input=True)
         if module.covariates:
-            grad_z = grad_z[:, : module.n_components]
+            grad_z = grad_z[..., : module.n_components]
         grad_params = p.posterior.params_grad(p.eps, grad_z, kl_weight * weights)
         self.encoder.backward(grad_params, p.encoder_inputs, p.sparse, p.extra)
         per_row = kl_weight * p.kl - log_p
-        return per_row.mean() if row_weights is None else (per_row * row_weights).sum()
+        # One loss per model when they are stacked (rows are the last axis here).
+        return per_row.mean(-1) if row_weights is None else (per_row * row_weights).sum(-1)

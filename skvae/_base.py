@@ -13,6 +13,7 @@ import dataclasses
 import warnings
 from collections import ChainMap
 from numbers import Integral, Real
+from typing import NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
@@ -235,6 +236,17 @@ def _own_floors(config: dict) -> dict:
     return {**config, "floor": "own"} if config["name"] == "gaussian" else config
 
 
+class PendingFit(NamedTuple):
+    """A fit between ``_start_fit`` and ``_end_fit``: its trainer, ready to run."""
+
+    X: object  # the data as the user passed it
+    trainer: Trainer
+    incremental: bool
+    train_seed: int
+    crn_seed: int
+    budget: Budget
+
+
 class BaseVAE(BaseEstimator):
     """Base class of the VAE estimators: shared parameters, fit path and inference.
 
@@ -286,8 +298,22 @@ class BaseVAE(BaseEstimator):
             raise
 
     def _fit(self, X, incremental=False):
+        fit = self._start_fit(X, incremental)
+        try:
+            fit.trainer.run(fit.trainer.config.max_iter)
+        except NonFiniteLossError as exc:
+            raise ValueError(str(exc)) from None
+        return self._end_fit(fit)
+
+    def _start_fit(self, X, incremental: bool) -> PendingFit:
+        """Everything a fit does before training: the data read, the model, its trainer.
+
+        ``_fit`` runs the trainer and ``_end_fit`` keeps what it learned; in between,
+        several estimators' trainers can run together (``_ensemble``).
+        """
         # partial_fit always continues the model there is; fit only with warm_start.
         resume = hasattr(self, "module_") and (incremental or self.warm_start)
+        user_X = X
         X = self._read(X, reset=not resume)
         X, covariates = self._model_inputs(X)
         covariates = self._covariate_features(covariates, fit=not resume)
@@ -326,13 +352,13 @@ class BaseVAE(BaseEstimator):
         trainer = self._trainer(
             module, optimizer, config, generator, device, data, train_rows, validation, history
         )
-        try:
-            trainer.run(config.max_iter)
-        except NonFiniteLossError as exc:
-            raise ValueError(str(exc)) from None
-        self._train_seed, self._crn_seed = train_seed, crn_seed
-        self.batch_size_, self.max_iter_, self.n_iter_no_change_ = budget
-        self._store_fit(trainer, incremental)
+        return PendingFit(user_X, trainer, incremental, train_seed, crn_seed, budget)
+
+    def _end_fit(self, fit: PendingFit):
+        """Keep the trained model and what the fit learned as fitted attributes."""
+        self._train_seed, self._crn_seed = fit.train_seed, fit.crn_seed
+        self.batch_size_, self.max_iter_, self.n_iter_no_change_ = fit.budget
+        self._store_fit(fit.trainer, fit.incremental)
         self.categories_ = self._categories()
         return self
 

@@ -584,7 +584,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         mean = self._infer(Z, _decoder_mean, shape, rescaled=False, covariates=covariates)
         return self._to_user(self._assemble(mean * likelihood.scale + likelihood.loc, covariates))
 
-    def _fit(self, X, incremental=False):
+    def _start_fit(self, X, incremental):
         self._continuing = hasattr(self, "module_") and (incremental or self.warm_start)
         if not self._continuing:
             # A new model: ``covariates`` is read anew once X's columns are known.
@@ -594,7 +594,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 "partial_fit and warm_start continue the previous model, but covariates "
                 "changed since it was fitted. Call fit with warm_start=False to start anew."
             )
-        return super()._fit(X, incremental=incremental)
+        return super()._start_fit(X, incremental)
 
     def _architecture(self, X, covariates) -> dict:
         spec = super()._architecture(X, covariates)

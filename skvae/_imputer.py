@@ -13,6 +13,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, MissingValues
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
 from ._base import check_missing, likelihood_parts
+from ._ensemble import fit_together
 from ._estimator import VAEEstimator
 
 __all__ = ["VAEImputer"]
@@ -198,19 +199,19 @@ class VAEImputer(_BaseImputer):
         return vae
 
     def _fit_models(self, vae, X, seeds):
-        models = []
-        for seed in seeds:
-            model = clone(vae).set_params(random_state=seed)
-            if self.verbose:
+        """Clones of ``vae`` with ``seeds`` fitted on X, together where they can be."""
+        models = [clone(vae).set_params(random_state=seed) for seed in seeds]
+        if self.verbose:
+            for model in models:
                 model.set_params(verbose=self.verbose)
-                self._n_fitted = getattr(self, "_n_fitted", 0) + 1
-                print(
-                    f"VAEImputer: fitting VAE {self._n_fitted} of {self._n_fits} "
-                    f"(hidden_layer_sizes={model.hidden_layer_sizes})",
-                    flush=True,
-                )
-            models.append(model.fit(X))
-        return models
+            first, self._n_fitted = self._n_fitted + 1, self._n_fitted + len(models)
+            which = f"VAE {first}" if len(models) == 1 else f"VAEs {first}-{self._n_fitted}"
+            print(
+                f"VAEImputer: fitting {which} of {self._n_fits} "
+                f"(hidden_layer_sizes={vae.hidden_layer_sizes})",
+                flush=True,
+            )
+        return fit_together(models, X)
 
     def _fit_default(self, X, seeds, rng):
         """The default candidates' fits on X with entries hidden; keep the best ones."""

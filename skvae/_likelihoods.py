@@ -98,9 +98,9 @@ def _accumulate(param: Tensor, grad: Tensor | None) -> None:
     if grad is None:
         return
     if param.grad is None:
-        param.grad = grad.detach().clone()
+        param.grad = grad.detach().reshape(param.shape).clone()
     else:
-        param.grad.add_(grad)
+        param.grad.add_(grad.reshape(param.grad.shape))
 
 
 def _weighted(elements: Tensor, mask: Tensor | None, scale: Tensor | float) -> Tensor:
@@ -302,10 +302,18 @@ class Gaussian(Likelihood):
         if mask is not None:
             elements = (x - out) ** 2 / var + var.log() + _LOG_2PI
             return -0.5 * (elements * mask).sum(-1)
-        # The sum of log-variances is a per-model constant: added once, not per element.
-        log_norm = var.log().sum() if var.numel() > 1 else var.log() * self.n_features
         sq = ((x - out) ** 2 / var).sum(-1)
-        return -0.5 * (sq + log_norm + self.n_features * _LOG_2PI)
+        return -0.5 * (sq + self._log_norm(var) + self.n_features * _LOG_2PI)
+
+    def _log_norm(self, var: Tensor) -> Tensor:
+        """Sum of the log-variances over the features: a constant per model, added once.
+
+        Variances of several models stacked as (models, 1, n_var) give one per model.
+        """
+        log_var = var.log()
+        if self.covariance_type == "diag":
+            return log_var.sum(-1)
+        return log_var[..., 0] * self.n_features
 
     def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
         exp_log_var = self.log_var.exp()
@@ -314,16 +322,20 @@ class Gaussian(Likelihood):
         grad_out = (x - out).mul_(inv)  # d log p / d out = (x - out) / var
         sq = grad_out * grad_out * var  # (x - out)^2 / var
         if mask is None:
-            log_norm = var.log().sum() if var.numel() > 1 else var.log() * self.n_features
-            log_p = sq.sum(-1).add_(log_norm + self.n_features * _LOG_2PI).mul_(-0.5)
+            constant = self._log_norm(var) + self.n_features * _LOG_2PI
+            log_p = sq.sum(-1).add_(constant).mul_(-0.5)
             excess = sq.sub_(1.0)
         else:
             sq = sq.mul_(mask)
             log_p = (sq + (var.log() + _LOG_2PI) * mask).sum(-1).mul_(-0.5)
             excess = sq.sub_(mask)
-        # d log p / d var = (sq - 1) / (2 var), and d var / d log_var = exp(log_var).
-        per_var = (excess * scale).sum(0) if isinstance(scale, Tensor) else excess.sum(0) * scale
-        if var.numel() == 1:
+        # d log p / d var = (sq - 1) / (2 var), and d var / d log_var = exp(log_var); the
+        # rows are the second-to-last axis (the last but one of stacked models' too).
+        if isinstance(scale, Tensor):
+            per_var = (excess * scale).sum(-2, keepdim=True)
+        else:
+            per_var = excess.sum(-2, keepdim=True).mul_(scale)
+        if self.covariance_type != "diag":
             per_var = per_var.sum(-1, keepdim=True)
         _accumulate(self.log_var, per_var.mul_(inv).mul_(0.5 * exp_log_var))
         return log_p, _weighted(grad_out, mask, scale)
@@ -484,7 +496,7 @@ class NegativeBinomial(Poisson):
         grad_theta = theta * (
             torch.digamma(x + theta) - torch.digamma(theta) + log_theta - log_theta_mu + share_mu
         ) - x * (1 - share_mu)
-        _accumulate(log_theta, _weighted(grad_theta, mask, scale).sum(0))
+        _accumulate(log_theta, _weighted(grad_theta, mask, scale).sum(-2))
         return self.log_prob(x, out, mask), _weighted(grad_mu, mask, scale)
 
     def mean(self, out: Tensor) -> Tensor:

@@ -14,6 +14,7 @@ process imports ``torch._dynamo``, which costs more than a small fit.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 from collections.abc import Iterable, Sequence
 
@@ -98,6 +99,13 @@ class _Group:
         self.exp_avg = torch.zeros_like(self.data)
         self.exp_avg_sq = torch.zeros_like(self.data)
 
+    def rebind(self, data: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor) -> None:
+        """Move the group to other buffers of the same values (views of a stack, or copies)."""
+        self.data, self.grad, self.exp_avg, self.exp_avg_sq = data, grad, exp_avg, exp_avg_sq
+        for p, start in zip(self.params, _offsets(self.params), strict=False):
+            p.data = data[start : start + p.numel()].view_as(p)
+            p.grad = grad[start : start + p.numel()].view_as(p)
+
     def views(self, buffer: Tensor) -> list[Tensor]:
         """``buffer`` cut into tensors of the shapes of the group's parameters."""
         starts = _offsets(self.params)
@@ -142,6 +150,34 @@ class AdamW:
     def buffers(self) -> list[Tensor]:
         """The flat weight buffers, one per group."""
         return [group.data for group in self._groups]
+
+    @classmethod
+    def stack(cls, optimizers: Sequence[AdamW]) -> AdamW:
+        """One optimizer whose buffers stack the members', (n_members, length) per group.
+
+        The members' parameters and buffers become rows of the stack, so that one update
+        of the stack is the update each member would make (Adam is elementwise): several
+        models of one architecture train in one computation. ``unstack`` gives each member
+        buffers of its own again.
+        """
+        first = optimizers[0]
+        stacked = cls([], lr=first.param_groups[0]["lr"])
+        for index, settings in enumerate(first.param_groups):
+            members = [opt._groups[index] for opt in optimizers]
+            group = _Group([])
+            buffers = [torch.stack([getattr(m, key) for m in members]) for key in _BUFFERS]
+            group.data, group.grad, group.exp_avg, group.exp_avg_sq = buffers
+            for row, member in enumerate(members):
+                member.rebind(*(buffer[row] for buffer in buffers))
+            stacked._groups.append(group)
+            stacked.param_groups.append({**settings, "params": []})
+        stacked.n_steps = first.n_steps
+        return stacked
+
+    def unstack(self) -> None:
+        """Give each group buffers of its own (copies of the rows of a stack it was in)."""
+        for group in self._groups:
+            group.rebind(*(getattr(group, key).clone() for key in _BUFFERS))
 
     @property
     def state(self) -> dict:
@@ -278,6 +314,13 @@ class WeightAverage:
         self.every = every
         self.n_steps = 0
         self.n_updates = 0
+
+    def row(self, index: int) -> WeightAverage:
+        """The average of row ``index`` of stacked buffers: views that this one updates."""
+        view = copy.copy(self)
+        view.buffers = [b[index] for b in self.buffers]
+        view.average = [a[index] for a in self.average]
+        return view
 
     def step(self) -> None:
         """Count a training step; every ``every``-th one updates the average."""

@@ -469,9 +469,9 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         """
         return self._fit_or_restore(X, incremental=False)
 
-    def _fit(self, X, incremental=False):
-        super()._fit(X, incremental=incremental)
-        scores = self.score_samples(X)
+    def _end_fit(self, fit):
+        super()._end_fit(fit)
+        scores = self.score_samples(fit.X)
         if self.novelty:
             scores = shifted_scores(scores, self._held_out_rows)
         if self.contamination == "auto":

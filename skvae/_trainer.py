@@ -212,17 +212,7 @@ class Trainer:
         Raises NonFiniteLossError when the loss is not finite.
         """
         history = self.history
-        # Best-so-far tracking is per run; the curves carry on across warm starts.
-        history.best_validation_score = history.best_loss = None
-        history.converged = history.interrupted = False
-        self._best_state, self._no_improvement, self.average = None, 0, self._weight_average()
-        self._decays_left = self.config.lr_decays
-        if self.validation is not None:
-            # Common random numbers: every epoch is judged with the same noise.
-            k, d = self.config.n_train_samples, self.module.n_latent
-            shape = (len(self.validation["x"]), d) if k == 1 else (k, d)
-            self._eps_val = torch.randn(shape, generator=self.generator).to(self.device)
-            self._validation = {k: v.to(self.device) for k, v in self.validation.items()}
+        self.begin_run()
         n_weights = sum(p.numel() for p in self.module.parameters())
         bar = self._progress()
         self.module.train()
@@ -248,15 +238,34 @@ class Trainer:
         self._keep_best_weights()
         return history
 
-    def run_epoch(self, epoch: int) -> float:
-        """One pass over the training rows in shuffled minibatches; the mean loss per row."""
-        kl_weight = self.kl_weight(epoch)
+    def begin_run(self) -> None:
+        """Reset what a run tracks, and draw the validation noise (before any epoch's)."""
+        history = self.history
+        # Best-so-far tracking is per run; the curves carry on across warm starts.
+        history.best_validation_score = history.best_loss = None
+        history.converged = history.interrupted = False
+        self._best_state, self._no_improvement, self.average = None, 0, self._weight_average()
+        self._decays_left = self.config.lr_decays
+        if self.validation is not None:
+            # Common random numbers: every epoch is judged with the same noise.
+            k, d = self.config.n_train_samples, self.module.n_latent
+            shape = (len(self.validation["x"]), d) if k == 1 else (k, d)
+            self._eps_val = torch.randn(shape, generator=self.generator).to(self.device)
+            self._validation = {k: v.to(self.device) for k, v in self.validation.items()}
+
+    def draw_epoch(self) -> tuple[Tensor, Tensor]:
+        """An epoch's order of training rows and its training noise, from the generator."""
         order = torch.randperm(self.n_train, generator=self.generator)
         if self.train_rows is not None:
             order = self.train_rows[order]
         k, d = self.config.n_train_samples, self.module.n_latent
         shape = (self.n_train, d) if k == 1 else (self.n_train, k, d)
-        eps_all = torch.randn(shape, generator=self.generator)
+        return order, torch.randn(shape, generator=self.generator)
+
+    def run_epoch(self, epoch: int) -> float:
+        """One pass over the training rows in shuffled minibatches; the mean loss per row."""
+        kl_weight = self.kl_weight(epoch)
+        order, eps_all = self.draw_epoch()
         entries = None if self.sparse is None else self.sparse.epoch(order)
         eps_all = eps_all.to(self.device, non_blocking=self.device.type == "cuda")
         # The analytic step needs no autograd: one no_grad for the epoch, not one a step.
@@ -338,10 +347,16 @@ class Trainer:
         step = 4 * self.batch_size
         for start in range(0, len(data["x"]), step):
             batch = {k: v[start : start + step] for k, v in data.items()}
-            if self.config.n_train_samples == 1:
-                yield self.module.elbo(batch, eps[start : start + step])
-            else:
+            if not self.config.missing:
+                batch["mask"] = None
+            if self.config.n_train_samples > 1:
                 yield self.module.iw_bound(batch, eps)
+            elif self.analytic is not None:
+                forward = self.analytic.forward(batch, eps[start : start + step])
+                log_p = self.module.likelihood.log_prob(forward.x, forward.out, forward.mask)
+                yield log_p - forward.kl
+            else:
+                yield self.module.elbo(batch, eps[start : start + step])
 
     @torch.no_grad()
     def validation_step(self) -> float:
@@ -395,7 +410,8 @@ class Trainer:
         with averaged:
             score = self.validation_step()
             if not in_warmup and (best is None or score > best):
-                self._best_state = {k: v.clone() for k, v in self.module.state_dict().items()}
+                # Every weight lives in the optimizer's flat buffers: copies of those.
+                self._best_state = [buffer.clone() for buffer in self.optimizer.buffers]
                 history.best_validation_score = score
         history.validation_scores.append(score)
         return best is None or score >= best + self.config.tol
@@ -413,7 +429,8 @@ class Trainer:
 
     def _keep_best_weights(self) -> None:
         if self._best_state is not None:
-            self.module.load_state_dict(self._best_state)
+            for buffer, best in zip(self.optimizer.buffers, self._best_state, strict=True):
+                buffer.copy_(best)
         elif self.average is not None:
             self.average.copy_to_module()
 
