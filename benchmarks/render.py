@@ -257,6 +257,7 @@ def _fit(p: dict) -> str:
         for r in p["ratios"]
     ]
     check = p["loss_check"]
+    parts = [_fit_step(p["step"])] if "step" in p else []
     return "\n\n".join(
         [
             f"{s['n_samples']:,} x {s['n_features']} digits, {s['epochs']} epochs, batch "
@@ -266,6 +267,32 @@ def _fit(p: dict) -> str:
             f"{check['tolerance']:.0%}).",
             table(["trainer", "median s", "min s", "max s", "CPU s"], runs),
             table(["ratio", "median of rounds", "ratio of medians", "target", "verdict"], ratios),
+            *parts,
+        ]
+    )
+
+
+def _fit_step(step: dict) -> str:
+    shape, r = step["shape"], step["ratio"]
+    widths = "-".join(str(w) for w in (shape["n_features"], *shape["hidden"], shape["n_latent"]))
+    rows = [[name, num(ms, 4)] for name, ms in step["median_ms"].items()]
+    return "\n\n".join(
+        [
+            f"One step of a {widths} Gaussian VAE at batch {shape['batch']}, one torch thread; "
+            f"{step['rounds']} rounds of {step['steps_per_round']} steps, alternating.",
+            table(["step", "median CPU ms per step"], rows),
+            table(
+                ["ratio", "median of rounds", "ratio of medians", "target", "verdict"],
+                [
+                    [
+                        "skvae / textbook",
+                        num(r["median_of_rounds"]),
+                        num(r["of_medians"]),
+                        f"<= {r['target']:.3f}",
+                        verdict(r["passed"]),
+                    ]
+                ],
+            ),
         ]
     )
 
