@@ -251,8 +251,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         on data rescaled by ``(X - module_.likelihood.loc) / module_.likelihood.scale``,
         which it keeps, so it can be used on its own.
 
-    optimizer_ : torch.optim.Optimizer
-        The AdamW optimiser, kept so that ``warm_start`` and ``partial_fit`` resume its
+    optimizer_ : AdamW
+        The AdamW optimiser (skvae's, over flat buffers, with ``torch.optim.AdamW``'s
+        ``param_groups``, ``state`` and ``state_dict``), kept so that ``warm_start`` and ``partial_fit`` resume its
         state.
 
     n_iter_ : int

@@ -296,8 +296,9 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     module_ : VAEModule
         The trained encoder, decoder and likelihood.
 
-    optimizer_ : torch.optim.Optimizer
-        The AdamW optimiser, kept for ``warm_start``.
+    optimizer_ : AdamW
+        The AdamW optimiser (skvae's, over flat buffers, with ``torch.optim.AdamW``'s
+        ``param_groups``, ``state`` and ``state_dict``), kept for ``warm_start``.
 
     n_iter_ : int
         Number of epochs run.
