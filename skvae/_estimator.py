@@ -253,8 +253,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
     optimizer_ : AdamW
         The AdamW optimiser (skvae's, over flat buffers, with ``torch.optim.AdamW``'s
-        ``param_groups``, ``state`` and ``state_dict``), kept so that ``warm_start`` and ``partial_fit`` resume its
-        state.
+        ``param_groups``, ``state`` and ``state_dict``), kept so that ``warm_start`` and
+        ``partial_fit`` resume its state.
 
     n_iter_ : int
         Number of epochs run (summed over warm starts; one per ``partial_fit`` call).

@@ -104,10 +104,10 @@ def _accumulate(param: Tensor, grad: Tensor | None) -> None:
 
 
 def _weighted(elements: Tensor, mask: Tensor | None, scale: Tensor | float) -> Tensor:
-    """``elements`` times the mask and the per-row scale: a gradient in ``out``."""
+    """``elements`` times the mask and the per-row scale, in place: a gradient in ``out``."""
     if mask is not None:
-        elements = elements * mask
-    return elements * scale
+        elements = elements.mul_(mask)
+    return elements.mul_(scale)
 
 
 def _masked_sum(elements: Tensor, mask: Tensor | None) -> Tensor:

@@ -150,14 +150,22 @@ class DiagonalGaussian(Posterior):
         return standard_normal_log_prob(scaled) - 0.5 * self.log_var.sum(-1)
 
     def kl_per_component(self) -> Tensor:
-        return 0.5 * (self.log_var.exp() + self.loc**2 - 1.0 - self.log_var)
+        # 0.5 (sigma^2 + mu^2 - 1 - log sigma^2), from the sigma the draws computed.
+        return (
+            torch.addcmul(self.scale * self.scale - self.log_var, self.loc, self.loc)
+            .sub_(1.0)
+            .mul_(0.5)
+        )
 
     def _params_grad(self, eps: Tensor, grad_z: Tensor, kl_scale: Tensor | float) -> Tensor:
         # z = mu + sigma eps; d KL / d mu = mu, d KL / d log_var = (sigma^2 - 1) / 2, and
         # d z / d log_var = sigma eps / 2.
         grad = torch.empty_like(self.params)
         d = self.loc.shape[-1]
-        torch.add(grad_z, self.loc * kl_scale, out=grad[..., :d])
+        if isinstance(kl_scale, Tensor):
+            torch.addcmul(grad_z, self.loc, kl_scale, out=grad[..., :d])
+        else:
+            torch.add(grad_z, self.loc, alpha=kl_scale, out=grad[..., :d])
         variance_term = (self.scale * self.scale - 1.0).mul_(0.5 * kl_scale)
         torch.addcmul(variance_term, grad_z * eps, self.scale, value=0.5, out=grad[..., d:])
         return grad
