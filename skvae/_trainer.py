@@ -2,9 +2,11 @@
 
 The data is a dict of tensors (``"x"`` and any covariates), one row per sample; an epoch is
 a random permutation of row indices cut into batches, with no per-sample Dataset or
-DataLoader. ``Trainer.run`` is the loop; each piece of it (``run_epoch``, ``train_step``,
-``validation_step``, ``kl_weight``, ``on_epoch_end``) is a small method a subclass can
-replace, as skorch's ``fit_loop`` and scvi-tools' training plan are built.
+DataLoader, its rows gathered a chunk of batches at a time. ``Trainer.run`` is the loop;
+each piece of it (``run_epoch``, ``train_step``, ``row_weights``, ``validation_step``,
+``kl_weight``, ``on_epoch_end``) is a small method a subclass can replace, as skorch's
+``fit_loop`` and scvi-tools' training plan are built. A step goes through the analytic
+step (``_analytic_step``) where it covers the model, else through autograd (``step``).
 """
 
 from __future__ import annotations
