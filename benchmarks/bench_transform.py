@@ -1,4 +1,4 @@
-"""Latency of VAEEstimator.transform and score_samples beside PCA's, on one row and in bulk.
+"""Latency of VAEEstimator.transform and score_samples, on one row and in bulk.
 
 What is measured: ``VAEEstimator(n_components=5, random_state=0)`` (the defaults otherwise)
 and ``PCA(n_components=5)``, both fitted on the same ``--train-rows`` (10,000) rows x
@@ -11,15 +11,29 @@ same distribution:
     ones; the same for ``score_samples(x)`` (the VAE's importance-weighted bound with its
     default 50 samples; PCA's exact log-likelihood under probabilistic PCA);
 (b) bulk: ``transform`` of ``--bulk-rows`` (10,000 and 100,000) rows, alternating, one
-    untimed call each and then ``--repeats`` (9) timed rounds.
+    untimed call each and then ``--repeats`` (9) timed rounds;
+(c) issue 25's target 5, on one torch thread: ``transform`` and ``score_samples`` of
+    ``--target-rows`` (100,000) rows beside a bare float32 forward through layers of the
+    same shapes: ``nn.Linear`` layers of the fitted encoder's and decoder's widths with the
+    model's activation between them (in place, as ``nn.ReLU(inplace=True)``, where torch's
+    module can be), in float32 on float32 rows made before timing,
+    under ``torch.inference_mode``, in chunks of rows (the fastest of 1,024, 4,096 and
+    16,384 in an untimed first round). For ``transform`` the encoder on every row; for
+    ``score_samples`` also the decoder on the K (``n_importance_samples``, 50) latent
+    points of every row, the work the importance-weighted bound needs. The four run in
+    alternating rounds, one untimed and then ``--target-repeats`` (5) timed; and
+(d) the memory of each at ``--memory-rows`` (1,000,000) rows, each in a fresh process
+    (bench_scale.py's worker, on one thread): the peak above the memory with the input
+    built, minus the output.
 
 Each call is timed with ``time.perf_counter``. The result holds the median time of each,
-and the ratios VAE / PCA: the median over rounds of the per-round ratios and the ratio
-of the medians. Target: a single-row ``transform`` within 3x of PCA's latency (ratio
-<= 3). PASS/FAIL is reported, never asserted. Throughput on 1,000,000 rows, with
-``score_samples`` and memory, is bench_scale.py's.
+and the ratios VAE / PCA and VAE / bare forward: the median over rounds of the per-round
+ratios and the ratio of the medians. Targets: a single-row ``transform`` within 3x of
+PCA's latency (ratio <= 3); bulk ``transform`` and ``score_samples`` within 1.5x of the
+bare float32 forward (median of rounds), with at most 200 MB beyond the input and the
+output at 1,000,000 rows. PASS/FAIL is reported, never asserted.
 
-Under a minute on 2 idle cores::
+A few minutes on 2 idle cores::
 
     python benchmarks/bench_transform.py
     python benchmarks/bench_transform.py --quick --json /tmp/bench_transform.json  # smoke run
@@ -28,12 +42,18 @@ Under a minute on 2 idle cores::
 from __future__ import annotations
 
 import argparse
+import functools
+import os
+import pickle
 import statistics
 import sys
+import tempfile
 
 import numpy as np
 import torch
 from _harness import (
+    HERE,
+    MB,
     SEED,
     add_output_options,
     alternate,
@@ -43,14 +63,23 @@ from _harness import (
     fit_quietly,
     gaussian_rows,
     ratio,
+    run_in_fresh_process,
     set_threads,
+    timed,
 )
 from sklearn.decomposition import PCA
+from torch import nn
 
 from skvae import VAEEstimator
+from skvae._module import ACTIVATIONS
 
 N_COMPONENTS = 5
 TARGET = 3.0
+# Issue 25's target 5: bulk inference within this factor of a bare float32 forward ...
+BARE_TARGET = 1.5
+# ... with at most this much memory beyond the input and the output.
+MEMORY_SLACK_MB = 200
+BARE_CHUNKS = (1024, 4096, 16384)
 
 
 def calling(method, X):
@@ -106,6 +135,131 @@ def bulk(vae, pca, X, repeats: int) -> dict:
     }
 
 
+def layer_shapes(network: nn.Module) -> list[tuple[int, int]]:
+    """(inputs, outputs) of each affine layer of a fitted network, in order."""
+    layers = [m for m in network.modules() if hasattr(m, "in_features")]
+    return [(m.in_features, m.out_features) for m in layers]
+
+
+def bare_network(shapes: list[tuple[int, int]], activation: str) -> nn.Sequential:
+    """float32 ``nn.Linear`` layers of ``shapes`` with ``activation`` between them.
+
+    The activation works in place where torch's module can (``nn.ReLU``), as skvae's
+    inference does: the bare forward allocates no more than it must.
+    """
+    layers: list[nn.Module] = []
+    for n_in, n_out in shapes:
+        between = ACTIVATIONS[activation]()
+        if hasattr(between, "inplace"):
+            between.inplace = True
+        layers += [nn.Linear(n_in, n_out), between]
+    return nn.Sequential(*layers[:-1]).eval()
+
+
+class BareForward:
+    """The layer work of ``transform`` and ``score_samples`` as a bare float32 forward.
+
+    The encoder's shapes on every row of X; for ``score_samples`` also the decoder's on K
+    latent points per row: one chunk of random points decoded again and again, as the
+    values do not change the work.
+    """
+
+    def __init__(self, vae: VAEEstimator, X: np.ndarray) -> None:
+        module = vae.module_
+        self.encoder = bare_network(layer_shapes(module.encoder), vae.activation)
+        self.decoder = bare_network(layer_shapes(module.decoder), vae.activation)
+        self.X = torch.from_numpy(np.asarray(X, dtype=np.float32))
+        self.n_points = len(X) * vae.n_importance_samples
+        self.Z = torch.randn(max(BARE_CHUNKS), module.n_components)
+        self.chunk = {"transform": BARE_CHUNKS[0], "score_samples": BARE_CHUNKS[0]}
+
+    def _encode(self, chunk: int) -> None:
+        for start in range(0, len(self.X), chunk):
+            self.encoder(self.X[start : start + chunk])
+
+    @torch.inference_mode()
+    def transform(self, chunk: int | None = None) -> None:
+        self._encode(chunk or self.chunk["transform"])
+
+    @torch.inference_mode()
+    def score_samples(self, chunk: int | None = None) -> None:
+        chunk = chunk or self.chunk["score_samples"]
+        self._encode(chunk)
+        for start in range(0, self.n_points, chunk):
+            self.decoder(self.Z[: min(chunk, self.n_points - start)])
+
+    def choose_chunks(self) -> dict:
+        """Keep, for each method, the chunk whose one untimed run was the fastest."""
+        for method in self.chunk:
+            run = getattr(self, method)
+            seconds = {chunk: timed(functools.partial(run, chunk))[0] for chunk in BARE_CHUNKS}
+            self.chunk[method] = min(seconds, key=seconds.get)
+        return dict(self.chunk)
+
+
+def against_bare_forward(vae: VAEEstimator, X: np.ndarray, repeats: int) -> list[dict]:
+    """``transform`` and ``score_samples`` of X beside the bare forward, alternating."""
+    bare = BareForward(vae, X)
+    bare.choose_chunks()
+    fns = {}
+    for method in ("transform", "score_samples"):
+        fns[f"VAE {method}"] = calling(getattr(vae, method), X)
+        fns[f"bare {method}"] = getattr(bare, method)
+    alternate(fns, 1)
+    runs = alternate(fns, repeats)
+    results = []
+    for method in ("transform", "score_samples"):
+        vae_runs, bare_runs = runs[f"VAE {method}"], runs[f"bare {method}"]
+        vae_seconds, bare_seconds = vae_runs["seconds"], bare_runs["seconds"]
+        summary = ratio(vae_seconds, bare_seconds)
+        results.append(
+            {
+                "method": method,
+                "rows": int(X.shape[0]),
+                "bare_chunk": bare.chunk[method],
+                "vae_seconds": vae_seconds,
+                "bare_seconds": bare_seconds,
+                "vae_cpu_seconds": vae_runs["cpu_seconds"],
+                "bare_cpu_seconds": bare_runs["cpu_seconds"],
+                "vae_median_seconds": statistics.median(vae_seconds),
+                "bare_median_seconds": statistics.median(bare_seconds),
+                "ratio": summary,
+                "target": BARE_TARGET,
+                "passed": summary["median_of_rounds"] <= BARE_TARGET,
+            }
+        )
+    return results
+
+
+def memory_at_scale(vae: VAEEstimator, rows: int, features: int) -> list[dict]:
+    """Peak memory of ``transform`` and ``score_samples`` on ``rows`` rows, fresh processes."""
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = os.path.join(tmp, "vae.pkl")
+        with open(model_path, "wb") as f:
+            pickle.dump(vae, f)
+        for method in ("transform", "score_samples"):
+            print(f"  {method} of {rows:,} rows in a fresh process ...", flush=True)
+            task = {
+                "kind": "infer",
+                "step": f"VAE {method}",
+                "model_path": model_path,
+                "method": method,
+                "rows": rows,
+                "features": features,
+                "threads": 1,
+            }
+            res = run_in_fresh_process(str(HERE / "bench_scale.py"), task)
+            res["method"] = method
+            res["extra_bytes"] = res["peak"] - res["rss_after_input"] - res["output_bytes"]
+            # Without a new peak, the step's extra memory is an upper bound.
+            res["raised_peak"] = res["peak"] > res["peak_before"]
+            res["slack_bytes"] = MEMORY_SLACK_MB * MB
+            res["passed"] = res["extra_bytes"] <= MEMORY_SLACK_MB * MB
+            results.append(res)
+    return results
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -119,6 +273,13 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--bulk-rows", type=int, nargs="+", default=[10_000, 100_000], help="bulk sizes"
     )
     parser.add_argument("--repeats", type=int, default=9, help="timed bulk rounds")
+    parser.add_argument(
+        "--target-rows", type=int, default=100_000, help="rows of (c), against the bare forward"
+    )
+    parser.add_argument("--target-repeats", type=int, default=5, help="timed rounds of (c)")
+    parser.add_argument(
+        "--memory-rows", type=int, default=1_000_000, help="rows of (d), in fresh processes"
+    )
     parser.add_argument(
         "--max-iter", type=int, default=None, help="cap the VAE's epochs (smoke runs only)"
     )
@@ -136,9 +297,16 @@ def parse_args(argv=None) -> argparse.Namespace:
         bulk_rows=[1000, 10_000],
         repeats=2,
         max_iter=5,
+        target_rows=5000,
+        target_repeats=2,
+        memory_rows=20_000,
     )
-    if min(args.calls, args.warmup, args.repeats, args.train_rows) < 1:
-        parser.error("--calls, --warmup, --repeats and --train-rows must be >= 1")
+    counts = (args.calls, args.warmup, args.repeats, args.train_rows, args.target_repeats)
+    if min(*counts, args.target_rows, args.memory_rows) < 1:
+        parser.error(
+            "--calls, --warmup, --repeats, --train-rows, --target-rows, --target-repeats and "
+            "--memory-rows must be >= 1"
+        )
     return args
 
 
@@ -147,7 +315,7 @@ def main(argv=None) -> int:
     set_threads(args.threads)
     run = begin("bench_transform", __file__, args, argv)
     # One draw, split: the held-out rows come from the same distribution.
-    X = gaussian_rows(args.train_rows + max(args.bulk_rows), args.features)
+    X = gaussian_rows(args.train_rows + max(*args.bulk_rows, args.target_rows), args.features)
     X_train, X_test = X[: args.train_rows], X[args.train_rows :]
     params = {"n_components": N_COMPONENTS, "random_state": SEED}
     if args.max_iter is not None:
@@ -173,6 +341,18 @@ def main(argv=None) -> int:
         print(f"  transform of {rows} rows: {args.repeats} rounds ...", flush=True)
         bulk_results.append(bulk(vae, pca, np.ascontiguousarray(X_test[:rows]), args.repeats))
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the target's condition
+    print(
+        f"  transform and score_samples of {args.target_rows} rows beside the bare float32 "
+        f"forward, one thread: {args.target_repeats} rounds ...",
+        flush=True,
+    )
+    X_target = np.ascontiguousarray(X_test[: args.target_rows])
+    target = against_bare_forward(vae, X_target, args.target_repeats)
+    torch.set_num_threads(threads)
+    memory = memory_at_scale(vae, args.memory_rows, args.features)
+
     X_score = X_test[: min(2000, len(X_test))]
     payload = {
         "settings": {
@@ -185,17 +365,23 @@ def main(argv=None) -> int:
             "warmup": args.warmup,
             "bulk_rows": args.bulk_rows,
             "repeats": args.repeats,
+            "target_rows": args.target_rows,
+            "target_repeats": args.target_repeats,
+            "memory_rows": args.memory_rows,
+            "bare_chunks": list(BARE_CHUNKS),
             "torch_threads": torch.get_num_threads(),
         },
         "model": {
             "vae_fit_seconds": fit_seconds,
             "vae_n_iter": int(vae.n_iter_),
-            "vae_hit_max_iter": vae.n_iter_ >= vae.max_iter,
+            "vae_hit_max_iter": vae.n_iter_ >= vae.max_iter_,
             "vae_heldout_score": float(vae.score(X_score)),
             "pca_heldout_score": float(pca.score(X_score)),
         },
         "single_row": single,
         "bulk": bulk_results,
+        "bare_forward": target,
+        "memory": memory,
     }
     finish(run, payload, args)
     return 0

@@ -24,7 +24,7 @@ MB = 2**20
 # name, full-run command, time on an idle 2-core machine
 BENCHMARKS = [
     ("bench_fit", "python benchmarks/bench_fit.py --repeats 9", "1-2 minutes"),
-    ("bench_transform", "python benchmarks/bench_transform.py", "under a minute"),
+    ("bench_transform", "python benchmarks/bench_transform.py", "a few minutes"),
     ("bench_grid", "python benchmarks/bench_grid.py", "a few minutes"),
     ("bench_scale", "python benchmarks/bench_scale.py", "a few minutes, 1.5 GB of RAM"),
     ("bench_dask", "python benchmarks/bench_dask.py", "2-4 minutes"),
@@ -322,30 +322,89 @@ def _transform(p: dict) -> str:
         ]
         for r in p["bulk"]
     ]
-    return "\n\n".join(
+    parts = [
+        f"`VAEEstimator({kwargs(s['vae_params'])})` (fit in {num(m['vae_fit_seconds'], 1)} s, "
+        f"{m['vae_n_iter']} epochs) and `PCA(n_components={s['n_components']})`, both fit "
+        f"on {s['train_rows']:,} x {s['features']}; held-out mean log-likelihood: VAE "
+        f"{num(m['vae_heldout_score'], 2)} (K={s['vae_n_importance_samples']}), PCA "
+        f"{num(m['pca_heldout_score'], 2)}. {s['torch_threads']} torch threads.",
+        f"One row, {s['calls']:,} calls of each after {s['warmup']} untimed, alternating:",
+        table(
+            [
+                "one row",
+                "VAE us",
+                "PCA us",
+                "VAE us, 10th-90th pct.",
+                "VAE / PCA",
+                "ratio of medians",
+                "target",
+            ],
+            single,
+        ),
+        f"`transform` in bulk; rounds of alternating runs: {s['repeats']}.",
+        table(["rows", "VAE s", "PCA s", "VAE rows/s", "PCA rows/s", "VAE / PCA"], bulk),
+    ]
+    if "bare_forward" in p:
+        parts += _transform_against_bare(p)
+    return "\n\n".join(parts)
+
+
+def _transform_against_bare(p: dict) -> list[str]:
+    s = p["settings"]
+    chunks = ", ".join(f"{c:,}" for c in s["bare_chunks"])
+    timed = [
         [
-            f"`VAEEstimator({kwargs(s['vae_params'])})` (fit in {num(m['vae_fit_seconds'], 1)} s, "
-            f"{m['vae_n_iter']} epochs) and `PCA(n_components={s['n_components']})`, both fit "
-            f"on {s['train_rows']:,} x {s['features']}; held-out mean log-likelihood: VAE "
-            f"{num(m['vae_heldout_score'], 2)} (K={s['vae_n_importance_samples']}), PCA "
-            f"{num(m['pca_heldout_score'], 2)}. {s['torch_threads']} torch threads.",
-            f"One row, {s['calls']:,} calls of each after {s['warmup']} untimed, alternating:",
-            table(
-                [
-                    "one row",
-                    "VAE us",
-                    "PCA us",
-                    "VAE us, 10th-90th pct.",
-                    "VAE / PCA",
-                    "ratio of medians",
-                    "target",
-                ],
-                single,
-            ),
-            f"`transform` in bulk; rounds of alternating runs: {s['repeats']}.",
-            table(["rows", "VAE s", "PCA s", "VAE rows/s", "PCA rows/s", "VAE / PCA"], bulk),
+            f"`{r['method']}`",
+            f"{r['rows']:,}",
+            num(r["vae_median_seconds"], 3),
+            num(r["bare_median_seconds"], 3),
+            f"{r['bare_chunk']:,}",
+            num(r["ratio"]["median_of_rounds"], 2),
+            num(r["ratio"]["of_medians"], 2),
+            f"<= {r['target']}: {verdict(r['passed'])}",
         ]
-    )
+        for r in p["bare_forward"]
+    ]
+    memory = [
+        [
+            f"`{r['method']}`",
+            f"{r['rows']:,}",
+            num(r["seconds"], 2),
+            num(r["rows_per_second"], 0),
+            megabytes(r["input_bytes"]),
+            num(r["output_bytes"] / MB, 1),
+            megabytes(r["extra_bytes"]) + ("" if r["raised_peak"] else " (at most)"),
+            f"<= {megabytes(r['slack_bytes'])}: {verdict(r['passed'])}",
+        ]
+        for r in p["memory"]
+    ]
+    return [
+        "Bulk inference on one torch thread beside a bare float32 forward of the same work: "
+        "`nn.Linear` layers of the fitted encoder's and decoder's shapes with their "
+        "activation, on float32 rows, the encoder on every row and, for `score_samples`, the "
+        f"decoder on its K={s['vae_n_importance_samples']} latent points per row, in chunks of "
+        f"rows (the fastest of {chunks}); rounds of alternating runs: "
+        f"{s['target_repeats']}.",
+        table(
+            [
+                "bulk",
+                "rows",
+                "VAE s",
+                "bare float32 s",
+                "bare chunk",
+                "VAE / bare",
+                "ratio of medians",
+                "target",
+            ],
+            timed,
+        ),
+        "Memory, each call in a fresh process on one thread: the peak above the memory with "
+        "the input built, minus the output.",
+        table(
+            ["memory", "rows", "seconds", "rows/s", "input MB", "output MB", "extra MB", "target"],
+            memory,
+        ),
+    ]
 
 
 def _grid(p: dict) -> str:

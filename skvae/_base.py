@@ -28,7 +28,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from ._covariates import column_index, decoding_values
 from ._domains import infer_family
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
-from ._module import ACTIVATIONS, VAEModule
+from ._module import ACTIVATIONS, VAEModule, with_float32_networks
 from ._optim import make_optimizer
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
 from ._sparse_input import (
@@ -53,12 +53,25 @@ __all__ = ["BaseVAE"]
 
 # Elements per temporary tensor in batched inference: bounds memory whatever n_samples is.
 _INFERENCE_ELEMENTS = 2**21
+# Fewer on the CPU where no noise is drawn per batch: activations then stay in its caches.
+_CACHED_ELEMENTS = 2**19
+# Calls on at least this many rows run the networks in float32 on the CPU (see ``_infer``).
+_FLOAT32_ROWS = 1000
 _MAX_SEED = np.iinfo(np.int32).max
 _COMPUTE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 # Prior draws per row of a conditional ``sample``, among which importance resampling picks.
 _CONDITIONAL_CANDIDATES = 500
 # Times an out-of-range draw is drawn again before it is clipped to the training range.
 _REDRAWS = 10
+
+
+class InferenceModules(NamedTuple):
+    """The copies of a fitted module that inference runs, on ``device``."""
+
+    device: torch.device
+    dtype: torch.dtype  # of the tensors both modules take and return
+    exact: VAEModule  # float64 on the CPU
+    bulk: VAEModule  # on the CPU, ``exact`` with its encoder and decoder in float32
 
 
 def resolve_device(device: str) -> torch.device:
@@ -676,20 +689,20 @@ class BaseVAE(BaseEstimator):
 
     # ------------------------------------------------------------------ inference
 
-    def _build_inference(self):
-        """(device, dtype, module): a copy of the fitted module for inference.
+    def _build_inference(self) -> InferenceModules:
+        """The copies of the fitted module that inference runs (see ``_infer``).
 
-        float64 on the CPU makes every row's result independent of the batch it is in (to
-        ~1e-15), which scikit-learn's subset- and order-invariance checks require. Built
-        when the fitted state or the device changes (fit, partial_fit, set_params,
+        Built when the fitted state or the device changes (fit, partial_fit, set_params,
         unpickling), not per call.
         """
         device = resolve_device(self.device)
-        dtype = torch.float64 if device.type == "cpu" else torch.float32
-        module = copy.deepcopy(self.module_).to(device=device, dtype=dtype).eval()
-        return device, dtype, module
+        if device.type != "cpu":
+            module = copy.deepcopy(self.module_).to(device=device, dtype=torch.float32).eval()
+            return InferenceModules(device, torch.float32, module, module)
+        exact = copy.deepcopy(self.module_).to(dtype=torch.float64).eval()
+        return InferenceModules(device, torch.float64, exact, with_float32_networks(exact))
 
-    def _inference_module(self):
+    def _inference_module(self) -> InferenceModules:
         cached = getattr(self, "_inference", None)
         if cached is not None and cached[0] == resolve_device(self.device):
             return cached
@@ -713,27 +726,51 @@ class BaseVAE(BaseEstimator):
             self._inference = self._build_inference()
         return self
 
-    def _infer(self, X, fn, out_shape, rescaled=True, width=1, covariates=None):
+    def _infer(self, X, fn, out_shape, rescaled=True, width=1, covariates=None, draws=False):
         """Apply ``fn(module, batch)`` to the rows of X in batches; returns float64 numpy.
 
         ``rescaled``: X is data (batch key "x"), to be put in the model's units first; else
         latent points (batch key "z"). ``width``: samples per row that ``fn`` draws, which
         bounds the batch's rows. ``covariates``: arrays aligned with X's rows, by key.
+
+        On the CPU, a call on fewer than ``_FLOAT32_ROWS`` rows runs in float64, where a
+        row's result does not depend on the other rows (to ~1e-15), as scikit-learn's
+        subset- and order-invariance checks require. A larger call runs the encoder's and
+        decoder's layers in float32 and the rest (rescaling, the posterior's draws and
+        densities, the likelihood, sums over samples) in float64: its results are the
+        float64 ones to within the float32 rounding of the networks' outputs. ``draws``:
+        ``fn`` draws noise batch by batch (``sample``); such a call runs in float64, in
+        batches bounded by ``_INFERENCE_ELEMENTS`` alone, which decide the noise each row
+        gets: the cache-sized batches of the other calls do not move it. On a GPU, every
+        call runs in float32, in batches of ``_INFERENCE_ELEMENTS``.
         """
-        device, dtype, module = self._inference_module()
+        modules = self._inference_module()
+        device, dtype = modules.device, modules.dtype
+        module = modules.exact if draws or X.shape[0] < _FLOAT32_ROWS else modules.bulk
         covariates = self._covariate_features(covariates or {})
         likelihood = module.likelihood
         widths = [X.shape[1], likelihood.n_inputs, *module.hidden_layer_sizes]
         widths.append(2 * likelihood.n_outputs)
-        rows = max(1, _INFERENCE_ELEMENTS // (max(widths) * width))
+        cached = device.type == "cpu" and not draws
+        elements = min(_INFERENCE_ELEMENTS, _CACHED_ELEMENTS) if cached else _INFERENCE_ELEMENTS
+        rows = max(1, elements // (max(widths) * width))
         out = np.empty((X.shape[0], *out_shape), dtype=np.float64)
+        # The batch's rows are copied here, never a view: X may be the caller's, read-only.
+        buffer = np.empty((min(rows, X.shape[0]), X.shape[1]), dtype=np.float64)
+        # Without NaN in X (one pass: NaN is the min), no batch is searched for missing values.
+        complete = rescaled and (sp.issparse(X) or not np.isnan(np.min(X)))
         with torch.inference_mode():
             for start in range(0, X.shape[0], rows):
                 chunk = dense_rows(X, start, start + rows)
+                copied = buffer[: len(chunk)]
                 if rescaled:
-                    chunk = (chunk - likelihood.loc) / likelihood.scale
-                # A copy: the chunk may be a view of the caller's (possibly read-only) array.
-                batch = {"x" if rescaled else "z": torch.tensor(chunk, dtype=dtype, device=device)}
+                    np.subtract(chunk, likelihood.loc, out=copied)
+                    np.divide(copied, likelihood.scale, out=copied)
+                else:
+                    copied[...] = chunk
+                batch = {"x" if rescaled else "z": torch.from_numpy(copied).to(device, dtype)}
+                if complete:
+                    batch["mask"] = None
                 for key, values in (covariates or {}).items():
                     batch[key] = torch.tensor(
                         values[start : start + rows], dtype=dtype, device=device
@@ -918,7 +955,7 @@ class BaseVAE(BaseEstimator):
             return x
 
         shape = (likelihood.n_features,)
-        X = self._infer(Z.numpy(), draw, shape, rescaled=False, covariates=covariates)
+        X = self._infer(Z.numpy(), draw, shape, rescaled=False, covariates=covariates, draws=True)
         X = X * likelihood.scale + likelihood.loc
         if bounds is not None:
             X = np.clip(X, ranges.low, ranges.high)
@@ -964,7 +1001,7 @@ class BaseVAE(BaseEstimator):
 
         ``covariates``: each row's covariate values, at which its candidates are decoded.
         """
-        device, dtype, module = self._inference_module()
+        device, dtype, module, _ = self._inference_module()
         n_candidates, width = _CONDITIONAL_CANDIDATES, module.n_latent
         features = self._covariate_features(covariates)
         x = torch.tensor(values, dtype=dtype, device=device)

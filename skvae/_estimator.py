@@ -208,8 +208,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         Arithmetic of the training steps. "bfloat16" runs them under torch's automatic
         mixed precision (weights and optimiser state stay float32): faster on CPUs with
         native bfloat16 (AVX512-BF16 or AMX) and on recent GPUs, at a small cost in the
-        likelihood reached (``benchmarks/bench_fit.py`` measures both). Inference is
-        float64 on the CPU either way.
+        likelihood reached (``benchmarks/bench_fit.py`` measures both). Inference does
+        not depend on it (see the user guide's performance page).
 
     precision : {"float32", "bfloat16"}, default="deprecated"
         Former name of ``compute_dtype``.

@@ -10,6 +10,7 @@ which conditions the encoder and the decoder without being modelled.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -22,7 +23,7 @@ from ._likelihoods import Likelihood, build_likelihood
 from ._posteriors import Posterior, posterior_class, posterior_spec, standard_normal_log_prob
 from ._sparse import InputLinear, sparse_linear
 
-__all__ = ["ACTIVATIONS", "LossOutput", "VAEModule"]
+__all__ = ["ACTIVATIONS", "Float32Network", "LossOutput", "VAEModule", "with_float32_networks"]
 
 Batch = Mapping[str, Any]
 
@@ -363,3 +364,39 @@ class VAEModule(nn.Module):
         mean = self.likelihood.weighted_mean(out, torch.softmax(log_w, dim=1))
         x = batch["x"]
         return torch.where(torch.isnan(x), mean, x)
+
+
+# The in-place form of each activation: in inference, its input is a layer's fresh output.
+_IN_PLACE = {nn.ReLU: torch.relu_, nn.Tanh: torch.tanh_, nn.Sigmoid: torch.sigmoid_}
+
+
+class Float32Network(nn.Module):
+    """A network of a float64 module run in float32: its input is cast, its output cast back.
+
+    Its matrix products, most of inference's work, then run at float32's speed, while the
+    module computes what follows from the outputs (densities, sums) in float64. For
+    inference only: activations overwrite the layers' outputs.
+    """
+
+    def __init__(self, network: nn.Sequential) -> None:
+        super().__init__()
+        self.network = network.float()
+        self._steps = [
+            _IN_PLACE.get(type(layer), layer)
+            for layer in self.network
+            if not isinstance(layer, nn.Identity)
+        ]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.float()
+        for step in self._steps:
+            x = step(x)
+        return x.double()
+
+
+def with_float32_networks(module: VAEModule) -> VAEModule:
+    """A copy of a float64 ``module`` whose encoder and decoder run in float32."""
+    copied = copy.deepcopy(module)
+    copied.encoder = Float32Network(copied.encoder)
+    copied.decoder = Float32Network(copied.decoder)
+    return copied

@@ -268,7 +268,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         Number K of samples of z per row in the training objective (K > 1: IWAE).
 
     compute_dtype : {"float32", "bfloat16"}, default="float32"
-        Arithmetic of the training steps; inference is float64 on the CPU either way.
+        Arithmetic of the training steps, as in :class:`VAEEstimator`; inference does not
+        depend on it.
 
     device : str, default="auto"
         Where torch computes: "auto", "cpu" or "cuda[:N]".
