@@ -34,7 +34,11 @@ The targets (issue 25):
    random_state=split)``); processes measurement 5 (5,000 training rows with
    ``random_state=seed``, 2,000 held-out rows with ``random_state=seed + 1000``, 5
    features, noise std 0.1, ``VAEEstimator(n_components, random_state=seed)``). A data
-   set is a table, or a process with one ``n_components``.
+   set is a table, or a process with one ``n_components``. Reported beside the
+   difference, not judged: the spread of the baseline's own mean held-out score over seed
+   sets (its worker of the first round refits every split with ``random_state`` = split
+   + each of ``--noise-offsets``, default 100 and 200): what a change that only moves the
+   training's rounding, and so its trajectory, moves a data set's mean by.
 2. ``VAEImputer(random_state=seed)`` at its defaults: CPU seconds of ``fit_transform`` at
    most 10 x ``IterativeImputer(random_state=seed)``'s on every data set, and an RMSE on
    the removed entries (mean over the seeds) at most 1% above the baseline's. The data
@@ -254,10 +258,15 @@ def warm_up() -> None:
         VAEEstimator(max_iter=2, random_state=0).fit(X).score(X)
 
 
-def fit_vae(unit: dict, quick: bool, k: int, label: str) -> dict:
-    """Target 1: one default fit, its CPU seconds, and its held-out score with K=k."""
+def fit_vae(unit: dict, quick: bool, k: int, label: str, offset: int = 0) -> dict:
+    """Target 1: one default fit, its CPU seconds, and its held-out score with K=k.
+
+    ``offset`` is added to the unit's seed: the baseline's fits with other seeds measure
+    how far a seed alone moves a data set's mean held-out score.
+    """
     data = np.load(unit["path"])
-    vae = _vae(quick, n_components=unit["n_components"], random_state=unit["seed"])
+    seed = unit["seed"] + offset
+    vae = _vae(quick, n_components=unit["n_components"], random_state=seed)
     seconds, cpu, (_, warned, _) = timed(lambda: fit_noting_convergence(vae, data["X_train"]))
     record = {key: unit[key] for key in ("group", "dataset", "seed")}
     record.update(
@@ -266,6 +275,7 @@ def fit_vae(unit: dict, quick: bool, k: int, label: str) -> dict:
         n_iter=int(vae.n_iter_),
         log_likelihood=_score_with_k(vae, data["X_test"], k),
         convergence_warning=warned,
+        offset=offset,
     )
     print(
         f"  {label} {unit['dataset']} seed {unit['seed']}: {cpu:.2f} CPU s, "
@@ -329,8 +339,14 @@ def work(task: dict) -> dict:
     tree = Path(task["tree"]).resolve()
     warm_up()
     label = f"[{task['side']}, round {task['round']}]"
+    offsets = task["noise_offsets"] if task["side"] == "baseline" else []
     records = {
         "1": [fit_vae(unit, task["quick"], task["k"], label) for unit in task["1"]],
+        "1_noise": [
+            fit_vae(unit, task["quick"], task["k"], f"{label} seed + {offset}", offset)
+            for offset in offsets
+            for unit in task["1"]
+        ],
         "2": [impute_vae(unit, task["quick"], label) for unit in task["2"]],
         "3": [synth_vae(unit, task["quick"]) for unit in task["3"]],
     }
@@ -371,14 +387,20 @@ def run_side(side: str, tree: Path, task: dict, tmp: str) -> dict:
     return result
 
 
-def run_rounds(trees: dict, jobs: dict, rounds: int, quick: bool, k: int, tmp: str) -> list:
-    """Each side once per round in a fresh worker; the baseline first in odd rounds."""
+def run_rounds(
+    trees: dict, jobs: dict, rounds: int, quick: bool, k: int, tmp: str, noise_offsets=()
+) -> list:
+    """Each side once per round in a fresh worker; the baseline first in odd rounds.
+
+    The baseline's worker of the first round also fits target 1 with ``noise_offsets``.
+    """
     runs = []
     for r in range(1, rounds + 1):
         order = ("baseline", "current") if r % 2 else ("current", "baseline")
         for side in (s for s in order if s in trees):
             print(f"round {r}, {side}: skvae from {trees[side]}", flush=True)
-            task = {"round": r, "quick": quick, "k": k, **jobs}
+            offsets = list(noise_offsets) if r == 1 else []
+            task = {"round": r, "quick": quick, "k": k, "noise_offsets": offsets, **jobs}
             start = time.perf_counter()
             result = run_side(side, trees[side], task, tmp)
             runs.append(
@@ -484,6 +506,23 @@ def _difference(row: dict, key: str) -> float | None:
     return None if a is None or b is None else a - b
 
 
+def _seed_spread(row: dict, noise: list[dict]) -> float | None:
+    """Largest minus smallest of the baseline's mean held-out scores over its seed sets.
+
+    The sets: the baseline's own seeds, and those seeds plus each noise offset. A change
+    that only moves the training's rounding moves a data set's mean about this much.
+    """
+    mine = [r for r in noise if (r["group"], r["dataset"]) == (row["group"], row["dataset"])]
+    baseline = row["sides"].get("baseline", {}).get("log_likelihood")
+    if not mine or baseline is None:
+        return None
+    means = [baseline]
+    for offset in sorted({r["offset"] for r in mine}):
+        scores = [r["log_likelihood"] for r in mine if r["offset"] == offset]
+        means.append(float(np.mean(scores)))
+    return float(max(means) - min(means))
+
+
 def _first_unit(units: list[dict], row: dict) -> dict:
     return next(u for u in units if (u["group"], u["dataset"]) == (row["group"], row["dataset"]))
 
@@ -493,6 +532,7 @@ def summarise(runs: list, peers: dict, jobs: dict) -> dict:
     summary = {}
     if jobs["1"]:
         rows = compare("1", runs, peers, ("cpu_seconds", "seconds", "n_iter", "log_likelihood"))
+        noise = [r for run in runs for r in run["records"].get("1_noise", [])]
         for row in rows:
             unit = _first_unit(jobs["1"], row)
             row.update(
@@ -500,6 +540,7 @@ def summarise(runs: list, peers: dict, jobs: dict) -> dict:
                 n_test=unit["n_test"],
                 ratio=_ratio(row, "cpu_seconds", "baseline"),
                 ll_difference=_difference(row, "log_likelihood"),
+                ll_seed_spread=_seed_spread(row, noise),
             )
         summary["1"] = rows
     if jobs["2"]:
@@ -668,9 +709,16 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of targets 2 and 3"
     )
+    parser.add_argument(
+        "--noise-offsets",
+        type=int,
+        nargs="*",
+        default=[100, 200],
+        help="the baseline also fits target 1 with random_state = seed + each offset",
+    )
     add_output_options(parser)
     args = parser.parse_args(argv)
-    apply_quick(parser, args, seeds=[0])
+    apply_quick(parser, args, seeds=[0], noise_offsets=[100])
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     limit_threads()
@@ -689,7 +737,8 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         peers = run_peers(jobs, args.quick)
         peer_seconds = time.perf_counter() - start
-        runs = run_rounds(trees, jobs, args.rounds, args.quick, k, tmp)
+        offsets = args.noise_offsets if "baseline" in trees else []
+        runs = run_rounds(trees, jobs, args.rounds, args.quick, k, tmp, offsets)
     summary = summarise(runs, peers, jobs)
     results = verdicts(summary, groups)
     print_verdicts(results)
@@ -697,7 +746,8 @@ def main(argv=None) -> int:
         "groups": groups,
         "targets": [str(t) for t in targets],
         "settings": {"rounds": args.rounds, "seeds": args.seeds, "k": k, "threads": THREADS,
-                     "quick": args.quick, "limits": LIMITS},
+                     "quick": args.quick, "limits": LIMITS,
+                     "noise_offsets": args.noise_offsets},
         "baseline": args.baseline,
         "baseline_commit": baseline_sha,
         "torch_threads": torch.get_num_threads(),

@@ -1369,13 +1369,15 @@ def _cost_1(rows: list[dict]) -> str:
             _cost_side(r, "baseline", "log_likelihood", 3),
             _cost_side(r, "current", "log_likelihood", 3),
             num(r["ll_difference"]),
+            num(r.get("ll_seed_spread")),
             _cost_warnings(r),
         ]
         for r in rows
     ]
     header = ["group", "data set", "rows (train + held out)", "fits", "CPU s before",
               "CPU s after", "after / before", "epochs before", "epochs after", "LL before",
-              "LL after", "LL after - before", "ConvergenceWarnings before, after"]  # fmt: skip
+              "LL after", "LL after - before", "LL spread of the baseline over seeds",
+              "ConvergenceWarnings before, after"]  # fmt: skip
     return table(header, body)
 
 
