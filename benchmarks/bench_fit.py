@@ -187,7 +187,6 @@ def step_runners(n_batches: int) -> dict:
     generator = torch.Generator().manual_seed(SEED)
     trainer = Trainer(module, optimizer, config, generator, torch.device("cpu"), {"x": X})
     trainer.begin_run()
-    trainer.threads = None
 
     def ours():
         return trainer.run_epoch(0)

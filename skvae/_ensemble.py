@@ -144,7 +144,7 @@ class EnsembleTrainer:
         n_weights = len(trainers) * sum(p.numel() for p in trainers[0].module.parameters())
         bar = self._progress()
         try:
-            with step_threads(n_weights, self.batch_size, self.device) as self.threads:
+            with step_threads(n_weights, self.batch_size, self.device):
                 for epoch in range(n_epochs):
                     losses = self.run_epoch(epoch, active)
                     for row in list(active):
@@ -197,13 +197,9 @@ class EnsembleTrainer:
                 batch = {"x": torch.stack(x).to(self.device)}
                 if not self.config.missing:
                     batch["mask"] = None
-                if self.threads is not None:
-                    self.threads.before_step()
                 self.optimizer.zero_grad()
                 loss = self.step.backward(self.step.forward(batch, eps[:, start:stop]), kl_weight)
                 self.optimizer.step()
-                if self.threads is not None:
-                    self.threads.after_step()
                 if self.average is not None:
                     self.average.step()
                 total += loss * batch["x"].shape[1]

@@ -219,7 +219,7 @@ class Trainer:
         bar = self._progress()
         self.module.train()
         try:
-            with step_threads(n_weights, self.batch_size, self.device) as self.threads:
+            with step_threads(n_weights, self.batch_size, self.device):
                 for epoch in range(n_epochs):
                     loss = self.run_epoch(epoch)
                     stop = self.on_epoch_end(epoch, loss)
@@ -290,11 +290,7 @@ class Trainer:
                 batch["mask"] = None
             if entries is not None:
                 batch["sparse"] = self.sparse.batch(entries, start, stop, self.device)
-            if self.threads is not None:
-                self.threads.before_step()
             total += self.train_step(batch, eps_all[start:stop], kl_weight)
-            if self.threads is not None:
-                self.threads.after_step()
             if self.average is not None:
                 self.average.step()
         return total

@@ -1,4 +1,4 @@
-"""Intra-op threads of a training step: the chooser, its safety rules, and that it is harmless."""
+"""Intra-op threads of a training step: the size rule, its safety rules, its harmlessness."""
 
 import threading
 import warnings
@@ -7,11 +7,13 @@ from unittest import mock
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
 
 import skvae._threads as threads
 from skvae import VAEEstimator
-from skvae._threads import ThreadChooser, may_set_threads, step_threads
+from skvae._threads import MIN_WORK_PER_THREAD, may_set_threads, step_threads
 from skvae._trainer import Trainer
 
 
@@ -33,64 +35,8 @@ def _on_main_thread():
     return threading.current_thread() is threading.main_thread()
 
 
-def _run_chooser(step_seconds, n_steps=20, one_thread_steps=3):
-    """Drive a ThreadChooser with a fake clock; step_seconds maps thread count -> duration."""
-    clock = [0.0]
-    chooser = ThreadChooser(
-        2,
-        probe_steps=3,
-        recheck_seconds=1.0,
-        clock=lambda: clock[0],
-        one_thread_steps=one_thread_steps,
-    )
-    used = []
-    previous = torch.get_num_threads()
-    try:
-        for _ in range(n_steps):
-            chooser.before_step()
-            used.append(torch.get_num_threads())
-            clock[0] += step_seconds[torch.get_num_threads()]
-            chooser.after_step()
-    finally:
-        torch.set_num_threads(previous)
-    return chooser, used
-
-
-def test_thread_chooser_keeps_one_thread_when_two_are_slower(two_threads):
-    # As on a loaded machine: two threads wait at their barriers.
-    chooser, used = _run_chooser({2: 0.050, 1: 0.002})
-    assert used[:6] == [2, 2, 2, 1, 1, 1]  # both settings are probed with real steps
-    assert chooser.chosen == 1 and set(used[6:]) == {1}
-
-
-def test_thread_chooser_keeps_two_threads_when_they_are_faster_and_rechecks(two_threads):
-    chooser, used = _run_chooser({2: 0.010, 1: 0.018}, n_steps=200)
-    assert chooser.chosen == 2
-    # After recheck_seconds (1 s here) of training the probe runs again.
-    assert used.count(1) > 3
-    assert used[6:20] == [2] * 14
-
-
-def test_thread_chooser_times_fewer_steps_on_one_thread(two_threads):
-    # On idle cores the one-thread steps are the slow ones: only 2 of them per probe here.
-    chooser, used = _run_chooser({2: 0.010, 1: 0.018}, n_steps=200, one_thread_steps=2)
-    assert used[:5] == [2, 2, 2, 1, 1] and used[5:20] == [2] * 15
-    assert chooser.chosen == 2
-    chooser, used = _run_chooser({2: 0.050, 1: 0.002}, one_thread_steps=2)
-    assert chooser.chosen == 1 and set(used[3:]) == {1}
-
-
-def test_thread_chooser_ignores_the_first_step_and_needs_a_clear_win():
-    chooser = ThreadChooser(2)
-    # The first two-thread step paid for a switch; without it two threads are faster.
-    assert chooser.choose({2: [1.0, 0.01, 0.01], 1: [0.02, 0.02, 0.02]}) == 2
-    # One thread 5% faster is within the timing noise: keep the process's threads.
-    assert chooser.choose({2: [0.01, 0.010, 0.010], 1: [0.01, 0.0095, 0.0095]}) == 2
-    assert chooser.choose({2: [0.01, 0.010, 0.010], 1: [0.01, 0.005, 0.005]}) == 1
-
-
 def _large_data(kind):
-    """2000 x 200 rows: with (256, 256) hidden layers a step is worth the chooser."""
+    """2000 x 200 rows: with (256, 256) hidden layers a step is worth two threads."""
     rng = np.random.default_rng(0)
     if kind == "binary":  # about 10% ones: the sparse first layer
         return (rng.random((2000, 200)) < 0.1).astype(np.float64), "bernoulli"
@@ -109,24 +55,25 @@ def _large_fit(kind="binary", max_iter=3):
 
 
 @pytest.mark.parametrize("kind", ["binary", "gaussian"])
-def test_one_or_two_threads_train_bitwise_the_same_model(
+def test_a_large_model_trains_on_the_process_threads_and_to_the_same_model(
     monkeypatch, two_threads, sparse_builds, kind
 ):
+    # These shapes' kernels reduce in the same order on one thread and on two.
     monkeypatch.setattr(threads, "may_set_threads", _on_main_thread)
     built = sparse_builds
     fits, used = {}, {}
+    real_step = Trainer.train_step
     for n in (1, 2):
+        torch.set_num_threads(n)
         used[n] = []
 
-        def before_step(self, n=n):
-            self._set(n)
+        def recording(self, batch, eps, kl_weight, n=n):
             used[n].append(torch.get_num_threads())
+            return real_step(self, batch, eps, kl_weight)
 
-        monkeypatch.setattr(ThreadChooser, "before_step", before_step)
-        monkeypatch.setattr(ThreadChooser, "after_step", lambda self: None)
-        fits[n] = _large_fit(kind)
-        assert torch.get_num_threads() == 2  # the process's setting is back
-    # The chooser ran every step, on the forced number of threads.
+        with mock.patch.object(Trainer, "train_step", recording):
+            fits[n] = _large_fit(kind)
+        assert torch.get_num_threads() == n  # the process's setting is back
     assert used[1] and set(used[1]) == {1}
     assert used[2] and set(used[2]) == {2}
     assert len(built) == 2 and all((b is not None) == (kind == "binary") for b in built)
@@ -136,6 +83,33 @@ def test_one_or_two_threads_train_bitwise_the_same_model(
         assert torch.equal(value, two[name]), name
     X, _ = _large_data(kind)
     assert np.array_equal(fits[1].transform(X), fits[2].transform(X))
+
+
+def test_the_thread_count_is_a_rule_of_the_step_size_never_a_timing(monkeypatch, two_threads):
+    monkeypatch.setattr(threads, "may_set_threads", _on_main_thread)
+    cpu = torch.device("cpu")
+    with step_threads(MIN_WORK_PER_THREAD // 128 - 1, 128, cpu) as n:
+        assert n == torch.get_num_threads() == 1
+    with step_threads(MIN_WORK_PER_THREAD // 128, 128, cpu) as n:
+        assert n == torch.get_num_threads() == 2
+    assert torch.get_num_threads() == 2
+
+
+def test_a_default_fit_is_the_same_model_on_one_thread_and_on_two(monkeypatch, two_threads):
+    # A 10-feature table at the defaults: the decoder's last weight gradient is a product
+    # with 10 output rows, which the BLAS reduces in an order that can depend on the thread
+    # count; a thread choice that times steps on two threads made the model depend on load.
+    monkeypatch.setattr(threads, "may_set_threads", _on_main_thread)
+    X = StandardScaler().fit_transform(load_diabetes().data)
+    fits = {}
+    for n in (1, 2):
+        torch.set_num_threads(n)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits[n] = VAEEstimator(max_iter=30, random_state=0).fit(X)
+    one, two = fits[1].module_.state_dict(), fits[2].module_.state_dict()
+    for name, value in one.items():
+        assert torch.equal(value, two[name]), name
 
 
 def _small_fit():
@@ -167,7 +141,7 @@ def _in_threads(*targets, timeout=600):
 
 @pytest.mark.parametrize("size", ["small", "large"])
 def test_a_fit_where_threads_may_not_be_set_never_sets_them(monkeypatch, two_threads, size):
-    # A small model would train on one thread, a large one probe one and two.
+    # A small model would train on one thread, a large one on the process's two.
     monkeypatch.setattr(threads, "may_set_threads", lambda: False)
     fit = _small_fit if size == "small" else lambda: _large_fit(max_iter=1)
     with mock.patch.object(torch, "set_num_threads", wraps=torch.set_num_threads) as spy:
@@ -231,6 +205,6 @@ def test_threads_may_be_set_on_the_main_thread_alone(monkeypatch):
 def test_step_threads_changes_nothing_where_it_may_not(monkeypatch, two_threads, n_weights):
     monkeypatch.setattr(threads, "may_set_threads", lambda: False)
     with mock.patch.object(torch, "set_num_threads", wraps=torch.set_num_threads) as spy:
-        with step_threads(n_weights, 128, torch.device("cpu")) as chooser:
-            assert chooser is None and torch.get_num_threads() == 2
+        with step_threads(n_weights, 128, torch.device("cpu")) as n:
+            assert n == torch.get_num_threads() == 2
     assert spy.call_count == 0
