@@ -3,6 +3,8 @@
 import sys
 
 import pytest
+import torch
+from threadpoolctl import threadpool_limits
 
 try:
     import matplotlib
@@ -20,6 +22,19 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if item.nodeid.startswith("skvae/plotting.py"):
                 item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    # torch, and numpy's and scipy's BLAS, on one intra-op thread: the tests' models and
+    # matrices are small, and on a busy 2-core machine a second thread waits for its partner's
+    # time slice at every barrier, many times the work. tests/test_threads.py sets two threads
+    # where it tests them, and checks that training gives the same model on either.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,11 @@
 import sys
 from pathlib import Path
 
+import torch
+
 # sphinx-gallery resolves every name an example uses, IterativeImputer too, even unexecuted.
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+from threadpoolctl import threadpool_limits
 
 import skvae
 
@@ -44,6 +47,12 @@ autodoc_typehints = "none"
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
+
+# The examples run one after the other in this process, with torch, and numpy's and scipy's
+# BLAS, on one thread each: on a busy 2-core machine a second thread waits for its partner's
+# time slice at every barrier. It changes how long the gallery takes, not what it shows.
+torch.set_num_threads(1)
+threadpool_limits(limits=1, user_api="blas")
 
 sphinx_gallery_conf = {
     "examples_dirs": "../examples",

@@ -75,7 +75,8 @@ def main(quick=False, out_dir="output"):
     out_dir.mkdir(parents=True, exist_ok=True)
     n_cells, n_genes = (300, 50) if quick else (2000, 300)
     X, batch, cell_type = make_batches(n_cells, n_genes)
-    settings = {"hidden_layer_sizes": (16,), "max_iter": 20} if quick else {}
+    # A fit stops after 10 epochs without a gain: each keeps the epoch a longer wait keeps.
+    settings = {"hidden_layer_sizes": (16,), "max_iter": 20} if quick else {"n_iter_no_change": 10}
     params = dict(likelihood="negative_binomial", library_size="latent", random_state=0)
 
     plain = VAEEstimator(2, **params, **settings).fit(X[:, :n_genes])

@@ -14,7 +14,7 @@ how much information the model puts in it) beside how much the image changes alo
 traversal (mean absolute change of the pixel probabilities between the two ends). A
 dimension with a KL near 0 is unused, and its row does not change.
 
-Run from the repository root with ``python examples/plot_latent_traversal.py`` (about a
+Run from the repository root with ``python examples/plot_latent_traversal.py`` (under a
 minute on 2 idle cores; options: ``--out DIR`` for the figures, ``output/`` by default;
 ``--quick`` for a seconds-long run on small settings, which is what the tests do).
 """

@@ -18,7 +18,7 @@ weights of the epoch with the best held-out ELBO. The figures:
 Printed: for each fit, the epochs run and the epoch kept, then the log-likelihood per
 image (nats; the data are binary, so a log-probability) on the training images and on
 450 held-out ones, and the gap between the two. More images give a better model of new
-digits; with 150, early stopping ends the fit after about a hundred epochs, with a model
+digits; with 150, early stopping ends the fit after a few hundred epochs, with a model
 that is worse on its own training images too, not one that memorised them.
 
 Run from the repository root with ``python examples/plot_training_curves.py`` (options:

@@ -13,7 +13,7 @@ from skvae import VAEEstimator, VAEImputer, VAEOutlierDetector
 
 ESTIMATORS = [
     # The defaults with an epoch limit: on the checks' tiny data "auto" means 500 steps.
-    VAEEstimator(max_iter=50, random_state=0),
+    VAEEstimator(max_iter=10, random_state=0),
     # Probabilistic PCA: linear maps, one shared noise variance, no early stopping.
     VAEEstimator(
         hidden_layer_sizes=(),
@@ -48,7 +48,7 @@ IMPUTERS = [
 
 DETECTORS = [
     # The detector at its defaults with an epoch limit, as the first estimator above.
-    VAEOutlierDetector(max_iter=50, random_state=0),
+    VAEOutlierDetector(max_iter=10, random_state=0),
     # The threshold on all the training rows, so that the checks of fit_predict run too.
     VAEOutlierDetector(
         novelty=False,

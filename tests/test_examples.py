@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from scipy.stats import nbinom, norm
 from sklearn.exceptions import ConvergenceWarning
 
@@ -125,16 +124,6 @@ def test_guide_search_across_likelihood_families_runs():
     assert grid.best_score_ > 0.8
 
 
-@pytest.fixture
-def one_torch_thread():
-    # The quick settings are tiny models: on a loaded 2-core machine a second intra-op
-    # thread only waits at barriers. The examples' results do not depend on it.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_the_gallery_has_its_examples():
     names = {path.name for path in GALLERY}
     assert {
@@ -179,9 +168,7 @@ def _numbers(results):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", GALLERY, ids=lambda path: path.name)
-def test_example_runs_on_quick_settings_and_writes_its_figures(
-    script, tmp_path, capsys, one_torch_thread
-):
+def test_example_runs_on_quick_settings_and_writes_its_figures(script, tmp_path, capsys):
     docstring = ast.get_docstring(ast.parse(script.read_text()))
     assert docstring and f"python examples/{script.name}" in docstring and "--quick" in docstring
     example = _load(script.stem)

@@ -326,7 +326,8 @@ def test_loss_curves_are_the_fitted_curves(vae):
 
 
 def test_loss_curve_without_early_stopping_is_the_loss_alone(digits):
-    vae = VAEEstimator(early_stopping=False, **SMALL).fit(digits[0])
+    # A loose tolerance on the training loss: the curve is what is drawn, not how low it gets.
+    vae = VAEEstimator(early_stopping=False, **{**SMALL, "tol": 1.0}).fit(digits[0])
     assert vae.validation_scores_ is None
     fig, ax = plt.subplots()
     display = LossCurveDisplay.from_estimator(vae, ax=ax)
