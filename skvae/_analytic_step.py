@@ -10,8 +10,8 @@ derivatives: the posterior's ``params_grad`` and the likelihood's ``log_prob_gra
 by hand for the built-in families and by autograd, on the head alone, for any other.
 
 It covers the ELBO with one sample of z per row (``n_train_samples=1``), dense or sparse
-encoder inputs, covariates and missing values. Anything else (the importance-weighted
-objective, a library size, a dispersion per covariate level, autocast) trains through
+encoder inputs, covariates, missing values and library sizes. Anything else (the
+importance-weighted objective, a dispersion per covariate level, autocast) trains through
 autograd (``AnalyticStep.build`` returns None). The tests compare every gradient with
 autograd's.
 """
@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from ._library import library_slope, log_library, scale_by_library, scale_by_library_grad
 from ._module import VAEModule
 from ._posteriors import Posterior
 from ._sparse import InputLinear, SparseRows
@@ -175,9 +176,11 @@ class Pass(NamedTuple):
     posterior: Posterior
     eps: Tensor
     kl: Tensor  # KL(q(z | x) || p(z)) per row
-    out: Tensor  # the decoder's output
+    out: Tensor  # the likelihood's parameters: the decoder's output, scaled by a library
     encoder_inputs: list
     decoder_inputs: list
+    decoded: Tensor  # the decoder's own output
+    library_slope: Tensor | float | None  # d log library / d z's library column
 
 
 class AnalyticStep:
@@ -208,7 +211,6 @@ class AnalyticStep:
         supported = (
             n_train_samples == 1
             and autocast is None
-            and module.library is None
             and module.dispersion_shift is None
             and module.activation in _ACTIVATIONS
             and all(p.grad is not None for p in module.parameters())
@@ -226,11 +228,18 @@ class AnalyticStep:
         params, encoder_inputs = self.encoder.forward(h, sparse, extra)
         posterior = module.posterior(params)
         z = posterior.rsample(eps)
-        out, decoder_inputs = self.decoder.forward(module.decoder_input(z, batch))
+        d = module.n_components
+        decoded, decoder_inputs = self.decoder.forward(module.decoder_input(z[..., :d], batch))
+        out, slope = decoded, None
+        if module.library is not None:
+            log_lib = log_library(module.library, z, d, batch)
+            out = scale_by_library(decoded, log_lib, module.likelihood.n_features)
+            slope = library_slope(module.library, z, d, batch)
         kl = posterior.kl_to_prior()
         return Pass(
-            x, mask, sparse, extra, posterior, eps, kl, out, encoder_inputs, decoder_inputs
-        )
+            x, mask, sparse, extra, posterior, eps, kl, out, encoder_inputs, decoder_inputs,
+            decoded, slope,
+        )  # fmt: skip
 
     def backward(self, p: Pass, kl_weight: float, row_weights: Tensor | None = None) -> Tensor:
         """Write the gradients of the loss into ``.grad`` (added to what is there); the loss."""
@@ -240,9 +249,14 @@ class AnalyticStep:
         else:
             weights = row_weights.unsqueeze(-1)
         log_p, grad_out = module.likelihood.log_prob_grad(p.x, p.out, p.mask, -weights)
+        if module.library is not None:
+            n_features = module.likelihood.n_features
+            grad_out, grad_log_lib = scale_by_library_grad(p.decoded, grad_out, n_features)
         grad_z = self.decoder.backward(grad_out, p.decoder_inputs, need_input=True)
         if module.covariates:
             grad_z = grad_z[..., : module.n_components]
+        if p.library_slope is not None:  # the library is z's last column
+            grad_z = torch.cat([grad_z, grad_log_lib * p.library_slope], dim=-1)
         grad_params = p.posterior.params_grad(p.eps, grad_z, kl_weight * weights)
         self.encoder.backward(grad_params, p.encoder_inputs, p.sparse, p.extra)
         per_row = kl_weight * p.kl - log_p

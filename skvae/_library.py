@@ -34,7 +34,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-__all__ = ["LIBRARY_FAMILIES", "library_prior", "log_library", "row_totals", "scale_by_library"]
+__all__ = [
+    "LIBRARY_FAMILIES",
+    "library_prior",
+    "library_slope",
+    "log_library",
+    "row_totals",
+    "scale_by_library",
+    "scale_by_library_grad",
+]
 
 #: The families whose decoder output is a log mean per feature, which a library scales.
 LIBRARY_FAMILIES = ("poisson", "negative_binomial", "zero_inflated_negative_binomial")
@@ -104,3 +112,22 @@ def scale_by_library(out: Tensor, log_lib: Tensor, n_features: int) -> Tensor:
     """Decoder output whose first ``n_features`` values become log(library x softmax)."""
     log_mu = F.log_softmax(out[..., :n_features], dim=-1) + log_lib
     return torch.cat([log_mu, out[..., n_features:]], dim=-1)
+
+
+def scale_by_library_grad(out: Tensor, grad: Tensor, n_features: int) -> tuple[Tensor, Tensor]:
+    """Gradients in ``out`` and in the log library, given ``grad`` in scale_by_library(out).
+
+    The log-softmax's: grad - softmax(out) x sum(grad), and the sum for the log library.
+    """
+    grad_log_mu = grad[..., :n_features]
+    total = grad_log_mu.sum(-1, keepdim=True)
+    grad_out = grad.clone()
+    grad_out[..., :n_features] -= torch.softmax(out[..., :n_features], dim=-1) * total
+    return grad_out, total
+
+
+def library_slope(library: dict, z: Tensor, n_components: int, batch) -> Tensor | float | None:
+    """d log library / d z of the library's latent column; None where it is not latent."""
+    if library["kind"] != "latent" or z.shape[-1] <= n_components:
+        return None
+    return _prior(library, batch, z[..., :1])[1]

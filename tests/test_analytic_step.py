@@ -257,3 +257,27 @@ def test_objectives_the_step_does_not_cover_train_through_autograd():
     assert AnalyticStep.build(module, 1, torch.bfloat16) is None
     fresh, _ = _module()  # no flat gradient buffers: nowhere to write
     assert AnalyticStep.build(fresh, 1, None) is None
+
+
+@pytest.mark.parametrize(
+    "family", ["poisson", "negative_binomial", "zero_inflated_negative_binomial"]
+)
+@pytest.mark.parametrize("kind", ["latent", "observed"])
+@pytest.mark.parametrize("levels", [False, True], ids=["one_prior", "a_prior_per_level"])
+def test_the_step_gradients_with_a_library_size_are_autograds(family, kind, levels):
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.poisson(rng.uniform(1, 20, (N, 1)), (N, 4)).astype(float))
+    library = {"kind": kind, "loc": 2.0, "scale": 0.5}
+    covariates, batch = None, {"x": x}
+    if levels:
+        library["levels"] = {"loc": [2.0, 0.3, -0.2], "var": [0.25, 0.1, 0.02]}
+        covariates = {"categorical": 2}
+        batch["categorical"] = torch.eye(2, dtype=torch.float64)[torch.arange(N) % 2]
+    torch.manual_seed(0)
+    module = VAEModule(
+        4, 2, (8,), "tanh", build_likelihood(4, {"name": family}),
+        covariates=covariates, library=library,
+    ).double()  # fmt: skip
+    width = module.n_latent  # the library is one more latent variable when latent
+    eps = torch.randn(N, width, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    _compare(module, batch, eps)
