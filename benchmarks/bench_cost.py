@@ -51,28 +51,38 @@ The targets (issue 25):
    metadata SDV detects) on every table, and a quality (mean over the seeds) no lower
    than the baseline's by more than 0.01. Train-on-synthetic accuracy is reported beside
    it. Needs sdv and sdmetrics (the ``benchmark`` extra).
+5. The peak memory of a fit: target 2's ``VAEImputer(random_state=0).fit_transform`` on
+   target 2's data sets, seed 0 only; after's extra peak at most 1.5 x before's on every
+   data set. Each data set's fit is measured alone, first in the worker, after the warm-up
+   fit and an unmeasured tiny imputer fit (one-off allocations are not counted):
+   ``gc.collect()``, the C heap's free pages handed back (glibc's ``malloc_trim``), the
+   peak RSS reset by writing 5 to ``/proc/self/clear_refs`` (Linux; the run stops where
+   it cannot), then VmHWM after the fit minus VmRSS before it (``/proc/self/status``), in
+   MB of 2^20 bytes. Not in the default ``--targets``: its fits would add about 10 minutes
+   to the full run.
 
 Groups, as the scripts they come from define them. TUNING, where skvae's defaults may be
 chosen: iris, wine, diabetes and ``make_nonlinear_process`` (n_components 1 and 2, seeds
-0 and 1) for target 1; wine and diabetes for target 2; palmerpenguins and statsmodels'
-``fair`` for target 3. REPORTING, which chose nothing: palmerpenguins' 4 measurements,
-statsmodels' macrodata, star98, grunfeld and interest_inflation, and
+0 and 1) for target 1; wine and diabetes for targets 2 and 5; palmerpenguins and
+statsmodels' ``fair`` for target 3. REPORTING, which chose nothing: palmerpenguins' 4
+measurements, statsmodels' macrodata, star98, grunfeld and interest_inflation, and
 ``make_nonlinear_surface`` (n_components 2, seeds 0 and 1) for target 1; digits and
-breast_cancer for target 2; statsmodels' anes96, grunfeld and modechoice for target 3.
-Overlaps: palmerpenguins is reporting data for target 1 (its numeric columns) and tuning
-data for target 3 (the whole mixed table); grunfeld is reporting data in both. This
-script chooses nothing itself: every estimator has its defaults apart from the arguments
-that define the model compared and the seeds. Each target is judged on each group and on
-both together (the issue's targets name data sets of both groups); the tuning group's
-verdicts are informational.
+breast_cancer for targets 2 and 5; statsmodels' anes96, grunfeld and modechoice for
+target 3. Overlaps: palmerpenguins is reporting data for target 1 (its numeric columns)
+and tuning data for target 3 (the whole mixed table); grunfeld is reporting data in both.
+This script chooses nothing itself: every estimator has its defaults apart from the
+arguments that define the model compared and the seeds. Each target is judged on each
+group and on both together (the issue's targets name data sets of both groups); the
+tuning group's verdicts are informational.
 
 Run from the repository root::
 
     python benchmarks/bench_cost.py --baseline c50674c                # the full run
     python benchmarks/bench_cost.py --baseline REV --targets 1 --group reporting --json t1.json
+    python benchmarks/bench_cost.py --baseline c50674c --targets 1 2 3 5   # the full run and 5
     python benchmarks/bench_cost.py --quick --baseline HEAD           # smoke run, both sides
 
-A full run (both groups, all targets, a baseline) writes ``benchmarks/results/
+A full run (both groups, at least targets 1 to 3, a baseline) writes ``benchmarks/results/
 bench_cost.json``; any other run writes only to ``--json PATH``. ``--quick`` shrinks every
 fit (few rows, ``max_iter=2``, 3 on mixed tables, one split or seed, K=20, TVAE 2 epochs):
 its numbers and verdicts mean nothing. Needs statsmodels and palmerpenguins (target 1),
@@ -82,6 +92,8 @@ sdv and sdmetrics (target 3).
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import json
 import math
 import os
@@ -96,6 +108,7 @@ import numpy as np
 import torch
 from _harness import (
     HERE,
+    MB,
     REPO,
     add_output_options,
     apply_quick,
@@ -132,7 +145,11 @@ LIMITS = {
     "1": {"max_geomean_ratio": 0.25, "max_ratio": 0.5, "max_ll_drop": 0.05},
     "2": {"max_peer_ratio": 10.0, "max_rmse_excess": 0.01},
     "3": {"max_peer_ratio": 1.0, "max_quality_drop": 0.01},
+    "5": {"max_memory_ratio": 1.5},
 }
+TARGETS = [1, 2, 3, 5]
+DEFAULT_TARGETS = [1, 2, 3]
+MEMORY_SEEDS = [0]
 PEERS = {"2": "IterativeImputer", "3": "TVAE"}
 
 # A fresh interpreter imports skvae first, from the tree PYTHONPATH puts first; the
@@ -232,7 +249,7 @@ def imputation_units(group: str, quick: bool, seeds: list[int], tmp: str) -> lis
 
 def prepare(groups, targets, quick: bool, seeds: list[int], tmp: str) -> dict:
     """Every unit of work of the run, per target; the arrays in files under ``tmp``."""
-    jobs = {"1": [], "2": [], "3": []}
+    jobs = {"1": [], "2": [], "3": [], "5": []}
     for group in groups:
         if 1 in targets:
             jobs["1"] += table_units(group, quick, tmp) + process_units(group, quick, tmp)
@@ -244,6 +261,8 @@ def prepare(groups, targets, quick: bool, seeds: list[int], tmp: str) -> dict:
                 for seed in seeds
                 for table in TABLES[group]
             ]
+        if 5 in targets:
+            jobs["5"] += imputation_units(group, quick, MEMORY_SEEDS, tmp)
     return jobs
 
 
@@ -256,6 +275,54 @@ def warm_up() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         VAEEstimator(max_iter=2, random_state=0).fit(X).score(X)
+
+
+def warm_up_imputer() -> None:
+    """An unmeasured tiny imputer fit, so that its one-off allocations are not measured."""
+    X, _ = remove_mcar(np.random.default_rng(0).standard_normal((64, 4)), 0.2, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _imputers(0, True)["VAEImputer"].fit_transform(X)
+
+
+def _proc_status(field: str) -> int:
+    """``field`` (VmRSS, VmHWM) of /proc/self/status, in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> None:
+    """Set this process's peak RSS (VmHWM) to its RSS now (Linux)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError as exc:
+        raise RuntimeError(
+            "target 5 resets the peak RSS by writing 5 to /proc/self/clear_refs, which this "
+            f"system does not allow ({exc}); run without target 5"
+        ) from exc
+
+
+def _trim_heap() -> None:
+    """Hand the C heap's free pages back to the system (glibc; elsewhere nothing)."""
+    # Else memory an earlier fit freed, still resident, would hide this fit's growth.
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def peak_extra(fn) -> tuple[int, object]:
+    """``fn()``'s peak RSS above the process's RSS before it, in bytes, and its value."""
+    gc.collect()
+    _trim_heap()
+    reset_peak_rss()
+    before = _proc_status("VmRSS")
+    value = fn()
+    return _proc_status("VmHWM") - before, value
 
 
 def fit_vae(unit: dict, quick: bool, k: int, label: str, offset: int = 0) -> dict:
@@ -285,25 +352,33 @@ def fit_vae(unit: dict, quick: bool, k: int, label: str, offset: int = 0) -> dic
     return record
 
 
-def impute(imputer, unit: dict) -> dict:
-    """Target 2: one ``fit_transform``, its CPU seconds, and the RMSE on the removed entries."""
+def impute(imputer, unit: dict, memory: bool = False) -> dict:
+    """Targets 2 and 5: one ``fit_transform``, its CPU seconds, the RMSE on the removed entries.
+
+    With ``memory``, also the fit's peak extra memory in MB (:func:`peak_extra`).
+    """
     data = np.load(unit["path"])
     X_missing, X_true, missing = data["X_missing"], data["X_true"], data["missing"]
-    seconds, cpu, (_, warned, filled) = timed(
-        lambda: fit_noting_convergence(imputer, X_missing, "fit_transform")
-    )
+
+    def fit():
+        return timed(lambda: fit_noting_convergence(imputer, X_missing, "fit_transform"))
+
+    peak, (seconds, cpu, (_, warned, filled)) = peak_extra(fit) if memory else (None, fit())
     rmse = float(np.sqrt(np.mean((filled[missing] - X_true[missing]) ** 2)))
     record = {key: unit[key] for key in ("group", "dataset", "seed")}
     record.update(cpu_seconds=cpu, seconds=seconds, rmse=rmse, convergence_warning=warned)
+    if memory:
+        record["peak_mb"] = peak / MB
     return record
 
 
-def impute_vae(unit: dict, quick: bool, label: str) -> dict:
+def impute_vae(unit: dict, quick: bool, label: str, memory: bool = False) -> dict:
     imputer = _imputers(unit["seed"], quick)["VAEImputer"]
-    record = {**impute(imputer, unit), "n_iter": int(imputer.n_iter_)}
+    record = {**impute(imputer, unit, memory), "n_iter": int(imputer.n_iter_)}
+    peak = f", peak +{record['peak_mb']:.1f} MB" if memory else ""
     print(
         f"  {label} {unit['dataset']} seed {unit['seed']}: VAEImputer {record['cpu_seconds']:.2f}"
-        f" CPU s, {record['n_iter']} epochs, RMSE {record['rmse']:.4f}",
+        f" CPU s, {record['n_iter']} epochs, RMSE {record['rmse']:.4f}{peak}",
         flush=True,
     )
     return record
@@ -332,7 +407,7 @@ def synth_vae(unit: dict, quick: bool) -> dict:
 
 
 def work(task: dict) -> dict:
-    """A worker's run: the warm-up, then every fit of the task, each timed alone."""
+    """A worker's run: the warm-up, then every fit of the task, each measured alone."""
     import skvae
 
     limit_threads()
@@ -340,6 +415,10 @@ def work(task: dict) -> dict:
     warm_up()
     label = f"[{task['side']}, round {task['round']}]"
     offsets = task["noise_offsets"] if task["side"] == "baseline" else []
+    # Target 5 first: no fit of targets 1 to 3 has then left memory in the process.
+    if task["5"]:
+        warm_up_imputer()
+    memory = [impute_vae(unit, task["quick"], f"{label} memory", True) for unit in task["5"]]
     records = {
         "1": [fit_vae(unit, task["quick"], task["k"], label) for unit in task["1"]],
         "1_noise": [
@@ -349,6 +428,7 @@ def work(task: dict) -> dict:
         ],
         "2": [impute_vae(unit, task["quick"], label) for unit in task["2"]],
         "3": [synth_vae(unit, task["quick"]) for unit in task["3"]],
+        "5": memory,
     }
     foreign = [
         name
@@ -494,10 +574,10 @@ def compare(target: str, runs: list, peers: dict, keys) -> list[dict]:
 
 
 def _ratio(row: dict, key: str, over: str) -> float | None:
-    """current / ``over`` of ``key``, or None where either side lacks it."""
+    """current / ``over`` of ``key``, or None where either side lacks it (or ``over``'s is 0)."""
     a = row["sides"].get("current", {}).get(key)
     b = row["sides"].get(over, {}).get(key)
-    return None if a is None or b is None else a / b
+    return None if a is None or not b else a / b
 
 
 def _difference(row: dict, key: str) -> float | None:
@@ -566,6 +646,16 @@ def summarise(runs: list, peers: dict, jobs: dict) -> dict:
                 quality_difference=_difference(row, "quality"),
             )
         summary["3"] = rows
+    if jobs["5"]:
+        rows = compare("5", runs, peers, ("peak_mb", "cpu_seconds", "seconds", "n_iter", "rmse"))
+        for row in rows:
+            unit = _first_unit(jobs["5"], row)
+            row.update(
+                shape=unit["shape"],
+                kind=unit["kind"],
+                memory_ratio=_ratio(row, "peak_mb", "baseline"),
+            )
+        summary["5"] = rows
     return summary
 
 
@@ -656,7 +746,20 @@ def checks_3(rows: list[dict]) -> list[dict]:
     ]
 
 
-CHECKS = {"1": checks_1, "2": checks_2, "3": checks_3}
+def checks_5(rows: list[dict]) -> list[dict]:
+    lim = LIMITS["5"]
+    return [
+        _check(
+            f"peak extra memory of a fit after / before <= {lim['max_memory_ratio']:g} on "
+            "every data set",
+            {r["dataset"]: r["memory_ratio"] for r in rows},
+            lim["max_memory_ratio"],
+            "max",
+        ),
+    ]
+
+
+CHECKS = {"1": checks_1, "2": checks_2, "3": checks_3, "5": checks_5}
 
 
 def verdicts(summary: dict, groups) -> list[dict]:
@@ -703,7 +806,14 @@ def print_verdicts(results: list[dict]) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group", choices=[*GROUPS, "both"], default="both")
-    parser.add_argument("--targets", type=int, nargs="+", choices=[1, 2, 3], default=[1, 2, 3])
+    parser.add_argument(
+        "--targets",
+        type=int,
+        nargs="+",
+        choices=TARGETS,
+        default=DEFAULT_TARGETS,
+        help="the issue's targets to measure (default 1 2 3; 5 is the fits' peak memory)",
+    )
     parser.add_argument("--baseline", metavar="REV", default=None, help="the skvae of 'before'")
     parser.add_argument("--rounds", type=int, default=1, help="alternating workers per side")
     parser.add_argument(
@@ -721,6 +831,11 @@ def main(argv=None) -> int:
     apply_quick(parser, args, seeds=[0], noise_offsets=[100])
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
+    if 5 in args.targets:
+        try:
+            reset_peak_rss()  # here, before any fit, as the workers will
+        except RuntimeError as exc:
+            parser.error(str(exc))
     limit_threads()
     run = begin(NAME, __file__, args, argv)
     # SDV's advice to save the metadata it detected, at every fit: what users see, not news.
@@ -747,7 +862,7 @@ def main(argv=None) -> int:
         "targets": [str(t) for t in targets],
         "settings": {"rounds": args.rounds, "seeds": args.seeds, "k": k, "threads": THREADS,
                      "quick": args.quick, "limits": LIMITS,
-                     "noise_offsets": args.noise_offsets},
+                     "noise_offsets": args.noise_offsets, "memory_seeds": MEMORY_SEEDS},
         "baseline": args.baseline,
         "baseline_commit": baseline_sha,
         "torch_threads": torch.get_num_threads(),
@@ -760,7 +875,8 @@ def main(argv=None) -> int:
         "workers": runs,
         "peers": {"seconds": peer_seconds, "records": peers},
     }  # fmt: skip
-    partial = args.baseline is None or len(groups) < 2 or targets != [1, 2, 3]
+    # A full run has at least the default targets; target 5 may come with them.
+    partial = args.baseline is None or len(groups) < 2 or not set(DEFAULT_TARGETS) <= set(targets)
     finish(run, payload, args, partial=partial)
     return 0
 
