@@ -22,21 +22,21 @@ demo: $(STAMP)
 examples: $(STAMP)
 	for script in examples/plot_*.py; do $(PY) $$script || exit 1; done
 
-# The whole suite, slow tests included: CI runs this (.ci/run).
+# The whole suite, slow tests included, one pytest worker per core: CI runs this (.ci/run).
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist worksteal
 
 # The suite without the tests marked slow (examples, guide code blocks, dask, docs build).
 test-quick: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n auto --dist worksteal -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# The site in docs/_build/html, warnings as errors, with every gallery example run.
+# The site in docs/_build/html, warnings as errors, with every gallery example run (one per core).
 docs: $(STAMP)
-	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(PY) -m sphinx -j auto -W --keep-going -b html docs docs/_build/html
 
 # Every benchmark in full mode (about half an hour on 2 idle cores), each writing
 # benchmarks/results/<name>.json; then benchmarks/README.md is rendered from those files.

@@ -48,9 +48,10 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
 
-# The examples run one after the other in this process, with torch, and numpy's and scipy's
-# BLAS, on one thread each: on a busy 2-core machine a second thread waits for its partner's
-# time slice at every barrier. It changes how long the gallery takes, not what it shows.
+# torch, and numpy's and scipy's BLAS, on one thread each: on a busy 2-core machine a second
+# thread waits for its partner's time slice at every barrier. It changes how long the gallery
+# takes, not what it shows. (joblib's workers, which run the examples under `sphinx -j`,
+# start with one thread per core they share.)
 torch.set_num_threads(1)
 threadpool_limits(limits=1, user_api="blas")
 
@@ -66,6 +67,8 @@ sphinx_gallery_conf = {
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,
+    # One example per worker process, as many workers as `sphinx -j` (make docs: one a core).
+    "parallel": True,
 }
 
 
