@@ -181,7 +181,9 @@ class Counts(Domain):
         if X.size and (X.min() < 0 or not np.all(X == np.round(X))):
             raise ValueError(
                 f"likelihood='{name}' needs non-negative integer counts; got "
-                f"{'negative values' if X.min() < 0 else 'non-integer values'} ({describe(X)})."
+                f"{'negative values' if X.min() < 0 else 'non-integer values'} ({describe(X)}). "
+                "Pass the counts as they are (not centred, scaled or log-transformed), or use "
+                "likelihood='gaussian' for real values."
             )
 
 

@@ -232,7 +232,9 @@ def test_gaussian_scaling_handles_constant_and_huge_columns():
         (Bernoulli, [[0.0, 1.5]], r"bernoulli.*\[0, 1\]"),
         (ContinuousBernoulli, [[-0.1, 0.5]], r"continuous_bernoulli.*\[0, 1\]"),
         (Poisson, [[1.0, -2.0]], "poisson.*non-negative integer counts.*negative"),
+        (Poisson, [[1.0, -2.0]], "counts as they are.*likelihood='gaussian'"),
         (NegativeBinomial, [[1.5, 2.0]], "negative_binomial.*non-integer"),
+        (NegativeBinomial, [[1.5, 2.0]], "counts as they are.*likelihood='gaussian'"),
         (HurdleLogNormal, [[0.0, -1.0]], "hurdle_lognormal.*non-negative"),
     ],
 )
