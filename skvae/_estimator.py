@@ -242,6 +242,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         The likelihood of the model: ``likelihood``, with "auto" resolved to a dict of
         families and the columns they model (names for a DataFrame, else indices).
 
+    categories_ : dict of ndarray
+        The categories of each categorical column, in the order of their codes and in the
+        user's labels, keyed by the column's name for a DataFrame, else by its index among
+        the modelled columns (empty when no column is categorical).
+
     covariate_categories_ : list of ndarray
         The levels of each categorical covariate seen in fit, in the order of their
         columns in ``covariates`` (an empty list without categorical covariates).

@@ -294,6 +294,11 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     likelihood_ : str, dict or Likelihood subclass
         The likelihood of the model: ``likelihood``, with "auto" resolved to a dict.
 
+    categories_ : dict of ndarray
+        The categories of each categorical column, in the order of their codes and in the
+        user's labels, keyed by the column's name for a DataFrame, else by its index among
+        the modelled columns (empty when no column is categorical).
+
     module_ : VAEModule
         The trained encoder, decoder and likelihood.
 

@@ -4,9 +4,13 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 
 import skvae
 import skvae.datasets
@@ -53,3 +57,29 @@ def test_docs_build_without_warnings_with_the_gallery_unexecuted(sources, tmp_pa
     # The API reference has a page per public name, generated from its docstring.
     estimator = (html / "generated" / "skvae.VAEEstimator.html").read_text()
     assert "skvae.VAEEstimator.fit" in estimator and "n_components" in estimator
+
+
+def _fitted_attributes(estimator, X):
+    estimator.fit(X)
+    return {name for name in vars(estimator) if name.endswith("_") and not name.startswith("_")}
+
+
+def test_every_fitted_attribute_is_documented():
+    from numpydoc.docscrape import NumpyDocString
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=40), "label": rng.choice(["a", "b"], 40)})
+    numbers = rng.normal(size=(40, 3))
+    numbers[::7, 1] = np.nan
+    cases = [
+        (skvae.VAEEstimator(likelihood="auto", max_iter=2), frame),
+        (skvae.VAEOutlierDetector(likelihood="auto", max_iter=2), frame),
+        (skvae.VAEImputer(skvae.VAEEstimator(max_iter=2), n_estimators=1), numbers),
+    ]
+    for estimator, X in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = _fitted_attributes(estimator, X)
+        sections = NumpyDocString(type(estimator).__doc__)["Attributes"]
+        documented = {name for p in sections for name in p.name.split(", ")}
+        assert fitted <= documented, (type(estimator).__name__, sorted(fitted - documented))
