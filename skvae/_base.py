@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 import warnings
 from collections import ChainMap
 from numbers import Integral, Real
@@ -185,6 +186,62 @@ def likelihood_parts(likelihood, n_features: int, names=None):
             "needs exactly one."
         )
     return parts
+
+
+def _users_stacklevel() -> int:
+    """The ``stacklevel`` that points its caller's warning at the first frame outside skvae
+    and scikit-learn: the user's line, however deep in a fit the warning is raised."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
+        "skvae",
+        "sklearn",
+    ):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
+def _is_position(column) -> bool:
+    return isinstance(column, Integral) and not isinstance(column, bool)
+
+
+def model_positions(likelihood, model_columns: np.ndarray, n_features_in: int):
+    """A likelihood dict's positions of X (as passed) as positions among the modelled columns.
+
+    ``model_columns``: the positions in X of the columns the model sees (all but the
+    covariates). Names and non-dict likelihoods are returned as they are.
+    """
+    model = [int(c) for c in model_columns]
+    if not isinstance(likelihood, dict) or len(model) == n_features_in:
+        return likelihood
+    selections = {
+        family: [columns] if isinstance(columns, str | Integral) else list(columns)
+        for family, columns in likelihood.items()
+    }
+    given = [c for columns in selections.values() for c in columns]
+    if all(map(_is_position, given)) and sorted(given) == list(range(len(model))) != model:
+        in_x = {family: [model[c] for c in columns] for family, columns in selections.items()}
+        warnings.warn(
+            "With covariates, positions in a likelihood dict count the columns of X as "
+            "passed, as ColumnTransformer's do; positions among the modelled columns alone "
+            f"are deprecated in 0.2 and stop working in 0.3. Write {in_x} instead.",
+            FutureWarning,
+            stacklevel=_users_stacklevel(),
+        )
+        return likelihood
+    where = {x: m for m, x in enumerate(model)}
+
+    def moved(column):
+        if not _is_position(column):
+            return column
+        x = column_index(column, None, n_features_in, "likelihood column")
+        if x not in where:
+            raise ValueError(
+                f"Column {column} of the likelihood dict is a covariate (covariates=...): a "
+                "column is either modelled by a family or a covariate, not both."
+            )
+        return where[x]
+
+    return {family: [moved(c) for c in columns] for family, columns in selections.items()}
 
 
 def auto_likelihood(X: np.ndarray, names=None, kinds=None) -> dict:
@@ -417,7 +474,7 @@ class BaseVAE(BaseEstimator):
             values = part.get("values") or [list(range(k)) for k in part["n_categories"]]
             for c, known in zip(part.get("columns", range(len(values))), values, strict=True):
                 labels = known if table is None else table.categories(columns[c], known)
-                found[c if names is None else str(names[c])] = np.asarray(
+                found[int(columns[c]) if names is None else str(names[c])] = np.asarray(
                     labels, dtype=object if any(isinstance(v, str) for v in labels) else None
                 )
         return found
@@ -435,8 +492,8 @@ class BaseVAE(BaseEstimator):
         self.likelihood_ = self.likelihood
         names, kinds = self._model_feature_names(), self._model_kinds()
         if isinstance(self.likelihood, str) and self.likelihood == "auto":
-            self.likelihood_ = auto_likelihood(X, names, kinds)
-        likelihood = likelihood_parts(self.likelihood_, X.shape[1], names)
+            self.likelihood_ = self._positions_of_x(auto_likelihood(X, names, kinds))
+        likelihood = self._likelihood_parts(self.likelihood_, X.shape[1])
         if kinds is not None:
             check_label_families(likelihood, kinds, names)
         prepare = prepare_sparse_likelihood if sp.issparse(X) else prepare_likelihood
@@ -450,6 +507,20 @@ class BaseVAE(BaseEstimator):
             module = VAEModule.from_spec(spec)
         module.to(device)
         return module, self._optimizer(module), History()
+
+    def _likelihood_parts(self, likelihood, n_model: int):
+        """``likelihood`` as a family, or as parts over the ``n_model`` modelled columns."""
+        columns = self._model_columns(self.n_features_in_)
+        likelihood = model_positions(likelihood, columns, self.n_features_in_)
+        return likelihood_parts(likelihood, n_model, self._model_feature_names())
+
+    def _positions_of_x(self, likelihood: dict) -> dict:
+        """A dict over the modelled columns by position, as positions of X (as passed)."""
+        columns = self._model_columns(self.n_features_in_)
+        return {
+            family: [int(columns[c]) if _is_position(c) else c for c in selection]
+            for family, selection in likelihood.items()
+        }
 
     def _architecture(self, X, covariates) -> dict:
         """The module's shape as the parameters and the data set it (``VAEModule.spec``)."""
@@ -471,7 +542,7 @@ class BaseVAE(BaseEstimator):
         old = self.module_.spec
         # "auto" keeps the families it chose on the first data: a block may look otherwise.
         param = self.likelihood_ if self.likelihood == "auto" else self.likelihood
-        likelihood = likelihood_parts(param, X.shape[1], self._model_feature_names())
+        likelihood = self._likelihood_parts(param, X.shape[1])
         new = self._architecture(X, covariates)
         changed = sorted(k for k in new if new[k] != old[k])
         old_choice = _choice(old["likelihood"])
@@ -544,7 +615,7 @@ class BaseVAE(BaseEstimator):
             "The parameter 'precision' was renamed 'compute_dtype' in 0.2 and will be removed "
             "in 0.3; set compute_dtype instead.",
             FutureWarning,
-            stacklevel=5,
+            stacklevel=_users_stacklevel(),
         )
         return self.precision
 

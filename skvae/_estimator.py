@@ -86,8 +86,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         covariates explain; ``inverse_transform`` and ``sample`` decode at covariate
         values given as their ``covariates`` argument, e.g. every row as if from batch 0
         (batch-corrected values). The likelihood models the other columns: a likelihood
-        dict selects among them, by name or by position among them. ``score_samples`` is
-        log p(x | covariates) of the modelled columns.
+        dict selects them by name or by position in X as passed, as ColumnTransformer
+        does (positions among the modelled columns alone are deprecated).
+        ``score_samples`` is log p(x | covariates) of the modelled columns.
 
     library_size : {"latent", "observed"}, int, str or None, default=None
         For the count families "poisson", "negative_binomial" and
@@ -244,8 +245,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
 
     categories_ : dict of ndarray
         The categories of each categorical column, in the order of their codes and in the
-        user's labels, keyed by the column's name for a DataFrame, else by its index among
-        the modelled columns (empty when no column is categorical).
+        user's labels, keyed by the column's name for a DataFrame, else by its position
+        in X (empty when no column is categorical).
 
     covariate_categories_ : list of ndarray
         The levels of each categorical covariate seen in fit, in the order of their

@@ -296,8 +296,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
 
     categories_ : dict of ndarray
         The categories of each categorical column, in the order of their codes and in the
-        user's labels, keyed by the column's name for a DataFrame, else by its index among
-        the modelled columns (empty when no column is categorical).
+        user's labels, keyed by the column's name for a DataFrame, else by its position
+        in X (empty when no column is categorical).
 
     module_ : VAEModule
         The trained encoder, decoder and likelihood.

@@ -245,3 +245,53 @@ def test_a_dispersion_per_level_needs_a_negative_binomial_and_categorical_covari
         VAEEstimator(likelihood="poisson", covariates=[-1], dispersion="feature-covariate").fit(X)
     with pytest.raises(ValueError, match="categorical covariates"):
         VAEEstimator(likelihood="negative_binomial", dispersion="feature-covariate").fit(X)
+
+
+def _counts_and_batch(n=200, seed=0):
+    """Column 0 a batch label, columns 1-3 counts, column 4 a measurement."""
+    rng = np.random.default_rng(seed)
+    batch = rng.integers(0, 2, n).astype(float)
+    counts = rng.poisson(3.0 + 2.0 * batch[:, None], size=(n, 3)).astype(float)
+    return np.column_stack([batch, counts, rng.normal(size=n) + batch])
+
+
+def test_likelihood_positions_count_the_columns_of_x_as_passed():
+    # The same model with the covariate last, where both ways of counting agree.
+    X = _counts_and_batch()
+    params = dict(max_iter=3, random_state=0)
+    vae = _fit(
+        VAEEstimator(likelihood={"poisson": [1, 2, 3], "gaussian": [4]}, covariates=[0], **params),
+        X,
+    )
+    last = _fit(
+        VAEEstimator(likelihood={"poisson": [0, 1, 2], "gaussian": [3]}, covariates=[4], **params),
+        X[:, [1, 2, 3, 4, 0]],
+    )
+    np.testing.assert_allclose(vae.transform(X), last.transform(X[:, [1, 2, 3, 4, 0]]))
+    assert vae.likelihood_ == {"poisson": [1, 2, 3], "gaussian": [4]}
+
+
+def test_positions_among_the_modelled_columns_warn_and_keep_their_meaning():
+    X = _counts_and_batch()
+    params = dict(covariates=[0], max_iter=3, random_state=0)
+    new = _fit(VAEEstimator(likelihood={"poisson": [1, 2, 3], "gaussian": [4]}, **params), X)
+    with pytest.warns(FutureWarning, match=r"\{'poisson': \[1, 2, 3\], 'gaussian': \[4\]\}"):
+        old = _fit(VAEEstimator(likelihood={"poisson": [0, 1, 2], "gaussian": [3]}, **params), X)
+    np.testing.assert_allclose(old.transform(X), new.transform(X))
+
+
+def test_a_likelihood_position_on_a_covariate_is_an_error_in_the_users_terms():
+    vae = VAEEstimator(likelihood={"poisson": [0, 1, 2], "gaussian": [4]}, covariates=[0])
+    with pytest.raises(ValueError, match="Column 0 .*is a covariate"):
+        vae.fit(_counts_and_batch())
+
+
+def test_auto_reports_positions_of_x_that_can_be_passed_back():
+    X = _counts_and_batch()
+    X[:, 2] %= 3  # levels 0, 1, 2: a categorical column
+    params = dict(covariates=[0], max_iter=3, random_state=0)
+    auto = _fit(VAEEstimator(likelihood="auto", **params), X)
+    assert sorted(c for columns in auto.likelihood_.values() for c in columns) == [1, 2, 3, 4]
+    assert auto.likelihood_["categorical"] == [2] and list(auto.categories_) == [2]
+    again = _fit(VAEEstimator(likelihood=auto.likelihood_, **params), X)
+    np.testing.assert_allclose(again.transform(X), auto.transform(X))
