@@ -244,6 +244,12 @@ def model_positions(likelihood, model_columns: np.ndarray, n_features_in: int):
     return {family: [moved(c) for c in columns] for family, columns in selections.items()}
 
 
+def _takes_option(likelihood, option: str) -> bool:
+    """Whether a family of ``likelihood`` (a family, or parts) reads the estimator's ``option``."""
+    parts = likelihood if isinstance(likelihood, list) else [{"name": likelihood}]
+    return any(option in likelihood_class(part["name"]).options for part in parts)
+
+
 def auto_likelihood(X: np.ndarray, names=None, kinds=None) -> dict:
     """``likelihood="auto"`` on X: each column's family, as a dict.
 
@@ -494,6 +500,13 @@ class BaseVAE(BaseEstimator):
         if isinstance(self.likelihood, str) and self.likelihood == "auto":
             self.likelihood_ = self._positions_of_x(auto_likelihood(X, names, kinds))
         likelihood = self._likelihood_parts(self.likelihood_, X.shape[1])
+        if self.covariance_type != "diag" and not _takes_option(likelihood, "covariance_type"):
+            warnings.warn(
+                f"covariance_type={self.covariance_type!r} applies to the gaussian family "
+                f"only, which likelihood={self.likelihood_!r} does not use: it is ignored.",
+                UserWarning,
+                stacklevel=_users_stacklevel(),
+            )
         if kinds is not None:
             check_label_families(likelihood, kinds, names)
         prepare = prepare_sparse_likelihood if sp.issparse(X) else prepare_likelihood

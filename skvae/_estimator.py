@@ -118,9 +118,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         batches whose counts are noisier than others'.
 
     covariance_type : {"diag", "spherical"}, default="diag"
-        Gaussian columns only (other families ignore it): one noise variance per feature
-        ("diag", as factor analysis) or one shared by all features ("spherical", as
-        probabilistic PCA).
+        Gaussian columns only (without one, a warning says it is ignored): one noise
+        variance per feature ("diag", as factor analysis) or one shared by all features
+        ("spherical", as probabilistic PCA).
 
     posterior : str or Posterior subclass, default="diagonal_gaussian"
         The family of q(z | x): "diagonal_gaussian", N(mu(x), diag sigma(x)^2), or any

@@ -249,3 +249,22 @@ def test_awkward_binary_data_with_bernoulli():
     vae = _fit(X, likelihood="bernoulli")
     _assert_all_finite(vae, X)
     assert set(np.unique(vae.sample(100, random_state=0))) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize(
+    "likelihood, warns",
+    [
+        ("poisson", True),
+        ({"poisson": [0], "bernoulli": [1]}, True),
+        ({"gaussian": [0], "bernoulli": [1]}, False),
+    ],
+)
+def test_a_covariance_type_no_family_takes_is_a_warning(likelihood, warns):
+    X = np.column_stack([np.arange(30) % 4, np.arange(30) % 2]).astype(float)
+    vae = VAEEstimator(likelihood=likelihood, covariance_type="spherical", max_iter=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vae.fit(X)
+    said = [str(w.message) for w in caught if "covariance_type='spherical'" in str(w.message)]
+    assert len(said) == warns
+    assert all("ignored" in message for message in said)
