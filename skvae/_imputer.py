@@ -7,7 +7,7 @@ from numbers import Integral
 import numpy as np
 from sklearn.base import _fit_context, clone
 from sklearn.impute._base import _BaseImputer
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, deprecated
 from sklearn.utils._missing import is_scalar_nan
 from sklearn.utils._param_validation import HasMethods, Interval, MissingValues
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
@@ -97,6 +97,9 @@ class VAEImputer(_BaseImputer):
 
     vae_ : VAEEstimator
         The first of ``estimators_``.
+
+        .. deprecated:: 0.2
+           ``vae_`` is removed in 0.3; use ``estimators_[0]``.
 
     selection_scores_ : dict or None
         With ``estimator=None``: for each candidate's ``hidden_layer_sizes``, the mean
@@ -280,11 +283,17 @@ class VAEImputer(_BaseImputer):
             self.estimators_ = self._fit_models(self._vae(X.shape[1]), X, seeds)
             self.selection_scores_ = None
         del self._n_fits, self._n_fitted
-        self.vae_ = self.estimators_[0]
         self.n_iter_ = max(vae.n_iter_ for vae in self.estimators_)
         # On X with NaN for the placeholder: the same mask as on the user's X.
         self._fit_indicator(np.isnan(X))
         return self
+
+    # TODO(0.3): remove.
+    @deprecated("vae_ is deprecated in 0.2 and will be removed in 0.3; use estimators_[0].")
+    @property
+    def vae_(self) -> VAEEstimator:
+        check_is_fitted(self, "estimators_")
+        return self.estimators_[0]
 
     def transform(self, X):
         """Fill the missing entries of X with their conditional mean under the model.

@@ -203,13 +203,13 @@ def test_several_vaes_fill_with_the_mean_of_their_fills():
     X, _ = make_linear_gaussian(300, n_features=4, random_state=0)
     X_missing = _remove(X, 0.2, seed=1)
     imputer = _fit(X_missing, n_estimators=3)
-    assert len(imputer.estimators_) == 3 and imputer.vae_ is imputer.estimators_[0]
+    assert len(imputer.estimators_) == 3
     assert imputer.n_iter_ == max(vae.n_iter_ for vae in imputer.estimators_)
     # Each VAE on its own, through the one-VAE imputer's transform: same model, same noise.
     singles = []
     for vae in imputer.estimators_:
         single = _fit(X_missing)
-        single.estimators_, single.vae_ = [vae], vae
+        single.estimators_ = [vae]
         single._crn_seed = imputer._crn_seed
         singles.append(single.transform(X_missing))
     assert not np.allclose(singles[0], singles[1])  # different seeds, different models
@@ -292,12 +292,12 @@ def test_the_default_chooses_between_two_vaes_on_hidden_entries():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         X_filled = imputer.fit_transform(X_missing)
-    assert imputer.estimator is None and imputer.vae_.kl_warmup_iter == 10
-    assert imputer.vae_.random_state != 0  # each VAE gets a seed drawn from the imputer's
+    assert imputer.estimator is None and imputer.estimators_[0].kl_warmup_iter == 10
+    assert imputer.estimators_[0].random_state != 0  # a seed drawn from the imputer's
     scores = imputer.selection_scores_
     assert set(scores) == {(128, 128), (64,)}
     best = min(scores, key=scores.get)
-    assert tuple(imputer.vae_.hidden_layer_sizes) == best
+    assert tuple(imputer.estimators_[0].hidden_layer_sizes) == best
     # Standardised squared errors: a useful fill is well below the variance (1).
     assert 0 < scores[best] < 0.5
     np.testing.assert_array_equal(X_filled[~np.isnan(X_missing)], X[~np.isnan(X_missing)])
@@ -326,4 +326,11 @@ def test_the_default_keeps_its_first_candidate_when_nothing_can_be_hidden():
         warnings.simplefilter("ignore", ConvergenceWarning)
         imputer.fit(X)
     assert imputer.selection_scores_ == {}
-    assert tuple(imputer.vae_.hidden_layer_sizes) == (128, 128)
+    assert tuple(imputer.estimators_[0].hidden_layer_sizes) == (128, 128)
+
+
+def test_vae_is_deprecated_for_the_first_of_estimators():
+    X, _ = make_linear_gaussian(100, n_features=3, random_state=0)
+    imputer = _fit(_remove(X, 0.2, seed=1), n_estimators=2, max_iter=2)
+    with pytest.warns(FutureWarning, match=r"estimators_\[0\]"):
+        assert imputer.vae_ is imputer.estimators_[0]
