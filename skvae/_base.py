@@ -500,6 +500,14 @@ class BaseVAE(BaseEstimator):
         if isinstance(self.likelihood, str) and self.likelihood == "auto":
             self.likelihood_ = self._positions_of_x(auto_likelihood(X, names, kinds))
         likelihood = self._likelihood_parts(self.likelihood_, X.shape[1])
+        if self.n_components > X.shape[1]:
+            warnings.warn(
+                f"n_components={self.n_components} is more than the {X.shape[1]} modelled "
+                "columns of X: the extra latent dimensions usually stay unused "
+                "(n_active_components_ says how many the fit uses).",
+                UserWarning,
+                stacklevel=_users_stacklevel(),
+            )
         if self.covariance_type != "diag" and not _takes_option(likelihood, "covariance_type"):
             warnings.warn(
                 f"covariance_type={self.covariance_type!r} applies to the gaussian family "

@@ -268,3 +268,15 @@ def test_a_covariance_type_no_family_takes_is_a_warning(likelihood, warns):
     said = [str(w.message) for w in caught if "covariance_type='spherical'" in str(w.message)]
     assert len(said) == warns
     assert all("ignored" in message for message in said)
+
+
+@pytest.mark.parametrize("n_components, warns", [(5, True), (4, False)])
+def test_more_components_than_modelled_columns_is_a_warning(n_components, warns):
+    X = np.random.default_rng(0).normal(size=(40, 5))
+    vae = VAEEstimator(n_components, covariates=[4], max_iter=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        vae.fit(X)
+    said = [str(w.message) for w in caught if "n_components=" in str(w.message)]
+    assert len(said) == warns
+    assert all("4 modelled columns" in message for message in said)
