@@ -25,10 +25,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._library import library_slope, log_library, scale_by_library, scale_by_library_grad
+from ._library_size import library_slope, log_library, scale_by_library, scale_by_library_grad
 from ._module import VAEModule
 from ._posteriors import Posterior
-from ._sparse import InputLinear, SparseRows
+from ._sparse_layer import InputLinear, SparseRows
 
 __all__ = ["AnalyticStep", "Pass", "layer", "layers"]
 

@@ -27,12 +27,12 @@ from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._covariates import column_index, decoding_values
-from ._domains import infer_family
+from ._family_data import infer_family
 from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule, with_float32_networks
 from ._optim import make_optimizer
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
-from ._sparse_input import (
+from ._sparse_data import (
     SparseData,
     check_sparse_input,
     dense_rows,

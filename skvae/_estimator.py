@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import BaseVAE
 from ._covariates import CovariateEncoder, column_index, covariate_columns
-from ._library import LIBRARY_FAMILIES, library_prior, row_totals
+from ._library_size import LIBRARY_FAMILIES, library_prior, row_totals
 from ._likelihoods import NegativeBinomial, likelihood_class
 
 __all__ = ["VAEEstimator"]

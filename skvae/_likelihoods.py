@@ -2,7 +2,7 @@
 
 A family's torch side is here: the decoder outputs it needs, what the encoder sees of its
 columns, its log-probability, mean and sampler. Its data side (the domain check, what it
-learns from X before training, the scaling of X) is its ``domain`` (see ``_domains``).
+learns from X before training, the scaling of X) is its ``domain`` (see ``_family_data``).
 Adding a family is one subclass of ``Likelihood`` and ``register_likelihood``. ``Mixed``
 puts several families side by side, each on its own columns.
 """
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._domains import Codes, Counts, Domain, NonNegative, Real, Totals, UnitInterval
+from ._family_data import Codes, Counts, Domain, NonNegative, Real, Totals, UnitInterval
 from ._posteriors import derivative_applies
 
 __all__ = [

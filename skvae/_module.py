@@ -4,7 +4,7 @@ Nothing here knows about scikit-learn. A batch is a dict of tensors: ``"x"`` the
 already rescaled by the likelihood's scaling, with NaN for missing entries; optionally
 ``"mask"`` (1 observed, 0 missing, or None when the caller knows nothing is missing; with
 it, x holds 0 in place of NaN and no search for NaN is made),
-``"sparse"`` (the non-zero encoder inputs, see ``_sparse``) and one tensor per covariate,
+``"sparse"`` (the non-zero encoder inputs, see ``_sparse_layer``) and one tensor per covariate,
 which conditions the encoder and the decoder without being modelled.
 """
 
@@ -18,10 +18,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._library import log_library, scale_by_library
+from ._library_size import log_library, scale_by_library
 from ._likelihoods import Likelihood, build_likelihood
 from ._posteriors import Posterior, posterior_class, posterior_spec, standard_normal_log_prob
-from ._sparse import InputLinear, sparse_linear
+from ._sparse_layer import InputLinear, sparse_linear
 
 __all__ = ["ACTIVATIONS", "Float32Network", "LossOutput", "VAEModule", "with_float32_networks"]
 
@@ -89,7 +89,7 @@ class VAEModule(nn.Module):
         Batch keys of covariates and their widths: each is given to the encoder and the
         decoder as extra inputs.
     library : dict, default=None
-        A library size for count families (see ``_library``): ``{"kind": "latent" or
+        A library size for count families (see ``_library_size``): ``{"kind": "latent" or
         "observed", "loc": m, "scale": s}``, and ``"levels"`` for a prior per categorical
         covariate level. The decoder then gives proportions, and the mean is library x
         proportions; "latent" adds one latent variable, the standardised log library,

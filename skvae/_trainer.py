@@ -25,7 +25,7 @@ from ._analytic_step import AnalyticStep, Pass
 from ._module import VAEModule
 from ._optim import AdamW, WeightAverage
 from ._posteriors import Posterior
-from ._sparse import SparseInputs
+from ._sparse_layer import SparseInputs
 from ._threads import step_threads
 
 __all__ = ["Budget", "History", "NonFiniteLossError", "Trainer", "TrainingConfig", "auto_budget"]
@@ -193,7 +193,7 @@ class Trainer:
         if config.missing or not module.sparse_inputs_possible or config.autocast_dtype:
             return None
         likelihood = module.likelihood
-        if hasattr(self.data["x"], "encoder_inputs"):  # a sparse X (``_sparse_input``)
+        if hasattr(self.data["x"], "encoder_inputs"):  # a sparse X (``_sparse_data``)
             sparse = self.data["x"].encoder_inputs(likelihood)
         else:
             sparse = SparseInputs.build(

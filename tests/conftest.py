@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from skvae._sparse import SparseInputs
+from skvae._sparse_layer import SparseInputs
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,7 @@ from skvae._analytic_step import AnalyticStep
 from skvae._likelihoods import Gaussian, build_likelihood
 from skvae._optim import make_optimizer
 from skvae._posteriors import DiagonalGaussian
-from skvae._sparse import SparseInputs
+from skvae._sparse_layer import SparseInputs
 
 N = 9
 

@@ -83,3 +83,10 @@ def test_every_fitted_attribute_is_documented():
         sections = NumpyDocString(type(estimator).__doc__)["Attributes"]
         documented = {name for p in sections for name in p.name.split(", ")}
         assert fitted <= documented, (type(estimator).__name__, sorted(fitted - documented))
+
+
+def test_contributing_maps_every_module_of_the_package():
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    mapped = set(re.findall(r"^(skvae/\w+\.py) ", text, flags=re.MULTILINE))
+    modules = {f"skvae/{path.name}" for path in (ROOT / "skvae").glob("*.py")}
+    assert mapped == modules

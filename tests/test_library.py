@@ -11,7 +11,7 @@ from scipy.special import logsumexp, softmax
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAEEstimator
-from skvae._library import log_library
+from skvae._library_size import log_library
 
 
 def _counts(n=400, n_features=30, seed=0):

@@ -10,7 +10,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAEEstimator, VAEModule
 from skvae._likelihoods import build_likelihood
-from skvae._sparse import InputLinear, SparseInputs
+from skvae._sparse_layer import InputLinear, SparseInputs
 
 
 def test_input_linear_is_an_affine_map_with_an_input_major_weight():
@@ -216,7 +216,7 @@ def test_with_covariates_the_sparse_first_layer_gives_the_dense_loss_and_gradien
 
 @pytest.mark.parametrize("covariates", [None, [100]])
 def test_fit_with_sparse_inputs_matches_the_dense_fit(monkeypatch, sparse_builds, covariates):
-    import skvae._sparse as sparse_module
+    import skvae._sparse_layer as sparse_module
 
     rng = np.random.default_rng(0)
     X = (rng.random((400, 100)) < 0.1).astype(np.float64)
@@ -325,7 +325,7 @@ def test_partial_fit_on_sparse_blocks_matches_dense_blocks():
 
 
 def test_the_encoder_inputs_read_off_a_csr_equal_those_of_the_dense_rows():
-    from skvae._sparse_input import SparseData
+    from skvae._sparse_data import SparseData
 
     X = _counts(seed=4)
     likelihood = build_likelihood(X.shape[1], {"name": "poisson"})

@@ -18,9 +18,9 @@ import torch
 from sklearn.utils.sparsefuncs import mean_variance_axis
 from torch import Tensor
 
-from . import _sparse
+from . import _sparse_layer
 from ._likelihoods import Likelihood, likelihood_class
-from ._sparse import SparseInputs
+from ._sparse_layer import SparseInputs
 
 __all__ = ["SPARSE_FAMILIES", "SparseData", "check_sparse_input", "prepare_sparse_likelihood"]
 
@@ -178,13 +178,13 @@ class SparseData:
         (the identity, log(1 + x)); centred data is dense, and gets None.
         """
         X, n_inputs = self.matrix, likelihood.n_inputs
-        if self.centred or n_inputs < _sparse.MIN_SPARSE_INPUTS or X.shape[0] == 0:
+        if self.centred or n_inputs < _sparse_layer.MIN_SPARSE_INPUTS or X.shape[0] == 0:
             return None
         if not X.has_canonical_format or any((c == 0).any() for c in _chunks(X.data)):
             X = X.copy()  # sorted, without duplicates or stored zeros, as the layer reads
             X.sum_duplicates()
             X.eliminate_zeros()
-        if X.nnz > _sparse.MAX_SPARSE_DENSITY * X.shape[0] * n_inputs:
+        if X.nnz > _sparse_layer.MAX_SPARSE_DENSITY * X.shape[0] * n_inputs:
             return None
 
         @torch.no_grad()
