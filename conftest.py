@@ -20,7 +20,7 @@ def pytest_collection_modifyitems(config, items):
     if matplotlib is None:
         skip = pytest.mark.skip(reason='needs matplotlib: pip install "skvae[plot]"')
         for item in items:
-            if item.nodeid.startswith("skvae/plotting.py"):
+            if item.nodeid.startswith("skvae/plotting/"):
                 item.add_marker(skip)
 
 

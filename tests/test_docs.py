@@ -87,6 +87,6 @@ def test_every_fitted_attribute_is_documented():
 
 def test_contributing_maps_every_module_of_the_package():
     text = (ROOT / "CONTRIBUTING.md").read_text()
-    mapped = set(re.findall(r"^(skvae/\w+\.py) ", text, flags=re.MULTILINE))
-    modules = {f"skvae/{path.name}" for path in (ROOT / "skvae").glob("*.py")}
+    mapped = set(re.findall(r"^(skvae/[\w/]+\.py) ", text, flags=re.MULTILINE))
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "skvae").rglob("*.py")}
     assert mapped == modules

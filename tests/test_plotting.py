@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from skvae import VAEEstimator
+from skvae import VAEEstimator, VAEImputer, VAEOutlierDetector
 from skvae.plotting import (
     LatentSpaceDisplay,
     LatentTraversalDisplay,
@@ -40,6 +40,12 @@ def vae(digits):
 def bernoulli_vae(digits):
     X_binary = (digits[0] > 7).astype(float)
     return VAEEstimator(likelihood="bernoulli", **SMALL).fit(X_binary), X_binary
+
+
+@pytest.fixture(scope="module")
+def detector(digits):
+    # Six columns: quick to fit, six marginals, and images of 2 x 3 pixels.
+    return VAEOutlierDetector(**SMALL).fit(digits[0][:, 20:26])
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +120,68 @@ def test_an_estimator_that_is_not_a_vae_is_refused(digits):
     scaler = MinMaxScaler().fit(digits[0])
     with pytest.raises(TypeError, match="VAEEstimator or a Pipeline whose last step"):
         LatentSpaceDisplay.from_estimator(scaler, digits[0])
+
+
+# ---------------------------------------------------------------- every model with what is drawn
+
+
+def test_loss_curves_of_an_outlier_detector_are_its_fitted_curves(detector):
+    display = LossCurveDisplay.from_estimator(detector)
+    train, val = display.lines_
+    np.testing.assert_allclose(train.get_ydata(), detector.loss_curve_)
+    np.testing.assert_allclose(val.get_ydata(), -np.asarray(detector.validation_scores_))
+    scores = np.asarray(detector.validation_scores_)
+    kept = np.flatnonzero(scores == detector.best_validation_score_)[-1]
+    assert display.best_line_.get_xdata()[0] == kept + 1
+
+
+def test_loss_curves_of_a_pipeline_ending_in_an_outlier_detector(digits):
+    pipe = make_pipeline(MinMaxScaler(), VAEOutlierDetector(**SMALL)).fit(digits[0][:, 20:26])
+    display = LossCurveDisplay.from_estimator(pipe)
+    np.testing.assert_allclose(display.lines_[0].get_ydata(), pipe[-1].loss_curve_)
+    with pytest.raises(NotFittedError):
+        LossCurveDisplay.from_estimator(VAEOutlierDetector())
+
+
+def test_marginals_of_an_outlier_detector_are_beside_its_draws(detector, digits):
+    X = digits[0][:, 20:26]
+    display = MarginalsDisplay.from_estimator(detector, X, n_samples=40, random_state=2)
+    np.testing.assert_array_equal(display.synthetic, detector.sample(40, random_state=2))
+    assert len(display.artists_) == 6
+
+
+def test_samples_of_an_outlier_detector_are_its_draws(detector, digits):
+    X = digits[0][:, 20:26]
+    display = SamplesDisplay.from_estimator(
+        detector, X, (2, 3), n_samples=4, kind="sample", random_state=5
+    )
+    rng = np.random.RandomState(5)
+    np.testing.assert_array_equal(display.data, X[rng.choice(len(X), 4, replace=False)])
+    np.testing.assert_array_equal(display.generated, detector.sample(4, random_state=rng))
+
+
+def test_decoder_means_of_an_outlier_detector_are_refused_with_the_way_out(detector, digits):
+    # Without inverse_transform there are no decoder means; its draws are there.
+    with pytest.raises(TypeError, match="inverse_transform.*kind='sample'"):
+        SamplesDisplay.from_estimator(detector, digits[0][:, 20:26], (2, 3))
+
+
+def test_displays_of_what_an_outlier_detector_lacks_name_it(detector, digits):
+    lacks = "of the model, which VAEOutlierDetector does not have"
+    with pytest.raises(TypeError, match=f"transform {lacks}"):
+        LatentSpaceDisplay.from_estimator(detector, digits[0][:, 20:26])
+    with pytest.raises(TypeError, match=f"inverse_transform {lacks}"):
+        LatentTraversalDisplay.from_estimator(detector)
+
+
+def test_an_imputer_is_refused_with_a_pointer_to_its_estimators(digits):
+    X = digits[0][:200, 20:26].copy()
+    X[::5, 0] = np.nan
+    imputer = VAEImputer(VAEEstimator(**SMALL), n_estimators=1, random_state=0).fit(X)
+    with pytest.raises(TypeError, match="models are its estimators_: pass one of them"):
+        LossCurveDisplay.from_estimator(imputer)
+    display = LossCurveDisplay.from_estimator(imputer.estimators_[0])
+    np.testing.assert_allclose(display.lines_[0].get_ydata(), imputer.estimators_[0].loss_curve_)
 
 
 # ---------------------------------------------------------------- LatentSpaceDisplay
@@ -550,6 +618,35 @@ def test_marginals_keep_the_order_of_pandas_categories(tables):
     assert display.categories_["island"] == order
     labels = [t.get_text() for t in display.axes_.flat[0].get_xticklabels()]
     assert labels == order
+    plt.close("all")
+
+
+def test_marginals_keep_the_order_of_a_polars_enum(tables):
+    pl = pytest.importorskip("polars")
+    real, synthetic = (pl.from_pandas(frame[["island", "mass"]]) for frame in tables)
+    order = ["Torgersen", "Dream", "Biscoe"]
+    real = real.with_columns(pl.col("island").cast(pl.Enum(order)))
+    display = MarginalsDisplay.from_data(real, synthetic)
+    assert display.categories_["island"] == order
+    # A Categorical declares no order: its categories are sorted.
+    display = MarginalsDisplay.from_data(
+        real.with_columns(pl.col("island").cast(pl.String).cast(pl.Categorical)), synthetic
+    )
+    assert display.categories_["island"] == sorted(order)
+    plt.close("all")
+
+
+def test_marginals_leave_out_pandas_missing_values(tables):
+    pd = pytest.importorskip("pandas")
+    real, synthetic = tables
+    # pandas' NA in nullable columns is missing, as None is in an object column.
+    nullable = real.astype({"island": "string", "male": "boolean"})
+    nullable.loc[:9, "male"] = pd.NA
+    display = MarginalsDisplay.from_data(nullable, synthetic)
+    assert display.categories_["island"] == ["Biscoe", "Dream", "Torgersen"]
+    shares = nullable["male"].value_counts(normalize=True)
+    heights = [bar.get_height() for bar in display.artists_["male"][0]]
+    np.testing.assert_allclose(heights, [shares[False], shares[True]])
     plt.close("all")
 
 
