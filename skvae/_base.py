@@ -1,4 +1,4 @@
-"""BaseVAE: what every VAE estimator shares: parameters, the fit path, inference, pickling.
+"""BaseVAE: what every VAE estimator shares: parameters, the fit path, inference.
 
 A concrete estimator (``VAEEstimator``, and any other VAE with a scikit-learn face) adds its
 ``__init__`` listing the parameters, its mixins and the methods of its role (``transform``
@@ -9,8 +9,6 @@ model is ``_module``, the training loop ``_trainer``.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import sys
 import warnings
 from collections import ChainMap
 from numbers import Integral, Real
@@ -27,10 +25,20 @@ from sklearn.utils._param_validation import Hidden, Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from ._covariates import column_index, decoding_values
-from ._family_data import infer_family
-from ._likelihoods import LIKELIHOODS, likelihood_class, prepare_likelihood
+from ._likelihood_param import (
+    auto_likelihood,
+    check_label_families,
+    family_choice,
+    is_position,
+    likelihood_parts,
+    model_positions,
+    own_floors,
+    takes_option,
+)
+from ._likelihoods import LIKELIHOODS, prepare_likelihood
 from ._module import ACTIVATIONS, VAEModule, with_float32_networks
 from ._optim import make_optimizer
+from ._persistence import PicklingMixin
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
 from ._sparse_data import (
     SparseData,
@@ -39,7 +47,8 @@ from ._sparse_data import (
     prepare_sparse_likelihood,
     validate_sparse,
 )
-from ._tables import LABEL, NUMBER, Ranges, Table, container_of
+from ._stacklevel import users_stacklevel
+from ._tables import NUMBER, Ranges, Table, container_of
 from ._trainer import (
     LR_DECAYS,
     Budget,
@@ -93,17 +102,6 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def _tree_map(obj, leaf_type, fn):
-    """``fn`` applied to every ``leaf_type`` in nested dicts, lists and tuples."""
-    if isinstance(obj, leaf_type):
-        return fn(obj)
-    if isinstance(obj, dict):
-        return {k: _tree_map(v, leaf_type, fn) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_tree_map(v, leaf_type, fn) for v in obj)
-    return obj
-
-
 def check_missing(X: np.ndarray, columns: bool) -> bool:
     """Whether X has missing values (NaN); raise when a row, or a column, has none observed.
 
@@ -150,168 +148,6 @@ def rescale(X: np.ndarray, loc: np.ndarray, scale: np.ndarray, dtype) -> np.ndar
     return out
 
 
-def likelihood_parts(likelihood, n_features: int, names=None):
-    """A ``likelihood`` parameter as a family (name or class), or as parts with column indices.
-
-    ``names``: the column names of X (``feature_names_in_``), for dicts that select by name.
-    """
-    if not isinstance(likelihood, dict):
-        likelihood_class(likelihood)  # an unknown name raises here
-        return likelihood
-    owner, parts = {}, []
-    for family, selection in likelihood.items():
-        if family not in LIKELIHOODS:
-            raise ValueError(
-                f"Unknown family {family!r} in the likelihood dict; choose from "
-                f"{sorted(LIKELIHOODS)}."
-            )
-        if isinstance(selection, str | Integral):
-            selection = [selection]
-        columns = []
-        for column in selection:
-            index = column_index(column, names, n_features, f"likelihood[{family!r}] column")
-            if index in owner:
-                raise ValueError(
-                    f"Column {column!r} is given to both {owner[index]!r} and {family!r} in "
-                    "the likelihood dict; each column needs exactly one family."
-                )
-            owner[index] = family
-            columns.append(index)
-        parts.append({"name": family, "columns": columns})
-    left = sorted(set(range(n_features)) - set(owner))
-    if left:
-        shown = list(names[left]) if names is not None else left
-        raise ValueError(
-            f"The likelihood dict leaves columns {shown} without a family; every column "
-            "needs exactly one."
-        )
-    return parts
-
-
-def _users_stacklevel() -> int:
-    """The ``stacklevel`` that points its caller's warning at the first frame outside skvae
-    and scikit-learn: the user's line, however deep in a fit the warning is raised."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] in (
-        "skvae",
-        "sklearn",
-    ):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-def _is_position(column) -> bool:
-    return isinstance(column, Integral) and not isinstance(column, bool)
-
-
-def model_positions(likelihood, model_columns: np.ndarray, n_features_in: int):
-    """A likelihood dict's positions of X (as passed) as positions among the modelled columns.
-
-    ``model_columns``: the positions in X of the columns the model sees (all but the
-    covariates). Names and non-dict likelihoods are returned as they are.
-    """
-    model = [int(c) for c in model_columns]
-    if not isinstance(likelihood, dict) or len(model) == n_features_in:
-        return likelihood
-    selections = {
-        family: [columns] if isinstance(columns, str | Integral) else list(columns)
-        for family, columns in likelihood.items()
-    }
-    given = [c for columns in selections.values() for c in columns]
-    if all(map(_is_position, given)) and sorted(given) == list(range(len(model))) != model:
-        in_x = {family: [model[c] for c in columns] for family, columns in selections.items()}
-        warnings.warn(
-            "With covariates, positions in a likelihood dict count the columns of X as "
-            "passed, as ColumnTransformer's do; positions among the modelled columns alone "
-            f"are deprecated in 0.2 and stop working in 0.3. Write {in_x} instead.",
-            FutureWarning,
-            stacklevel=_users_stacklevel(),
-        )
-        return likelihood
-    where = {x: m for m, x in enumerate(model)}
-
-    def moved(column):
-        if not _is_position(column):
-            return column
-        x = column_index(column, None, n_features_in, "likelihood column")
-        if x not in where:
-            raise ValueError(
-                f"Column {column} of the likelihood dict is a covariate (covariates=...): a "
-                "column is either modelled by a family or a covariate, not both."
-            )
-        return where[x]
-
-    return {family: [moved(c) for c in columns] for family, columns in selections.items()}
-
-
-def _takes_option(likelihood, option: str) -> bool:
-    """Whether a family of ``likelihood`` (a family, or parts) reads the estimator's ``option``."""
-    parts = likelihood if isinstance(likelihood, list) else [{"name": likelihood}]
-    return any(option in likelihood_class(part["name"]).options for part in parts)
-
-
-def auto_likelihood(X: np.ndarray, names=None, kinds=None) -> dict:
-    """``likelihood="auto"`` on X: each column's family, as a dict.
-
-    ``kinds``: the columns' kinds in the user's frame (``_tables``): label columns are
-    categorical and boolean ones Bernoulli; numbers get ``infer_family``'s choice.
-    """
-    families: dict = {}
-    for j in range(X.shape[1]):
-        column = j if names is None else str(names[j])
-        kind = NUMBER if kinds is None else kinds[j]
-        family = {NUMBER: None, LABEL: "categorical"}.get(kind, "bernoulli")
-        families.setdefault(family or infer_family(X[:, j]), []).append(column)
-    return families
-
-
-def check_label_families(likelihood, kinds, names) -> None:
-    """Raise when a column of labels (strings, categories) is given a numeric family."""
-    labels = [j for j, kind in enumerate(kinds) if kind == LABEL]
-    if not labels:
-        return
-    if isinstance(likelihood, list):
-        wrong = [j for part in likelihood if part["name"] != "categorical" for j in part["columns"]
-                 if j in labels]  # fmt: skip
-        family = "a numeric family"
-    else:
-        wrong = [] if likelihood == "categorical" else labels
-        family = f"likelihood={likelihood!r}"
-    if wrong:
-        shown = [names[j] for j in wrong] if names is not None else wrong
-        raise ValueError(
-            f"Columns {shown} of X hold labels (strings, categories), which {family} cannot "
-            "model. Use likelihood='auto', or a likelihood dict that gives them "
-            "'categorical'."
-        )
-
-
-def _choice(parts, options: dict | None = None) -> list:
-    """Families, columns and options of a likelihood: a config's, or parts' with ``options``."""
-    if isinstance(parts, dict):
-        parts = parts["parts"] if parts["name"] == "mixed" else [parts]
-    elif not isinstance(parts, list):
-        parts = [{"name": likelihood_class(parts).name}]
-    chosen = []
-    for part in parts:
-        family = likelihood_class(part["name"])
-        part = {**part, **{k: v for k, v in (options or {}).items() if k in family.options}}
-        part["name"] = family.name
-        chosen.append({k: part[k] for k in ("name", "columns", *family.options) if k in part})
-    return chosen
-
-
-def _own_floors(config: dict) -> dict:
-    """A likelihood config whose Gaussian columns each get a noise floor of their own.
-
-    For a data frame: its columns are in units of their own (millimetres beside grams),
-    so a floor relative to the largest variance would drown the smaller ones.
-    """
-    if config["name"] == "mixed":
-        return {**config, "parts": [_own_floors(part) for part in config["parts"]]}
-    return {**config, "floor": "own"} if config["name"] == "gaussian" else config
-
-
 class PendingFit(NamedTuple):
     """A fit between ``_start_fit`` and ``_end_fit``: its trainer, ready to run."""
 
@@ -323,7 +159,7 @@ class PendingFit(NamedTuple):
     budget: Budget
 
 
-class BaseVAE(BaseEstimator):
+class BaseVAE(PicklingMixin, BaseEstimator):
     """Base class of the VAE estimators: shared parameters, fit path and inference.
 
     Not for direct use: a subclass lists its parameters in ``__init__`` (those of
@@ -506,21 +342,21 @@ class BaseVAE(BaseEstimator):
                 "columns of X: the extra latent dimensions usually stay unused "
                 "(n_active_components_ says how many the fit uses).",
                 UserWarning,
-                stacklevel=_users_stacklevel(),
+                stacklevel=users_stacklevel(),
             )
-        if self.covariance_type != "diag" and not _takes_option(likelihood, "covariance_type"):
+        if self.covariance_type != "diag" and not takes_option(likelihood, "covariance_type"):
             warnings.warn(
                 f"covariance_type={self.covariance_type!r} applies to the gaussian family "
                 f"only, which likelihood={self.likelihood_!r} does not use: it is ignored.",
                 UserWarning,
-                stacklevel=_users_stacklevel(),
+                stacklevel=users_stacklevel(),
             )
         if kinds is not None:
             check_label_families(likelihood, kinds, names)
         prepare = prepare_sparse_likelihood if sp.issparse(X) else prepare_likelihood
         config, _, _ = prepare(X, likelihood, self.covariance_type)
         if kinds is not None:
-            config = _own_floors(config)
+            config = own_floors(config)
         # The mask channel is part of the architecture, fixed by the first training data.
         spec = {**self._architecture(X, covariates), "likelihood": config, "missing": missing}
         with torch.random.fork_rng(devices=[]):
@@ -539,7 +375,7 @@ class BaseVAE(BaseEstimator):
         """A dict over the modelled columns by position, as positions of X (as passed)."""
         columns = self._model_columns(self.n_features_in_)
         return {
-            family: [int(columns[c]) if _is_position(c) else c for c in selection]
+            family: [int(columns[c]) if is_position(c) else c for c in selection]
             for family, selection in likelihood.items()
         }
 
@@ -566,8 +402,8 @@ class BaseVAE(BaseEstimator):
         likelihood = self._likelihood_parts(param, X.shape[1])
         new = self._architecture(X, covariates)
         changed = sorted(k for k in new if new[k] != old[k])
-        old_choice = _choice(old["likelihood"])
-        new_choice = _choice(likelihood, {"covariance_type": self.covariance_type})
+        old_choice = family_choice(old["likelihood"])
+        new_choice = family_choice(likelihood, {"covariance_type": self.covariance_type})
         families = [{k: p.get(k) for k in ("name", "columns")} for p in new_choice]
         if families != [{k: p.get(k) for k in ("name", "columns")} for p in old_choice]:
             changed.append("likelihood")
@@ -636,7 +472,7 @@ class BaseVAE(BaseEstimator):
             "The parameter 'precision' was renamed 'compute_dtype' in 0.2 and will be removed "
             "in 0.3; set compute_dtype instead.",
             FutureWarning,
-            stacklevel=_users_stacklevel(),
+            stacklevel=users_stacklevel(),
         )
         return self.precision
 
@@ -1214,59 +1050,6 @@ class BaseVAE(BaseEstimator):
         tags.input_tags.allow_nan = True
         return tags
 
-    # ------------------------------------------------------------------ pickling
-
-    def __getstate__(self):
-        # Only numpy arrays, Python builtins and this class in the state: no torch object
-        # ties the model to a device, and skops.io can store it without trusting torch.
-        state = dict(super().__getstate__())
-        state.pop("_inference", None)
-        if "module_" in state:
-            module = state["module_"]
-            state["module_"] = {
-                "spec": module.spec,
-                "state_dict": _tree_map(module.state_dict(), torch.Tensor, _to_numpy),
-            }
-            optimizer = state["optimizer_"].state_dict()
-            state["optimizer_"] = _tree_map(optimizer, torch.Tensor, _to_numpy)
-        for key in ("_history", "_table", "_ranges"):
-            if dataclasses.is_dataclass(state.get(key)):
-                state[key] = dataclasses.asdict(state[key])
-        return state
-
-    def __setstate__(self, state):
-        state = dict(state)
-        device = state.get("device")
-        if isinstance(device, str) and device.startswith("cuda") and not torch.cuda.is_available():
-            # As skorch does: a model fitted on a GPU still works on a CPU-only machine.
-            warnings.warn(
-                f"This model was saved with device={device!r}, but torch sees no CUDA device "
-                "here; it is loaded with device='cpu' instead.",
-                stacklevel=2,
-            )
-            state["device"] = "cpu"
-        for key, kind in (("_history", History), ("_table", Table), ("_ranges", Ranges)):
-            if isinstance(state.get(key), dict):
-                state[key] = kind(**state[key])
-        stored = state.get("module_")
-        if isinstance(stored, dict):
-            module = VAEModule.from_spec(stored["spec"])
-            module.load_state_dict(_tree_map(stored["state_dict"], np.ndarray, _to_torch))
-            state["module_"] = module.eval()
-        super().__setstate__(state)
-        if isinstance(stored, dict):
-            self.optimizer_ = self._optimizer(self.module_)
-            self.optimizer_.load_state_dict(_tree_map(state["optimizer_"], np.ndarray, _to_torch))
-            self._inference = self._build_inference()
-
 
 def _dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else X
-
-
-def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
-
-
-def _to_torch(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(array))

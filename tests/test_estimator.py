@@ -242,11 +242,11 @@ def test_pickle_and_joblib_round_trips_give_identical_results(digits, tmp_path, 
 def test_pickle_maps_cuda_tensors_to_cpu_numpy():
     # A model trained on a GPU stores its tensors as numpy: simulate by checking the
     # conversion moves every tensor through .cpu() before .numpy().
-    from skvae._base import _to_numpy, _tree_map
+    from skvae._persistence import to_numpy, tree_map
 
     tensor = mock.MagicMock(spec=torch.Tensor)
     tensor.detach.return_value.cpu.return_value.numpy.return_value = np.zeros(2)
-    out = _tree_map({"a": [tensor, 1], "b": (tensor,)}, torch.Tensor, _to_numpy)
+    out = tree_map({"a": [tensor, 1], "b": (tensor,)}, torch.Tensor, to_numpy)
     assert tensor.detach.return_value.cpu.call_count == 2
     assert out["a"][1] == 1 and isinstance(out["b"], tuple)
 
