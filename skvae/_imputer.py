@@ -12,7 +12,7 @@ from sklearn.utils._missing import is_scalar_nan
 from sklearn.utils._param_validation import HasMethods, Interval, MissingValues
 from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
 
-from ._base import check_missing
+from ._arrays import check_missing
 from ._ensemble import fit_together
 from ._estimator import VAEEstimator
 from ._likelihood_param import likelihood_parts

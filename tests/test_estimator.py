@@ -379,7 +379,7 @@ def test_grid_search_default_score_picks_the_higher_likelihood():
 
 
 def test_device_auto_picks_cuda_only_when_present():
-    from skvae._base import resolve_device as _resolve_device
+    from skvae._arrays import resolve_device as _resolve_device
 
     with mock.patch.object(torch.cuda, "is_available", return_value=False):
         assert _resolve_device("auto") == torch.device("cpu")
@@ -414,7 +414,7 @@ def test_a_failed_warm_start_fit_keeps_the_optimizer_state(digits):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_training_data_of_unscaled_families_is_a_copy(dtype):
     X = (np.random.default_rng(0).random((50, 4)) > 0.5).astype(dtype)
-    from skvae._base import rescale
+    from skvae._arrays import rescale
 
     out = rescale(X, np.zeros(4), np.ones(4), np.float32)
     assert out.dtype == np.float32 and out.flags.writeable

@@ -16,7 +16,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAEEstimator
-from skvae._base import _FLOAT32_ROWS
+from skvae._inference import _FLOAT32_ROWS
 from skvae.datasets import make_linear_gaussian
 
 # Bulk results agree with float64 to this fraction of each output column's largest value:

@@ -343,7 +343,7 @@ def test_the_encoder_inputs_read_off_a_csr_equal_those_of_the_dense_rows():
 
 
 def test_a_sparse_x_is_densified_a_batch_at_a_time_never_whole(monkeypatch):
-    import skvae._base as base
+    import skvae._inference as inference
     import skvae._trainer as trainer
 
     X = _counts(n=400, seed=5)
@@ -357,7 +357,7 @@ def test_a_sparse_x_is_densified_a_batch_at_a_time_never_whole(monkeypatch):
 
     monkeypatch.setattr(csr_matrix, "toarray", spy)
     # Chunks of 100 rows in inference and in the trainer's diagnostics, for this small X.
-    monkeypatch.setattr(base, "_INFERENCE_ELEMENTS", 100 * X.shape[1])
+    monkeypatch.setattr(inference, "INFERENCE_ELEMENTS", 100 * X.shape[1])
     monkeypatch.setattr(trainer, "ENCODE_BATCH_SIZE", 100)
     for likelihood in ("gaussian", "negative_binomial"):
         vae = VAEEstimator(likelihood=likelihood, hidden_layer_sizes=(8,), max_iter=3)
