@@ -52,5 +52,5 @@ bench: $(STAMP)
 	$(PY) benchmarks/render.py
 
 clean:
-	rm -rf $(VENV) *.egg-info output docs/_build docs/auto_examples docs/generated \
+	rm -rf $(VENV) *.egg-info output examples/output docs/_build docs/auto_examples docs/generated \
 		docs/sg_execution_times.rst

@@ -1,8 +1,5 @@
 """Sphinx configuration of the skvae documentation (``make docs``)."""
 
-import sys
-from pathlib import Path
-
 import torch
 
 # sphinx-gallery resolves every name an example uses, IterativeImputer too, even unexecuted.
@@ -10,9 +7,6 @@ from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from threadpoolctl import threadpool_limits
 
 import skvae
-
-DOCS = Path(__file__).resolve().parent
-sys.path.insert(0, str(DOCS / "sphinxext"))
 
 project = "skvae"
 copyright = "2026, the skvae developers"
@@ -31,7 +25,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "images", "sphinxext", "auto_examples/*.ipynb"]
+exclude_patterns = ["_build", "images", "auto_examples/*.ipynb"]
 html_theme = "furo"
 html_title = f"skvae {release}"
 
@@ -61,9 +55,10 @@ sphinx_gallery_conf = {
     # Gallery scripts are plot_*.py; demo_digits.py is `make demo`, not a gallery page.
     "filename_pattern": r"/plot_",
     "ignore_pattern": r"(__init__|demo_digits)\.py",
-    "reset_argv": "gallery_figures.reset_argv",
-    "image_scrapers": ("gallery_figures.scraper",),
-    "within_subsection_order": "gallery_figures.example_order",
+    # A script runs without arguments, so on its full settings (it also writes its PNG files
+    # into examples/output/); the figures it leaves open appear under the cell that drew them.
+    "image_scrapers": ("matplotlib",),
+    "within_subsection_order": "FileNameSortKey",
     "download_all_examples": False,
     "remove_config_comments": True,
     "show_memory": False,

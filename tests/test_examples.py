@@ -6,13 +6,14 @@ import runpy
 import sys
 import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from scipy.stats import nbinom, norm
 from sklearn.exceptions import ConvergenceWarning
 
-pytest.importorskip("matplotlib")
+plt = pytest.importorskip("matplotlib.pyplot")
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 # Every gallery script: a new one is run by the tests without being listed anywhere.
@@ -56,6 +57,25 @@ def _load(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _is_definition(node):
+    """Whether a statement imports, defines a function or class, or sets an upper-case name."""
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+        return True
+    return isinstance(node, ast.Assign) and all(
+        isinstance(target, ast.Name) and target.id.isupper() for target in node.targets
+    )
+
+
+def _definitions(name):
+    """The imports, functions and constants of a gallery script, without running its cells."""
+    path = EXAMPLES / f"{name}.py"
+    tree = ast.parse(path.read_text())
+    tree.body = [node for node in tree.body if _is_definition(node)]
+    namespace = {"__name__": name}
+    exec(compile(tree, str(path), "exec"), namespace)
+    return SimpleNamespace(**namespace)
 
 
 @pytest.mark.slow
@@ -147,6 +167,22 @@ def test_example_docstring_opens_with_a_title_for_the_gallery(script):
 
 
 @pytest.mark.parametrize("script", GALLERY, ids=lambda path: path.name)
+def test_example_is_cells_of_prose_then_code(script):
+    # sphinx-gallery shows the comment lines that open a "# %%" cell as text, then runs the
+    # cell's code by itself and puts its output and open figures below it.
+    parser = pytest.importorskip("sphinx_gallery.py_source_parser")
+    _, blocks = parser.split_code_and_text_blocks(script)
+    kinds = "".join(block.type[0] for block in blocks)  # t: text, c: code
+    assert kinds.startswith("tt") and kinds.endswith("c"), "docstring, then a cell of prose"
+    assert kinds.count("c") >= 3 and "cc" not in kinds, "each code cell follows its prose"
+    for block in blocks[1:]:
+        if block.type == "text":
+            assert len(block.content.split()) >= 10, f"prose of line {block.lineno} says little"
+        else:
+            compile(block.content, f"{script}:{block.lineno}", "exec")
+
+
+@pytest.mark.parametrize("script", GALLERY, ids=lambda path: path.name)
 def test_example_command_line_works_without_its_docstring(script, capsys, monkeypatch):
     # sphinx-gallery runs a script's code without its docstring, with __doc__ == "".
     tree = ast.parse(script.read_text())
@@ -168,19 +204,28 @@ def _numbers(results):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", GALLERY, ids=lambda path: path.name)
-def test_example_runs_on_quick_settings_and_writes_its_figures(script, tmp_path, capsys):
+def test_example_runs_on_quick_settings_and_writes_its_figures(
+    script, tmp_path, capsys, monkeypatch
+):
     docstring = ast.get_docstring(ast.parse(script.read_text()))
     assert docstring and f"python examples/{script.name}" in docstring and "--quick" in docstring
-    example = _load(script.stem)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        results = example.main(quick=True, out_dir=tmp_path / "out")
-    numbers = _numbers(results)
-    assert numbers and np.all(np.isfinite(numbers)), "main returns what it measured"
+    monkeypatch.setattr(sys, "argv", [str(script), "--quick", "--out", str(tmp_path / "out")])
+    plt.close("all")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            namespace = runpy.run_path(str(script), run_name="__main__")
+        # sphinx-gallery's matplotlib scraper takes the figures a script leaves open.
+        n_open = len(plt.get_fignums())
+    finally:
+        plt.close("all")
+    numbers = _numbers(namespace["results"])
+    assert numbers and np.all(np.isfinite(numbers)), "results holds what the script measured"
     lines = capsys.readouterr().out.splitlines()
     written = [Path(line[len("wrote ") :]) for line in lines if line.startswith("wrote ")]
     assert written, "each figure is announced as 'wrote <path>'"
     assert set(written) == set((tmp_path / "out").glob("*.png"))
+    assert n_open == len(written), "each figure written is left open for the gallery"
     for path in written:
         assert path.stat().st_size > 10_000, f"{path.name} looks empty"
 
@@ -196,7 +241,7 @@ def test_example_command_line_offers_quick_and_out(script, capsys, monkeypatch):
 
 
 def test_count_example_truth_matches_a_direct_sum_over_the_grid():
-    example = _load("plot_count_data")
+    example = _definitions("plot_count_data")
     X, _, params = example.make_counts(50, n_features=5, random_state=1)
     step = 0.25
     fast = example.true_log_likelihood(X[:2], params, step=step)
