@@ -23,6 +23,7 @@ _BUILT = {"_build", "auto_examples", "generated"}  # written by `make docs`, not
 _DOCS_PAGES = [path for path in ROOT.glob("docs/**/*.md") if not _BUILT & set(path.parts)]
 CODE_PAGES = ["README.md", *sorted(str(path.relative_to(ROOT)) for path in _DOCS_PAGES)]
 USAGE = ("README.md", "## Usage")
+ESTIMATOR = ("docs/user_guide/estimator.md", "# What the estimator does")
 SEARCH_ACROSS_FAMILIES = ("docs/user_guide/likelihoods.md", "## Which scores compare")
 MISSING_VALUES = ("docs/user_guide/missing_values.md", "# Missing values")
 TABLES = ("docs/user_guide/tables.md", "# Tables: data frames in, data frames out")
@@ -41,6 +42,7 @@ SKOPS = ("docs/user_guide/persistence.md", "## Sharing: skops files")
 MLFLOW = ("docs/user_guide/persistence.md", "## Tracking and serving: mlflow")
 RUN_BY_TESTS = {
     USAGE,
+    ESTIMATOR,
     SEARCH_ACROSS_FAMILIES,
     MISSING_VALUES,
     TABLES,
@@ -124,6 +126,16 @@ def _run_block(page, heading):
 def test_every_python_block_of_the_readme_and_the_guide_is_run_by_a_test():
     found = {(page, heading) for page in CODE_PAGES for heading, _ in _python_blocks(page)}
     assert found == RUN_BY_TESTS
+
+
+@pytest.mark.slow
+def test_guide_estimator_example_runs(capsys):
+    namespace = _run_block(*ESTIMATOR)
+    vae, X_test = namespace["vae"], namespace["X_test"]
+    assert namespace["Z"].shape == (len(X_test), 2)
+    assert namespace["X_mean"].shape == X_test.shape and namespace["X_new"].shape == (5, 64)
+    score = float(capsys.readouterr().out.split()[0])
+    np.testing.assert_allclose(score, vae.score_samples(X_test).mean())
 
 
 @pytest.mark.slow
