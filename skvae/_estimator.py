@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from numbers import Integral
 
 import numpy as np
@@ -14,6 +15,7 @@ from ._base import BaseVAE
 from ._covariates import CovariateEncoder, column_index, covariate_columns
 from ._library_size import LIBRARY_FAMILIES, library_prior, row_totals
 from ._likelihoods import NegativeBinomial, likelihood_class
+from ._stacklevel import users_stacklevel
 
 __all__ = ["VAEEstimator"]
 
@@ -90,7 +92,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         does (positions among the modelled columns alone are deprecated).
         ``score_samples`` is log p(x | covariates) of the modelled columns.
 
-    library_size : {"latent", "observed"}, int, str or None, default=None
+    library_size : {"latent", "observed"} or None, default=None
         For the count families "poisson", "negative_binomial" and
         "zero_inflated_negative_binomial": the mean of a row's counts as its library size
         times the proportions the decoder gives (softmax), as scVI models them, so that
@@ -102,14 +104,18 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         the score is a likelihood of x. "observed": the library is each row's own total;
         ``score_samples`` is then a likelihood of x given its total, which is not a
         likelihood of x (the total is read off x) and does not compare with other
-        models' scores. A column of X, by index or name: each row's library is given
-        there (size factors on the scale of the counts, or totals counted elsewhere), the
-        column is not modelled, and ``score_samples`` is a likelihood of x given it;
-        ``inverse_transform`` and ``sample`` decode at the libraries given as their
-        ``covariates`` argument, or at the typical one. Otherwise ``inverse_transform``
-        decodes at the typical library, exp(mean log total). With categorical
-        covariates, the library's prior is learned per level (each batch its own depth),
-        as scVI's is per batch. No missing values.
+        models' scores. ``inverse_transform`` decodes at the typical library, exp(mean
+        log total). With categorical covariates, the library's prior is learned per level
+        (each batch its own depth), as scVI's is per batch. No missing values. A column
+        of X here is deprecated: use ``library_column``.
+
+    library_column : int, str or None, default=None
+        For the same count families: a column of X, by index or name, that gives each
+        row's library (size factors on the scale of the counts, or totals counted
+        elsewhere), with ``library_size=None``. The column is not modelled, and
+        ``score_samples`` is a likelihood of x given it; ``inverse_transform`` and
+        ``sample`` decode at the libraries given as their ``covariates`` argument, or at
+        the typical one.
 
     dispersion : {"feature", "feature-covariate"}, default="feature"
         For "negative_binomial" and "zero_inflated_negative_binomial": one inverse
@@ -356,7 +362,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     _parameter_constraints: dict = {
         **BaseVAE._parameter_constraints,
         "covariates": [None, Integral, str, list, tuple, dict],
-        "library_size": [None, Integral, str],  # "latent", "observed" or a column name
+        # A column is the deprecated form of library_column.
+        "library_size": [None, Integral, str],
+        "library_column": [None, Integral, str],
         "dispersion": [StrOptions({"feature", "feature-covariate"})],
     }
 
@@ -367,6 +375,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         likelihood="gaussian",
         covariates=None,
         library_size=None,
+        library_column=None,
         dispersion="feature",
         covariance_type="diag",
         posterior="diagonal_gaussian",
@@ -396,6 +405,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         self.likelihood = likelihood
         self.covariates = covariates
         self.library_size = library_size
+        self.library_column = library_column
         self.dispersion = dispersion
         self.covariance_type = covariance_type
         self.posterior = posterior
@@ -592,6 +602,15 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         return self._to_user(self._assemble(mean * likelihood.scale + likelihood.loc, covariates))
 
     def _start_fit(self, X, incremental):
+        if self.library_size not in (None, "latent", "observed"):
+            # TODO(0.3): remove with the column form of library_size.
+            warnings.warn(
+                f"library_size={self.library_size!r} (a column of X) is deprecated in 0.2 "
+                f"and stops working in 0.3; write library_column={self.library_size!r}, "
+                "which a column named 'latent' or 'observed' cannot be mistaken for.",
+                FutureWarning,
+                stacklevel=users_stacklevel(),
+            )
         self._continuing = hasattr(self, "module_") and (incremental or self.warm_start)
         if not self._continuing:
             # A new model: ``covariates`` is read anew once X's columns are known.
@@ -618,20 +637,21 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                     f"likelihood={self.likelihood!r} and covariates={self.covariates!r}."
                 )
         spec["covariates"].pop("library", None)  # a column of sizes: not a network input
-        if self.library_size is None:
+        kind, column = self._library()
+        if kind is None:
             return spec
+        setting = f"library_size={kind!r}" if column is None else f"library_column={column!r}"
         family = self.likelihood if isinstance(self.likelihood, str) else None
         if family not in LIBRARY_FAMILIES:
             raise ValueError(
-                f"library_size={self.library_size!r} scales the means of a count family, "
-                f"one of {list(LIBRARY_FAMILIES)}; likelihood={self.likelihood!r} is not."
+                f"{setting} scales the means of a count family, one of "
+                f"{list(LIBRARY_FAMILIES)}; likelihood={self.likelihood!r} is not."
             )
         if not sp.issparse(X) and np.isnan(X).any():
             raise ValueError(
-                "library_size needs each row's total, which missing values leave unknown: "
-                "X has NaN. Fill them, or set library_size=None."
+                f"{setting} needs each row's total, which missing values leave unknown: "
+                "X has NaN. Fill them, or leave library_size and library_column None."
             )
-        kind = "latent" if self.library_size == "latent" else "observed"
         old = getattr(getattr(self, "module_", None), "library", None)
         if self._continuing and old is not None and old["kind"] == kind:
             spec["library"] = old  # the prior learned on the first data stays
@@ -641,24 +661,36 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
             spec["library"] = library_prior(totals, kind, covariates.get("categorical"))
         return spec
 
+    def _library(self) -> tuple[str | None, object]:
+        """The library's kind (None, "latent" or "observed") and the column of X giving it."""
+        kind, column = self.library_size, self.library_column
+        if kind not in (None, "latent", "observed"):
+            kind, column = None, kind if column is None else column
+        if column is None:
+            return kind, None
+        if kind is not None:
+            raise ValueError(
+                f"library_size={kind!r} and library_column={column!r} both say where each "
+                "row's library comes from: set one of them."
+            )
+        return "observed", column
+
     def _library_column(self):
-        """The column of X that ``library_size`` names, or None for "latent", "observed"."""
-        if self.library_size is None or self.library_size in ("latent", "observed"):
-            return None
-        return self.library_size
+        """The column of X holding each row's library, or None."""
+        return self._library()[1]
 
     def _resolve_covariates(self) -> dict[str, list[int]]:
         names, n_features = getattr(self, "feature_names_in_", None), self.n_features_in_
         spec = covariate_columns(self.covariates, n_features, names)
         column = self._library_column()
         if column is not None:
-            what = 'library_size (a column of X, or "latent" or "observed")'
+            what = "library_column"
             index = column_index(column, names, n_features, what)
             used = [c for columns in spec.values() for c in columns]
             if index in used:
-                raise ValueError(f"library_size={column!r} is also a covariate; name it once.")
+                raise ValueError(f"library_column={column!r} is also a covariate; name it once.")
             if len(used) + 1 >= n_features:
-                raise ValueError("covariates and library_size leave no column of X to model.")
+                raise ValueError("covariates and library_column leave no column of X to model.")
             spec["library"] = [index]
         return spec
 
@@ -682,8 +714,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         sizes = covariates.get("library")
         if sizes is not None and not (np.isfinite(sizes).all() and (sizes > 0).all()):
             raise ValueError(
-                f"library_size={self.library_size!r} names the column of each row's library "
-                "size, which must be positive; it holds values <= 0."
+                f"library_column={self._library_column()!r} names the column of each row's "
+                "library size, which must be positive; it holds values <= 0."
             )
         if fit:
             names = getattr(self, "feature_names_in_", None)

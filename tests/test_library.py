@@ -4,6 +4,7 @@ import pickle
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -159,7 +160,7 @@ def test_with_batches_the_prior_is_each_batchs_normal_of_log_totals(X):
 
 def test_a_column_of_library_sizes_gives_scipys_nb_of_size_times_proportions(X):
     sizes = X.sum(axis=1) * np.random.default_rng(1).uniform(0.5, 2.0, len(X))
-    vae = _fit(-1, np.hstack([X, sizes[:, None]]))
+    vae = _fit(None, np.hstack([X, sizes[:, None]]), library_column=-1)
     module = vae.module_.double()
     assert module.covariates == {} and module.library["kind"] == "observed"
     assert module.library["loc"] == pytest.approx(np.log(sizes).mean())
@@ -184,8 +185,26 @@ def test_a_column_of_library_sizes_gives_scipys_nb_of_size_times_proportions(X):
 def test_a_column_of_library_sizes_must_be_positive_and_not_a_covariate(X):
     sizes = X.sum(axis=1, keepdims=True)
     with pytest.raises(ValueError, match="must be positive"):
-        _fit(-1, np.hstack([X, np.where(np.arange(len(X))[:, None] == 3, 0.0, sizes)]))
+        sized = np.hstack([X, np.where(np.arange(len(X))[:, None] == 3, 0.0, sizes)])
+        _fit(None, sized, library_column=-1)
     with pytest.raises(ValueError, match="also a covariate"):
-        _fit(-1, np.hstack([X, sizes]), covariates=[-1])
-    with pytest.raises(ValueError, match="library_size .* 'depth': X has no column names"):
-        _fit("depth", X)
+        _fit(None, np.hstack([X, sizes]), library_column=-1, covariates=[-1])
+    with pytest.raises(ValueError, match="library_column 'depth': X has no column names"):
+        _fit(None, X, library_column="depth")
+    with pytest.raises(ValueError, match="library_size='latent' and library_column=-1"):
+        _fit("latent", np.hstack([X, sizes]), library_column=-1)
+
+
+def test_a_column_named_like_a_mode_is_read_as_a_column(X):
+    frame = pd.DataFrame(X, columns=[f"gene{j}" for j in range(X.shape[1])])
+    frame["latent"] = X.sum(axis=1)
+    vae = _fit(None, frame, library_column="latent")
+    assert vae.module_.library["kind"] == "observed" and vae.module_.covariates == {}
+
+
+def test_a_column_as_library_size_is_deprecated_for_library_column(X):
+    sized = np.hstack([X, X.sum(axis=1, keepdims=True)])
+    with pytest.warns(FutureWarning, match="library_column=-1"):
+        old = _fit(-1, sized)
+    new = _fit(None, sized, library_column=-1)
+    np.testing.assert_allclose(old.transform(sized), new.transform(sized))
