@@ -1,9 +1,9 @@
 """The data side of the likelihood families: domain checks, what is learned from X, scaling.
 
 Everything here is numpy and runs before training or on new data; the torch side
-(log-probability, mean, sampler) is in ``_likelihoods``. Each family names its ``Domain``;
-families on the same kind of data share one (Bernoulli and continuous Bernoulli both take
-values in [0, 1]).
+(log-probability, mean, sampler) is in ``_likelihoods`` and ``_count_likelihoods``. Each
+family names its ``Domain``; families on the same kind of data share one (Bernoulli and
+continuous Bernoulli both take values in [0, 1]).
 """
 
 from __future__ import annotations

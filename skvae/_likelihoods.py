@@ -5,21 +5,30 @@ columns, its log-probability, mean and sampler. Its data side (the domain check,
 learns from X before training, the scaling of X) is its ``domain`` (see ``_family_data``).
 Adding a family is one subclass of ``Likelihood`` and ``register_likelihood``. ``Mixed``
 puts several families side by side, each on its own columns.
+
+The base class and the helpers the families share are in ``_likelihood_base``, the count
+families in ``_count_likelihoods``; every name of ``__all__`` is importable from here.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ._family_data import Codes, Counts, Domain, NonNegative, Real, Totals, UnitInterval
-from ._posteriors import derivative_applies
+from ._count_likelihoods import (
+    Multinomial,
+    NegativeBinomial,
+    Poisson,
+    ZeroInflatedNegativeBinomial,
+)
+from ._family_data import Codes, NonNegative, Real, UnitInterval
+from ._likelihood_base import LIKELIHOODS, Likelihood, _accumulate, _masked_sum, _noise, _weighted
 
 __all__ = [
     "LIKELIHOODS",
@@ -49,216 +58,6 @@ VAR_SMOOTHING = 1e-3
 MAX_RELATIVE_FLOOR = 1e6
 
 _LOG_2PI = math.log(2.0 * math.pi)
-
-#: False: draw gamma variates with numpy's public generator instead of
-#: ``torch._standard_gamma`` (the tests set it to check the two against each other).
-USE_PRIVATE_API = True
-
-
-def _noise(shape: torch.Size, like: Tensor, generator: torch.Generator, kind: str) -> Tensor:
-    # Noise is drawn on the CPU from a CPU generator so that draws do not depend on the
-    # device, then moved to where the decoder output lives.
-    draw = torch.randn if kind == "normal" else torch.rand
-    return draw(shape, generator=generator, dtype=like.dtype).to(like.device)
-
-
-def _standard_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
-    """Gamma(shape, 1) draws on the CPU, from ``generator``."""
-    if USE_PRIVATE_API:
-        return torch._standard_gamma(shape, generator=generator)
-    seed = int(torch.randint(2**62, (1,), generator=generator))
-    draws = np.random.default_rng(seed).standard_gamma(shape.numpy())
-    return torch.from_numpy(np.asarray(draws)).to(shape.dtype)
-
-
-def _nb_log_pmf(x: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
-    """Elementwise log NB(x; mean mu, inverse dispersion theta), from log mu and log theta."""
-    theta = log_theta.exp()
-    # log(theta + mu) from the logs, without overflow for large mu or theta.
-    log_theta_mu = torch.logaddexp(log_theta, log_mu)
-    return (
-        torch.lgamma(x + theta)
-        - torch.lgamma(theta)
-        - torch.lgamma(x + 1)
-        + theta * (log_theta - log_theta_mu)
-        + x * (log_mu - log_theta_mu)
-    )
-
-
-def _nb_draw(mu: Tensor, theta: Tensor, generator: torch.Generator) -> Tensor:
-    """NB(mu, theta) draws on the CPU as a gamma-Poisson mixture; theta = inf is Poisson."""
-    poisson = torch.isinf(theta)
-    shape = torch.where(poisson, torch.ones_like(theta), theta).contiguous()
-    rate = torch.where(poisson, mu, _standard_gamma(shape, generator) * mu / shape)
-    return torch.poisson(rate, generator=generator)
-
-
-def _accumulate(param: Tensor, grad: Tensor | None) -> None:
-    """Add ``grad`` to ``param.grad`` in place (the optimizer's flat buffer), or set it."""
-    if grad is None:
-        return
-    if param.grad is None:
-        param.grad = grad.detach().reshape(param.shape).clone()
-    else:
-        param.grad.add_(grad.reshape(param.grad.shape))
-
-
-def _weighted(elements: Tensor, mask: Tensor | None, scale: Tensor | float) -> Tensor:
-    """``elements`` times the mask and the per-row scale, in place: a gradient in ``out``."""
-    if mask is not None:
-        elements = elements.mul_(mask)
-    return elements.mul_(scale)
-
-
-def _masked_sum(elements: Tensor, mask: Tensor | None) -> Tensor:
-    """Sum over the last axis of the observed elements (all of them when mask is None)."""
-    return elements.sum(-1) if mask is None else (elements * mask).sum(-1)
-
-
-class Likelihood(nn.Module):
-    """Base class of an observation model p(x | z) whose parameters the decoder outputs.
-
-    Subclasses set ``name`` and ``domain`` and implement ``log_prob``, ``mean`` and
-    ``sample``; the defaults take one decoder output per feature and feed the encoder the
-    (rescaled) data as it is. ``options`` names the estimator parameters the family reads
-    (the Gaussian's ``covariance_type``); ``discrete`` says that ``mean`` is a category
-    code (the mode), so that several models' fills are combined by vote, not averaged.
-
-    Parameters
-    ----------
-    n_features : int
-        Number of columns the family models.
-    loc, scale : array-like of shape (n_features,), default=None
-        The data's location and scale: the model sees (X - loc) / scale. Kept here, in
-        float64, so that the module works on its own on data in the user's units.
-    **settings
-        The family's options and what its domain learned from the training data.
-    """
-
-    name: ClassVar[str]
-    domain: ClassVar[type[Domain]] = Domain
-    options: ClassVar[tuple[str, ...]] = ()
-    discrete: ClassVar[bool] = False
-
-    def __init__(self, n_features: int, loc=None, scale=None, **settings: Any) -> None:
-        super().__init__()
-        self.n_features = n_features
-        self.settings = settings
-        self.loc = np.zeros(n_features) if loc is None else np.asarray(loc, dtype=np.float64)
-        self.scale = np.ones(n_features) if scale is None else np.asarray(scale, np.float64)
-
-    @property
-    def config(self) -> dict:
-        """Everything needed to rebuild this likelihood with ``build_likelihood``."""
-        # A family passed as a class without registering it is stored as the class.
-        registered = LIKELIHOODS.get(self.name) is type(self) or self.name == Mixed.name
-        return {
-            "name": self.name if registered else type(self),
-            **self.settings,
-            "loc": self.loc.tolist(),
-            "scale": self.scale.tolist(),
-        }
-
-    @property
-    def n_outputs(self) -> int:
-        """Decoder outputs this family needs."""
-        return self.n_features
-
-    @property
-    def n_inputs(self) -> int:
-        """Width of ``encoder_input``."""
-        return self.n_features
-
-    def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        """What the encoder sees of these columns.
-
-        ``x`` holds no NaN: missing entries were set to 0 in the rescaled units, and
-        ``mask`` (1 observed, 0 missing, or None when all are observed) says which.
-        """
-        return x
-
-    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        """Log p(x | z) summed over the observed features; ``out`` is the decoder output.
-
-        With ``mask`` (1 observed, 0 missing; the shape of x), missing entries are left
-        out of the sum, which makes it log p(x_observed | z).
-        """
-        raise NotImplementedError
-
-    def log_prob_grad(
-        self, x: Tensor, out: Tensor, mask: Tensor | None, scale: Tensor | float
-    ) -> tuple[Tensor, Tensor]:
-        """``log_prob`` per row, and the gradient of sum(scale * log_prob) in ``out``.
-
-        ``scale`` is a number or a column (n, 1) of per-row weights. The gradients of the
-        family's own parameters (noise variances, dispersions) are added to their
-        ``.grad``. A family's derivative by hand is used when the class that defines it
-        also defines ``log_prob``; otherwise autograd differentiates ``log_prob``.
-        """
-        if derivative_applies(type(self), "_log_prob_grad", ("log_prob",)):
-            return self._log_prob_grad(x, out, mask, scale)
-        return self._autograd_log_prob_grad(x, out, mask, scale)
-
-    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        """The derivative by hand (see ``log_prob_grad``); the base class has none."""
-        return self._autograd_log_prob_grad(x, out, mask, scale)
-
-    def _autograd_log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        out = out.detach().requires_grad_()
-        params = [p for p in self.parameters() if p.requires_grad]
-        with torch.enable_grad():
-            log_p = self.log_prob(x, out, mask)
-            grads = torch.autograd.grad(
-                (log_p.unsqueeze(-1) * scale).sum(), [out, *params], allow_unused=True
-            )
-        for param, grad in zip(params, grads[1:], strict=True):
-            _accumulate(param, grad)
-        return log_p.detach(), grads[0]
-
-    def mean(self, out: Tensor) -> Tensor:
-        """E[x | z] for decoder output ``out``."""
-        raise NotImplementedError
-
-    def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
-        """Draws x ~ p(x | z), with noise from a CPU ``generator``."""
-        raise NotImplementedError
-
-    def weighted_mean(self, out: Tensor, weights: Tensor) -> Tensor:
-        """Mean of the mixture sum_k weights[:, k] p(x | z_k); ``out`` is (n, K, n_outputs)."""
-        return (weights.unsqueeze(-1) * self.mean(out)).sum(1)
-
-    def variances(self) -> Tensor | None:
-        """Per-feature noise variances (standardised units) where the family has them."""
-        return None
-
-    def discrete_columns(self) -> np.ndarray:
-        """Indices of the columns whose ``mean`` is a category code."""
-        return np.arange(self.n_features if self.discrete else 0)
-
-    # ------------------------------------------------------------------ data side
-
-    @classmethod
-    def check_domain(cls, X: np.ndarray, **settings: Any) -> None:
-        """Raise ValueError when X is outside the support of the family."""
-        cls.domain.check(cls.name, X, **settings)
-
-    @classmethod
-    def learn(cls, X: np.ndarray, **options: Any) -> dict:
-        """What the family learns from the training data before training (e.g. categories)."""
-        return cls.domain.learn(cls.name, X, **options)
-
-    @classmethod
-    def data_scaling(cls, X: np.ndarray, **settings: Any) -> tuple[np.ndarray, np.ndarray]:
-        """Location and scale such that the model is trained on (X - loc) / scale."""
-        return cls.domain.scaling(X, **settings)
-
-    def validate(self, X: np.ndarray) -> None:
-        """Check new data against the domain and what was learned in fit."""
-        type(self).check_domain(X, **self.settings)
-
-    def unseen(self, X: np.ndarray) -> np.ndarray | None:
-        """Where X holds values fit never saw (new categories), to be read as missing."""
-        return self.domain.unseen(X, **self.settings)
 
 
 class Gaussian(Likelihood):
@@ -429,178 +228,6 @@ class ContinuousBernoulli(Likelihood):
         neg = torch.log1p(u * torch.expm1(safe.clamp(max=0))) / safe
         x = torch.where(safe > 0, pos, neg)
         return torch.where(small, u, x).clamp(0, 1)
-
-
-class Poisson(Likelihood):
-    """Independent Poisson counts with rate exp(decoder output).
-
-    The encoder sees log(1 + x), as scvi-tools feeds counts to its encoder.
-    """
-
-    name = "poisson"
-    domain = Counts
-
-    def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return torch.log1p(x)
-
-    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        return _masked_sum(x * out - out.exp() - torch.lgamma(x + 1), mask)
-
-    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        return self.log_prob(x, out, mask), _weighted(x - out.exp(), mask, scale)
-
-    def mean(self, out: Tensor) -> Tensor:
-        return out.exp()
-
-    def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
-        rate = out.exp().cpu()
-        return torch.poisson(rate, generator=generator).to(out.device)
-
-
-class NegativeBinomial(Poisson):
-    """Negative binomial counts with mean exp(decoder output) and a learned dispersion.
-
-    Var = mu + mu^2 / theta, with one inverse dispersion theta per feature (as scvi-tools'
-    gene-wise dispersion): a Poisson with overdispersion, a gamma-Poisson mixture. With a
-    dispersion per covariate level, the module appends each row's log theta to the decoder
-    output (``row_log_theta``).
-    """
-
-    name = "negative_binomial"
-
-    def __init__(self, n_features: int, **settings: Any) -> None:
-        super().__init__(n_features, **settings)
-        self.log_theta = nn.Parameter(torch.zeros(n_features))
-
-    def row_log_theta(self, out: Tensor) -> Tensor:
-        """Log theta: a row's own, where the module put it after the family's outputs (a
-        dispersion per covariate level), else the one per feature."""
-        if out.shape[-1] > self.n_outputs:
-            return out[..., self.n_outputs :]
-        return self.log_theta
-
-    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        log_mu = out[..., : self.n_features]
-        return _masked_sum(_nb_log_pmf(x, log_mu, self.row_log_theta(out)), mask)
-
-    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        if out.shape[-1] > self.n_outputs:  # a log theta per row: autograd
-            return self._autograd_log_prob_grad(x, out, mask, scale)
-        log_theta = self.log_theta
-        theta = log_theta.exp()
-        log_theta_mu = torch.logaddexp(log_theta, out)
-        share_mu = torch.exp(out - log_theta_mu)  # mu / (theta + mu)
-        grad_mu = x - (x + theta) * share_mu
-        # d/d log theta: theta (digamma(x + theta) - digamma(theta) + log theta
-        # - log(theta + mu) + mu / (theta + mu)) - x theta / (theta + mu).
-        grad_theta = theta * (
-            torch.digamma(x + theta) - torch.digamma(theta) + log_theta - log_theta_mu + share_mu
-        ) - x * (1 - share_mu)
-        _accumulate(log_theta, _weighted(grad_theta, mask, scale).sum(-2))
-        return self.log_prob(x, out, mask), _weighted(grad_mu, mask, scale)
-
-    def mean(self, out: Tensor) -> Tensor:
-        return out[..., : self.n_features].exp()
-
-    def _draw(self, log_mu: Tensor, log_theta: Tensor, generator: torch.Generator) -> Tensor:
-        theta = log_theta.exp().detach().cpu().to(log_mu.dtype).expand(log_mu.shape)
-        return _nb_draw(log_mu.exp().cpu(), theta, generator).to(log_mu.device)
-
-    def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
-        return self._draw(out[..., : self.n_features], self.row_log_theta(out), generator)
-
-
-class ZeroInflatedNegativeBinomial(NegativeBinomial):
-    """Negative binomial counts with extra zeros, as scvi-tools' ZINB.
-
-    x = 0 with probability pi, else x ~ NB(mu, theta): the decoder gives log mu and the
-    logit of pi per feature (2 outputs per feature), theta is learned per feature. The mean
-    is (1 - pi) mu. For counts with more zeros than a negative binomial of their mean and
-    variance allows (dropouts in single-cell data).
-    """
-
-    name = "zero_inflated_negative_binomial"
-
-    @property
-    def n_outputs(self) -> int:
-        return 2 * self.n_features
-
-    def _parts(self, out: Tensor) -> tuple[Tensor, Tensor]:
-        """log mu and the zero-inflation logit."""
-        n = self.n_features
-        return out[..., :n], out[..., n : 2 * n]
-
-    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        log_mu, logit = self._parts(out)
-        log_not_zero = F.logsigmoid(-logit) + _nb_log_pmf(x, log_mu, self.row_log_theta(out))
-        log_zero = torch.logaddexp(F.logsigmoid(logit), log_not_zero)
-        return _masked_sum(torch.where(x == 0, log_zero, log_not_zero), mask)
-
-    def mean(self, out: Tensor) -> Tensor:
-        log_mu, logit = self._parts(out)
-        return torch.sigmoid(-logit) * log_mu.exp()
-
-    def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
-        log_mu, logit = self._parts(out)
-        counts = self._draw(log_mu, self.row_log_theta(out), generator)
-        u = _noise(logit.shape, logit, generator, "uniform")
-        return torch.where(u < torch.sigmoid(logit), torch.zeros_like(counts), counts)
-
-
-class Multinomial(Poisson):
-    """Counts given their row total: x | n, z ~ Multinomial(n, softmax(decoder output)).
-
-    For documents (word counts) and profiles, as ProdLDA models them: the decoder says
-    which columns a row's counts fall in, not how many there are. The total n = sum(x) has
-    its own model, a negative binomial fitted to the training rows' totals, so that
-    ``score_samples`` is log p(x) = log p(n) + log p(x | n, z), a likelihood of x, and
-    ``sample`` draws totals too. The mean is E[n] softmax(output). No entry may be missing.
-    """
-
-    name = "multinomial"
-    domain = Totals
-
-    def _log_total(self, n: Tensor) -> Tensor:
-        """Log-probability of the row totals under the negative binomial learned in fit."""
-        mean, theta = self.settings["total_mean"], self.settings["total_theta"]
-        if math.isinf(theta):
-            return n * math.log(mean) - mean - torch.lgamma(n + 1)
-        log_mu = torch.full_like(n, math.log(mean))
-        return _nb_log_pmf(n, log_mu, torch.full_like(n, math.log(theta)))
-
-    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        n = x.sum(-1)
-        log_p = F.log_softmax(out, dim=-1)
-        # x * log p with 0 * log 0 = 0, for a probability that underflows.
-        terms = torch.where(x > 0, x * log_p, torch.zeros_like(log_p))
-        log_coefficient = torch.lgamma(n + 1) - torch.lgamma(x + 1).sum(-1)
-        return log_coefficient + terms.sum(-1) + self._log_total(n)
-
-    def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        grad = x - x.sum(-1, keepdim=True) * torch.softmax(out, dim=-1)
-        return self.log_prob(x, out, mask), grad * scale
-
-    def mean(self, out: Tensor) -> Tensor:
-        return self.settings["total_mean"] * torch.softmax(out, dim=-1)
-
-    def sample(self, out: Tensor, generator: torch.Generator) -> Tensor:
-        p = torch.softmax(out.detach().cpu(), dim=-1)
-        mean, theta = self.settings["total_mean"], self.settings["total_theta"]
-        left = _nb_draw(
-            torch.full(p.shape[:-1], mean, dtype=p.dtype),
-            torch.full(p.shape[:-1], theta, dtype=p.dtype),
-            generator,
-        )
-        # A multinomial with a total per row, as a chain of binomials over the columns.
-        draws = torch.zeros_like(p)
-        rest = torch.ones_like(left)
-        for j in range(p.shape[-1] - 1):
-            share = (p[..., j] / rest.clamp_min(1e-30)).clamp(0, 1)
-            draws[..., j] = torch.binomial(left, share, generator=generator)
-            left = left - draws[..., j]
-            rest = rest - p[..., j]
-        draws[..., -1] = left
-        return draws.to(out.device)
 
 
 class Categorical(Likelihood):
@@ -930,10 +557,6 @@ class Mixed(Likelihood):
         for (family, columns, part), spec in zip(cls._split(X, parts), parts, strict=True):
             loc[spec["columns"]], scale[spec["columns"]] = family.data_scaling(columns, **part)
         return loc, scale
-
-
-#: name -> class; feeds the ``likelihood`` parameter's allowed values.
-LIKELIHOODS: dict[str, type[Likelihood]] = {}
 
 
 def register_likelihood(cls: type[Likelihood]) -> type[Likelihood]:

@@ -9,6 +9,7 @@ import torch
 from scipy.stats import multivariate_normal, nbinom
 from torch.distributions import Normal, kl_divergence
 
+import skvae._count_likelihoods as count_likelihoods
 import skvae._likelihoods as likelihoods
 from skvae import VAEModule
 from skvae._posteriors import DiagonalGaussian
@@ -209,7 +210,7 @@ def test_inference_zeroes_missing_entries_and_masks_them():
 @pytest.mark.parametrize("private", [True, False])
 def test_negative_binomial_draws_follow_the_negative_binomial(monkeypatch, private):
     # Without torch's private _standard_gamma, the gamma variates come from numpy.
-    monkeypatch.setattr(likelihoods, "USE_PRIVATE_API", private)
+    monkeypatch.setattr(count_likelihoods, "USE_PRIVATE_API", private)
     mu = np.array([0.5, 3.0, 20.0, 5.0])
     theta = np.array([0.5, 2.0, 5.0, 50.0])
     family = likelihoods.NegativeBinomial(4)
