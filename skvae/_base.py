@@ -296,8 +296,11 @@ class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
             for family, selection in likelihood.items()
         }
 
-    def _architecture(self, X, covariates) -> dict:
-        """The module's shape as the parameters and the data set it (``VAEModule.spec``)."""
+    def _architecture(self, X, covariates, resumed: VAEModule | None = None) -> dict:
+        """The module's shape as the parameters and the data set it (``VAEModule.spec``).
+
+        ``resumed``: the fitted module that training continues (partial_fit, warm_start).
+        """
         return {
             "n_features": X.shape[1],
             "n_components": self.n_components,
@@ -317,7 +320,7 @@ class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
         # "auto" keeps the families it chose on the first data: a block may look otherwise.
         param = self.likelihood_ if self.likelihood == "auto" else self.likelihood
         likelihood = self._likelihood_parts(param, X.shape[1])
-        new = self._architecture(X, covariates)
+        new = self._architecture(X, covariates, resumed=self.module_)
         changed = sorted(k for k in new if new[k] != old[k])
         old_choice = family_choice(old["likelihood"])
         new_choice = family_choice(likelihood, {"covariance_type": self.covariance_type})

@@ -611,8 +611,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 FutureWarning,
                 stacklevel=users_stacklevel(),
             )
-        self._continuing = hasattr(self, "module_") and (incremental or self.warm_start)
-        if not self._continuing:
+        continuing = hasattr(self, "module_") and (incremental or self.warm_start)
+        if not continuing:
             # A new model: ``covariates`` is read anew once X's columns are known.
             vars(self).pop("_covariate_spec", None)
         elif self._covariate_columns() != self._resolve_covariates():
@@ -622,8 +622,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
             )
         return super()._start_fit(X, incremental)
 
-    def _architecture(self, X, covariates) -> dict:
-        spec = super()._architecture(X, covariates)
+    def _architecture(self, X, covariates, resumed=None) -> dict:
+        spec = super()._architecture(X, covariates, resumed)
         spec["library"] = None
         spec["dispersion"] = self.dispersion
         if self.dispersion != "feature":
@@ -652,8 +652,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 f"{setting} needs each row's total, which missing values leave unknown: "
                 "X has NaN. Fill them, or leave library_size and library_column None."
             )
-        old = getattr(getattr(self, "module_", None), "library", None)
-        if self._continuing and old is not None and old["kind"] == kind:
+        old = None if resumed is None else resumed.library
+        if old is not None and old["kind"] == kind:
             spec["library"] = old  # the prior learned on the first data stays
         else:
             given = covariates.get("library")
