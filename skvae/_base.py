@@ -74,6 +74,7 @@ class PendingFit(NamedTuple):
     train_seed: int
     crn_seed: int
     budget: Budget
+    held_out: np.ndarray | None  # the rows left out of training, in order; None: none
 
 
 class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
@@ -181,7 +182,10 @@ class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
         trainer = self._trainer(
             module, optimizer, config, generator, device, data, train_rows, validation, history
         )
-        return PendingFit(user_X, trainer, incremental, train_seed, crn_seed, budget)
+        held_out = None
+        if train_rows is not None:
+            held_out = np.setdiff1d(np.arange(len(data["x"])), train_rows.numpy())
+        return PendingFit(user_X, trainer, incremental, train_seed, crn_seed, budget, held_out)
 
     def _end_fit(self, fit: PendingFit):
         """Keep the trained model and what the fit learned as fitted attributes."""

@@ -480,7 +480,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         super()._end_fit(fit)
         scores = self.score_samples(fit.X)
         if self.novelty:
-            scores = shifted_scores(scores, self._held_out_rows)
+            scores = shifted_scores(scores, fit.held_out)
         if self.contamination == "auto":
             q1, q3 = np.percentile(scores, [25, 75])
             self.offset_ = float(q1 - TUKEY_FENCE * (q3 - q1))
@@ -494,12 +494,10 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     def _split(self, data, incremental, split_seed):
         train_rows, validation = super()._split(data, incremental, split_seed)
         n_samples = len(data["x"])
-        if train_rows is not None:
-            self._held_out_rows = np.setdiff1d(np.arange(n_samples), train_rows.numpy())
-        elif self.novelty:
+        if train_rows is None and self.novelty:
             # No early stopping: the rows are held out for the threshold alone.
             try:
-                train, held_out = train_test_split(
+                train, _ = train_test_split(
                     np.arange(n_samples),
                     test_size=self.validation_fraction,
                     random_state=split_seed,
@@ -510,7 +508,6 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
                     f"{self.validation_fraction} of them for the threshold of novelty=True. "
                     "Pass more rows or set novelty=False."
                 ) from None
-            self._held_out_rows = np.sort(held_out)
             train_rows = torch.from_numpy(train)
         return train_rows, validation
 
