@@ -95,9 +95,11 @@ exceeds half the cores.
 
 {table}
 
-`make bench` runs them all in full mode. A full run writes `benchmarks/results/<name>.json`
-(or the file given by `--json PATH`); `--quick` makes a seconds-long smoke run with small
-settings, whose numbers mean nothing, and writes nothing unless `--json PATH` is given.
+`make bench` runs the first seven in full mode (about half an hour); each of the others
+takes from ten minutes to over an hour and runs on its own with the command in the table.
+A full run writes `benchmarks/results/<name>.json` (or the file given by `--json PATH`);
+`--quick` makes a seconds-long smoke run with small settings, whose numbers mean nothing,
+and writes nothing unless `--json PATH` is given.
 Then re-render this page and commit it with the result files:
 
     python benchmarks/render.py                  # results/*.json -> README.md
