@@ -15,6 +15,16 @@ else:
     matplotlib.use("Agg")
 
 
+try:
+    import mlflow
+    import skops
+except ImportError:  # skvae.serving needs both; its tests skip themselves
+    mlflow = skops = None
+
+# The doctests of skvae/: the serving module imports MLflow, and MLflow runs its model code.
+collect_ignore = ["skvae/_mlflow_model.py"] + (["skvae/serving.py"] if mlflow is None else [])
+
+
 def pytest_collection_modifyitems(config, items):
     # The doctests of skvae.plotting draw; without the plot extra there is nothing to check.
     if matplotlib is None:

@@ -300,7 +300,7 @@ def test_guide_skops_recipe_runs_and_leaves_no_file(capsys):
 
 @pytest.mark.slow
 def test_guide_mlflow_recipe_serves_transform(tmp_path, monkeypatch):
-    # mlflow is not a dependency: this runs where it is installed.
+    # mlflow is in the test extra, not a dependency of skvae.
     pytest.importorskip("mlflow")
     pytest.importorskip("skops")
     monkeypatch.chdir(tmp_path)  # mlflow's default tracking store is the working directory
