@@ -104,7 +104,11 @@ class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
-        "n_train_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_train_importance_samples": [Interval(Integral, 1, None, closed="left")],
+        "n_train_samples": [
+            Interval(Integral, 1, None, closed="left"),
+            Hidden(StrOptions({"deprecated"})),
+        ],
         "compute_dtype": [StrOptions(set(_COMPUTE_DTYPES))],
         "precision": [StrOptions(set(_COMPUTE_DTYPES)), Hidden(StrOptions({"deprecated"}))],
         "device": [str],
@@ -385,9 +389,21 @@ class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
             first_epoch=history.n_iter if incremental else 0,
             average_weights=not incremental,
             missing=missing,
-            n_train_samples=self.n_train_samples,
+            n_train_samples=self._n_train_importance_samples(),
             lr_decays=LR_DECAYS if self.learning_rate == "adaptive" else 0,
         )
+
+    def _n_train_importance_samples(self) -> int:
+        if self.n_train_samples == "deprecated":
+            return self.n_train_importance_samples
+        warnings.warn(
+            "The parameter 'n_train_samples' was renamed 'n_train_importance_samples' in 0.2 "
+            "and will be removed in 0.3 (it counts samples of z per row, not training rows); "
+            "set n_train_importance_samples instead.",
+            FutureWarning,
+            stacklevel=users_stacklevel(),
+        )
+        return self.n_train_samples
 
     def _compute_dtype(self) -> str:
         if self.precision == "deprecated":

@@ -204,12 +204,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         importance-weighted bound of Burda et al. (2015): ELBO <= bound_K <= log p(x), and it
         tightens as K grows. K=1 is the ELBO.
 
-    n_train_samples : int, default=1
+    n_train_importance_samples : int, default=1
         Number K of samples of z per row in the training objective. 1 trains on the ELBO;
         K > 1 on the importance-weighted bound with K samples (IWAE, Burda et al. 2015),
         a tighter objective, with doubly-reparameterised encoder gradients (DReG, Tucker
         et al. 2019) so that the encoder keeps learning as K grows. Each step then costs
         about K times the decoder's work; early stopping judges the same bound.
+
+    n_train_samples : int, default="deprecated"
+        The former name of ``n_train_importance_samples``.
+
+        .. deprecated:: 0.2
+           ``n_train_samples`` is removed in 0.3; use ``n_train_importance_samples``,
+           whose name cannot be read as a number of training rows.
 
     compute_dtype : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training steps. "bfloat16" runs them under torch's automatic
@@ -393,7 +400,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         n_iter_no_change="auto",
         tol=1e-4,
         n_importance_samples=50,
-        n_train_samples=1,
+        n_train_importance_samples=1,
+        n_train_samples="deprecated",
         compute_dtype="float32",
         precision="deprecated",
         device="auto",
@@ -423,6 +431,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.n_importance_samples = n_importance_samples
+        self.n_train_importance_samples = n_train_importance_samples
         self.n_train_samples = n_train_samples
         self.compute_dtype = compute_dtype
         self.precision = precision

@@ -264,8 +264,14 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     n_importance_samples : int, default=50
         Number K of importance samples in ``score_samples`` (K=1 is the ELBO).
 
-    n_train_samples : int, default=1
+    n_train_importance_samples : int, default=1
         Number K of samples of z per row in the training objective (K > 1: IWAE).
+
+    n_train_samples : int, default="deprecated"
+        The former name of ``n_train_importance_samples``.
+
+        .. deprecated:: 0.2
+           ``n_train_samples`` is removed in 0.3; use ``n_train_importance_samples``.
 
     compute_dtype : {"float32", "bfloat16"}, default="float32"
         Arithmetic of the training steps, as in :class:`VAEEstimator`; inference does not
@@ -422,7 +428,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         n_iter_no_change="auto",
         tol=1e-4,
         n_importance_samples=50,
-        n_train_samples=1,
+        n_train_importance_samples=1,
+        n_train_samples="deprecated",
         compute_dtype="float32",
         device="auto",
         random_state=None,
@@ -450,6 +457,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol
         self.n_importance_samples = n_importance_samples
+        self.n_train_importance_samples = n_train_importance_samples
         self.n_train_samples = n_train_samples
         self.compute_dtype = compute_dtype
         self.device = device

@@ -200,9 +200,16 @@ def test_adaptive_learning_rate_divides_the_step_at_plateaus(schedule, final_lr)
 
 def test_importance_weighted_training_fits_and_validates_on_its_bound():
     X = load_digits().data[:300]
-    vae = VAEEstimator(hidden_layer_sizes=(16,), n_train_samples=4, max_iter=40, random_state=0)
+    params = dict(hidden_layer_sizes=(16,), max_iter=40, random_state=0)
+    vae = VAEEstimator(n_train_importance_samples=4, **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         vae.fit(X)
     assert vae.validation_scores_[-1] > vae.validation_scores_[0] + 3
     assert vae.best_validation_score_ == max(vae.validation_scores_)
+    # The former name trains the same model, with a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        with pytest.warns(FutureWarning, match="n_train_importance_samples"):
+            old = VAEEstimator(n_train_samples=4, **params).fit(X)
+    np.testing.assert_array_equal(old.validation_scores_, vae.validation_scores_)
