@@ -158,9 +158,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         The step size schedule, as MLPClassifier names them. "constant" keeps
         ``learning_rate_init`` and stops at the first plateau (``n_iter_no_change``
         epochs without improvement). "adaptive" divides the step size by 10 at each of the
-        first two plateaus and stops at the third; it costs two more plateaus, and on the
-        data sets of ``benchmarks/bench_defaults.py`` the weight average already gives
-        what the smaller steps would.
+        first two plateaus and stops at the third; it costs two more plateaus, and the
+        weight average already gives much of what the smaller steps would.
 
     learning_rate_init : float, default=1e-3
         Adam's (initial) step size.
@@ -223,7 +222,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         mixed precision (weights and optimiser state stay float32): faster on CPUs with
         native bfloat16 (AVX512-BF16 or AMX) and on recent GPUs, at a small cost in the
         likelihood reached (``benchmarks/bench_fit.py`` measures both). Inference does
-        not depend on it (see the user guide's performance page).
+        not depend on it (see the developer guide's performance page).
 
     precision : {"float32", "bfloat16"}, default="deprecated"
         Former name of ``compute_dtype``.

@@ -23,13 +23,13 @@ _MAX_SEED = np.iinfo(np.int32).max
 #: Latent size of the default VAEs: a fill conditions on what a row's observed entries say,
 #: which two dimensions summarise poorly (benchmarks/bench_defaults.py, tuning group).
 DEFAULT_COMPONENTS = 6
-#: Hidden layers of the default candidates: one of 64 fills the diabetes table better, the
-#: estimator's two of 128 fill the digits better; which one wins is measured per data set.
+#: Hidden layers of the default candidates: neither fills every table best, so each fit
+#: measures which fills its own hidden entries better (benchmarks/bench_impute.py).
 DEFAULT_HIDDEN_LAYER_SIZES = ((128, 128), (64,))
 #: Share of the observed entries hidden from the candidates, to score their fills on.
 SELECTION_FRACTION = 0.1
-#: Adam's step size of the default VAEs, three times the estimator's: fills as good in fewer
-#: steps on the imputer's tuning tables (benchmarks/bench_cost.py, target 2).
+#: Adam's step size of the default VAEs, three times the estimator's: fills as good in
+#: fewer steps (benchmarks/bench_cost.py, target 2, on the imputer's tuning tables).
 DEFAULT_LEARNING_RATE = 3e-3
 
 

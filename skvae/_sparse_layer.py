@@ -6,7 +6,7 @@ the encoder's inputs are non-zero, the trainer keeps the training rows' non-zero
 gradient, with one ``F.embedding_bag`` each over those entries only: work in proportion
 to the non-zeros instead of to the width. The result equals the dense product up to the
 order of float32 sums (tests compare losses, gradients and whole fits). What it buys is
-measured by ``benchmarks/bench_fit.py`` (MNIST, 13% of pixels on).
+measured by ``benchmarks/bench_fit.py``.
 """
 
 from __future__ import annotations
