@@ -59,8 +59,8 @@ BENCHMARKS = [
     ),
     (
         "bench_cost",
-        "python benchmarks/bench_cost.py --baseline c50674c",
-        "about 75 minutes with one round (estimated from the other results)",
+        "python benchmarks/bench_cost.py --baseline c50674c --rounds 2 --targets 1 2 3 5",
+        "about an hour",
     ),
 ]
 
