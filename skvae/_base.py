@@ -20,20 +20,16 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.utils import check_random_state, get_tags
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Hidden, Interval, StrOptions
-from sklearn.utils.validation import check_array, validate_data
 
-from ._arrays import MAX_SEED, check_missing, dense, log_det, rescale, resolve_device
-from ._covariates import decoding_values
+from ._arrays import MAX_SEED, check_missing, log_det, rescale, resolve_device
+from ._columns import ColumnsMixin
 from ._inference import InferenceMixin
 from ._likelihood_param import (
     auto_likelihood,
     check_label_families,
     family_choice,
-    is_position,
-    likelihood_parts,
-    model_positions,
     own_floors,
     takes_option,
 )
@@ -46,10 +42,9 @@ from ._sparse_data import (
     SparseData,
     check_sparse_input,
     prepare_sparse_likelihood,
-    validate_sparse,
 )
 from ._stacklevel import users_stacklevel
-from ._tables import Ranges, Table, container_of
+from ._tables import Ranges
 from ._trainer import (
     LR_DECAYS,
     Budget,
@@ -77,8 +72,9 @@ class PendingFit(NamedTuple):
     held_out: np.ndarray | None  # the rows left out of training, in order; None: none
 
 
-class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
-    """Base class of the VAE estimators: shared parameters, fit path and inference.
+class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
+    """Base class of the VAE estimators: shared parameters and the fit path; the columns,
+    inference and pickling come from its mixins.
 
     Not for direct use: a subclass lists its parameters in ``__init__`` (those of
     ``_parameter_constraints``, and its own), as scikit-learn's estimators do.
@@ -199,53 +195,6 @@ class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
         self.categories_ = self._categories()
         return self
 
-    def _read(self, X, reset: bool) -> np.ndarray:
-        """X as the model's float array, checked as scikit-learn checks its input.
-
-        A pandas or polars frame is read column by column (``_tables``): labels become
-        their positions, booleans 0 and 1. ``reset``: learn the columns (fit).
-        """
-        if container_of(X) is None or (not reset and getattr(self, "_table", None) is None):
-            if reset:
-                self._table = None
-            return validate_data(
-                self,
-                X,
-                reset=reset,
-                accept_sparse=self._accept_sparse(),
-                dtype=[np.float64, np.float32],
-                ensure_all_finite="allow-nan",
-            )
-        validate_data(self, X, reset=reset, skip_check_array=True)
-        if reset:
-            self._table = Table.learn(X)
-        return check_array(self._table.encode(X), ensure_all_finite="allow-nan", input_name="X")
-
-    def _model_kinds(self):
-        table = getattr(self, "_table", None)
-        if table is None:
-            return None
-        return [table.kinds[j] for j in self._model_columns(len(table.kinds))]
-
-    def _categories(self) -> dict:
-        """``categories_``: each categorical column's categories, in the user's labels."""
-        config = self.module_.likelihood.config
-        parts = config["parts"] if config["name"] == "mixed" else [config]
-        columns = self._model_columns(self.n_features_in_)
-        names = self._model_feature_names()
-        table = getattr(self, "_table", None)
-        found = {}
-        for part in parts:
-            if part["name"] != "categorical":
-                continue
-            values = part.get("values") or [list(range(k)) for k in part["n_categories"]]
-            for c, known in zip(part.get("columns", range(len(values))), values, strict=True):
-                labels = known if table is None else table.categories(columns[c], known)
-                found[int(columns[c]) if names is None else str(names[c])] = np.asarray(
-                    labels, dtype=object if any(isinstance(v, str) for v in labels) else None
-                )
-        return found
-
     def _budget(self, n_train: int) -> Budget:
         """Batch size, epoch limit and patience of a fit on ``n_train`` rows ("auto" resolved)."""
         return auto_budget(n_train, self.batch_size, self.max_iter, self.n_iter_no_change)
@@ -289,20 +238,6 @@ class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
             module = VAEModule.from_spec(spec)
         module.to(device)
         return module, self._optimizer(module), History()
-
-    def _likelihood_parts(self, likelihood, n_model: int):
-        """``likelihood`` as a family, or as parts over the ``n_model`` modelled columns."""
-        columns = self._model_columns(self.n_features_in_)
-        likelihood = model_positions(likelihood, columns, self.n_features_in_)
-        return likelihood_parts(likelihood, n_model, self._model_feature_names())
-
-    def _positions_of_x(self, likelihood: dict) -> dict:
-        """A dict over the modelled columns by position, as positions of X (as passed)."""
-        columns = self._model_columns(self.n_features_in_)
-        return {
-            family: [int(columns[c]) if is_position(c) else c for c in selection]
-            for family, selection in likelihood.items()
-        }
 
     def _architecture(self, X, covariates, resumed: VAEModule | None = None) -> dict:
         """The module's shape as the parameters and the data set it (``VAEModule.spec``).
@@ -447,104 +382,6 @@ class BaseVAE(InferenceMixin, PicklingMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
-
-    # ------------------------------------------------------------------ covariates
-
-    def _covariate_columns(self) -> dict[str, list[int]]:
-        """Columns of X that condition the model instead of being modelled, by batch key.
-
-        None by default. A subclass that returns, e.g., ``{"batch": [5]}`` gets a VAE whose
-        encoder and decoder both see column 5 and whose likelihood models the others.
-        """
-        return {}
-
-    def _covariate_features(self, covariates: dict, fit: bool = False) -> dict:
-        """What the module sees of the covariate columns (``covariates``: as in X).
-
-        As they are by default; a subclass may encode them (one-hot categories), learning
-        the encoding when ``fit``.
-        """
-        return {k: np.asarray(v, dtype=np.float64) for k, v in covariates.items()}
-
-    def _decoding_covariates(self, n_rows: int, values=None) -> dict[str, np.ndarray]:
-        """Covariate values at which ``sample`` and ``inverse_transform`` decode.
-
-        ``values``: the ``covariates`` argument of those methods (see ``decoding_values``).
-        """
-        spec = self._covariate_columns()
-        if not spec:
-            if values is not None:
-                raise ValueError(f"This {type(self).__name__} has no covariates to set.")
-            return {}
-        if values is None:
-            raise ValueError(
-                f"{type(self).__name__} conditions on covariates; pass the values to decode "
-                "at as covariates=..., e.g. a value per covariate column for every row."
-            )
-        names = getattr(self, "feature_names_in_", None)
-        return decoding_values(values, spec, n_rows, names)
-
-    def _model_columns(self, n_features: int) -> np.ndarray:
-        used = [c for columns in self._covariate_columns().values() for c in columns]
-        return np.setdiff1d(np.arange(n_features), used)
-
-    def _model_feature_names(self):
-        names = getattr(self, "feature_names_in_", None)
-        return None if names is None else names[self._model_columns(len(names))]
-
-    def _model_inputs(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The modelled columns of X, and the covariates' (which must be observed)."""
-        spec = self._covariate_columns()
-        if not spec:
-            return X, {}
-        covariates = {key: dense(X[:, columns]) for key, columns in spec.items()}
-        if any(np.isnan(v).any() for v in covariates.values()):
-            raise ValueError("Covariates must be observed: their columns of X hold NaN.")
-        return X[:, self._model_columns(X.shape[1])], covariates
-
-    def _assemble(self, X_model: np.ndarray, covariates: dict[str, np.ndarray]) -> np.ndarray:
-        """Rows in the layout of X: the modelled columns beside the covariates'."""
-        spec = self._covariate_columns()
-        if not spec:
-            return X_model
-        out = np.empty((len(X_model), self.n_features_in_))
-        out[:, self._model_columns(self.n_features_in_)] = X_model
-        for key, columns in spec.items():
-            out[:, columns] = covariates[key]
-        return out
-
-    def _accept_sparse(self):
-        """The sparse formats ``validate_data`` takes: CSR when the tags say sparse X is."""
-        return ["csr"] if get_tags(self).input_tags.sparse else False
-
-    def _check_domain(self, X) -> None:
-        """Check the modelled columns of new data against the fitted likelihood."""
-        if sp.issparse(X):
-            validate_sparse(self.module_.likelihood, X)
-        else:
-            self.module_.likelihood.validate(X)
-
-    def _unseen_as_missing(self, X):
-        """X with values fit never saw (a new category) as NaN, and a warning naming them."""
-        unseen = None if sp.issparse(X) else self.module_.likelihood.unseen(X)
-        if unseen is None:
-            return X
-        counts = unseen.sum(axis=0)
-        j = int(np.flatnonzero(counts)[0])
-        names = self._model_feature_names()
-        column = int(self._model_columns(self.n_features_in_)[j]) if names is None else names[j]
-        n, more = int(counts[j]), int((counts > 0).sum()) - 1
-        others = f", and values of {more} more such column{'s' * (more > 1)}," if more else ""
-        warnings.warn(
-            f"{n} value{'s' if n > 1 else ''} of categorical column {column!r} (e.g. "
-            f"{X[unseen[:, j], j][0]:g}){others} {'were' if n + more > 1 else 'was'} not "
-            "seen in fit: treated as missing.",
-            UserWarning,
-            stacklevel=4,
-        )
-        X = np.array(X, dtype=np.float64)
-        X[unseen] = np.nan
-        return X
 
     def _hidden_layer_sizes(self) -> tuple[int, ...]:
         sizes = self.hidden_layer_sizes
