@@ -109,10 +109,11 @@ def log_model(model, name: str, *, method: str = "transform", **kwargs):
     """
     if not callable(getattr(model, method, None)):
         raise ValueError(f"{type(model).__name__} has no method {method!r} to serve.")
-    config = {"method": method, "trusted": trusted_types(model)}
+    data = sio.dumps(model)  # serialised once: for its types and for the file
+    config = {"method": method, "trusted": sio.get_untrusted_types(data=data)}
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"{_ARTIFACT}.skops"
-        sio.dump(model, path)  # log_model copies the file into the model's artifacts
+        path.write_bytes(data)  # log_model copies the file into the model's artifacts
         return mlflow.pyfunc.log_model(
             name=name,
             python_model=str(_MODEL_CODE),
