@@ -145,7 +145,12 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
         resume = hasattr(self, "module_") and (incremental or self.warm_start)
         user_X = X
         X = self._read(X, reset=not resume)
-        X, covariates = self._model_inputs(X)
+        if resume and self._covariate_columns() != self._layout.covariates:
+            raise ValueError(
+                "partial_fit and warm_start continue the previous model, but covariates "
+                "changed since it was fitted. Call fit with warm_start=False to start anew."
+            )
+        X, covariates = self._layout.split(X)
         covariates = self._covariate_features(covariates, fit=not resume)
         if sp.issparse(X):
             check_sparse_input(X, self.module_.likelihood if resume else self.likelihood)
@@ -206,7 +211,7 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
     def _new_model(self, X, covariates, missing, init_seed, device):
         """A fresh module (seeded weights), its optimizer and an empty history."""
         self.likelihood_ = self.likelihood
-        names, kinds = self._model_feature_names(), self._model_kinds()
+        names, kinds = self._layout.model_names, self._layout.model_kinds
         if isinstance(self.likelihood, str) and self.likelihood == "auto":
             self.likelihood_ = self._positions_of_x(auto_likelihood(X, names, kinds))
         likelihood = self._likelihood_parts(self.likelihood_, X.shape[1])

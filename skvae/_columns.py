@@ -1,6 +1,8 @@
 """The columns of X as an estimator reads them: the user's frame, covariates, modelled columns.
 
-``ColumnsMixin`` gives ``BaseVAE`` the column side of a fit and of every call after it:
+``ColumnLayout`` is what a fit learns of X's columns (their number and names, the frame
+they came in, which of them are covariates and which are modelled), learned once in fit
+and read by every call after it. ``ColumnsMixin`` gives ``BaseVAE`` the calls that use it:
 reading X (an array, or a pandas or polars frame through ``_tables``), splitting it into
 the modelled columns and the covariates' and back, and counting a likelihood dict's and
 ``categories_``'s positions in the columns of X as passed.
@@ -9,6 +11,7 @@ the modelled columns and the covariates' and back, and counting a likelihood dic
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -21,7 +24,73 @@ from ._likelihood_param import is_position, likelihood_parts, model_positions
 from ._sparse_data import validate_sparse
 from ._tables import Table, container_of
 
-__all__ = ["ColumnsMixin"]
+__all__ = ["ColumnLayout", "ColumnsMixin"]
+
+
+@dataclass(frozen=True)
+class ColumnLayout:
+    """The columns of X as fit learned them: the covariates' positions and the rest modelled.
+
+    ``names``: the columns' names (None: X had none); ``table``: how a pandas or polars
+    frame's columns are read and written (None: X was an array); ``covariates``: the
+    positions of X that condition the model, by batch key. Only builtins, so that a saved
+    model holds no pandas or polars object.
+    """
+
+    n_features: int
+    names: list | None = None
+    covariates: dict[str, list[int]] = field(default_factory=dict)
+    table: Table | None = None
+
+    @classmethod
+    def from_state(cls, state: dict) -> ColumnLayout:
+        """The layout of ``dataclasses.asdict(layout)`` (a saved model's)."""
+        table = state.get("table")
+        return cls(**{**state, "table": None if table is None else Table(**table)})
+
+    @property
+    def model_columns(self) -> np.ndarray:
+        """The positions in X of the modelled columns, in order."""
+        used = [c for columns in self.covariates.values() for c in columns]
+        return np.setdiff1d(np.arange(self.n_features), used)
+
+    @property
+    def model_names(self) -> np.ndarray | None:
+        """The modelled columns' names (None: X had none)."""
+        if self.names is None:
+            return None
+        return np.asarray(self.names, dtype=object)[self.model_columns]
+
+    @property
+    def model_kinds(self) -> list[str] | None:
+        """The modelled columns' kinds in the frame (None: X was an array)."""
+        if self.table is None:
+            return None
+        return [self.table.kinds[j] for j in self.model_columns]
+
+    def label(self, j: int):
+        """Modelled column ``j`` as the user knows it: its name, or its position in X."""
+        column = int(self.model_columns[j])
+        return column if self.names is None else self.names[column]
+
+    def split(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The modelled columns of X, and the covariates' (which must be observed)."""
+        if not self.covariates:
+            return X, {}
+        covariates = {key: dense(X[:, columns]) for key, columns in self.covariates.items()}
+        if any(np.isnan(v).any() for v in covariates.values()):
+            raise ValueError("Covariates must be observed: their columns of X hold NaN.")
+        return X[:, self.model_columns], covariates
+
+    def assemble(self, X_model: np.ndarray, covariates: dict[str, np.ndarray]) -> np.ndarray:
+        """Rows in the layout of X: the modelled columns beside the covariates'."""
+        if not self.covariates:
+            return X_model
+        out = np.empty((len(X_model), self.n_features))
+        out[:, self.model_columns] = X_model
+        for key, columns in self.covariates.items():
+            out[:, columns] = covariates[key]
+        return out
 
 
 class ColumnsMixin:
@@ -31,12 +100,16 @@ class ColumnsMixin:
         """X as the model's float array, checked as scikit-learn checks its input.
 
         A pandas or polars frame is read column by column (``_tables``): labels become
-        their positions, booleans 0 and 1. ``reset``: learn the columns (fit).
+        their positions, booleans 0 and 1. ``reset``: learn the columns (fit), as
+        ``self._layout``.
         """
-        if container_of(X) is None or (not reset and getattr(self, "_table", None) is None):
-            if reset:
-                self._table = None
-            return validate_data(
+        table = None
+        if container_of(X) is not None and (reset or self._layout.table is not None):
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            table = Table.learn(X) if reset else self._layout.table
+            X = check_array(table.encode(X), ensure_all_finite="allow-nan", input_name="X")
+        else:
+            X = validate_data(
                 self,
                 X,
                 reset=reset,
@@ -44,57 +117,57 @@ class ColumnsMixin:
                 dtype=[np.float64, np.float32],
                 ensure_all_finite="allow-nan",
             )
-        validate_data(self, X, reset=reset, skip_check_array=True)
         if reset:
-            self._table = Table.learn(X)
-        return check_array(self._table.encode(X), ensure_all_finite="allow-nan", input_name="X")
+            names = getattr(self, "feature_names_in_", None)
+            self._layout = ColumnLayout(
+                self.n_features_in_,
+                None if names is None else [str(name) for name in names],
+                self._covariate_columns(),
+                table,
+            )
+        return X
 
-    def _model_kinds(self):
-        table = getattr(self, "_table", None)
-        if table is None:
-            return None
-        return [table.kinds[j] for j in self._model_columns(len(table.kinds))]
+    def _covariate_columns(self) -> dict[str, list[int]]:
+        """Columns of X that condition the model instead of being modelled, by batch key.
+
+        Read from the parameters once per fit, into ``self._layout``. None by default: a
+        subclass that returns, e.g., ``{"batch": [5]}`` gets a VAE whose encoder and
+        decoder both see column 5 and whose likelihood models the others.
+        """
+        return {}
 
     def _categories(self) -> dict:
         """``categories_``: each categorical column's categories, in the user's labels."""
         config = self.module_.likelihood.config
         parts = config["parts"] if config["name"] == "mixed" else [config]
-        columns = self._model_columns(self.n_features_in_)
-        names = self._model_feature_names()
-        table = getattr(self, "_table", None)
+        layout = self._layout
+        columns = layout.model_columns
         found = {}
         for part in parts:
             if part["name"] != "categorical":
                 continue
             values = part.get("values") or [list(range(k)) for k in part["n_categories"]]
             for c, known in zip(part.get("columns", range(len(values))), values, strict=True):
+                table = layout.table
                 labels = known if table is None else table.categories(columns[c], known)
-                found[int(columns[c]) if names is None else str(names[c])] = np.asarray(
+                found[layout.label(c)] = np.asarray(
                     labels, dtype=object if any(isinstance(v, str) for v in labels) else None
                 )
         return found
 
     def _likelihood_parts(self, likelihood, n_model: int):
         """``likelihood`` as a family, or as parts over the ``n_model`` modelled columns."""
-        columns = self._model_columns(self.n_features_in_)
-        likelihood = model_positions(likelihood, columns, self.n_features_in_)
-        return likelihood_parts(likelihood, n_model, self._model_feature_names())
+        layout = self._layout
+        likelihood = model_positions(likelihood, layout.model_columns, layout.n_features)
+        return likelihood_parts(likelihood, n_model, layout.model_names)
 
     def _positions_of_x(self, likelihood: dict) -> dict:
         """A dict over the modelled columns by position, as positions of X (as passed)."""
-        columns = self._model_columns(self.n_features_in_)
+        columns = self._layout.model_columns
         return {
             family: [int(columns[c]) if is_position(c) else c for c in selection]
             for family, selection in likelihood.items()
         }
-
-    def _covariate_columns(self) -> dict[str, list[int]]:
-        """Columns of X that condition the model instead of being modelled, by batch key.
-
-        None by default. A subclass that returns, e.g., ``{"batch": [5]}`` gets a VAE whose
-        encoder and decoder both see column 5 and whose likelihood models the others.
-        """
-        return {}
 
     def _covariate_features(self, covariates: dict, fit: bool = False) -> dict:
         """What the module sees of the covariate columns (``covariates``: as in X).
@@ -109,8 +182,8 @@ class ColumnsMixin:
 
         ``values``: the ``covariates`` argument of those methods (see ``decoding_values``).
         """
-        spec = self._covariate_columns()
-        if not spec:
+        layout = self._layout
+        if not layout.covariates:
             if values is not None:
                 raise ValueError(f"This {type(self).__name__} has no covariates to set.")
             return {}
@@ -119,37 +192,8 @@ class ColumnsMixin:
                 f"{type(self).__name__} conditions on covariates; pass the values to decode "
                 "at as covariates=..., e.g. a value per covariate column for every row."
             )
-        names = getattr(self, "feature_names_in_", None)
-        return decoding_values(values, spec, n_rows, names)
-
-    def _model_columns(self, n_features: int) -> np.ndarray:
-        used = [c for columns in self._covariate_columns().values() for c in columns]
-        return np.setdiff1d(np.arange(n_features), used)
-
-    def _model_feature_names(self):
-        names = getattr(self, "feature_names_in_", None)
-        return None if names is None else names[self._model_columns(len(names))]
-
-    def _model_inputs(self, X: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """The modelled columns of X, and the covariates' (which must be observed)."""
-        spec = self._covariate_columns()
-        if not spec:
-            return X, {}
-        covariates = {key: dense(X[:, columns]) for key, columns in spec.items()}
-        if any(np.isnan(v).any() for v in covariates.values()):
-            raise ValueError("Covariates must be observed: their columns of X hold NaN.")
-        return X[:, self._model_columns(X.shape[1])], covariates
-
-    def _assemble(self, X_model: np.ndarray, covariates: dict[str, np.ndarray]) -> np.ndarray:
-        """Rows in the layout of X: the modelled columns beside the covariates'."""
-        spec = self._covariate_columns()
-        if not spec:
-            return X_model
-        out = np.empty((len(X_model), self.n_features_in_))
-        out[:, self._model_columns(self.n_features_in_)] = X_model
-        for key, columns in spec.items():
-            out[:, columns] = covariates[key]
-        return out
+        names = None if layout.names is None else np.asarray(layout.names, dtype=object)
+        return decoding_values(values, layout.covariates, n_rows, names)
 
     def _accept_sparse(self):
         """The sparse formats ``validate_data`` takes: CSR when the tags say sparse X is."""
@@ -169,8 +213,7 @@ class ColumnsMixin:
             return X
         counts = unseen.sum(axis=0)
         j = int(np.flatnonzero(counts)[0])
-        names = self._model_feature_names()
-        column = int(self._model_columns(self.n_features_in_)[j]) if names is None else names[j]
+        column = self._layout.label(j)
         n, more = int(counts[j]), int((counts > 0).sum()) - 1
         others = f", and values of {more} more such column{'s' * (more > 1)}," if more else ""
         warnings.warn(

@@ -607,7 +607,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         likelihood = self.module_.likelihood
         shape = (likelihood.n_features,)
         mean = self._infer(Z, _decoder_mean, shape, rescaled=False, covariates=covariates)
-        return self._to_user(self._assemble(mean * likelihood.scale + likelihood.loc, covariates))
+        X = self._layout.assemble(mean * likelihood.scale + likelihood.loc, covariates)
+        return self._to_user(X)
 
     def _start_fit(self, X, incremental):
         if self.library_size not in (None, "latent", "observed"):
@@ -618,15 +619,6 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
                 "which a column named 'latent' or 'observed' cannot be mistaken for.",
                 FutureWarning,
                 stacklevel=users_stacklevel(),
-            )
-        continuing = hasattr(self, "module_") and (incremental or self.warm_start)
-        if not continuing:
-            # A new model: ``covariates`` is read anew once X's columns are known.
-            vars(self).pop("_covariate_spec", None)
-        elif self._covariate_columns() != self._resolve_covariates():
-            raise ValueError(
-                "partial_fit and warm_start continue the previous model, but covariates "
-                "changed since it was fitted. Call fit with warm_start=False to start anew."
             )
         return super()._start_fit(X, incremental)
 
@@ -687,7 +679,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         """The column of X holding each row's library, or None."""
         return self._library()[1]
 
-    def _resolve_covariates(self) -> dict[str, list[int]]:
+    def _covariate_columns(self) -> dict[str, list[int]]:
         names, n_features = getattr(self, "feature_names_in_", None), self.n_features_in_
         spec = covariate_columns(self.covariates, n_features, names)
         column = self._library_column()
@@ -703,16 +695,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         return spec
 
     def _decoding_covariates(self, n_rows, values=None):
-        if values is None and set(self._covariate_columns()) == {"library"}:
+        if values is None and set(self._layout.covariates) == {"library"}:
             # Only a column of library sizes: decode at the typical one unless told.
             typical = np.exp(self.module_.library["loc"])
             return {"library": np.full((n_rows, 1), typical)}
         return super()._decoding_covariates(n_rows, values)
-
-    def _covariate_columns(self) -> dict[str, list[int]]:
-        if not hasattr(self, "_covariate_spec"):
-            self._covariate_spec = self._resolve_covariates()
-        return self._covariate_spec
 
     def _covariate_features(self, covariates, fit=False):
         if fit and not covariates:
@@ -727,7 +714,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
             )
         if fit:
             names = getattr(self, "feature_names_in_", None)
-            spec = self._covariate_columns()
+            spec = self._layout.covariates
             shown = {k: (c if names is None else names[c]) for k, c in spec.items()}
             self._covariate_encoder = CovariateEncoder(shown).fit(covariates)
             self.covariate_categories_ = list(self._covariate_encoder.categories_)

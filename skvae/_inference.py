@@ -151,7 +151,7 @@ class InferenceMixin:
         """
         check_is_fitted(self)
         X = self._read(X, reset=False)
-        given, covariates = self._model_inputs(X)
+        given, covariates = self._layout.split(X)
         X = self._unseen_as_missing(given)
         check_missing(X, columns=False)
         self._check_domain(X)
@@ -219,7 +219,7 @@ class InferenceMixin:
         given = dense(given)
         observed = ~np.isnan(given)
         out[observed] = given[observed]  # exactly, not through the rescaling and back
-        return self._assemble(out, covariates)
+        return self._layout.assemble(out, covariates)
 
     def sample(
         self,
@@ -330,15 +330,15 @@ class InferenceMixin:
             X[:, mask] = (values * likelihood.scale + likelihood.loc)[mask]
         if missing and ranges is not None:
             X[rng.random_sample(X.shape) < ranges.missing_rate] = np.nan
-        return self._to_user(self._assemble(X, covariates))
+        return self._to_user(self._layout.assemble(X, covariates))
 
     def _given_values(self, given) -> tuple[np.ndarray, np.ndarray]:
         """``sample``'s ``given``: a row in the model's units, and which entries are given."""
         if not isinstance(given, dict) or not given:
             raise ValueError(f"given must be a non-empty dict of column -> value, got {given!r}.")
         names = getattr(self, "feature_names_in_", None)
-        columns = self._model_columns(self.n_features_in_)
-        table = getattr(self, "_table", None)
+        columns = self._layout.model_columns
+        table = self._layout.table
         row = np.full(len(columns), np.nan)
         for key, value in given.items():
             j = column_index(key, names, self.n_features_in_, "given column")
@@ -398,7 +398,7 @@ class InferenceMixin:
     def _to_user(self, X: np.ndarray):
         """Rows in the model's layout as the user's: a frame when fitted on one or asked."""
         config = getattr(self, "_sklearn_output_config", {}).get("transform", "default")
-        table = getattr(self, "_table", None)
+        table = self._layout.table
         container = config if config in ("pandas", "polars") else None
         if table is not None:
             return table.decode(X, container or table.container)

@@ -12,8 +12,9 @@ import warnings
 import numpy as np
 import torch
 
+from ._columns import ColumnLayout
 from ._module import VAEModule
-from ._tables import Ranges, Table
+from ._tables import Ranges
 from ._trainer import History
 
 __all__ = ["PicklingMixin", "to_numpy", "to_torch", "tree_map"]
@@ -35,7 +36,7 @@ class PicklingMixin:
             }
             optimizer = state["optimizer_"].state_dict()
             state["optimizer_"] = tree_map(optimizer, torch.Tensor, to_numpy)
-        for key in ("_history", "_table", "_ranges"):
+        for key in ("_history", "_layout", "_ranges"):
             if dataclasses.is_dataclass(state.get(key)):
                 state[key] = dataclasses.asdict(state[key])
         return state
@@ -51,9 +52,11 @@ class PicklingMixin:
                 stacklevel=2,
             )
             state["device"] = "cpu"
-        for key, kind in (("_history", History), ("_table", Table), ("_ranges", Ranges)):
+        for key, kind in (("_history", History), ("_ranges", Ranges)):
             if isinstance(state.get(key), dict):
                 state[key] = kind(**state[key])
+        if isinstance(state.get("_layout"), dict):
+            state["_layout"] = ColumnLayout.from_state(state["_layout"])
         stored = state.get("module_")
         if isinstance(stored, dict):
             module = VAEModule.from_spec(stored["spec"])
