@@ -198,7 +198,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     tol : float, default=1e-4
         Improvement, in nats per sample, that counts as progress.
 
-    n_importance_samples : int, default=50
+    n_importance_samples : int, default=100
         Number K of importance samples in ``score_samples``. The estimate is the
         importance-weighted bound of Burda et al. (2015): ELBO <= bound_K <= log p(x), and it
         tightens as K grows. K=1 is the ELBO.
@@ -398,7 +398,7 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         validation_fraction=0.1,
         n_iter_no_change="auto",
         tol=1e-4,
-        n_importance_samples=50,
+        n_importance_samples=100,
         n_train_importance_samples=1,
         n_train_samples="deprecated",
         compute_dtype="float32",

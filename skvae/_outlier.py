@@ -261,7 +261,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     tol : float, default=1e-4
         Improvement, in nats per sample, that counts as progress.
 
-    n_importance_samples : int, default=50
+    n_importance_samples : int, default=100
         Number K of importance samples in ``score_samples`` (K=1 is the ELBO).
 
     n_train_importance_samples : int, default=1
@@ -427,7 +427,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         validation_fraction=0.1,
         n_iter_no_change="auto",
         tol=1e-4,
-        n_importance_samples=50,
+        n_importance_samples=100,
         n_train_importance_samples=1,
         n_train_samples="deprecated",
         compute_dtype="float32",

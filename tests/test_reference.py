@@ -55,6 +55,7 @@ PINNED = {
     "n_iter_no_change": 10,
     "weight_decay": 0.0,
     "learning_rate": "constant",
+    "n_importance_samples": 50,
 }
 
 MIXED = {"gaussian": [0, 1, 2], "poisson": [3], "negative_binomial": [4], "categorical": [5]}
