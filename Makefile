@@ -38,8 +38,8 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(PY) -m sphinx -j auto -W --keep-going -b html docs docs/_build/html
 
-# Every benchmark in full mode (about half an hour on 2 idle cores), each writing
-# benchmarks/results/<name>.json; then benchmarks/README.md is rendered from those files.
+# The first seven benchmarks of benchmarks/README.md in full mode (about half an hour on 2 idle
+# cores), each writing benchmarks/results/<name>.json; then README.md is rendered from them.
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[benchmark]"
 	$(PY) benchmarks/bench_fit.py --repeats 9

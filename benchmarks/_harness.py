@@ -2,10 +2,13 @@
 
 A benchmark script imports this module before skvae (so it measures this checkout's skvae,
 the one the stamp's commit names), calls :func:`begin` at its start and :func:`finish` with
-its payload at its end. :func:`finish` prints the payload's tables as ``render.py`` renders
-them into benchmarks/README.md and writes ``benchmarks/results/<name>.json`` (the stamp
-plus the payload) in full mode, to ``--json PATH`` when given, and nowhere in ``--quick``
-mode unless ``--json`` is given.
+its payload and its ``tables`` function at its end. :func:`finish` builds the payload's
+tables (paragraphs and :func:`table` blocks), prints them as ``render.py`` renders them
+into benchmarks/README.md, and writes ``benchmarks/results/<name>.json`` (the stamp, the
+payload and the tables) in full mode, to ``--json PATH`` when given, and nowhere in
+``--quick`` mode unless ``--json`` is given. Also here: the worktree of a baseline commit
+(:func:`baseline_tree`) and the importance-weighted bound of a Bernoulli VAE
+(:func:`iw_log_likelihood`) that several scripts share.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from render import markdown, num
 from torch import nn
 from torch.nn import functional as F
 
@@ -43,6 +47,7 @@ if str(REPO) not in sys.path:
 MB = 2**20
 SEED = 0
 _STARTED = time.time()
+LOG_2PI = math.log(2.0 * math.pi)
 _LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
 
 
@@ -227,8 +232,8 @@ def to_jsonable(obj):
     return obj
 
 
-def write_result(name: str, payload: dict, *, run: dict | None = None, path=None) -> Path:
-    """Write the stamp plus ``payload`` as indented JSON with sorted keys.
+def write_result(name: str, payload: dict, blocks: list, *, run=None, path=None) -> Path:
+    """Write the stamp, ``payload`` and its table ``blocks`` as indented JSON, sorted keys.
 
     ``run`` is the stamp from :func:`begin` (taken now if None); ``path`` defaults to
     benchmarks/results/<name>.json.
@@ -238,22 +243,23 @@ def write_result(name: str, payload: dict, *, run: dict | None = None, path=None
     run["seconds"] = round(time.time() - _STARTED, 1)
     path = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = to_jsonable({**run, "result": payload})
+    document = to_jsonable({**run, "result": payload, "tables": blocks})
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     return path
 
 
 def finish(
-    run: dict, payload: dict, args: argparse.Namespace, partial: bool = False
+    run: dict, payload: dict, args: argparse.Namespace, tables: Callable, partial: bool = False
 ) -> Path | None:
     """Print the payload's tables, note the load, and write the result where ``args`` say.
 
-    A ``partial`` run (part of a benchmark) writes only to ``--json PATH``.
+    ``tables(payload)`` builds the blocks (paragraphs and :func:`table` blocks, nested lists
+    flattened) that the result file stores for ``render.py``. A ``partial`` run (part of a
+    benchmark) writes only to ``--json PATH``.
     """
-    import render
-
+    blocks = flatten(tables(to_jsonable(payload)))
     print()
-    print(render.tables(run["benchmark"], to_jsonable(payload)))
+    print(markdown(blocks))
     load_end = os.getloadavg()[0]
     print(
         f"\nload average (1 min) at start {_LOAD_AT_START[0]:.2f}, at end {load_end:.2f}, "
@@ -262,9 +268,40 @@ def finish(
     warn_load(load_end)
     path = output_path(run["benchmark"], args, partial)
     if path is not None:
-        write_result(run["benchmark"], payload, run=run, path=path)
+        write_result(run["benchmark"], payload, blocks, run=run, path=path)
         print(f"result written to {path}")
     return path
+
+
+# ---------------------------------------------------------------------- tables
+
+
+def verdict(passed: bool) -> str:
+    return "PASS" if passed else "FAIL"
+
+
+def yes(flag) -> str:
+    return "yes" if flag else "no"
+
+
+def kwargs(params: dict) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in params.items())
+
+
+def megabytes(n_bytes) -> str:
+    return num(n_bytes / MB, 0)
+
+
+def table(header: list, rows: list[list]) -> dict:
+    """A table block: its header and rows as text."""
+    return {"header": [str(h) for h in header], "rows": [[str(c) for c in row] for row in rows]}
+
+
+def flatten(blocks) -> list:
+    """Blocks with nested lists of blocks spliced in."""
+    if not isinstance(blocks, list):
+        return [blocks]
+    return [b for block in blocks for b in flatten(block)]
 
 
 # ---------------------------------------------------------------------- timing
@@ -341,6 +378,24 @@ def fit_noting_convergence(estimator, X, method: str = "fit") -> tuple[float, bo
         else:
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     return seconds, warned, value
+
+
+def baseline_tree(rev: str) -> tuple[Path, str]:
+    """A worktree of ``rev`` at /tmp/skvae-baseline-<short hash> (reused if present)."""
+
+    def git(*args, cwd=REPO):
+        proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout.strip()
+
+    sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
+    path = Path(tempfile.gettempdir()) / f"skvae-baseline-{sha[:12]}"
+    if not path.exists():
+        git("worktree", "add", "--detach", str(path), sha)
+    elif git("rev-parse", "HEAD", cwd=path) != sha:
+        raise RuntimeError(f"{path} exists but is not at {sha}")
+    return path, sha
 
 
 # ---------------------------------------------------------------------- memory
@@ -481,6 +536,47 @@ class TextbookVAE(nn.Module):
         mu, logvar = self.encode(x.view(-1, self.n_features))
         z = self.reparameterize(mu, logvar)
         return self.decode(z), mu, logvar
+
+
+@torch.no_grad()
+def iw_log_likelihood(encode, decode, X, k, seed, shared_noise=False, max_elements=2**22):
+    """Per-row importance-weighted bound log mean_k p(x|z_k) p(z_k) / q(z_k|x), Bernoulli.
+
+    ``encode(x)`` returns the mean and log-variance of q(z | x), ``decode(z)`` the logits
+    of p(x | z); both must accept float64 tensors. The noise comes from a generator seeded
+    with ``seed``: independent for every row, or, with ``shared_noise``, one set of k draws
+    for all rows (the common random numbers that ``VAEEstimator.score_samples`` uses). Rows
+    go in batches of at most ``max_elements`` (rows x k x features) elements.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    X = np.asarray(X, dtype=np.float64)
+    rows = max(1, max_elements // (k * X.shape[1]))
+    out = np.empty(X.shape[0])
+    shared = None
+    for start in range(0, X.shape[0], rows):
+        x = torch.from_numpy(X[start : start + rows])
+        mu, log_var = encode(x)
+        std = torch.exp(0.5 * log_var)
+        if shared_noise:
+            if shared is None:
+                shared = torch.randn(k, mu.shape[1], generator=generator, dtype=torch.float64)
+            eps = shared.expand(x.shape[0], k, mu.shape[1])
+        else:
+            eps = torch.randn(x.shape[0], k, mu.shape[1], generator=generator, dtype=torch.float64)
+        z = mu.unsqueeze(1) + std.unsqueeze(1) * eps  # (rows, k, d)
+        logits = decode(z)
+        log_px = -F.binary_cross_entropy_with_logits(
+            logits, x.unsqueeze(1).expand_as(logits), reduction="none"
+        ).sum(-1)
+        log_pz = -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * LOG_2PI
+        log_qz = (
+            -0.5 * (eps**2).sum(-1)
+            - 0.5 * log_var.sum(-1, keepdim=True)
+            - 0.5 * z.shape[-1] * LOG_2PI
+        )
+        log_w = log_px + log_pz - log_qz
+        out[start : start + rows] = (torch.logsumexp(log_w, dim=1) - math.log(k)).numpy()
+    return out
 
 
 def negative_elbo(recon_logits, x, mu, logvar):

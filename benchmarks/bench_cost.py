@@ -1,7 +1,7 @@
 """CPU cost of skvae's default fits before and after a change, on one thread, with their quality.
 
 Two skvae trees side by side in one run: ``--baseline REV`` (a git revision, checked out
-as a worktree at ``/tmp/skvae-baseline-<short hash>`` by ``bench_defaults.baseline_tree``)
+as a worktree at ``/tmp/skvae-baseline-<short hash>`` by ``_harness.baseline_tree``)
 is "before", this checkout (with its uncommitted changes) is "after". Without
 ``--baseline`` only "after" runs and nothing about "before" is judged.
 
@@ -43,7 +43,7 @@ The targets (issue 25):
    most 10 x ``IterativeImputer(random_state=seed)``'s on every data set, and an RMSE on
    the removed entries (mean over the seeds) at most 1% above the baseline's. The data
    of ``bench_defaults`` measurement 3: 20% of the entries removed completely at random
-   (``remove_mcar``, seeds 0, 1, 2); digits / 16 as they are, the tables standardised by
+   (``bench_impute.remove``, seeds 0, 1, 2); digits / 16 as they are, the tables standardised by
    a StandardScaler fitted on the observed entries.
 3. ``VAEEstimator(likelihood="auto")`` on ``bench_synth``'s mixed tables (its loading,
    70/30 split, fit, draws and SDMetrics quality, by ``bench_synth.run_unit``; seeds 0,
@@ -112,23 +112,25 @@ from _harness import (
     REPO,
     add_output_options,
     apply_quick,
+    baseline_tree,
     begin,
     finish,
     fit_noting_convergence,
+    num,
     set_threads,
+    table,
     timed,
+    verdict,
 )
 from bench_defaults import (
     PROCESSES,
     _imputers,
     _score_with_k,
     _vae,
-    baseline_tree,
     config,
-    load_imputation,
     load_table,
-    remove_mcar,
 )
+from bench_impute import load, remove
 from bench_synth import SKVAE, TABLES, TOOLS, run_unit
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
@@ -229,9 +231,9 @@ def imputation_units(group: str, quick: bool, seeds: list[int], tmp: str) -> lis
     cfg = config(group, 3, quick)
     units = []
     for name, kind in cfg["datasets"].items():
-        X_full = load_imputation(name)[: cfg["max_rows"]]
+        X_full = load(name)[: cfg["max_rows"]]
         for seed in seeds:
-            X_missing, missing = remove_mcar(X_full, cfg["fraction"], seed)
+            X_missing, missing = remove(X_full, "MCAR", seed, cfg["fraction"])
             X_true = X_full
             if kind == "table":
                 scaler = StandardScaler().fit(X_missing)
@@ -279,7 +281,7 @@ def warm_up() -> None:
 
 def warm_up_imputer() -> None:
     """An unmeasured tiny imputer fit, so that its one-off allocations are not measured."""
-    X, _ = remove_mcar(np.random.default_rng(0).standard_normal((64, 4)), 0.2, 0)
+    X, _ = remove(np.random.default_rng(0).standard_normal((64, 4)), "MCAR", 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _imputers(0, True)["VAEImputer"].fit_transform(X)
@@ -497,7 +499,7 @@ def warm_up_peers(jobs: dict) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if jobs["2"]:
-            X, _ = remove_mcar(np.random.default_rng(0).standard_normal((64, 4)), 0.2, 0)
+            X, _ = remove(np.random.default_rng(0).standard_normal((64, 4)), "MCAR", 0)
             _imputers(0, True)["IterativeImputer"].fit_transform(X)
         if jobs["3"]:
             unit = jobs["3"][0]
@@ -785,22 +787,184 @@ def verdicts(summary: dict, groups) -> list[dict]:
     return out
 
 
-def print_verdicts(results: list[dict]) -> None:
-    for v in results:
-        for c in v["checks"]:
-            if c["passed"] is None:
-                measured = "not judged"
-            else:
-                name, value = c["worst"]
-                measured = f"{value:.3f} ({name}) -> {'PASS' if c['passed'] else 'FAIL'}"
-            print(f"  target {v['target']} ({v['scope']}): {c['criterion']}: {measured}")
-        text = "nothing judged" if v["passed"] is None else ("PASS" if v["passed"] else "FAIL")
-        if v["scope"] == "tuning" and v["passed"] is not None:
-            text += " (informational: tuning group)"
-        print(f"RESULT target {v['target']} ({v['scope']}): {text}", flush=True)
-
-
 # ---------------------------------------------------------------------- main
+
+
+COST_TITLES = {
+    "1": "VAEEstimator's defaults on small and mid-size tables",
+    "2": "VAEImputer's defaults beside IterativeImputer",
+    "3": 'VAEEstimator(likelihood="auto") on mixed tables beside TVAE',
+    "5": "the peak memory of VAEImputer's default fit",
+}
+
+
+def _cost_side(row: dict, side: str, key: str, digits: int) -> str:
+    return num(row["sides"].get(side, {}).get(key), digits)
+
+
+def _cost_warnings(row: dict) -> str:
+    return ", ".join(
+        str(row["sides"][side]["convergence_warnings"])
+        for side in ("baseline", "current")
+        if side in row["sides"]
+    )
+
+
+def _cost_1(rows: list[dict]) -> dict:
+    body = [
+        [
+            r["group"],
+            r["dataset"],
+            f"{r['n_train']:,} + {r['n_test']:,}",
+            str(len(r["sides"]["current"]["seeds"])),
+            _cost_side(r, "baseline", "cpu_seconds", 2),
+            _cost_side(r, "current", "cpu_seconds", 2),
+            num(r["ratio"]),
+            _cost_side(r, "baseline", "n_iter", 0),
+            _cost_side(r, "current", "n_iter", 0),
+            _cost_side(r, "baseline", "log_likelihood", 3),
+            _cost_side(r, "current", "log_likelihood", 3),
+            num(r["ll_difference"]),
+            num(r.get("ll_seed_spread")),
+            _cost_warnings(r),
+        ]
+        for r in rows
+    ]
+    header = ["group", "data set", "rows (train + held out)", "fits", "CPU s before",
+              "CPU s after", "after / before", "epochs before", "epochs after", "LL before",
+              "LL after", "LL after - before", "LL spread of the baseline over seeds",
+              "ConvergenceWarnings before, after"]  # fmt: skip
+    return table(header, body)
+
+
+def _cost_2(rows: list[dict]) -> dict:
+    body = [
+        [
+            r["group"],
+            f"{r['dataset']} ({r['shape'][0]} x {r['shape'][1]}, {r['kind']})",
+            _cost_side(r, "baseline", "cpu_seconds", 2),
+            _cost_side(r, "current", "cpu_seconds", 2),
+            _cost_side(r, "IterativeImputer", "cpu_seconds", 2),
+            num(r["peer_ratio"], 2),
+            _cost_side(r, "baseline", "n_iter", 0),
+            _cost_side(r, "current", "n_iter", 0),
+            _cost_side(r, "baseline", "rmse", 4),
+            _cost_side(r, "current", "rmse", 4),
+            "n/a" if r["rmse_excess"] is None else f"{r['rmse_excess']:+.2%}",
+            _cost_side(r, "IterativeImputer", "rmse", 4),
+        ]
+        for r in rows
+    ]
+    header = ["group", "data set", "CPU s before", "CPU s after", "IterativeImputer CPU s",
+              "after / IterativeImputer", "epochs before", "epochs after", "RMSE before",
+              "RMSE after", "RMSE after / before - 1", "IterativeImputer RMSE"]  # fmt: skip
+    return table(header, body)
+
+
+def _cost_3(rows: list[dict]) -> dict:
+    body = [
+        [
+            r["group"],
+            f"{r['dataset']} ({num(r['sides']['current']['n_train'], 0)} + "
+            f"{num(r['sides']['current']['n_test'], 0)} rows)",
+            _cost_side(r, "baseline", "cpu_seconds", 1),
+            _cost_side(r, "current", "cpu_seconds", 1),
+            _cost_side(r, "TVAE", "cpu_seconds", 1),
+            num(r["peer_ratio"], 2),
+            _cost_side(r, "baseline", "n_iter", 0),
+            _cost_side(r, "current", "n_iter", 0),
+            _cost_side(r, "baseline", "quality", 3),
+            _cost_side(r, "current", "quality", 3),
+            num(r["quality_difference"]),
+            _cost_side(r, "TVAE", "quality", 3),
+            _cost_side(r, "real", "quality", 3),
+            " / ".join(_cost_side(r, side, "accuracy", 3) for side in ("baseline", "current",
+                                                                        "TVAE")),
+        ]
+        for r in rows
+    ]  # fmt: skip
+    header = ["group", "table", "fit CPU s before", "fit CPU s after", "TVAE fit CPU s",
+              "after / TVAE", "epochs before", "epochs after", "quality before",
+              "quality after", "quality after - before", "TVAE quality",
+              "real (held out) quality", "accuracy before / after / TVAE"]  # fmt: skip
+    return table(header, body)
+
+
+def _cost_5(rows: list[dict]) -> dict:
+    body = [
+        [
+            r["group"],
+            f"{r['dataset']} ({r['shape'][0]} x {r['shape'][1]}, {r['kind']})",
+            _cost_side(r, "baseline", "peak_mb", 1),
+            _cost_side(r, "current", "peak_mb", 1),
+            num(r["memory_ratio"], 2),
+            _cost_side(r, "baseline", "n_iter", 0),
+            _cost_side(r, "current", "n_iter", 0),
+        ]
+        for r in rows
+    ]
+    header = ["group", "data set", "peak extra MB before", "peak extra MB after",
+              "after / before", "epochs before", "epochs after"]  # fmt: skip
+    return table(header, body)
+
+
+def _cost_verdicts(results: list[dict]) -> dict:
+    rows = []
+    for v in results:
+        overall = "not judged" if v["passed"] is None else verdict(v["passed"])
+        if v["scope"] == "tuning" and v["passed"] is not None:
+            overall += " (informational: tuning group)"
+        for i, c in enumerate(v["checks"]):
+            worst = "n/a" if c["worst"] is None else f"{num(c['worst'][1])} ({c['worst'][0]})"
+            check = "not judged" if c["passed"] is None else verdict(c["passed"])
+            rows.append([v["target"], v["scope"], c["criterion"], worst, check,
+                         overall if i == 0 else ""])  # fmt: skip
+    header = ["target", "scope", "criterion", "worst data set", "check", "target verdict"]
+    return table(header, rows)
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    s, summary = p["settings"], p["summary"]
+    if p["baseline"] is None:
+        before = "No baseline: only this checkout ran, and nothing about before is judged."
+    else:
+        before = (
+            f"Before: `{p['baseline']}` (commit `{(p['baseline_commit'] or '')[:12]}`); after: "
+            "the stamp's commit."
+        )
+    workers = ", ".join(
+        f"round {w['round']} {w['side']} {num(w['seconds'], 0)} s" for w in p["workers"]
+    )
+    parts = [
+        f"Groups: {', '.join(p['groups'])}. {before} {s['threads']} torch thread and "
+        "threadpoolctl limits of 1; CPU s: `time.process_time()` around the fit alone, in a "
+        "fresh worker per side and round after an untimed warm-up fit; per fit the median "
+        f"over {s['rounds']} round(s), per data set the mean over its splits or seeds; "
+        f"seeds {', '.join(str(x) for x in s['seeds'])} in targets 2 and 3. Held-out "
+        f"log-likelihood (LL): `score` with `n_importance_samples={s['k']}`, nats per row. "
+        f"Workers' wall seconds: {workers}; the peers, in the main process: "
+        f"{num(p['peers']['seconds'], 0)} s.",
+    ]
+    if "5" in summary:
+        seeds = ", ".join(str(x) for x in s["memory_seeds"])
+        parts[0] += (
+            f" Peak extra MB (target 5): one `fit_transform` per data set (seed {seeds}), "
+            "first in the worker after the warm-ups; VmHWM after the fit (reset through "
+            "`/proc/self/clear_refs`) minus VmRSS before it, in MB of 2^20 bytes."
+        )
+    render = {"1": _cost_1, "2": _cost_2, "3": _cost_3, "5": _cost_5}
+    for target, rows in summary.items():
+        parts += [f"**Target {target}**: {COST_TITLES[target]}.", render[target](rows)]
+        if target == "1":
+            means = [
+                f"{v['scope']} {num(v['checks'][0]['values']['geometric mean'])}"
+                for v in p["verdicts"]
+                if v["target"] == "1"
+            ]
+            parts.append(f"Geometric mean of after / before: {', '.join(means)}.")
+    parts.append(_cost_verdicts(p["verdicts"]))
+    return parts
 
 
 def main(argv=None) -> int:
@@ -856,7 +1020,6 @@ def main(argv=None) -> int:
         runs = run_rounds(trees, jobs, args.rounds, args.quick, k, tmp, offsets)
     summary = summarise(runs, peers, jobs)
     results = verdicts(summary, groups)
-    print_verdicts(results)
     payload = {
         "groups": groups,
         "targets": [str(t) for t in targets],
@@ -877,7 +1040,7 @@ def main(argv=None) -> int:
     }  # fmt: skip
     # A full run has at least the default targets; target 5 may come with them.
     partial = args.baseline is None or len(groups) < 2 or not set(DEFAULT_TARGETS) <= set(targets)
-    finish(run, payload, args, partial=partial)
+    finish(run, payload, args, tables, partial=partial)
     return 0
 
 

@@ -59,8 +59,10 @@ other)::
 
 import argparse
 import json
+import math
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,8 +76,11 @@ from _harness import (
     begin,
     finish,
     fit_quietly,
+    num,
     output_path,
     set_threads,
+    table,
+    verdict,
 )
 from scipy import sparse, stats
 from scipy.special import gammaln, softmax
@@ -501,6 +506,184 @@ def merge_previous(path, payload, run, parts):
     return payload
 
 
+
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    s = p["settings"]
+
+    def mean_sd(values, digits):
+        values = [v for v in values if v is not None]
+        if not values:
+            return "n/a"
+        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+            return "nan"  # a failed measurement: the result file has each value
+        sd = f" +- {num(statistics.pstdev(values), digits)}"
+        return num(sum(values) / len(values), digits) + (sd if len(values) > 1 else "")
+
+    def collect(entries, model, key):
+        return [r.get(key) for e in entries for r in e["rows"] if r["model"] == model]
+
+    def models(entries):
+        return list(dict.fromkeys(r["model"] for e in entries for r in e["rows"]))
+
+    def measured(part):
+        stamp = p.get("part_stamps", {}).get(part)
+        if not stamp:
+            return ""
+        return f" (measured at commit {str(stamp.get('commit'))[:7]}, {stamp.get('date')})"
+
+    parts = []
+    if "library" in p:
+        library = [
+            [
+                m,
+                mean_sd(collect(p["library"], m, "log_likelihood"), 1)
+                + (
+                    ""
+                    if all(collect(p["library"], m, "is_likelihood_of_x"))
+                    else " (given totals)"
+                ),
+                mean_sd(collect(p["library"], m, "r2_true_latent"), 3),
+                mean_sd(collect(p["library"], m, "fit_cpu_seconds"), 0),
+            ]
+            for m in models(p["library"])
+        ]
+        seeds = ", ".join(str(x) for x in s["seeds"])
+        parts += [
+            f"Seeds {seeds} in (a); mean +- sd over seeds. {s['threads']} torch thread(s) each; "
+            f"scVI: {s['scvi']}.",
+            f"(a) Library size: {s['cells']:,} cells (80% train), 200 genes, a 4-D latent; "
+            f"held-out log-likelihood per cell ({s['n_importance_samples']} importance "
+            f"samples) and R^2 of the true latent from the code{measured('library')}.",
+            table(["model", "held-out log p(x), nats", "R^2 true latent", "fit CPU s"], library),
+        ]
+    if "batches" in p:
+        batches = [
+            [
+                m,
+                mean_sd(collect(p["batches"], m, "batch_accuracy"), 3),
+                mean_sd(collect(p["batches"], m, "type_accuracy"), 3),
+                mean_sd(collect(p["batches"], m, "batch_accuracy_knn"), 3),
+                mean_sd(collect(p["batches"], m, "type_accuracy_knn"), 3),
+                mean_sd(collect(p["batches"], m, "fit_cpu_seconds"), 0),
+            ]
+            for m in models(p["batches"])
+        ]
+        chance = mean_sd([e["batch_chance"] for e in p["batches"]], 3)
+        parts += [
+            f"(b) Batches: {s['cells_batches']:,} cells, 3 batches x 5 types, seeds "
+            f"{', '.join(str(x) for x in s.get('batch_seeds', s['seeds']))}; 5-fold "
+            f"accuracies from the latent code of a logistic regression and of a "
+            f"15-nearest-neighbour vote (kNN); chance for the batch {chance}"
+            f"{measured('batches')}.",
+            table(
+                [
+                    "model",
+                    "batch accuracy",
+                    "type accuracy",
+                    "batch, kNN",
+                    "type, kNN",
+                    "fit CPU s",
+                ],
+                batches,
+            ),  # fmt: skip
+        ]
+    if "topics" in p:
+        runs = p["topics"] if isinstance(p["topics"], list) else [p["topics"]]
+        topics = [
+            [m, mean_sd(collect(runs, m, "perplexity"), 1),
+             mean_sd(collect(runs, m, "fit_seconds"), 0)]
+            for m in models(runs)
+        ]  # fmt: skip
+        chosen = [r["chose"] for e in runs for r in e["rows"] if "chose" in r]
+        parts += [
+            f"(c) Topics: LDA corpus, {s['docs']:,} documents (a third held out), 10 "
+            f"topics, seeds {', '.join(str(e['seed']) for e in runs)}; held-out perplexity "
+            f"of the word sequences (lower is better); the grid search chose "
+            f"{', '.join(str(k) for k in chosen) or 'n/a'}{measured('topics')}.",
+            table(["model", "perplexity", "fit s"], topics),
+        ]
+    entries = p.get("library", []) + p.get("batches", [])
+    if "pbmc" in p:
+        pb = p["pbmc"]
+        entries = entries + pb["entries"]
+        check = pb["counts_check"]
+        pbmc_rows = [
+            [
+                m,
+                mean_sd(collect(pb["entries"], m, "log_likelihood"), 1),
+                mean_sd(collect(pb["entries"], m, "fit_cpu_seconds"), 0),
+                mean_sd(collect(pb["entries"], m, "epochs"), 0),
+            ]
+            for m in models(pb["entries"])
+        ]
+        default = pb["entries"][0]["rows"][0]["model"]
+        scvi_model = next((m for m in models(pb["entries"]) if m.startswith("scVI")), None)
+        lead = ""
+        if scvi_model is not None:
+            per_seed = [
+                {r["model"]: r.get("log_likelihood") for r in e["rows"]} for e in pb["entries"]
+            ]
+            gaps = [
+                ll[default] - ll[scvi_model]
+                for ll in per_seed
+                if ll.get(default) is not None and ll.get(scvi_model) is not None
+            ]
+            if gaps:
+                passed = min(gaps) >= 20
+                lead = (
+                    f" skvae's default (latent library) minus scVI, per seed: "
+                    f"{', '.join(num(g, 1) for g in gaps)} nats per cell; target 2 (at least "
+                    f"20 ahead on every seed): {verdict(passed)}."
+                )
+        parts += [
+            f"(e) PBMC: scanpy's pbmc68k_reduced, {check['cells']} cells x {check['genes']} "
+            f"genes, counts recovered from .raw (largest deviation from an integer before "
+            f"rounding {num(check['max_abs_deviation_from_integer'], 3)}, relative "
+            f"{num(check['max_relative_deviation'], 4)}; median total "
+            f"{num(check['median_total'], 0)}); seeded 80/20 splits, seeds "
+            f"{', '.join(str(x) for x in pb['seeds'])}; held-out log-likelihood per cell "
+            f"({pb['n_importance_samples']} importance samples); mean +- sd over seeds; "
+            f"scVI: {pb['scvi']}{measured('pbmc')}.{lead}",
+            table(["model", "held-out log p(x), nats", "fit CPU s", "epochs"], pbmc_rows),
+        ]
+    if "memory" in p:
+        m = p["memory"]
+        if "error" in m:
+            parts.append(f"(f) Memory: failed: {m['error']}")
+        else:
+            gb = 2**30
+            parts += [
+                f"(f) Memory: a {m['rows']:,} x {m['genes']:,} CSR count matrix, "
+                f"{m['density']:.0%} non-zeros ({m['nnz']:,}), {m['dtype']} values and "
+                f"{m['index_dtype']} indices: {num(m['sparse_bytes'] / gb, 2)} GB sparse "
+                f"({num(m['dense_bytes_float32'] / gb, 1)} GB dense in float32); generated and "
+                f"fitted in a fresh process, VAEEstimator(10, negative_binomial, latent library, "
+                f"max_iter={m['max_iter']}): a memory measurement of {m['epochs']} epoch(s), "
+                f"not a fit to convergence{measured('memory')}.",
+                table(
+                    ["peak RSS, GB", "sparse input + 1 GB, GB", "RSS before the data, GB",
+                     "peak less RSS before the data, GB", "RSS with the data, before fit, GB",
+                     "fit s", "target 5 (peak RSS within input + 1 GB)"],
+                    [[num(m["peak_rss_bytes"] / gb, 2), num(m["budget_bytes"] / gb, 2),
+                      num(m["rss_before_data_bytes"] / gb, 2),
+                      num((m["peak_rss_bytes"] - m["rss_before_data_bytes"]) / gb, 2),
+                      num(m["rss_after_data_bytes"] / gb, 2), num(m["fit_seconds"], 0),
+                      verdict(m["within_budget"])]],
+                ),
+            ]  # fmt: skip
+    errors = [
+        f"- {r['model']}, seed {e['seed']}: {r['error']}"
+        for e in entries
+        for r in e["rows"]
+        if "error" in r
+    ]
+    parts += ["Failed runs:\n\n" + "\n".join(errors)] if errors else []
+    return parts
+
+
 def main(argv=None) -> int:
     if argv is None:
         argv = sys.argv[1:]
@@ -645,7 +828,7 @@ def main(argv=None) -> int:
     payload["seconds"] = time.time() - started
     if args.merge:
         payload = merge_previous(output_path("bench_counts", args), payload, run, parts)
-    finish(run, payload, args)
+    finish(run, payload, args, tables)
     return 0
 
 

@@ -58,9 +58,12 @@ from _harness import (
     finish,
     fit_quietly,
     gaussian_block,
+    megabytes,
+    num,
     peak_rss,
     run_in_fresh_process,
     set_threads,
+    table,
     worker_main,
 )
 from bench_grid import fit_grid, load_data
@@ -245,6 +248,56 @@ def versions() -> dict:
     }
 
 
+
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    parts = []
+    if "incremental" in p:
+        inc = p["incremental"]
+        s = inc["settings"]
+        rows = [
+            [
+                r["name"],
+                num(r["seconds"], 2),
+                num(r["seconds_per_block"]),
+                str(r["n_iter"]),
+                megabytes(r["peak_above_baseline_bytes"]),
+                num(r["final_loss"], 2),
+            ]
+            for r in inc["runs"]
+        ]
+        parts += [
+            f"(a) {s['rows']:,} x {s['features']} float64 rows ({megabytes(s['input_bytes'])} "
+            f"MB as one array) in {s['blocks']} blocks of {s['block_rows']:,} rows, "
+            f"{s['passes']} passes, each way in a fresh process.",
+            table(["", "seconds", "s/block", "epochs", "peak above baseline MB", "loss"], rows),
+        ]
+    if "grid" in p:
+        grid = p["grid"]
+        s = grid["settings"]
+        rows = [
+            [
+                r["name"],
+                num(r["median"], 2),
+                f"{num(r['speedup'], 2)}x",
+                "" if r["startup"] is None else num(r["startup"], 1),
+            ]
+            for r in grid["runs"]
+        ]
+        parts += [
+            f"(b) `GridSearchCV`, 4 fits of {s['max_iter']} epochs on digits "
+            f"({s['n_samples']:,} x {s['n_features']}); timed runs of each: {s['repeats']}.",
+            table(["backend", "median s", "speed-up", "cluster start s"], rows),
+            "The same cross-validation scores from every backend: "
+            f"{'yes' if grid['same_scores'] else 'NO'}.",
+        ]
+    versions = p.get("versions", {})
+    parts.append(", ".join(f"{k} {v}" for k, v in versions.items()) + ".")
+    return parts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000)
@@ -270,7 +323,7 @@ def main(argv=None) -> int:
         payload["incremental"] = part_incremental(args)
     if "grid" in args.parts:
         payload["grid"] = part_grid(args)
-    finish(run, payload, args)
+    finish(run, payload, args, tables)
     return 0
 
 

@@ -1,8 +1,8 @@
-"""What the estimator's defaults reach: six measurements on a tuning or a reporting group.
+"""What the estimator's defaults reach, measured on a tuning or a reporting group.
 
 The protocol: every default of ``VAEEstimator`` and ``VAEImputer`` is chosen on the TUNING
 group of data sets and judged on the REPORTING group, which is never used to choose
-anything. Both groups go through the same six measurements (``--group tuning|reporting``,
+anything. Both groups go through the same five measurements (``--group tuning|reporting``,
 default reporting); the reporting group's numbers are the ones to quote, the tuning
 group's verdicts are informational. No setting is chosen per data set: the estimators
 have their defaults, apart from the arguments that define the model compared
@@ -25,7 +25,6 @@ Groups (TUNING: where defaults may be chosen; REPORTING: never used to choose an
                                                    interest_inflation
 5      ``make_nonlinear_process`` (1-D curve),     ``make_nonlinear_surface`` (2-D latent),
        n_components 1 and 2, seeds 0, 1            n_components 2, seeds 0, 1
-6      model of 1 (digits); 200,000 x 50 rows      model of 1 (MNIST); 1,000,000 x 50 rows
 =====  ==========================================  ==========================================
 
 One overlap: scikit-learn's digits are tuning data binarised in measurement 1 and
@@ -42,7 +41,7 @@ The measurements (log-likelihoods are held-out means in nats per row):
    epoch, chosen ON THE HELD-OUT ROWS (generous to the peer: skvae never sees them), is
    re-scored at K=1000. Both sides at K=1000 with the same protocol: one set of K draws
    shared by all rows (``vae.score`` with ``n_importance_samples=1000`` set after fitting;
-   ``quality.iw_log_likelihood(..., shared_noise=True)``, seed 0, for the loop), float64.
+   ``_harness.iw_log_likelihood(..., shared_noise=True)``, seed 0, for the loop), float64.
    Targets: skvae - textbook >= +1.5 nats, skvae's fit <= 120 s.
 2. Linear VAE against exact maximum likelihood. ``hidden_layer_sizes=()``;
    ``covariance_type="spherical"`` on spherical-noise data against ``PCA(n_components)``,
@@ -67,26 +66,18 @@ The measurements (log-likelihoods are held-out means in nats per row):
    training rows (``random_state=seed``) and 2,000 held-out rows (``random_state=seed +
    1000``): ``VAEEstimator(n_components, random_state=seed)``, gap = ``score`` at K=1000
    minus the exact held-out log-likelihood. Target: |gap| <= 0.5 nats.
-6. Fit cost. Seconds per epoch (fit seconds / ``n_iter_``) and fit seconds at the defaults
-   of (a) the model of measurement 1 on its training rows (a whole default fit) and (b)
-   ``_harness.gaussian_rows`` with ``max_iter=2, early_stopping=False`` (bounded: an
-   epoch-equivalent cost). In each round, a fresh Python process per side fits (a) then
-   (b), each after an untimed one-epoch warm-up on a slice. With ``--baseline REV``, the
-   skvae of git revision REV (a worktree at ``/tmp/skvae-baseline-<short hash>``, made
-   with ``git worktree add --detach`` or reused) is timed the same way, alternating with
-   this checkout's in ``--rounds`` rounds (default 2); target: current / baseline seconds
-   per epoch (median of the rounds) <= 1.5 for (a) and (b), the fit seconds' ratio
-   reported beside it. Without a baseline nothing is judged.
+The fit cost at the defaults is measured by ``bench_cost.py`` (before and after a change, on
+these data sets) and ``bench_fit.py`` (against the peers); a result file that holds a
+measurement 6 holds that fit cost, taken by this script at its commit.
 
 Peers' ConvergenceWarnings are silenced; the VAE's are recorded. ``--threads N`` sets the
 threads of torch and, through threadpoolctl, of the BLAS and OpenMP pools (the peers'
-too), here and in measurement 6's fit processes. Every measurement prints its settings,
+too). Every measurement prints its settings,
 its numbers, the target and PASS/FAIL (for the tuning group the verdicts are
 informational). Run from the repository root::
 
     python benchmarks/bench_defaults.py --group tuning --threads 1    # choose defaults here
     python benchmarks/bench_defaults.py --threads 1                  # report here
-    python benchmarks/bench_defaults.py --only 6 --baseline HEAD~20  # fit cost against REV
     python benchmarks/bench_defaults.py --quick --group tuning       # smoke run
 
 A full run writes ``benchmarks/results/bench_defaults_<group>.json``; a run of some
@@ -99,32 +90,33 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from _harness import (
-    REPO,
     TextbookVAE,
     add_output_options,
     begin,
     finish,
     fit_noting_convergence,
     fit_quietly,
-    gaussian_rows,
+    flatten,
+    iw_log_likelihood,
+    kwargs,
+    markdown,
     negative_elbo,
-    ratio,
+    num,
     set_threads,
+    table,
+    to_jsonable,
+    verdict,
+    yes,
 )
-from quality import iw_log_likelihood
+from bench_impute import load, remove
 from sklearn.datasets import (
-    load_breast_cancer,
     load_diabetes,
     load_digits,
     load_iris,
@@ -148,7 +140,6 @@ TITLES = {
     3: "imputation: VAEImputer against KNNImputer and IterativeImputer",
     4: "small tables: VAEEstimator against FactorAnalysis",
     5: "nonlinear processes: held-out score against the exact log-likelihood",
-    6: "fit cost at the defaults",
 }
 
 _TEXTBOOK = {
@@ -178,7 +169,6 @@ _NONLINEAR = {
     "k": 1000,
     "max_abs_gap": 0.5,
 }
-_COST = {"features": 50, "max_iter": 2, "warmup_rows": 2000, "max_ratio": 1.5}
 
 CONFIGS = {
     "reporting": {
@@ -197,7 +187,6 @@ CONFIGS = {
             "tables": ["penguins", "macrodata", "star98", "grunfeld", "interest_inflation"],
         },
         5: {**_NONLINEAR, "process": "surface", "runs": [[2, 0], [2, 1]]},
-        6: {**_COST, "rows": 1_000_000},
     },
     "tuning": {
         1: {**_TEXTBOOK, "data": "digits", "test_size": 0.3, "hidden": 128, "latent": 10},
@@ -212,7 +201,6 @@ CONFIGS = {
         3: {**_IMPUTE, "datasets": {"wine": "table", "diabetes": "table"}},
         4: {**_TABLES, "tables": ["iris", "wine", "diabetes"]},
         5: {**_NONLINEAR, "process": "curve", "runs": [[1, 0], [1, 1], [2, 0], [2, 1]]},
-        6: {**_COST, "rows": 200_000},
     },
 }
 
@@ -223,7 +211,6 @@ QUICK = {
     3: {"seeds": [0], "max_rows": 300},
     4: {"splits": [0]},
     5: {"n_train": 500, "n_test": 100, "k": 20},
-    6: {"rows": 20_000, "warmup_rows": 500},
 }
 
 
@@ -239,32 +226,6 @@ def config(group: str, number: int, quick: bool) -> dict:
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _verdict(passed: bool) -> str:
-    return "PASS" if passed else "FAIL"
-
-
-def _header(number: int, group: str) -> None:
-    print(f"\n{'=' * 99}\nMeasurement {number} ({group} group): {TITLES[number]}\n{'=' * 99}")
-    sys.stdout.flush()
-
-
-def _print_settings(settings: dict) -> None:
-    print("settings:")
-    for key, value in settings.items():
-        print(f"  {key} = {value!r}")
-    sys.stdout.flush()
-
-
-def _result_line(number: int, passed: bool | None, group: str) -> None:
-    if passed is None:
-        text = "nothing judged"
-    else:
-        text = _verdict(passed)
-        if group == "tuning":
-            text += " (informational: tuning group)"
-    print(f"RESULT measurement {number}: {text}", flush=True)
 
 
 def _vae(quick: bool, **params) -> VAEEstimator:
@@ -364,7 +325,6 @@ def train_textbook(X_train, X_test, cfg: dict):
 
 
 def measure_images(cfg: dict, group: str, quick: bool) -> dict:
-    _header(1, group)
     X_train, X_test, description = binary_images(cfg)
     params = _image_params(cfg)
     k = cfg["k"]
@@ -383,26 +343,14 @@ def measure_images(cfg: dict, group: str, quick: bool) -> dict:
         ),
         "score": (
             f"K={k}, one set of draws shared by all rows, float64: vae.score with "
-            f"n_importance_samples={k}; quality.iw_log_likelihood(shared_noise=True, seed "
+            f"n_importance_samples={k}; _harness.iw_log_likelihood(shared_noise=True, seed "
             f"{cfg['score_seed']}) for the textbook"
         ),
         "torch_threads": torch.get_num_threads(),
     }
-    _print_settings(settings)
     vae = _vae(quick, **params)
     vae_seconds, vae_warned, _ = fit_noting_convergence(vae, X_train)
-    print(
-        f"VAEEstimator fit: {vae_seconds:.1f} s, n_iter_={vae.n_iter_}"
-        f"{' (ConvergenceWarning)' if vae_warned else ''}",
-        flush=True,
-    )
     model, hand_seconds, curve, best_epoch = train_textbook(X_train, X_test, cfg)
-    print(
-        f"textbook loop: {hand_seconds:.1f} s of training for {cfg['epochs']} epochs; "
-        f"held-out K={cfg['select_k']} bound at the last epoch {curve[-1][1]:.3f}, best "
-        f"{max(s for _, s in curve):.3f} at epoch {best_epoch}",
-        flush=True,
-    )
     start = time.perf_counter()
     vae_score = _score_with_k(vae, X_test, k)
     vae_default_k = float(vae.score(X_test))
@@ -412,22 +360,10 @@ def measure_images(cfg: dict, group: str, quick: bool) -> dict:
     gap_ok = gap >= cfg["min_gap"]
     time_ok = vae_seconds <= cfg["max_fit_seconds"]
     passed = gap_ok and time_ok
-    print(
-        f"held-out log-likelihood, K={k} (evaluation {eval_seconds:.0f} s):\n"
-        f"  VAEEstimator   {vae_score:10.3f}   (K={vae.n_importance_samples}, the default: "
-        f"{vae_default_k:.3f})\n"
-        f"  textbook loop  {hand_score:10.3f}   (epoch {best_epoch} of {cfg['epochs']})\n"
-        f"  gap (skvae - textbook) {gap:+.3f} nats"
-    )
     target = (
         f"skvae - textbook >= +{cfg['min_gap']} nats at K={k}; VAEEstimator fit <= "
         f"{cfg['max_fit_seconds']:.0f} s"
     )
-    print(f"target: {target}")
-    print(
-        f"  gap {gap:+.3f} -> {_verdict(gap_ok)}; fit {vae_seconds:.1f} s -> {_verdict(time_ok)}"
-    )
-    _result_line(1, passed, group)
     return {
         "target": target,
         "settings": settings,
@@ -459,7 +395,6 @@ def measure_images(cfg: dict, group: str, quick: bool) -> dict:
 
 
 def measure_linear(cfg: dict, group: str, quick: bool) -> dict:
-    _header(2, group)
     nc = cfg["n_components"]
     settings = {
         "data": (
@@ -477,11 +412,6 @@ def measure_linear(cfg: dict, group: str, quick: bool) -> dict:
         f"FactorAnalysis(n_components={nc}).score [diag]",
         "score": "vae.score at its default n_importance_samples",
     }
-    _print_settings(settings)
-    print(
-        f"{'cov':>9} {'reference':>14} {'seed':>4} {'vae':>9} {'ref':>9} {'gap':>8} "
-        f"{'exact':>9} {'warning':>7} {'fit s':>6} {'n_iter':>6}"
-    )
     rows = []
     for cov, reference in [("spherical", PCA), ("diag", FactorAnalysis)]:
         for seed in cfg["seeds"]:
@@ -520,24 +450,12 @@ def measure_linear(cfg: dict, group: str, quick: bool) -> dict:
             row["gap_passed"] = abs(row["gap"]) <= cfg["max_abs_gap"]
             row["passed"] = row["gap_passed"] and not warned
             rows.append(row)
-            print(
-                f"{cov:>9} {reference.__name__:>14} {seed:>4} {score:9.4f} {ref_score:9.4f} "
-                f"{row['gap']:+8.4f} {row['exact_score']:9.4f} {'yes' if warned else 'no':>7} "
-                f"{seconds:6.1f} {vae.n_iter_:6d}",
-                flush=True,
-            )
     worst = max(abs(r["gap"]) for r in rows)
     warnings_raised = sum(r["convergence_warning"] for r in rows)
     gaps_ok = worst <= cfg["max_abs_gap"]
     passed = gaps_ok and warnings_raised == 0
     target = f"|vae.score - reference.score| <= {cfg['max_abs_gap']} nats for every seed; no "
     target += "ConvergenceWarning"
-    print(f"target: {target}")
-    print(
-        f"  max |gap| {worst:.4f} -> {_verdict(gaps_ok)}; ConvergenceWarnings {warnings_raised} "
-        f"of {len(rows)} fits -> {_verdict(warnings_raised == 0)}"
-    )
-    _result_line(2, passed, group)
     return {
         "target": target,
         "settings": settings,
@@ -549,24 +467,6 @@ def measure_linear(cfg: dict, group: str, quick: bool) -> dict:
 
 
 # ---------------------------------------------------------------------- 3: imputation
-
-
-def load_imputation(name: str) -> np.ndarray:
-    if name == "digits":
-        return load_digits().data / 16.0
-    loader = {"breast_cancer": load_breast_cancer, "wine": load_wine, "diabetes": load_diabetes}
-    return loader[name]().data
-
-
-def remove_mcar(X: np.ndarray, fraction: float, seed: int):
-    """X with each entry removed with probability ``fraction``; a row left empty keeps one."""
-    rng = np.random.default_rng(seed)
-    missing = rng.uniform(size=X.shape) < fraction
-    for i in np.flatnonzero(missing.all(axis=1)):
-        missing[i, rng.integers(X.shape[1])] = False
-    X_missing = X.copy()
-    X_missing[missing] = np.nan
-    return X_missing, missing
 
 
 def _imputers(seed: int, quick: bool) -> dict:
@@ -584,7 +484,6 @@ def _imputers(seed: int, quick: bool) -> dict:
 
 
 def measure_imputation(cfg: dict, group: str, quick: bool) -> dict:
-    _header(3, group)
     settings = {
         "datasets (kind)": cfg["datasets"],
         "missing": f"MCAR, each entry with probability {cfg['fraction']}, "
@@ -596,12 +495,11 @@ def measure_imputation(cfg: dict, group: str, quick: bool) -> dict:
         "IterativeImputer(random_state=seed)" + (" [--quick: VAE max_iter=2]" if quick else ""),
         "rows": "all" if cfg["max_rows"] is None else f"the first {cfg['max_rows']}",
     }
-    _print_settings(settings)
     records = []
     for name in cfg["datasets"]:
-        X_full = load_imputation(name)[: cfg["max_rows"]]
+        X_full = load(name)[: cfg["max_rows"]]
         for seed in cfg["seeds"]:
-            X_missing, missing = remove_mcar(X_full, cfg["fraction"], seed)
+            X_missing, missing = remove(X_full, "MCAR", seed, cfg["fraction"])
             X_true = X_full
             if cfg["datasets"][name] == "table":
                 scaler = StandardScaler().fit(X_missing)
@@ -627,13 +525,6 @@ def measure_imputation(cfg: dict, group: str, quick: bool) -> dict:
                 if method == "VAEImputer":
                     record["n_iter"] = int(imputer.n_iter_)
                 records.append(record)
-                print(
-                    f"  {name:14s} seed {seed} {method:17s} RMSE {rmse:.4f}  ({seconds:.1f} s"
-                    + (f", n_iter_ {record['n_iter']}" if "n_iter" in record else "")
-                    + (", ConvergenceWarning" if warned else "")
-                    + ")",
-                    flush=True,
-                )
     summary, verdicts = [], []
     for name, kind in cfg["datasets"].items():
         means = {}
@@ -678,13 +569,6 @@ def measure_imputation(cfg: dict, group: str, quick: bool) -> dict:
         "image set: VAEImputer's RMSE below KNNImputer's and IterativeImputer's; tables: "
         f"VAEImputer <= IterativeImputer + {cfg['max_rel_excess']:.0%}"
     )
-    print(f"target: {target}")
-    for v in verdicts:
-        print(
-            f"  {v['dataset']}: VAEImputer {v['vae']:.4f} vs {v['reference']:.4f} "
-            f"({v['relative']:+.1%}); {v['criterion']} -> {_verdict(v['passed'])}"
-        )
-    _result_line(3, passed, group)
     return {
         "target": target,
         "settings": settings,
@@ -718,7 +602,6 @@ def load_table(name: str) -> tuple[np.ndarray, list[str]]:
 
 
 def measure_tables(cfg: dict, group: str, quick: bool) -> dict:
-    _header(4, group)
     nc = cfg["n_components"]
     tables = {name: load_table(name) for name in cfg["tables"]}
     settings = {
@@ -736,11 +619,6 @@ def measure_tables(cfg: dict, group: str, quick: bool) -> dict:
         "reference": f"FactorAnalysis(n_components={nc})",
         "score": "held-out mean score (nats per row, standardised units)",
     }
-    _print_settings(settings)
-    print(
-        f"{'table':>18} {'split':>5} {'vae':>9} {'FA':>9} {'gap':>8} {'warning':>7} "
-        f"{'fit s':>6} {'n_iter':>6}"
-    )
     rows, per_table = [], []
     for name, (X, columns) in tables.items():
         splits = []
@@ -767,11 +645,6 @@ def measure_tables(cfg: dict, group: str, quick: bool) -> dict:
                 "n_iter": int(vae.n_iter_),
             }
             splits.append(row)
-            print(
-                f"{name:>18} {split:>5} {score:9.3f} {fa_score:9.3f} {row['gap']:+8.3f} "
-                f"{'yes' if warned else 'no':>7} {seconds:6.1f} {vae.n_iter_:6d}",
-                flush=True,
-            )
         rows += splits
         vae_scores = np.array([r["vae_score"] for r in splits])
         fa_scores = np.array([r["fa_score"] for r in splits])
@@ -798,16 +671,6 @@ def measure_tables(cfg: dict, group: str, quick: bool) -> dict:
         )
     passed = all(t["passed"] for t in per_table)
     target = f"per table, mean over the splits of vae.score - FA.score >= {cfg['min_gap']} nats"
-    print(f"target: {target} (the spread is reported, not judged)")
-    for t in per_table:
-        std = "n/a" if t["vae_std"] is None else f"{t['vae_std']:.3f}"
-        print(
-            f"  {t['table']:>18}: mean gap {t['mean_gap']:+.3f} (median {t['median_gap']:+.3f}); "
-            f"VAE score min {t['vae_min']:.3f} max {t['vae_max']:.3f} std {std}; fit "
-            f"{t['fit_seconds_mean']:.1f} s, n_iter_ {t['n_iter_mean']:.0f} -> "
-            f"{_verdict(t['passed'])}"
-        )
-    _result_line(4, passed, group)
     return {
         "target": target,
         "settings": settings,
@@ -826,7 +689,6 @@ PROCESSES = {
 
 
 def measure_nonlinear(cfg: dict, group: str, quick: bool) -> dict:
-    _header(5, group)
     make, make_name, latent = PROCESSES[cfg["process"]]
     k = cfg["k"]
     data_args = {"n_features": cfg["n_features"], "noise_std": cfg["noise_std"]}
@@ -842,21 +704,14 @@ def measure_nonlinear(cfg: dict, group: str, quick: bool) -> dict:
         "score": f"vae.score with n_importance_samples={k} (and at the default K); exact: "
         "model.score_samples (quadrature)",
     }
-    _print_settings(settings)
     data = {}
     rows = []
     for nc, seed in cfg["runs"]:
         if seed not in data:
             X, model = make(cfg["n_train"], random_state=seed, **data_args)
             X_test, _ = make(cfg["n_test"], random_state=seed + 1000, **data_args)
-            start = time.perf_counter()
             exact = float(model.score_samples(X_test).mean())
             data[seed] = (X, X_test, exact)
-            print(
-                f"seed {seed}: exact held-out mean log-likelihood {exact:.4f} "
-                f"({time.perf_counter() - start:.0f} s)",
-                flush=True,
-            )
         X, X_test, exact = data[seed]
         vae = _vae(quick, n_components=nc, random_state=seed)
         seconds, warned, _ = fit_noting_convergence(vae, X)
@@ -880,222 +735,9 @@ def measure_nonlinear(cfg: dict, group: str, quick: bool) -> dict:
             "passed": abs(gap) <= cfg["max_abs_gap"],
         }
         rows.append(row)
-        print(
-            f"{cfg['process']} n_components={nc} seed {seed}: score K={k} {score:.4f}, gap "
-            f"{gap:+.4f} (K={vae.n_importance_samples}: {row['gap_default_k']:+.4f}); noise std "
-            f"{row['noise_std_mean']:.4f} (true {cfg['noise_std']}); fit {seconds:.1f} s, "
-            f"n_iter_ {vae.n_iter_}{', ConvergenceWarning' if warned else ''} -> "
-            f"{_verdict(row['passed'])}",
-            flush=True,
-        )
     passed = all(r["passed"] for r in rows)
     target = f"|vae.score(K={k}) - exact| <= {cfg['max_abs_gap']} nats for every run"
-    print(f"target: {target}")
-    _result_line(5, passed, group)
     return {"target": target, "settings": settings, "rows": rows, "passed": passed}
-
-
-# ---------------------------------------------------------------------- 6: fit cost
-
-# Runs in a fresh interpreter (python -c) whose PYTHONPATH names the skvae to time; it
-# imports nothing from this checkout, so the baseline's skvae is the one it imports.
-_FIT_WORKER = r"""
-import json, sys, time, warnings
-import numpy as np
-import torch
-task = json.loads(sys.argv[1])
-if task["threads"] is not None:
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(task["threads"])
-    threadpool_limits(task["threads"])
-import skvae
-from sklearn.exceptions import ConvergenceWarning
-results = []
-for fit in task["fits"]:
-    X = np.load(fit["data"])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        skvae.VAEEstimator(**{**fit["params"], "max_iter": 1, "early_stopping": False}).fit(
-            X[: task["warmup_rows"]]
-        )
-    vae = skvae.VAEEstimator(**fit["params"])
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        start = time.perf_counter()
-        vae.fit(X)
-        seconds = time.perf_counter() - start
-    results.append(
-        {
-            "seconds": seconds,
-            "n_iter": int(vae.n_iter_),
-            "convergence_warning": any(
-                issubclass(w.category, ConvergenceWarning) for w in caught
-            ),
-            "skvae_file": skvae.__file__,
-            "skvae_version": skvae.__version__,
-            "torch_threads": torch.get_num_threads(),
-        }
-    )
-    del X, vae
-with open(task["out"], "w") as f:
-    json.dump(results, f)
-"""
-
-
-def baseline_tree(rev: str) -> tuple[Path, str]:
-    """A worktree of ``rev`` at /tmp/skvae-baseline-<short hash> (reused if present)."""
-
-    def git(*args, cwd=REPO):
-        proc = subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.strip()}")
-        return proc.stdout.strip()
-
-    sha = git("rev-parse", "--verify", f"{rev}^{{commit}}")
-    path = Path(tempfile.gettempdir()) / f"skvae-baseline-{sha[:12]}"
-    if not path.exists():
-        git("worktree", "add", "--detach", str(path), sha)
-    elif git("rev-parse", "HEAD", cwd=path) != sha:
-        raise RuntimeError(f"{path} exists but is not at {sha}")
-    return path, sha
-
-
-def _time_fits(tree: Path, fits: list[dict], threads, warmup_rows: int, tmp: str) -> list:
-    """``fits`` ({"data": .npy path, "params": ...}) one after the other in a fresh
-    interpreter that imports skvae from ``tree``; one result per fit."""
-    out = os.path.join(tmp, "fits.json")
-    task = {"fits": fits, "threads": threads, "warmup_rows": warmup_rows, "out": out}
-    env = {**os.environ, "PYTHONPATH": str(tree)}
-    proc = subprocess.run(
-        [sys.executable, "-c", _FIT_WORKER, json.dumps(task)],
-        cwd=tmp,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0 or not os.path.exists(out):
-        raise RuntimeError(f"fit worker failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
-    with open(out) as f:
-        results = json.load(f)
-    os.remove(out)
-    for result in results:
-        if not Path(result["skvae_file"]).resolve().is_relative_to(tree.resolve()):
-            raise RuntimeError(
-                f"the worker imported {result['skvae_file']}, not skvae from {tree}"
-            )
-        result["seconds_per_epoch"] = result["seconds"] / max(result["n_iter"], 1)
-    return results
-
-
-def measure_cost(cfg: dict, group: str, quick: bool, baseline: str | None, rounds: int, threads):
-    _header(6, group)
-    image_cfg = config(group, 1, quick)
-    X_images, _, image_description = binary_images(image_cfg)
-    image_params = _image_params(image_cfg)
-    gaussian_params = {"max_iter": cfg["max_iter"], "early_stopping": False, "random_state": 0}
-    if quick:
-        image_params["max_iter"] = 2
-    models = {
-        "a": (f"model of measurement 1 ({image_cfg['data']})", image_params),
-        "b": (f"gaussian_rows({cfg['rows']:,}, {cfg['features']})", gaussian_params),
-    }
-    trees = {"current": REPO}
-    baseline_sha = None
-    if baseline is not None:
-        trees["baseline"], baseline_sha = baseline_tree(baseline)
-    described = (
-        "none" if baseline is None else f"{baseline} = {baseline_sha} at {trees['baseline']}"
-    )
-    settings = {
-        "a": f"VAEEstimator({image_params}) on the training rows of {image_description}",
-        "b": f"VAEEstimator({gaussian_params}) on _harness.gaussian_rows({cfg['rows']}, "
-        f"{cfg['features']}) (float64)",
-        "protocol": "per round and side, a fresh interpreter (PYTHONPATH = the skvae timed) "
-        f"fits (a) then (b), each after an untimed 1-epoch warm-up fit on its first "
-        f"{cfg['warmup_rows']} rows; seconds per epoch = fit seconds / n_iter_; sides "
-        "alternate within each round",
-        "rounds": rounds,
-        "current": str(REPO),
-        "baseline": described,
-        "threads": threads,
-    }
-    _print_settings(settings)
-    results = {}
-    with tempfile.TemporaryDirectory(prefix="bench_defaults_") as tmp:
-        paths = {"a": os.path.join(tmp, "a.npy"), "b": os.path.join(tmp, "b.npy")}
-        np.save(paths["a"], X_images)
-        X = gaussian_rows(cfg["rows"], cfg["features"])
-        np.save(paths["b"], X)
-        del X
-        fits = [{"data": paths[key], "params": params} for key, (_, params) in models.items()]
-        runs = {key: {side: [] for side in trees} for key in models}
-        for i in range(rounds):
-            for side, tree in trees.items():
-                done = _time_fits(tree, fits, threads, cfg["warmup_rows"], tmp)
-                for key, run in zip(models, done, strict=True):
-                    runs[key][side].append(run)
-                    print(
-                        f"  ({key}) {models[key][0]}, round {i + 1}, {side}: "
-                        f"{run['seconds']:.2f} s, n_iter_ {run['n_iter']}, "
-                        f"{run['seconds_per_epoch']:.3f} s/epoch",
-                        flush=True,
-                    )
-    for key, (label, params) in models.items():
-        entry = {"label": label, "params": params, "sides": {}}
-        for side, side_runs in runs[key].items():
-            entry["sides"][side] = {
-                "seconds": [r["seconds"] for r in side_runs],
-                "n_iter": [r["n_iter"] for r in side_runs],
-                "seconds_per_epoch": [r["seconds_per_epoch"] for r in side_runs],
-                "median_seconds": float(np.median([r["seconds"] for r in side_runs])),
-                "median_seconds_per_epoch": float(
-                    np.median([r["seconds_per_epoch"] for r in side_runs])
-                ),
-                "convergence_warning": any(r["convergence_warning"] for r in side_runs),
-                "skvae_version": side_runs[0]["skvae_version"],
-            }
-        if "baseline" in trees:
-            per_epoch = {s: entry["sides"][s]["seconds_per_epoch"] for s in trees}
-            seconds = {s: entry["sides"][s]["seconds"] for s in trees}
-            entry["ratio_per_epoch"] = ratio(per_epoch["current"], per_epoch["baseline"])
-            entry["ratio_seconds"] = ratio(seconds["current"], seconds["baseline"])
-            entry["passed"] = entry["ratio_per_epoch"]["median_of_rounds"] <= cfg["max_ratio"]
-        results[key] = entry
-    print(f"{'model':>45} {'side':>8} {'s/epoch':>9} {'fit s':>8} {'epochs':>7}")
-    for entry in results.values():
-        for side, s in entry["sides"].items():
-            print(
-                f"{entry['label']:>45} {side:>8} {s['median_seconds_per_epoch']:9.3f} "
-                f"{s['median_seconds']:8.2f} {'/'.join(str(n) for n in s['n_iter']):>7}"
-            )
-    if baseline is None:
-        passed = None
-        target = "none without --baseline (seconds reported)"
-        print(f"target: {target}")
-    else:
-        target = (
-            f"current / baseline seconds per epoch (median of rounds) <= {cfg['max_ratio']} "
-            "for (a) and (b)"
-        )
-        print(f"target: {target}")
-        for key, entry in results.items():
-            r, t = entry["ratio_per_epoch"], entry["ratio_seconds"]
-            print(
-                f"  ({key}) s/epoch ratio {r['median_of_rounds']:.3f} (of medians "
-                f"{r['of_medians']:.3f}); fit seconds ratio {t['median_of_rounds']:.3f} -> "
-                f"{_verdict(entry['passed'])}"
-            )
-        passed = all(entry["passed"] for entry in results.values())
-    _result_line(6, passed, group)
-    return {
-        "target": target,
-        "settings": settings,
-        "baseline": baseline,
-        "baseline_commit": baseline_sha,
-        "models": results,
-        "passed": passed,
-    }
 
 
 # ---------------------------------------------------------------------- main
@@ -1109,6 +751,196 @@ MEASUREMENTS = {
 }
 
 
+def _defaults_1(m: dict) -> list:
+    k = m["k"]
+    rows = [
+        [
+            f"`VAEEstimator({kwargs(m['vae_params'])})`",
+            num(m["vae_score"], 2),
+            num(m["vae_fit_seconds"], 1),
+            str(m["vae_n_iter"]),
+        ],
+        [
+            f"textbook loop, best of {m['textbook_epochs']} epochs on the held-out rows",
+            num(m["textbook_score"], 2),
+            num(m["textbook_train_seconds"], 1),
+            f"{m['textbook_best_epoch']} (best)",
+        ],
+    ]
+    return [
+            f"{m['n_train']:,} training and {m['n_test']:,} held-out rows of {m['n_features']} "
+            f"binarised pixels; held-out log-likelihood with K={k}, the same draws for every "
+            "row.",
+            table(["model", f"held-out log-likelihood (K={k})", "fit s", "epochs"], rows),
+            f"Gap (skvae - textbook): {num(m['gap'], 2)} nats, "
+            f"{verdict(m['gap_passed'])}; fit {num(m['vae_fit_seconds'], 1)} s, "
+            f"{verdict(m['time_passed'])}. VAEEstimator ConvergenceWarning: "
+            f"{yes(m['vae_convergence_warning'])}.",
+        ]
+
+
+def _defaults_2(m: dict) -> dict:
+    rows = [
+        [
+            r["covariance_type"],
+            r["reference"],
+            str(r["seed"]),
+            num(r["vae_score"], 4),
+            num(r["reference_score"], 4),
+            num(r["gap"], 4),
+            yes(r["convergence_warning"]),
+            num(r["fit_seconds"], 1),
+            str(r["n_iter"]),
+            verdict(r["passed"]),
+        ]
+        for r in m["rows"]
+    ]
+    header = [
+        "covariance",
+        "reference",
+        "seed",
+        "VAE",
+        "reference",
+        "gap",
+        "ConvergenceWarning",
+        "fit s",
+        "epochs",
+        "verdict",
+    ]
+    return table(header, rows)
+
+
+def _defaults_3(m: dict) -> list:
+    methods = list(dict.fromkeys(r["method"] for r in m["summary"]))
+    verdicts = {v["dataset"]: v for v in m["verdicts"]}
+    rmse_rows, time_rows = [], []
+    for dataset, v in verdicts.items():
+        cells = {r["method"]: r for r in m["summary"] if r["dataset"] == dataset}
+        first = next(iter(cells.values()))
+        label = f"{dataset} ({first['shape'][0]} x {first['shape'][1]}, {v['kind']})"
+        rmse = []
+        for method in methods:
+            r = cells[method]
+            text = num(r["rmse_mean"], 4)
+            if r["rmse_sd"] is not None:
+                text += f" ± {num(r['rmse_sd'], 4)}"
+            rmse.append(text)
+        rmse_rows.append([label, *rmse, f"{v['criterion']}: {verdict(v['passed'])}"])
+        time_rows.append([label, *[num(cells[method]["seconds_mean"], 1) for method in methods]])
+    seeds = m["config"]["seeds"]
+    return [
+            f"RMSE on the removed entries (MCAR, {m['config']['fraction']:.0%}), mean ± sd over "
+            f"mask seeds {seeds}:",
+            table(["data", *methods, "target"], rmse_rows),
+            "Seconds of `fit_transform`, mean over the seeds:",
+            table(["data", *methods], time_rows),
+        ]
+
+
+def _defaults_4(m: dict) -> list:
+    rows = [
+        [
+            f"{t['table']} ({t['shape'][0]} x {t['shape'][1]})",
+            num(t["mean_gap"], 3),
+            num(t["median_gap"], 3),
+            num(t["vae_min"], 3),
+            num(t["vae_max"], 3),
+            num(t["vae_std"], 3),
+            num(t["fa_std"], 3),
+            num(t["fit_seconds_mean"], 1),
+            num(t["n_iter_mean"], 0),
+            str(t["convergence_warnings"]),
+            verdict(t["passed"]),
+        ]
+        for t in m["tables"]
+    ]
+    header = [
+        "table",
+        "mean gap",
+        "median gap",
+        "VAE min",
+        "VAE max",
+        "VAE std",
+        "FA std",
+        "fit s",
+        "epochs",
+        "ConvergenceWarnings",
+        "verdict (mean gap)",
+    ]
+    columns = "; ".join(f"{t['table']}: {', '.join(t['columns'])}" for t in m["tables"])
+    return [
+            f"Held-out score of the VAE minus FactorAnalysis's, over splits "
+            f"{m['config']['splits']}; VAE min/max/std: the spread of its held-out score over "
+            "the splits (reported, not judged).",
+            table(header, rows),
+            f"Columns: {columns}.",
+        ]
+
+
+def _defaults_5(m: dict) -> dict:
+    k = m["config"]["k"]
+    rows = [
+        [
+            r["process"],
+            str(r["n_components"]),
+            str(r["seed"]),
+            num(r["exact"], 4),
+            num(r["score"], 4),
+            num(r["gap"], 4),
+            num(r["gap_default_k"], 4),
+            num(r["noise_std_mean"], 4),
+            num(r["fit_seconds"], 1),
+            str(r["n_iter"]),
+            verdict(r["passed"]),
+        ]
+        for r in m["rows"]
+    ]
+    default_k = m["rows"][0]["default_k"] if m["rows"] else "default"
+    header = [
+        "process",
+        "n_components",
+        "seed",
+        "exact",
+        f"VAE K={k}",
+        f"gap K={k}",
+        f"gap K={default_k}",
+        "noise std",
+        "fit s",
+        "epochs",
+        "verdict",
+    ]
+    return table(header, rows)
+
+
+def measurement_tables(number, m: dict) -> list:
+    render = {"1": _defaults_1, "2": _defaults_2, "3": _defaults_3, "4": _defaults_4,
+              "5": _defaults_5}  # fmt: skip
+    return [f"**Measurement {number}**: {m['title']}.", render[str(number)](m)]
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    measurements = p["measurements"]
+    informational = " (informational: tuning group)" if p["group"] == "tuning" else ""
+    summary = [
+        [
+            number,
+            m["title"],
+            m["target"],
+            num(m["seconds"], 0),
+            "not judged" if m["passed"] is None else verdict(m["passed"]) + informational,
+        ]
+        for number, m in measurements.items()
+    ]
+    parts = [
+        f"The {p['group']} group; {p['torch_threads']} torch threads.",
+        table(["", "measurement", "criterion", "seconds", "verdict"], summary),
+    ]
+    for number, m in measurements.items():
+        parts += measurement_tables(number, m)
+    return parts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -1118,55 +950,33 @@ def main(argv=None) -> int:
         help="tuning: where defaults are chosen; reporting: never used to choose (default)",
     )
     parser.add_argument(
-        "--only", type=int, nargs="+", choices=range(1, 7), metavar="N", help="measurements 1-6"
+        "--only", type=int, nargs="+", choices=range(1, 6), metavar="N", help="measurements 1-5"
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
     )
-    parser.add_argument(
-        "--baseline",
-        metavar="REV",
-        default=None,
-        help="also time measurement 6 with the skvae of git revision REV",
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=2, help="alternating timed fits per side in measurement 6"
-    )
     add_output_options(parser)
     args = parser.parse_args(argv)
-    if args.rounds < 1:
-        parser.error("--rounds must be >= 1")
-    if args.quick and args.rounds == parser.get_default("rounds"):
-        args.rounds = 1
     set_threads(args.threads)
     if args.threads is not None:
         # The peers' BLAS too: two BLAS threads on two busy cores wait on each other (a
         # fivefold slower IterativeImputer), as two torch threads do.
         threadpool_limits(args.threads)
     run = begin(f"bench_defaults_{args.group}", __file__, args, argv)
-    numbers = sorted(set(args.only)) if args.only else list(range(1, 7))
+    numbers = sorted(set(args.only)) if args.only else list(range(1, 6))
     measurements = {}
     for number in numbers:
         cfg = config(args.group, number, args.quick)
         start = time.perf_counter()
         load_before = list(os.getloadavg())
-        if number == 6:
-            result = measure_cost(
-                cfg, args.group, args.quick, args.baseline, args.rounds, args.threads
-            )
-        else:
-            result = MEASUREMENTS[number](cfg, args.group, args.quick)
+        result = MEASUREMENTS[number](cfg, args.group, args.quick)
         result["title"] = TITLES[number]
         result["seconds"] = time.perf_counter() - start
         result["load_average_before"] = load_before
         result["load_average_after"] = list(os.getloadavg())
         result["config"] = cfg
         measurements[number] = result
-        print(
-            f"(measurement {number} took {result['seconds']:.0f} s; load average 1/5/15 min "
-            f"before {load_before}, after {result['load_average_after']})",
-            flush=True,
-        )
+        print(markdown(flatten(measurement_tables(number, to_jsonable(result)))), flush=True)
     payload = {
         "group": args.group,
         "quick": args.quick,
@@ -1177,7 +987,7 @@ def main(argv=None) -> int:
         ],
         "measurements": measurements,
     }
-    finish(run, payload, args, partial=args.only is not None)
+    finish(run, payload, args, tables, partial=args.only is not None)
     return 0
 
 

@@ -68,9 +68,12 @@ from _harness import (
     fit_quietly,
     load_mnist,
     negative_elbo,
+    num,
     ratio,
     set_threads,
+    table,
     timed,
+    verdict,
 )
 from torch import nn
 
@@ -288,6 +291,73 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _fit_step(step: dict) -> list:
+    shape, r = step["shape"], step["ratio"]
+    widths = "-".join(str(w) for w in (shape["n_features"], *shape["hidden"], shape["n_latent"]))
+    rows = [[name, num(ms, 4)] for name, ms in step["median_ms"].items()]
+    return [
+            f"One step of a {widths} Gaussian VAE at batch {shape['batch']}, one torch thread; "
+            f"{step['rounds']} rounds of {step['steps_per_round']} steps, alternating.",
+            table(["step", "median CPU ms per step"], rows),
+            table(
+                ["ratio", "median of rounds", "ratio of medians", "target", "verdict"],
+                [
+                    [
+                        "skvae / textbook",
+                        num(r["median_of_rounds"]),
+                        num(r["of_medians"]),
+                        f"<= {r['target']:.3f}",
+                        verdict(r["passed"]),
+                    ]
+                ],
+            ),
+        ]
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    s = p["settings"]
+    names = {
+        "VAEEstimator": "`VAEEstimator` (float32, the default)",
+        "textbook": "textbook PyTorch loop",
+        "skorch": "skorch `NeuralNet`",
+        "VAE bfloat16": "`VAEEstimator(compute_dtype='bfloat16')`",
+    }
+    runs = [
+        [
+            names.get(name, name),
+            num(r["median_seconds"]),
+            num(min(r["seconds"])),
+            num(max(r["seconds"])),
+            num(r["median_cpu_seconds"], 2),
+        ]
+        for name in p["methods"]
+        for r in [p["runs"][name]]
+    ]
+    ratios = [
+        [
+            r["name"].replace("/", " / "),
+            num(r["median_of_rounds"]),
+            num(r["of_medians"]),
+            f"<= {r['target']:.2f}" if "target" in r else "(opt-in, not judged)",
+            verdict(r["passed"]) if "passed" in r else "",
+        ]
+        for r in p["ratios"]
+    ]
+    check = p["loss_check"]
+    parts = [_fit_step(p["step"])] if "step" in p else []
+    return [
+            f"{s['n_samples']:,} x {s['n_features']} digits, {s['epochs']} epochs, batch "
+            f"{s['batch_size']}, Adam at {s['learning_rate']}; {s['torch_threads']} torch "
+            f"threads; rounds of alternating runs: {s['repeats']}. The untimed first runs' final "
+            f"training losses agree within {check['spread']:.1%} (tolerance "
+            f"{check['tolerance']:.0%}).",
+            table(["trainer", "median s", "min s", "max s", "CPU s"], runs),
+            table(["ratio", "median of rounds", "ratio of medians", "target", "verdict"], ratios),
+            *parts,
+        ]
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     set_threads(args.threads)
@@ -364,7 +434,7 @@ def main(argv=None) -> int:
         "ratios": ratios,
         "step": measure_step(args.step_rounds, args.step_batches),
     }
-    finish(run, payload, args)
+    finish(run, payload, args, tables)
     return 0
 
 

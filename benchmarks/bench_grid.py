@@ -18,7 +18,16 @@ import statistics
 import sys
 
 import torch
-from _harness import add_output_options, alternate, apply_quick, begin, finish, fit_quietly
+from _harness import (
+    add_output_options,
+    alternate,
+    apply_quick,
+    begin,
+    finish,
+    fit_quietly,
+    num,
+    table,
+)
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, ShuffleSplit
 
@@ -43,6 +52,28 @@ def fit_grid(X, n_jobs: int, max_iter: int) -> list[float]:
     )
     fit_quietly(grid, X)
     return [float(s) for s in grid.cv_results_["mean_test_score"]]
+
+
+
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    s = p["settings"]
+    rows = [
+        [
+            f"`n_jobs={r['n_jobs']}`",
+            num(r["median_seconds"], 2),
+            ", ".join(num(t, 2) for t in r["seconds"]),
+        ]
+        for r in p["runs"]
+    ]
+    return [
+            f"`GridSearchCV`, 4 fits of {s['max_iter']} epochs on digits ({s['n_samples']:,} x "
+            f"{s['n_features']}); rounds of alternating runs: {s['repeats']}.",
+            table(["", "median s", "runs (s)"], rows),
+            f"Speed-up of `n_jobs=2` over `n_jobs=1`: {num(p['speedup'], 2)}x.",
+        ]
 
 
 def main(argv=None) -> int:
@@ -80,7 +111,7 @@ def main(argv=None) -> int:
     }
     one, two = payload["runs"]
     payload["speedup"] = one["median_seconds"] / two["median_seconds"]
-    finish(run, payload, args)
+    finish(run, payload, args, tables)
     return 0
 
 

@@ -24,8 +24,17 @@ import argparse
 import sys
 
 import numpy as np
-from _harness import add_output_options, apply_quick, begin, finish, fit_quietly
-from sklearn.datasets import load_breast_cancer, load_digits, load_wine
+from _harness import (
+    add_output_options,
+    apply_quick,
+    begin,
+    finish,
+    fit_quietly,
+    num,
+    table,
+    verdict,
+)
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.preprocessing import StandardScaler
@@ -65,15 +74,21 @@ PATTERNS = ["MCAR", "MNAR"]
 
 
 def load(name):
+    """A data set of scikit-learn's: digits in [0, 1], the others as they come."""
     if name == "digits":
         return load_digits().data / 16.0
-    loader = {"breast_cancer": load_breast_cancer, "wine": load_wine}[name]
-    return loader().data
+    loader = {"breast_cancer": load_breast_cancer, "wine": load_wine, "diabetes": load_diabetes}
+    return loader[name]().data
 
 
-def remove(X, pattern, rng):
+def remove(X, pattern, seed, fraction=0.2):
+    """X with entries removed (MCAR: each with probability ``fraction``); (X, the mask).
+
+    A row left empty gets one entry back.
+    """
+    rng = np.random.default_rng(seed)
     if pattern == "MCAR":
-        missing = rng.uniform(size=X.shape) < 0.2
+        missing = rng.uniform(size=X.shape) < fraction
     else:
         high = X > np.percentile(X, 80, axis=0)
         missing = rng.uniform(size=X.shape) < np.where(high, 0.8, 0.05)
@@ -119,8 +134,7 @@ def measure(datasets, seeds, max_iter=None):
         X_full = load(name)
         for pattern in PATTERNS:
             for seed in seeds:
-                rng = np.random.default_rng(seed)
-                X_missing, missing = remove(X_full, pattern, rng)
+                X_missing, missing = remove(X_full, pattern, seed)
                 if name == "digits":
                     X_true = X_full
                 else:
@@ -197,6 +211,44 @@ def summarise(records):
     return summary, verdicts
 
 
+
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    summary = p["summary"]
+    methods = list(dict.fromkeys(r["method"] for r in summary))
+    cases = list(dict.fromkeys((r["dataset"], r["pattern"]) for r in summary))
+    verdicts = {(v["dataset"], v["pattern"]): v for v in p["verdicts"]}
+    rmse_rows, time_rows = [], []
+    for dataset, pattern in cases:
+        cells = {
+            r["method"]: r for r in summary if (r["dataset"], r["pattern"]) == (dataset, pattern)
+        }
+        first = next(iter(cells.values()))
+        label = f"{dataset} ({first['shape'][0]} x {first['shape'][1]})"
+        rmse = []
+        for method in methods:
+            r = cells.get(method)
+            text = "" if r is None else num(r["rmse_mean"], 4)
+            if r is not None and r["rmse_sd"] is not None:
+                text += f" ± {num(r['rmse_sd'], 4)}"
+            rmse.append(f"**{text}**" if r is not None and r["lowest"] else text)
+        v = verdicts[(dataset, pattern)]
+        rmse_rows.append([label, pattern, *rmse, f"{v['criterion']}: {verdict(v['passed'])}"])
+        time_rows.append(
+            [label, pattern]
+            + [num(cells[m]["seconds_mean"], 1) if m in cells else "" for m in methods]
+        )
+    s = p["settings"]
+    return [
+            f"RMSE on the removed entries, mean ± sd over seeds {s['seeds']}; lowest in bold.",
+            table(["data", "pattern", *methods, "target"], rmse_rows),
+            "Seconds of `fit_transform`, mean over the seeds:",
+            table(["data", "pattern", *methods], time_rows),
+        ]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
@@ -220,7 +272,7 @@ def main(argv=None) -> int:
         "summary": summary,
         "verdicts": verdicts,
     }
-    finish(run, payload, args)
+    finish(run, payload, args, tables)
     return 0
 
 

@@ -49,7 +49,17 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from _harness import add_output_options, apply_quick, begin, finish, set_threads
+from _harness import (
+    add_output_options,
+    apply_quick,
+    begin,
+    finish,
+    kwargs,
+    num,
+    set_threads,
+    table,
+    verdict,
+)
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
 from sklearn.ensemble import IsolationForest
 from sklearn.exceptions import ConvergenceWarning
@@ -235,6 +245,9 @@ OWN_RULE = {True: "pooled, first-quartile gap", False: "all fit rows"}
 def run_skvae(seed, X_train, X_test, params=None, max_steps=None, ks=(), warmup_steps=None):
     """Fit and score; the outlyingness per K of ``ks`` (the first is the detector's own)."""
     detector = _skvae(seed, params)
+    # The rows the fit held out, which the threshold rules need, as the fit hands them on.
+    held_out, end_fit = [], detector._end_fit
+    detector._end_fit = lambda fit: held_out.append(fit.held_out) or end_fit(fit)
     defaults = skvae._outlier.AUTO_MAX_STEPS, skvae._outlier.TRIM_WARMUP_STEPS
     if max_steps is not None:
         skvae._outlier.AUTO_MAX_STEPS = max_steps
@@ -253,7 +266,7 @@ def run_skvae(seed, X_train, X_test, params=None, max_steps=None, ks=(), warmup_
     # Every rule's threshold from the same fit.
     novelty = detector.get_params()["novelty"]
     fit_scores = detector.score_samples(X_train)
-    held_out = detector._held_out_rows
+    held_out = held_out[-1]
     offsets = threshold_rules(fit_scores, held_out)
     assert np.isclose(offsets[OWN_RULE[novelty]], detector.offset_)
     flagged_rules = {rule: float(np.mean(scores < offset)) for rule, offset in offsets.items()}
@@ -444,22 +457,134 @@ def summarise(rows, methods, group):
     return summary
 
 
-def _renamed(row, commit):
-    """A row of an earlier run in this script's names, marked with that run's commit."""
-    row = {**row, "setting": {"novelty": "clean"}.get(row["setting"], row["setting"])}
-    row.setdefault("from", (commit or "unknown")[:12])
-    if row["method"].startswith("support_fraction") and "warm-up" not in row["method"]:
-        row["method"] += ", warm-up 500"  # the warm-up those runs had
-    if row["method"].startswith("support_fraction") and "flagged_rules" not in row:
-        # Those runs measured two rules: the held-out rows' quantile and all fit rows'.
-        held_out = row.get("flagged_novelty_true", row["flagged"])
-        fit_rows = row.get("flagged_novelty_false")
-        row["flagged_rules"] = {"held-out rows": held_out}
-        if fit_rows is not None:
-            row["flagged_rules"]["all fit rows"] = fit_rows
-        for key in ("flagged_novelty_true", "flagged_novelty_false"):
-            row.pop(key, None)
-    return row
+def _outlier_rules(rules: dict, names: list) -> list:
+    """The tuning group's threshold rules: tasks within 2 points, then per task."""
+    if not rules:
+        return []
+    names = names or sorted({rule for per_rule in rules.values() for rule in per_rule})
+    rows = [
+        [variant]
+        + [
+            f"{r['within']}/{r['tasks']} ({num(r['mean_gap'])}, {num(r['max_gap'])})"
+            if (r := per_rule.get(rule))
+            else ""
+            for rule in names
+        ]
+        for variant, per_rule in rules.items()
+    ]
+    parts = [
+        "Threshold rules at contamination=0.1 in the contaminated setting (10% outliers "
+        "among the training and the held-out rows): tasks whose share of held-out rows "
+        "flagged, mean over the seeds, is within 2 points of 10%, then the mean and the "
+        "largest distance. Every rule's threshold comes from the same fit; held-out rows: "
+        "the rows training did not see; seen rows: the others; pooled: the seen rows' "
+        "scores moved by the gap between the two groups' medians (means, first quartiles; "
+        "or medians and interquartile ranges matched), with the held-out rows' own.",
+        table(["variant", *names], rows),
+    ]
+    full = [(v, per_rule) for v, per_rule in rules.items() if len(per_rule) == len(names)]
+    if full:
+        tasks = list(full[0][1][names[0]]["per_task"])
+        rows = [
+            [variant, rule, *[num(per_rule[rule]["per_task"].get(t)) for t in tasks]]
+            for variant, per_rule in full
+            for rule in names
+        ]
+        parts += [
+            "Per task, the share flagged by each rule, for the variants that measured all:",
+            table(["variant", "rule", *tasks], rows),
+        ]
+    return parts
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    s, summary, methods = p["settings"], p["summary"], p["methods"]
+    settings = list(summary["means"][methods[0]])  # the clean and the contaminated setting
+    tuning = p["group"] == "tuning"
+    k10 = summary.get("k10", {})
+    means = [
+        [f"`{m}`" if m == "VAEOutlierDetector" else m]
+        + [num(summary["means"][m][setting]) for setting in settings]
+        + ([num(k10[m][setting]) if m in k10 else "" for setting in settings] if tuning else [])
+        for m in methods
+    ]
+    header = ["detector", *[f"ROC-AUC {setting}" for setting in settings]]
+    if tuning:
+        header += [f"{setting}, K=10" for setting in settings]
+    defaults = kwargs(s["defaults"])
+    parts = [
+        f"The {p['group']} group: tasks {', '.join(s['tasks'])}; seeds 0-{s['seeds'] - 1}; "
+        f"{s['threads']} torch thread(s) per process, {s['jobs']} process(es). "
+        f"VAEOutlierDetector's defaults at the run's commit: {defaults}, an \"auto\" budget of "
+        f"{s['auto_max_steps']:,} steps, trimming after {s['trim_warmup_steps']} steps.",
+        *[
+            f"Rows of an earlier run merged in: `{m['command']}` (commit "
+            f"`{(m['commit'] or 'unknown')[:12]}`, {m['date']})."
+            for m in p.get("merged", [])
+        ],
+        "Mean ROC-AUC over tasks and seeds, on the held-out rows"
+        + (" (K=10: the same fits scored with 10 importance samples):" if tuning else ":"),
+        table(header, means),
+    ]
+    if tuning:
+        rows = [
+            [t["task"], t["setting"], *[num(t["auc"][m]) for m in methods]]
+            for t in summary["per_task"]
+        ]
+        parts += [
+            "Per task, means over the seeds:",
+            table(["task", "setting", *methods], rows),
+        ]
+        seconds = summary.get("mnist_seconds", {})
+        if seconds:
+            parts.append(
+                "Median fit + scoring seconds on the MNIST task, from this run's rows only "
+                "(one process; merged rows ran under other loads): "
+                + ", ".join(f"{m} {num(v, 2)} s" for m, v in seconds.items())
+                + "."
+            )
+        parts += _outlier_rules(summary.get("rules", {}), summary.get("rule_names", []))
+        return parts
+    targets = [
+        [number, t["criterion"], verdict(t["passed"])] for number, t in summary["targets"].items()
+    ]
+    seconds = ", ".join(f"{m} {num(v, 1)} s" for m, v in summary["mnist_seconds"].items())
+    rows = [
+        [t["task"], t["setting"]]
+        + [num(t["auc"][m]) for m in methods]
+        + [
+            num(t["flagged"]["VAEOutlierDetector"]),
+            num(t.get("flagged_novelty_true")),
+            num(t["flagged_novelty_false"]),
+            num(t["flagged_inliers"]["VAEOutlierDetector"]),
+            num(t["flagged_auto"]),
+        ]
+        + [num(t["flagged"][m]) for m in methods[1:]]
+        for t in summary["per_task"]
+    ]
+    task_header = ["task", "setting", *[f"AUC {m}" for m in methods]]
+    task_header += [
+        "flagged",
+        "flagged, novelty=True",
+        "flagged, novelty=False",
+        "flagged inliers",
+        "flagged, auto",
+        *[f"flagged {m}" for m in methods[1:]],
+    ]
+    parts += [
+        table(["target", "criterion", "verdict"], targets),
+        f"Median fit + scoring seconds on the MNIST tasks: {seconds}.",
+        "Per task, means over the seeds. Flagged: the share of the held-out rows (10% "
+        "outliers) flagged at contamination=0.1 by VAEOutlierDetector: with its default "
+        "threshold, with the threshold of novelty=True (set on the scores of the training "
+        "rows, those training saw moved by the gap between their first quartile and the "
+        "held-out rows') and of novelty=False (set on all the training rows' own scores), "
+        'both from the same fit; among the held-out inliers only; with contamination="auto". '
+        "Then by the other detectors.",
+        table(task_header, rows),
+    ]
+    return parts
 
 
 def main(argv=None):
@@ -517,8 +642,10 @@ def main(argv=None):
         earlier = json.loads(Path(path).read_text())
         merged.append({k: earlier[k] for k in ("command", "commit", "date")})
         merged += earlier["result"].get("merged", [])
+        # Marked with their run's commit, so that times come from this run's rows only.
+        commit = (earlier["commit"] or "unknown")[:12]
+        old = [{"from": commit, **r} for r in earlier["result"]["rows"]]
         # The peers ran in this run too: their earlier rows would count twice.
-        old = [_renamed(r, earlier["commit"]) for r in earlier["result"]["rows"]]
         rows += [r for r in old if r["method"] not in methods]
         methods = [*dict.fromkeys([*(r["method"] for r in old), *methods])]
     methods = [m for m in methods if m not in peers] + peers
@@ -538,7 +665,7 @@ def main(argv=None):
         "summary": summarise(rows, methods, args.group),
         "rows": rows,
     }  # fmt: skip
-    finish(run, payload, args)
+    finish(run, payload, args, tables)
     return 0
 
 

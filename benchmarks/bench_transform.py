@@ -23,7 +23,7 @@ same distribution:
     points of every row, the work the importance-weighted bound needs. The four run in
     alternating rounds, one untimed and then ``--target-repeats`` (5) timed; and
 (d) the memory of each at ``--memory-rows`` (1,000,000) rows, each in a fresh process
-    (bench_scale.py's worker, on one thread): the peak above the memory with the input
+    (a worker of this script, on one thread): the peak above the memory with the input
     built, minus the output.
 
 Each call is timed with ``time.perf_counter``. The result holds the median time of each,
@@ -48,24 +48,33 @@ import pickle
 import statistics
 import sys
 import tempfile
+import time
 
 import numpy as np
 import torch
 from _harness import (
-    HERE,
+    CHUNK_ROWS,
     MB,
     SEED,
     add_output_options,
     alternate,
     apply_quick,
     begin,
+    current_rss,
     finish,
     fit_quietly,
     gaussian_rows,
+    kwargs,
+    megabytes,
+    num,
+    peak_rss,
     ratio,
     run_in_fresh_process,
     set_threads,
+    table,
     timed,
+    verdict,
+    worker_main,
 )
 from sklearn.decomposition import PCA
 from torch import nn
@@ -231,6 +240,50 @@ def against_bare_forward(vae: VAEEstimator, X: np.ndarray, repeats: int) -> list
     return results
 
 
+def worker_infer(task: dict) -> dict:
+    """Time one inference step on gaussian_rows(rows, features) and measure its peak memory."""
+    # Everything the step imports is loaded before the baseline is taken.
+    import sklearn.decomposition  # noqa: F401
+    import torch
+
+    import skvae  # noqa: F401
+
+    set_threads(task["threads"])
+    with open(task["model_path"], "rb") as f:
+        model = pickle.load(f)
+    method = getattr(model, task["method"])
+
+    rss_before_input = current_rss()
+    X = gaussian_rows(task["rows"], task["features"])
+    rss_after_input = current_rss()
+    # Untimed warm-up on one chunk (lazy initialisation, thread pools, buffers). It comes
+    # after the baseline, so whatever it keeps counts against the step.
+    method(X[:CHUNK_ROWS])
+    rss_after_warmup = current_rss()
+    peak_before = peak_rss()
+    start = time.perf_counter()
+    out = method(X)
+    seconds = time.perf_counter() - start
+    peak = peak_rss()
+    return {
+        "step": task["step"],
+        "rows": task["rows"],
+        "features": task["features"],
+        "seconds": seconds,
+        "rows_per_second": task["rows"] / seconds,
+        "input_bytes": int(X.nbytes),
+        "output_bytes": int(np.asarray(out).nbytes),
+        "output_shape": list(np.shape(out)),
+        "output_finite": bool(np.isfinite(out).all()),
+        "rss_before_input": rss_before_input,
+        "rss_after_input": rss_after_input,
+        "rss_after_warmup": rss_after_warmup,
+        "peak_before": peak_before,
+        "peak": peak,
+        "torch_num_threads": torch.get_num_threads(),
+    }
+
+
 def memory_at_scale(vae: VAEEstimator, rows: int, features: int) -> list[dict]:
     """Peak memory of ``transform`` and ``score_samples`` on ``rows`` rows, fresh processes."""
     results = []
@@ -241,7 +294,6 @@ def memory_at_scale(vae: VAEEstimator, rows: int, features: int) -> list[dict]:
         for method in ("transform", "score_samples"):
             print(f"  {method} of {rows:,} rows in a fresh process ...", flush=True)
             task = {
-                "kind": "infer",
                 "step": f"VAE {method}",
                 "model_path": model_path,
                 "method": method,
@@ -249,7 +301,7 @@ def memory_at_scale(vae: VAEEstimator, rows: int, features: int) -> list[dict]:
                 "features": features,
                 "threads": 1,
             }
-            res = run_in_fresh_process(str(HERE / "bench_scale.py"), task)
+            res = run_in_fresh_process(__file__, task)
             res["method"] = method
             res["extra_bytes"] = res["peak"] - res["rss_after_input"] - res["output_bytes"]
             # Without a new peak, the step's extra memory is an upper bound.
@@ -287,6 +339,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--threads", type=int, default=None, help="torch.set_num_threads (unset: torch's)"
     )
     add_output_options(parser)
+    parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     apply_quick(
         parser,
@@ -310,8 +363,121 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+def _transform_against_bare(p: dict) -> list:
+    s = p["settings"]
+    chunks = ", ".join(f"{c:,}" for c in s["bare_chunks"])
+    timed = [
+        [
+            f"`{r['method']}`",
+            f"{r['rows']:,}",
+            num(r["vae_median_seconds"], 3),
+            num(r["bare_median_seconds"], 3),
+            f"{r['bare_chunk']:,}",
+            num(r["ratio"]["median_of_rounds"], 2),
+            num(r["ratio"]["of_medians"], 2),
+            f"<= {r['target']}: {verdict(r['passed'])}",
+        ]
+        for r in p["bare_forward"]
+    ]
+    memory = [
+        [
+            f"`{r['method']}`",
+            f"{r['rows']:,}",
+            num(r["seconds"], 2),
+            num(r["rows_per_second"], 0),
+            megabytes(r["input_bytes"]),
+            num(r["output_bytes"] / MB, 1),
+            megabytes(r["extra_bytes"]) + ("" if r["raised_peak"] else " (at most)"),
+            f"<= {megabytes(r['slack_bytes'])}: {verdict(r['passed'])}",
+        ]
+        for r in p["memory"]
+    ]
+    return [
+        "Bulk inference on one torch thread beside a bare float32 forward of the same work: "
+        "`nn.Linear` layers of the fitted encoder's and decoder's shapes with their "
+        "activation, on float32 rows, the encoder on every row and, for `score_samples`, the "
+        f"decoder on its K={s['vae_n_importance_samples']} latent points per row, in chunks of "
+        f"rows (the fastest of {chunks}); rounds of alternating runs: "
+        f"{s['target_repeats']}.",
+        table(
+            [
+                "bulk",
+                "rows",
+                "VAE s",
+                "bare float32 s",
+                "bare chunk",
+                "VAE / bare",
+                "ratio of medians",
+                "target",
+            ],
+            timed,
+        ),
+        "Memory, each call in a fresh process on one thread: the peak above the memory with "
+        "the input built, minus the output.",
+        table(
+            ["memory", "rows", "seconds", "rows/s", "input MB", "output MB", "extra MB", "target"],
+            memory,
+        ),
+    ]
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    s, m = p["settings"], p["model"]
+    single = [
+        [
+            f"`{r['method']}`",
+            num(r["vae"]["median_us"], 0),
+            num(r["pca"]["median_us"], 0),
+            f"{num(r['vae']['p10_us'], 0)}-{num(r['vae']['p90_us'], 0)}",
+            num(r["ratio"]["median_of_rounds"], 2),
+            num(r["ratio"]["of_medians"], 2),
+            f"<= {r['target']:.0f}: {verdict(r['passed'])}" if "target" in r else "",
+        ]
+        for r in p["single_row"]
+    ]
+    bulk = [
+        [
+            f"{r['rows']:,}",
+            num(r["vae_median_seconds"], 4),
+            num(r["pca_median_seconds"], 4),
+            num(r["vae_rows_per_second"], 0),
+            num(r["pca_rows_per_second"], 0),
+            num(r["ratio"]["median_of_rounds"], 2),
+        ]
+        for r in p["bulk"]
+    ]
+    parts = [
+        f"`VAEEstimator({kwargs(s['vae_params'])})` (fit in {num(m['vae_fit_seconds'], 1)} s, "
+        f"{m['vae_n_iter']} epochs) and `PCA(n_components={s['n_components']})`, both fit "
+        f"on {s['train_rows']:,} x {s['features']}; held-out mean log-likelihood: VAE "
+        f"{num(m['vae_heldout_score'], 2)} (K={s['vae_n_importance_samples']}), PCA "
+        f"{num(m['pca_heldout_score'], 2)}. {s['torch_threads']} torch threads.",
+        f"One row, {s['calls']:,} calls of each after {s['warmup']} untimed, alternating:",
+        table(
+            [
+                "one row",
+                "VAE us",
+                "PCA us",
+                "VAE us, 10th-90th pct.",
+                "VAE / PCA",
+                "ratio of medians",
+                "target",
+            ],
+            single,
+        ),
+        f"`transform` in bulk; rounds of alternating runs: {s['repeats']}.",
+        table(["rows", "VAE s", "PCA s", "VAE rows/s", "PCA rows/s", "VAE / PCA"], bulk),
+    ]
+    if "bare_forward" in p:
+        parts += _transform_against_bare(p)
+    return parts
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args._worker is not None:
+        return worker_main(args._worker, worker_infer)
     set_threads(args.threads)
     run = begin("bench_transform", __file__, args, argv)
     # One draw, split: the held-out rows come from the same distribution.
@@ -383,7 +549,7 @@ def main(argv=None) -> int:
         "bare_forward": target,
         "memory": memory,
     }
-    finish(run, payload, args)
+    finish(run, payload, args, tables)
     return 0
 
 
