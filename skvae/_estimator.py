@@ -42,6 +42,9 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
           ``covariance_type``) that have a floor of 1e-3 times the largest feature
           variance (as GaussianNB's ``var_smoothing``), so that a near-constant column
           cannot make the likelihood infinite.
+        - "student_t": Student's t noise for real columns with heavy tails, its location
+          and scale from the decoder and its degrees of freedom learned per column: a row
+          far out costs the logarithm of its distance, not its square.
         - "bernoulli": independent Bernoulli variables for data in [0, 1];
           ``score_samples`` is a true log-likelihood only for binary data (for other
           values it is a cross-entropy, not a normalised density).
@@ -64,7 +67,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
           non-negative integers with a mean of at most 100 -> negative_binomial if their
           variance exceeds their mean, else poisson; other values in [0, 1] ->
           continuous_bernoulli; non-negative values with at least 10% zeros ->
-          hurdle_lognormal; anything else -> gaussian. Labels and booleans of a data
+          hurdle_lognormal; values with an excess kurtosis above 3 (heavy tails) ->
+          student_t; anything else -> gaussian. Labels and booleans of a data
           frame are categorical and bernoulli. The choice is ``likelihood_``, a dict that
           can be passed back.
         - a dict mapping family names to the columns they model, e.g. ``{"gaussian": [0, 1],

@@ -86,6 +86,19 @@ FEW_VALUES = 10
 COUNT_MEAN = 100.0
 #: ... and a non-negative, non-integer column with at least this share of zeros a hurdle.
 ZERO_SHARE = 0.1
+#: ... and a real column whose excess kurtosis exceeds this Student's t: tails heavier than
+#: a Laplace distribution's, where a few rows far out would dominate a Gaussian fit.
+HEAVY_TAILS = 3.0
+
+
+def excess_kurtosis(values: np.ndarray) -> float:
+    """The sample excess kurtosis of ``values`` (0 for a Gaussian; 0 for a constant)."""
+    centred = values - values.mean()
+    biggest = np.max(np.abs(centred), initial=0.0)
+    if biggest == 0:
+        return 0.0
+    centred = centred / biggest  # the ratio is scale-free; this keeps 1e200**4 finite
+    return float(np.mean(centred**4) / np.mean(centred**2) ** 2 - 3.0)
 
 
 def infer_family(column: np.ndarray) -> str:
@@ -95,8 +108,8 @@ def infer_family(column: np.ndarray) -> str:
     distinct values: "categorical" (fractions are measurements, never codes); non-negative
     integers with a mean of at most ``COUNT_MEAN``: "negative_binomial" when their variance
     exceeds their mean, else "poisson"; values in [0, 1]: "continuous_bernoulli";
-    non-negative values with at least ``ZERO_SHARE`` zeros: "hurdle_lognormal"; anything
-    else: "gaussian".
+    non-negative values with at least ``ZERO_SHARE`` zeros: "hurdle_lognormal"; an excess
+    kurtosis above ``HEAVY_TAILS``: "student_t"; anything else: "gaussian".
     """
     values = observed_values(column)
     if np.all((values == 0) | (values == 1)):
@@ -110,6 +123,8 @@ def infer_family(column: np.ndarray) -> str:
         return "continuous_bernoulli"
     if values.min() >= 0 and np.mean(values == 0) >= ZERO_SHARE:
         return "hurdle_lognormal"
+    if excess_kurtosis(values) > HEAVY_TAILS:
+        return "student_t"
     return "gaussian"
 
 

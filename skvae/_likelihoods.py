@@ -7,7 +7,8 @@ Adding a family is one subclass of ``Likelihood`` and ``register_likelihood``. `
 puts several families side by side, each on its own columns.
 
 The base class and the helpers the families share are in ``_likelihood_base``, the count
-families in ``_count_likelihoods``; every name of ``__all__`` is importable from here.
+families in ``_count_likelihoods`` and Student's t in ``_student_t``; every name of
+``__all__`` is importable from here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from ._count_likelihoods import (
 )
 from ._family_data import Codes, NonNegative, Real, UnitInterval
 from ._likelihood_base import LIKELIHOODS, Likelihood, _accumulate, _masked_sum, _noise, _weighted
+from ._student_t import StudentT
 
 __all__ = [
     "LIKELIHOODS",
@@ -44,6 +46,7 @@ __all__ = [
     "NegativeBinomial",
     "ZeroInflatedNegativeBinomial",
     "Poisson",
+    "StudentT",
     "build_likelihood",
     "likelihood_class",
     "prepare_likelihood",
@@ -614,6 +617,7 @@ for _family in (
     Multinomial,
     Categorical,
     HurdleLogNormal,
+    StudentT,
 ):
     register_likelihood(_family)
 

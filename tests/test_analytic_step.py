@@ -29,6 +29,7 @@ def _data(rng, family):
     counts = rng.poisson(3.0, (N, 3)).astype(float)
     return {
         "gaussian": ({"name": "gaussian", "scale": [1.0, 2.0, 0.5]}, rng.normal(size=(N, 3))),
+        "student_t": ({"name": "student_t"}, 3 * rng.standard_t(2.0, size=(N, 3))),
         "spherical": (
             {"name": "gaussian", "covariance_type": "spherical"},
             rng.normal(size=(N, 3)),
@@ -66,6 +67,7 @@ def _data(rng, family):
 FAMILIES = [
     "gaussian",
     "spherical",
+    "student_t",
     "bernoulli",
     "continuous_bernoulli",
     "poisson",

@@ -5,11 +5,13 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skvae import VAEEstimator
+from skvae._family_data import HEAVY_TAILS, excess_kurtosis
 
 FAST = dict(hidden_layer_sizes=(32,), max_iter=40, random_state=0)
 
@@ -220,6 +222,40 @@ def test_auto_likelihood_gives_each_column_its_family_and_can_be_passed_back():
     np.testing.assert_allclose(again.score_samples(df[:20]), vae.score_samples(df[:20]))
     assert _fit(df.to_numpy(), likelihood="auto", max_iter=5).likelihood_["poisson"] == [2]
     assert _fit(df, max_iter=5).likelihood_ == "gaussian"
+
+
+def _heavy_tailed(n, seed=0):
+    # A 1-D latent curve in 5 columns with Student's t noise of 2 degrees of freedom: a few
+    # rows lie tens of noise scales out.
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, 1))
+    return np.tanh(z @ rng.normal(size=(1, 5))) + 0.2 * rng.standard_t(2.0, size=(n, 5))
+
+
+def test_student_t_beats_gaussian_on_heavy_tailed_noise():
+    X_train, X_test = train_test_split(_heavy_tailed(1200), random_state=0)
+    scores = {
+        name: _fit(X_train, likelihood=name, max_iter=60).score(X_test)
+        for name in ("gaussian", "student_t")
+    }
+    assert scores["student_t"] > scores["gaussian"] + 1.0
+
+
+def test_auto_likelihood_gives_heavy_tailed_columns_student_t():
+    rng = np.random.default_rng(0)
+    X = np.column_stack(
+        [
+            rng.normal(size=500),
+            rng.standard_t(2.0, size=500) * 1e6,  # heavy tails in any units
+            rng.uniform(-5, 5, size=500),
+            rng.standard_t(4.0, size=500),  # an excess kurtosis of 6 in theory
+        ]
+    )
+    assert stats.kurtosis(X[:, 3]) > HEAVY_TAILS > stats.kurtosis(X[:, 0])
+    vae = _fit(X, likelihood="auto", max_iter=2)
+    assert vae.likelihood_ == {"gaussian": [0, 2], "student_t": [1, 3]}
+    for column in X.T:
+        assert excess_kurtosis(column) == pytest.approx(stats.kurtosis(column), rel=1e-9)
 
 
 def test_auto_likelihood_keeps_its_families_over_partial_fit_blocks():

@@ -19,6 +19,7 @@ from skvae._likelihoods import (
     Mixed,
     NegativeBinomial,
     Poisson,
+    StudentT,
     ZeroInflatedNegativeBinomial,
     build_likelihood,
     prepare_likelihood,
@@ -94,6 +95,37 @@ def test_continuous_bernoulli_samples_follow_its_cdf(logit):
     reference = TorchContinuousBernoulli(logits=_t(logit))
     result = stats.kstest(draws, lambda v: reference.cdf(_t(v)).numpy())
     assert result.pvalue > 1e-3
+
+
+def _student_t(df):
+    lik = StudentT(3).double()
+    with torch.no_grad():
+        lik.log_df.copy_(_t(np.log(df)))
+    return lik
+
+
+def test_student_t_log_prob_matches_scipy_with_missing_entries():
+    df = np.array([0.7, 3.0, 40.0])
+    x = RNG.standard_t(2.0, size=(6, 3)) * 5
+    out = RNG.normal(size=(6, 6))
+    out[0, 3:] = -30.0  # a scale at its floor
+    mask = (RNG.uniform(size=(6, 3)) > 0.3).astype(float)
+    scale = np.logaddexp(0.0, out[:, 3:]) + np.sqrt(VAR_SMOOTHING)
+    expected = (stats.t(df, out[:, :3], scale).logpdf(x) * mask).sum(axis=1)
+    got = _student_t(df).log_prob(_t(x), _t(out), _t(mask)).detach().numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("df", [1.5, 4.0, 30.0])
+def test_student_t_samples_follow_scipys_cdf(df):
+    out = np.tile([[2.0, 0.5]], (4000, 1))
+    lik = StudentT(1).double()
+    with torch.no_grad():
+        lik.log_df.fill_(np.log(df))
+    draws = lik.sample(_t(out), torch.Generator().manual_seed(0)).numpy().ravel()
+    reference = stats.t(df, 2.0, np.logaddexp(0.0, 0.5) + np.sqrt(VAR_SMOOTHING))
+    assert stats.kstest(draws, reference.cdf).pvalue > 1e-3
+    assert lik.mean(_t(out[:1])).item() == 2.0
 
 
 def test_poisson_log_prob_matches_scipy_and_samples_are_counts():
