@@ -6,14 +6,17 @@ from ._likelihoods import LIKELIHOODS, Likelihood, register_likelihood
 from ._module import VAEModule
 from ._outlier import VAEOutlierDetector
 from ._posteriors import POSTERIORS, Posterior, register_posterior
+from ._priors import PRIORS, Prior, register_prior
 
 __version__ = "0.2.0.dev0"
 
 __all__ = [
     "LIKELIHOODS",
     "POSTERIORS",
+    "PRIORS",
     "Likelihood",
     "Posterior",
+    "Prior",
     "VAEEstimator",
     "VAEImputer",
     "VAEModule",
@@ -21,4 +24,5 @@ __all__ = [
     "__version__",
     "register_likelihood",
     "register_posterior",
+    "register_prior",
 ]

@@ -212,6 +212,7 @@ class AnalyticStep:
             n_train_samples == 1
             and autocast is None
             and module.dispersion_shift is None
+            and module.prior.closed_form_kl
             and module.activation in _ACTIVATIONS
             and all(p.grad is not None for p in module.parameters())
         )

@@ -38,6 +38,7 @@ from ._module import ACTIVATIONS, VAEModule
 from ._optim import make_optimizer
 from ._persistence import PicklingMixin
 from ._posteriors import POSTERIORS, posterior_class, posterior_spec
+from ._priors import PRIORS, prior_config
 from ._sparse_data import (
     SparseData,
     check_sparse_input,
@@ -86,6 +87,9 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
         "likelihood": [StrOptions(ChainMap(LIKELIHOODS, {"auto": None}).keys()), dict, type],
         "covariance_type": [StrOptions({"diag", "spherical"})],
         "posterior": [StrOptions(POSTERIORS.keys()), type],
+        # A live view: priors registered later are accepted too.
+        "prior": [StrOptions(PRIORS.keys()), type],
+        "n_prior_components": [Interval(Integral, 1, None, closed="left")],
         "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "beta": [Interval(Real, 0, None, closed="left")],
@@ -255,6 +259,7 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
             "hidden_layer_sizes": self._hidden_layer_sizes(),
             "activation": self.activation,
             "posterior": posterior_spec(posterior_class(self.posterior)),
+            "prior": prior_config(self.prior, self.n_prior_components),
             "covariates": {k: v.shape[1] for k, v in covariates.items()},
         }
 

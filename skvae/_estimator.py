@@ -23,11 +23,11 @@ __all__ = ["VAEEstimator"]
 class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     """Variational autoencoder as a scikit-learn transformer and density model.
 
-    The model: latent variables z ~ N(0, I) of size ``n_components``, a decoder
-    p(x | z) of the chosen ``likelihood``, and an encoder q(z | x) = N(mu(x), diag
-    sigma(x)^2), both multilayer perceptrons, trained by maximising the evidence lower
-    bound (ELBO) E_q[log p(x|z)] - beta * KL(q(z|x) || N(0, I)) with the
-    reparameterisation trick and Adam on minibatches.
+    The model: latent variables z of size ``n_components`` with a prior p(z) (N(0, I) by
+    default, see ``prior``), a decoder p(x | z) of the chosen ``likelihood``, and an
+    encoder q(z | x) = N(mu(x), diag sigma(x)^2), both multilayer perceptrons, trained by
+    maximising the evidence lower bound (ELBO) E_q[log p(x|z)] - beta * KL(q(z|x) || p(z))
+    with the reparameterisation trick and Adam on minibatches.
 
     Parameters
     ----------
@@ -135,6 +135,19 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
     posterior : str or Posterior subclass, default="diagonal_gaussian"
         The family of q(z | x): "diagonal_gaussian", N(mu(x), diag sigma(x)^2), or any
         family registered with :func:`skvae.register_posterior` (or its class).
+
+    prior : str or Prior subclass, default="normal"
+        The prior p(z): "normal", N(0, I); "mixture", a mixture of
+        ``n_prior_components`` diagonal Gaussians whose weights, means and variances are
+        learned (codes can form groups); "vamp", the VampPrior of Tomczak and Welling
+        (2018), the mixture of the encoder's posteriors at ``n_prior_components`` learned
+        pseudo-inputs; or any family registered with :func:`skvae.register_prior` (or its
+        class). Beside the normal prior, the KL term of training is estimated from the
+        drawn z, through autograd (slower per step), and a latent library size is not
+        available.
+
+    n_prior_components : int, default=10
+        Components of a mixture prior ("mixture", "vamp").
 
     hidden_layer_sizes : array-like of int, default=(128, 128)
         Hidden layer widths of the encoder; the decoder uses them in reverse order. ``()``
@@ -389,6 +402,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         dispersion="feature",
         covariance_type="diag",
         posterior="diagonal_gaussian",
+        prior="normal",
+        n_prior_components=10,
         hidden_layer_sizes=(128, 128),
         activation="relu",
         beta=1.0,
@@ -420,6 +435,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
         self.dispersion = dispersion
         self.covariance_type = covariance_type
         self.posterior = posterior
+        self.prior = prior
+        self.n_prior_components = n_prior_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.beta = beta

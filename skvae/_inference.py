@@ -231,7 +231,7 @@ class InferenceMixin:
         constrain=True,
         missing=False,
     ):
-        """Draw x ~ p(x | z) with z ~ N(0, I): real draws from the model.
+        """Draw x ~ p(x | z) with z from the prior: real draws from the model.
 
         Parameters
         ----------
@@ -291,7 +291,8 @@ class InferenceMixin:
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(self.random_state if random_state is None else random_state)
-        Z, generator = self._noise(n_samples, rng.randint(MAX_SEED))
+        eps, generator = self._noise(n_samples, rng.randint(MAX_SEED))
+        Z = self._prior_draws(eps, generator)
         covariates = self._decoding_covariates(n_samples, covariates)
         likelihood = self.module_.likelihood
         fixed = None
@@ -361,6 +362,15 @@ class InferenceMixin:
         mask = ~np.isnan(row)
         return np.where(mask, (row - likelihood.loc) / likelihood.scale, 0.0), mask
 
+    def _prior_draws(self, eps: torch.Tensor, generator) -> torch.Tensor:
+        """Draws of the fitted prior from standard normal noise (rows, n_latent), float64."""
+        device, dtype, module, _ = self._inference_module()
+        if module.prior.closed_form_kl:
+            return eps
+        with torch.inference_mode():
+            z = module.prior.reparameterise(eps.to(device, dtype), generator, module)
+        return z.cpu().double()
+
     def _conditional_latents(self, n_rows, values, mask, covariates, generator) -> torch.Tensor:
         """z for each of ``n_rows`` rows, picked among prior draws by p(given values | z).
 
@@ -380,7 +390,9 @@ class InferenceMixin:
                 eps = torch.randn(
                     (k, n_candidates, width), generator=generator, dtype=torch.float64
                 )
-                flat = eps.reshape(-1, width).to(device, dtype)
+                flat = self._prior_draws(eps.reshape(-1, width), generator)
+                eps = flat.reshape(k, n_candidates, width)
+                flat = flat.to(device, dtype)
                 batch = {"z": flat}
                 for key, value in features.items():
                     rows_of = np.repeat(value[start : start + k], n_candidates, axis=0)

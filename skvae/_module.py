@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from ._library_size import log_library, scale_by_library
 from ._likelihoods import Likelihood, build_likelihood
 from ._posteriors import Posterior, posterior_class, posterior_spec, standard_normal_log_prob
+from ._priors import Prior, build_prior
 from ._sparse_layer import InputLinear, sparse_linear
 
 __all__ = ["ACTIVATIONS", "Float32Network", "LossOutput", "VAEModule", "with_float32_networks"]
@@ -64,7 +65,7 @@ class LossOutput(NamedTuple):
 
 
 class VAEModule(nn.Module):
-    """Encoder, decoder and observation model of a VAE with prior z ~ N(0, I).
+    """Encoder, decoder, observation model and prior of a VAE.
 
     Parameters
     ----------
@@ -99,6 +100,9 @@ class VAEModule(nn.Module):
         For the negative binomial families: one inverse dispersion per feature, or one per
         feature and level of the categorical covariates (log theta of a row is the
         feature's plus a learned shift for each of its levels, as scVI's "gene-batch").
+    prior : dict, default=None
+        The prior p(z), as a ``Prior.config`` (see ``skvae.PRIORS``); None: N(0, I). A
+        latent library size takes the normal prior only.
 
     Notes
     -----
@@ -120,6 +124,7 @@ class VAEModule(nn.Module):
         covariates: Mapping[str, int] | None = None,
         library: Mapping[str, Any] | None = None,
         dispersion: str = "feature",
+        prior: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.n_features = n_features
@@ -143,6 +148,12 @@ class VAEModule(nn.Module):
             activation,
         )
         self.likelihood = likelihood
+        self.prior: Prior = build_prior(n_components, n_inputs, prior)
+        if not self.prior.closed_form_kl and self.n_latent > n_components:
+            raise ValueError(
+                f"prior={self.prior.name!r} does not take a latent library size; use "
+                'library_size="observed", or the normal prior.'
+            )
         self.dispersion = dispersion
         self.dispersion_shift = None
         if dispersion == "feature-covariate":
@@ -168,6 +179,7 @@ class VAEModule(nn.Module):
             "covariates": dict(self.covariates),
             "library": None if self.library is None else dict(self.library),
             "dispersion": self.dispersion,
+            "prior": self.prior.config,
         }
 
     @classmethod
@@ -280,7 +292,7 @@ class VAEModule(nn.Module):
         inferred = self.inference(batch, eps)
         x, mask = inferred["x"], inferred["mask"]
         rec = self.likelihood.log_prob(x, self.decode(inferred["z"], batch), mask)
-        kl = inferred["posterior"].kl_to_prior()
+        kl = self.kl(inferred["posterior"], inferred["z"])
         loss = -(rec.sum() - kl_weight * kl.sum()) / x.shape[0]
         return LossOutput(loss, rec, kl)
 
@@ -305,7 +317,7 @@ class VAEModule(nn.Module):
             mask = mask.unsqueeze(1).expand(shape)
         rec = self.likelihood.log_prob(x.unsqueeze(1).expand(shape), out, mask)
         frozen = type(posterior)(posterior.params.detach())
-        log_ratio = standard_normal_log_prob(z) - frozen.log_prob(z)
+        log_ratio = self.log_prior(z) - frozen.log_prob(z)
         log_w = rec + kl_weight * log_ratio
         weights = torch.softmax(log_w.detach(), dim=1)
         if z.requires_grad:
@@ -317,6 +329,18 @@ class VAEModule(nn.Module):
         # The value is the bound, the gradient the surrogate's.
         loss = (surrogate - surrogate.detach() - bound).sum() / x.shape[0]
         return LossOutput(loss, rec.detach().mean(1), -log_ratio.detach().mean(1))
+
+    def log_prior(self, z: Tensor) -> Tensor:
+        """log p(z) of latent points (..., n_latent): the prior's, and a library's N(0, 1)."""
+        if self.prior.closed_form_kl:
+            return standard_normal_log_prob(z)
+        return self.prior.log_prob(z, self)
+
+    def kl(self, posterior: Posterior, z: Tensor) -> Tensor:
+        """KL(q(z | x) || p(z)) per row: in closed form, or log q(z | x) - log p(z) at z."""
+        if self.prior.closed_form_kl:
+            return posterior.kl_to_prior()
+        return posterior.log_prob(z) - self.log_prior(z)
 
     def elbo(self, batch: Batch | Tensor, eps: Tensor) -> Tensor:
         """Per-row single-sample ELBO estimate with the given noise (n_rows, n_components)."""
@@ -339,7 +363,7 @@ class VAEModule(nn.Module):
         if mask is not None:
             mask = mask.unsqueeze(1).expand(shape)
         rec = self.likelihood.log_prob(x.unsqueeze(1).expand(shape), out, mask)
-        return rec + standard_normal_log_prob(z) - posterior.log_prob(z), out
+        return rec + self.log_prior(z) - posterior.log_prob(z), out
 
     def iw_bound(self, batch: Batch | Tensor, eps: Tensor) -> Tensor:
         """Per-row importance-weighted bound (Burda et al. 2015) with K = len(eps) samples.

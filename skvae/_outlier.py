@@ -214,6 +214,12 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
     posterior : str or Posterior subclass, default="diagonal_gaussian"
         The family of q(z | x), as in :class:`VAEEstimator`.
 
+    prior : str or Prior subclass, default="normal"
+        The prior p(z), as in :class:`VAEEstimator`.
+
+    n_prior_components : int, default=10
+        Components of a mixture prior ("mixture", "vamp").
+
     hidden_layer_sizes : array-like of int, default=(128, 128)
         Hidden layer widths of the encoder; the decoder uses them in reverse order.
 
@@ -414,6 +420,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         likelihood="gaussian",
         covariance_type="diag",
         posterior="diagonal_gaussian",
+        prior="normal",
+        n_prior_components=10,
         hidden_layer_sizes=(128, 128),
         activation="relu",
         beta=1.0,
@@ -443,6 +451,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         self.likelihood = likelihood
         self.covariance_type = covariance_type
         self.posterior = posterior
+        self.prior = prior
+        self.n_prior_components = n_prior_components
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.beta = beta

@@ -32,6 +32,10 @@ ESTIMATORS = [
         max_iter=20,
         random_state=0,
     ),
+    # The VampPrior: a learned prior, its KL estimated from the drawn z, through autograd.
+    VAEEstimator(
+        prior="vamp", n_prior_components=4, hidden_layer_sizes=(16,), max_iter=10, random_state=0
+    ),
 ]
 
 IMPUTERS = [
