@@ -10,12 +10,18 @@ from sklearn.impute._base import _BaseImputer
 from sklearn.utils import check_random_state, deprecated
 from sklearn.utils._missing import is_scalar_nan
 from sklearn.utils._param_validation import HasMethods, Interval, MissingValues
-from sklearn.utils.validation import _check_feature_names_in, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_feature_names_in,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from ._arrays import check_missing
 from ._ensemble import fit_together
 from ._estimator import VAEEstimator
-from ._likelihood_param import likelihood_parts
+from ._likelihood_param import auto_likelihood, check_label_families, likelihood_parts
+from ._tables import NUMBER, Table, _decimals, container_of
 
 __all__ = ["VAEImputer"]
 
@@ -45,13 +51,23 @@ class VAEImputer(_BaseImputer):
     (for categorical columns, the most probable category of the weighted mixture).
     Observed entries pass through unchanged.
 
+    A pandas or polars frame with columns of labels (strings, categories) or booleans is
+    filled in a frame like it: each column's family is its kind's (as
+    ``likelihood="auto"`` chooses them: labels categorical, booleans Bernoulli, numbers
+    by their values), a label column gets the most probable label, a boolean the more
+    probable value, and a numeric column its conditional mean written with no more
+    decimals than its observed values have (whole numbers in a column of whole numbers);
+    the frame keeps the columns' names and dtypes. A frame of numbers alone gives an
+    array, as scikit-learn's imputers do.
+
     Parameters
     ----------
     estimator : VAEEstimator, default=None
         The VAE to fit, with its settings (``n_components``, ``likelihood``,
         ``hidden_layer_sizes``, ...); it is cloned, and its ``random_state`` replaced by
-        one drawn from this imputer's. None chooses between two VAEs, as a user's
-        cross-validation would: ``VAEEstimator(n_components=min(6, n_features),
+        one drawn from this imputer's. On a frame with labels, its ``likelihood`` must be
+        "auto" or a dict that gives label columns "categorical". None chooses between two
+        VAEs, as a user's cross-validation would: ``VAEEstimator(n_components=min(6, n_features),
         hidden_layer_sizes=h, kl_warmup_iter=10, learning_rate_init=3e-3)`` with h =
         (128, 128) or (64,), each candidate's VAEs trained together, as one computation.
         Each is fitted (``n_estimators`` times) on X with a further 10% of its observed entries
@@ -63,7 +79,8 @@ class VAEImputer(_BaseImputer):
         posterior depends on which entries are observed.
 
     missing_values : int, float or np.nan, default=np.nan
-        The placeholder for the missing values; every occurrence is imputed.
+        The placeholder for the missing values of an array; every occurrence is imputed.
+        A frame's missing entries are its own (NaN, None, pd.NA, polars' null).
 
     n_importance_samples : int, default=100
         Number K of importance samples per row in ``transform``; more is more accurate
@@ -183,6 +200,14 @@ class VAEImputer(_BaseImputer):
         self.verbose = verbose
 
     def _validate_input(self, X, reset):
+        if reset:
+            # A frame with labels or booleans is filled in a frame like it; numbers alone
+            # give an array, as scikit-learn's imputers do (set_output asks for a frame).
+            table = Table.learn(X) if container_of(X) is not None else None
+            labelled = table is not None and any(kind != NUMBER for kind in table.kinds)
+            self._table = table if labelled else None
+        if self._table is not None and container_of(X) is not None:
+            return self._read_frame(X, reset)
         nan_marks_missing = is_scalar_nan(self.missing_values)
         X = validate_data(
             self,
@@ -196,14 +221,34 @@ class VAEImputer(_BaseImputer):
             X[X == self.missing_values] = np.nan
         return X
 
-    def _vae(self, n_features):
-        """A clone of the estimator whose likelihood selects columns by index."""
+    def _read_frame(self, X, reset):
+        """A pandas or polars frame as floats: labels as positions, missing entries NaN."""
+        if not is_scalar_nan(self.missing_values):
+            raise ValueError(
+                "A data frame marks its missing entries itself (NaN, None, pd.NA): "
+                f"missing_values={self.missing_values!r} applies to arrays only."
+            )
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return check_array(self._table.encode(X), ensure_all_finite="allow-nan", input_name="X")
+
+    def _vae(self, X):
+        """A clone of the estimator whose likelihood selects columns of X by index."""
         vae = clone(self.estimator)
         names = getattr(self, "feature_names_in_", None)
-        if isinstance(vae.likelihood, dict):
+        if vae.likelihood == "auto" and self._table is not None:
+            vae.set_params(likelihood=auto_likelihood(X, kinds=self._table.kinds))
+        elif isinstance(vae.likelihood, dict):
             # The VAE sees an array: column names become indices.
-            parts = likelihood_parts(vae.likelihood, n_features, names)
+            parts = likelihood_parts(vae.likelihood, X.shape[1], names)
             vae.set_params(likelihood={p["name"]: p["columns"] for p in parts})
+        if self._table is not None:
+            likelihood = vae.likelihood
+            parts = (
+                likelihood_parts(likelihood, X.shape[1])
+                if isinstance(likelihood, dict)
+                else likelihood
+            )
+            check_label_families(parts, self._table.kinds, names)
         return vae
 
     def _fit_models(self, vae, X, seeds):
@@ -227,17 +272,28 @@ class VAEImputer(_BaseImputer):
         fits, self.selection_scores_ = {}, {}
         if not hidden.any():
             # Every row or column has one observed entry: nothing to judge fills on.
-            return self._fit_models(_default_vae(X, DEFAULT_HIDDEN_LAYER_SIZES[0]), X, seeds)
+            vae = self._default_vae(X, DEFAULT_HIDDEN_LAYER_SIZES[0])
+            return self._fit_models(vae, X, seeds)
         rows = np.flatnonzero(hidden.any(axis=1))
         scale = np.nanstd(X, axis=0)
         scale[scale == 0] = 1.0
         for hidden_layer_sizes in DEFAULT_HIDDEN_LAYER_SIZES:
-            vae = _default_vae(X, hidden_layer_sizes)
+            vae = self._default_vae(X, hidden_layer_sizes)
             fits[hidden_layer_sizes] = models = self._fit_models(vae, X_fit, seeds)
             fill = self._fill(models, X_fit[rows])
-            error = ((fill - X[rows]) / scale)[hidden[rows]]
-            self.selection_scores_[hidden_layer_sizes] = float(np.mean(error**2))
+            error = (fill - X[rows]) / scale
+            # A category is right or wrong: its code's distance to the true one means nothing.
+            discrete = models[0].module_.likelihood.discrete_columns()
+            error[:, discrete] = fill[:, discrete] != X[rows][:, discrete]
+            self.selection_scores_[hidden_layer_sizes] = float(np.mean(error[hidden[rows]] ** 2))
         return fits[min(self.selection_scores_, key=self.selection_scores_.get)]
+
+    def _default_vae(self, X, hidden_layer_sizes):
+        """A default candidate: on a frame, each column with the family of its kind."""
+        vae = _default_vae(X, hidden_layer_sizes)
+        if self._table is not None:
+            vae.set_params(likelihood=auto_likelihood(X, kinds=self._table.kinds))
+        return vae
 
     def _fill(self, models, X):
         """The models' combined fill of the missing entries of X (rows with some missing)."""
@@ -258,7 +314,7 @@ class VAEImputer(_BaseImputer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             Data with missing values. Every row, and every column, needs at least one
             observed value.
 
@@ -281,12 +337,16 @@ class VAEImputer(_BaseImputer):
         if self.estimator is None:
             self.estimators_ = self._fit_default(X, seeds, rng)
         else:
-            self.estimators_ = self._fit_models(self._vae(X.shape[1]), X, seeds)
+            self.estimators_ = self._fit_models(self._vae(X), X, seeds)
             self.selection_scores_ = None
         del self._n_fits, self._n_fitted
         self.n_iter_ = max(vae.n_iter_ for vae in self.estimators_)
         # On X with NaN for the placeholder: the same mask as on the user's X.
         self._fit_indicator(np.isnan(X))
+        if self._table is not None:
+            # A frame's fills are written as its observed values are: whole numbers in a
+            # column of whole numbers, and no more decimals than the column shows.
+            self._decimals = _decimals(np.where(np.isnan(X), 0.0, X))
         return self
 
     # TODO(0.3): remove.
@@ -301,15 +361,16 @@ class VAEImputer(_BaseImputer):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or DataFrame of shape (n_samples, n_features)
             Data with missing values; each row needs at least one observed value.
 
         Returns
         -------
-        X_imputed : ndarray of shape (n_samples, n_features) or \
+        X_imputed : ndarray or DataFrame of shape (n_samples, n_features) or \
                 (n_samples, n_features + n_features_missing)
             X with its missing entries filled (observed entries unchanged), followed by
-            the missing indicator's columns when ``add_indicator`` is True.
+            the missing indicator's columns when ``add_indicator`` is True; a frame like
+            the fitted one when it had columns of labels or booleans.
         """
         check_is_fitted(self)
         X = self._validate_input(X, reset=False)
@@ -319,7 +380,28 @@ class VAEImputer(_BaseImputer):
         rows = np.flatnonzero(isnan.any(axis=1))
         if rows.size:
             X_imputed[rows] = self._fill(self.estimators_, X_imputed[rows])
-        return self._concatenate_indicator(X_imputed, self._transform_indicator(isnan))
+        if self._table is None:
+            return self._concatenate_indicator(X_imputed, self._transform_indicator(isnan))
+        return self._frame_output(X_imputed, isnan)
+
+    def _frame_output(self, X_imputed, isnan):
+        """The filled frame, in the fitted frame's columns, dtypes and labels."""
+        for j in np.flatnonzero((self._decimals >= 0) & isnan.any(axis=0)):
+            filled = isnan[:, j]
+            X_imputed[filled, j] = np.round(X_imputed[filled, j], self._decimals[j])
+        frame = self._table.decode(X_imputed, self._table.container)
+        indicator = self._transform_indicator(isnan)
+        if indicator is None:
+            return frame
+        names = self.get_feature_names_out()[X_imputed.shape[1] :]
+        columns = {str(name): np.asarray(indicator[:, k]) for k, name in enumerate(names)}
+        if self._table.container == "polars":
+            import polars as pl
+
+            return pl.concat([frame, pl.DataFrame(columns)], how="horizontal")
+        import pandas as pd
+
+        return pd.concat([frame, pd.DataFrame(columns, index=frame.index)], axis=1)
 
     def get_feature_names_out(self, input_features=None):
         """Get output feature names for transformation.

@@ -26,6 +26,7 @@ USAGE = ("README.md", "## Usage")
 ESTIMATOR = ("docs/user_guide/estimator.md", "# What the estimator does")
 SEARCH_ACROSS_FAMILIES = ("docs/user_guide/likelihoods.md", "## Which scores compare")
 MISSING_VALUES = ("docs/user_guide/missing_values.md", "# Missing values")
+MIXED_IMPUTATION = ("docs/user_guide/missing_values.md", "## Tables with labels")
 TABLES = ("docs/user_guide/tables.md", "# Tables: data frames in, data frames out")
 COUNTS = "docs/user_guide/counts.md"
 COUNTS_BLOCKS = [
@@ -45,6 +46,7 @@ RUN_BY_TESTS = {
     ESTIMATOR,
     SEARCH_ACROSS_FAMILIES,
     MISSING_VALUES,
+    MIXED_IMPUTATION,
     TABLES,
     *COUNTS_BLOCKS,
     DASK_CLUSTER,
@@ -321,6 +323,14 @@ def test_guide_missing_values_example_runs():
     assert namespace["log_p_observed"].shape == (5,)
     assert np.all(np.isfinite(namespace["log_p_observed"]))
     assert namespace["accuracy"] > 0.9
+
+
+@pytest.mark.slow
+def test_guide_mixed_imputation_example_runs(capsys):
+    namespace = _run_block(*MIXED_IMPUTATION)
+    frame, filled = namespace["frame"], namespace["filled"]
+    assert filled.dtypes.to_dict() == frame.dtypes.to_dict()
+    assert not filled.isna().any().any() and capsys.readouterr().out.strip().endswith(" 0")
 
 
 @pytest.mark.slow

@@ -334,3 +334,75 @@ def test_vae_is_deprecated_for_the_first_of_estimators():
     imputer = _fit(_remove(X, 0.2, seed=1), n_estimators=2, max_iter=2)
     with pytest.warns(FutureWarning, match=r"estimators_\[0\]"):
         assert imputer.vae_ is imputer.estimators_[0]
+
+
+def _mixed_frame(n=600, seed=0):
+    """Strings, a category dtype, booleans, nullable integers and floats; a tree's kind
+    decides its height."""
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(["oak", "pine", "birch"], size=n, p=[0.5, 0.3, 0.2])
+    height = np.select([kind == "oak", kind == "pine"], [20.0, 30.0], 12.0) + rng.normal(0, 1, n)
+    return pd.DataFrame(
+        {
+            "kind": kind,
+            "soil": pd.Categorical(rng.choice(["clay", "sand"], n), categories=["sand", "clay"]),
+            "healthy": pd.array(rng.uniform(size=n) < 0.7, dtype="boolean"),
+            "rings": pd.array(np.round(height * 4 + rng.normal(0, 2, n)).astype(int), "Int64"),
+            "height": height,
+        }
+    )
+
+
+def _without(frame, fraction, seed):
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    for column in out.columns:
+        out.loc[rng.uniform(size=len(out)) < fraction, column] = None
+    return out
+
+
+def test_a_mixed_frame_is_filled_in_each_columns_own_type():
+    frame = _mixed_frame()
+    missing = _without(frame, 0.15, seed=1)
+    imputer = _fit(missing, likelihood="auto", max_iter=300, add_indicator=True)
+    filled = imputer.transform(missing)
+    assert list(filled.columns) == list(frame.columns) + [
+        f"missingindicator_{c}" for c in frame.columns
+    ]
+    assert filled[frame.columns].dtypes.to_dict() == missing.dtypes.to_dict()
+    assert not filled[frame.columns].isna().any().any()
+    observed = missing.notna()
+    for column in frame.columns:
+        kept = observed[column].to_numpy()
+        assert (filled[column][kept] == missing[column][kept]).all()
+        np.testing.assert_array_equal(filled[f"missingindicator_{column}"], ~kept)
+    assert set(filled["kind"]) == {"oak", "pine", "birch"}
+    assert (filled["rings"] == filled["rings"].round()).all()
+    # The kind is read off the height: far better than the most common kind's share.
+    hidden = ~observed["kind"].to_numpy()
+    accuracy = (filled["kind"][hidden] == frame["kind"][hidden]).mean()
+    assert accuracy > frame["kind"][hidden].value_counts(normalize=True).max() + 0.2
+
+
+def test_a_polars_frame_is_filled_in_a_polars_frame():
+    pl = pytest.importorskip("polars")
+    missing = pl.from_pandas(_without(_mixed_frame(300), 0.1, seed=2).astype({"soil": str}))
+    filled = _fit(missing, likelihood="auto").transform(missing)
+    assert isinstance(filled, pl.DataFrame) and filled.columns == missing.columns
+    assert filled.null_count().sum_horizontal().item() == 0
+    assert filled.schema == missing.schema
+
+
+def test_a_frame_of_numbers_alone_gives_an_array_as_scikit_learns_imputers_do():
+    frame = _mixed_frame(200)[["height"]].assign(width=lambda f: f["height"] / 2)
+    missing = frame.assign(width=_without(frame, 0.1, seed=0)["width"])
+    filled = _fit(missing).transform(missing)
+    assert isinstance(filled, np.ndarray) and not np.isnan(filled).any()
+
+
+def test_labels_need_a_family_of_labels():
+    missing = _without(_mixed_frame(200), 0.1, seed=0)
+    with pytest.raises(ValueError, match="kind"):
+        _fit(missing, likelihood="gaussian")
+    with pytest.raises(ValueError, match="missing_values=-1 applies to arrays only"):
+        VAEImputer(missing_values=-1).fit(missing)
