@@ -1,17 +1,10 @@
-"""What every benchmark shares: the stamp, timing, memory, data, fresh processes and results.
+"""What every benchmark shares: the stamp, command line, timing, memory, data and results.
 
-A benchmark script imports this module before skvae (so it measures this checkout's skvae,
-the one the stamp's commit names), calls :func:`begin` at its start and :func:`finish` with
-its payload and its ``tables`` function at its end. :func:`finish` builds the payload's
-tables (paragraphs and :func:`table` blocks), prints them as ``render.py`` renders them
-into benchmarks/README.md, and writes ``benchmarks/results/<name>.json`` (the stamp, the
-payload and the tables) in full mode, to ``--json PATH`` when given, and nowhere in
-``--quick`` mode unless ``--json`` is given. Also here: the worktree of a baseline commit
-(:func:`baseline_tree`) and the importance-weighted bound of a Bernoulli VAE
-(:func:`iw_log_likelihood`) that several scripts share.
+A script imports this module before skvae (so the skvae of this checkout, the one the
+stamp's commit names, runs), parses its options with :func:`parse`, calls :func:`begin`
+and ends with :func:`finish`, which builds the payload's tables with the script's
+``tables`` function, prints them and writes ``results/<name>.json``.
 """
-
-from __future__ import annotations
 
 import argparse
 import datetime
@@ -40,9 +33,8 @@ from torch.nn import functional as F
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS_DIR = HERE / "results"
-if str(REPO) not in sys.path:
-    # The stamp names this checkout's commit, so this checkout's skvae is what runs.
-    sys.path.insert(0, str(REPO))
+# This checkout's skvae, or the tree a fresh process is told to import (bench_cost's baseline).
+sys.path.insert(0, os.environ.get("SKVAE_TREE", str(REPO)))
 
 MB = 2**20
 SEED = 0
@@ -51,54 +43,26 @@ LOG_2PI = math.log(2.0 * math.pi)
 _LOAD_AT_START = [round(x, 2) for x in os.getloadavg()]
 
 
-# ---------------------------------------------------------------------- the stamp
-
-
-def cpu_model() -> str:
+def proc_field(path: str, name: str) -> str | None:
+    """The text after ``name...:`` on the first line of /proc's ``path`` that starts so."""
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.startswith(name):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
 
 
 #: The vector extensions the matrix products' speed depends on (bfloat16 needs the last two).
 _CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
 
 
-def cpu_flags() -> list[str]:
-    """Which of ``_CPU_FLAGS`` the CPU has (Linux), or [] where it cannot be read."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    present = set(line.split(":", 1)[1].split())
-                    return [flag for flag in _CPU_FLAGS if flag in present]
-    except OSError:
-        pass
-    return []
-
-
-def memory_bytes() -> int | None:
-    """Physical memory of the machine (Linux), or None."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
 def _git(*args: str) -> str | None:
     try:
-        proc = subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=30
-        )
+        git = ["git", "-C", str(REPO), *args]
+        proc = subprocess.run(git, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.SubprocessError):
         return None
     return proc.stdout.strip() if proc.returncode == 0 else None
@@ -110,68 +74,56 @@ def machine() -> dict:
 
     import skvae
 
+    flags = set((proc_field("/proc/cpuinfo", "flags") or "").split())
+    memory = proc_field("/proc/meminfo", "MemTotal:")
     return {
-        "cpu": cpu_model(),
-        "cpu_flags": cpu_flags(),
-        "cores": os.cpu_count(),
-        "memory_bytes": memory_bytes(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        "skvae": skvae.__version__,
+        "cpu": proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown",
+        "cpu_flags": [flag for flag in _CPU_FLAGS if flag in flags], "cores": os.cpu_count(),
+        "memory_bytes": None if memory is None else int(memory.split()[0]) * 1024,
+        "os": platform.platform(), "python": platform.python_version(),
+        "torch": torch.__version__, "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__, "skvae": skvae.__version__,
         "torch_threads": torch.get_num_threads(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-    }
+    }  # fmt: skip
 
 
 def command(script: str, argv: list[str] | None) -> str:
     """The command line that reproduces this run, from the repository's root."""
     argv = sys.argv[1:] if argv is None else argv
     words = ["python", os.path.relpath(os.path.abspath(script), REPO), *argv]
-    prefix = ""
-    if os.environ.get("OMP_NUM_THREADS"):
-        prefix = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} "
-    return prefix + shlex.join(words)
+    omp = os.environ.get("OMP_NUM_THREADS")
+    return (f"OMP_NUM_THREADS={omp} " if omp else "") + shlex.join(words)
 
 
 def stamp(name: str, script: str, argv: list[str] | None = None, quick: bool = False) -> dict:
     """Commit, date, machine and command of a run that started when this module was imported."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     started = datetime.datetime.fromtimestamp(_STARTED, datetime.timezone.utc)
-    return {
-        "benchmark": name,
-        "command": command(script, argv),
-        "quick": quick,
-        "commit": _git("rev-parse", "HEAD"),
-        "dirty": None if status is None else bool(status),
-        "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "machine": machine(),
-        "load_average": {"start": list(_LOAD_AT_START)},
-    }
+    return {"benchmark": name, "command": command(script, argv), "quick": quick,
+            "commit": _git("rev-parse", "HEAD"), "dirty": None if status is None else bool(status),
+            "date": started.strftime("%Y-%m-%dT%H:%M:%SZ"), "machine": machine(),
+            "load_average": {"start": list(_LOAD_AT_START)}}  # fmt: skip
 
 
 def warn_load(load: float) -> None:
     """Say so when other processes compete for the cores: times are then not representative."""
     if load > 0.5 * (os.cpu_count() or 1):
-        print(
-            f"warning: load average {load:.2f} on {os.cpu_count()} CPUs: other processes compete "
-            "for the cores and the times are not representative"
-        )
+        print(f"warning: load average {load:.2f} on {os.cpu_count()} CPUs: other processes "
+              "compete for the cores and the times are not representative")  # fmt: skip
 
 
 def begin(name: str, script: str, args: argparse.Namespace, argv=None) -> dict:
-    """Take the stamp of this run and print it; call first thing in a benchmark's main."""
+    """Set ``args.threads`` torch threads, take the stamp of this run and print it."""
+    set_threads(getattr(args, "threads", None))
     run = stamp(name, script, argv, quick=bool(getattr(args, "quick", False)))
     m = run["machine"]
     dirty = " (uncommitted changes)" if run["dirty"] else ""
     print(f"{run['command']}")
     print(f"commit {run['commit'] or 'unknown'}{dirty}, {run['date']}")
-    print(
-        f"{m['cpu']}, {m['cores']} CPUs; Python {m['python']}, torch {m['torch']} "
-        f"({m['torch_threads']} threads), numpy {m['numpy']}, scikit-learn {m['scikit-learn']}"
-    )
+    print(f"{m['cpu']}, {m['cores']} CPUs; Python {m['python']}, torch {m['torch']} "
+          f"({m['torch_threads']} threads), numpy {m['numpy']}, scikit-learn "
+          f"{m['scikit-learn']}")  # fmt: skip
     if run["quick"]:
         print("--quick: smoke-test settings; the numbers mean nothing.")
     warn_load(_LOAD_AT_START[0])
@@ -179,28 +131,38 @@ def begin(name: str, script: str, args: argparse.Namespace, argv=None) -> dict:
     return run
 
 
-# ---------------------------------------------------------------------- command line
+def parse(parser, argv=None, worker: Callable | None = None, **quick) -> argparse.Namespace:
+    """Add --quick and --json to ``parser`` and parse ``argv``.
 
-
-def add_output_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--quick", action="store_true", help="seconds-long smoke run; writes nothing unless --json"
-    )
-    parser.add_argument(
-        "--json",
-        metavar="PATH",
-        default=None,
-        help="write the result here (default in full mode: benchmarks/results/<name>.json)",
-    )
-
-
-def apply_quick(parser: argparse.ArgumentParser, args: argparse.Namespace, **values) -> None:
-    """In --quick mode, replace the options left at their defaults by ``values``."""
-    if not args.quick:
-        return
-    for key, value in values.items():
-        if getattr(args, key) == parser.get_default(key):
+    In --quick mode the options left at their defaults take the values of ``quick``. With
+    ``worker``, a hidden ``--_worker TASK`` runs ``worker(task)`` in a process that
+    :func:`run_in_fresh_process` started, writes its result where the task says and exits."""
+    parser.add_argument("--quick", action="store_true",
+                        help="seconds-long smoke run; writes nothing unless --json")  # fmt: skip
+    parser.add_argument("--json", metavar="PATH", default=None, help="write the result here "
+                        "(default in full mode: benchmarks/results/<name>.json)")  # fmt: skip
+    if worker is not None:
+        parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if getattr(args, "_worker", None) is not None:
+        task = json.loads(args._worker)
+        Path(task["out"]).write_text(json.dumps(to_jsonable(worker(task))))
+        sys.exit(0)
+    for key, value in quick.items():
+        if args.quick and getattr(args, key) == parser.get_default(key):
             setattr(args, key, value)
+    return args
+
+
+def add_options(parser, *specs: tuple) -> None:
+    """An option per ``(flag, default, help)``, of the default's type (int for None)."""
+    for flag, default, text in specs:
+        kind = int if default is None else type(default)
+        parser.add_argument(flag, type=kind, default=default, help=text)
+
+
+def add_threads(parser, default: int | None = None) -> None:
+    add_options(parser, ("--threads", default, "torch.set_num_threads (unset: torch's)"))
 
 
 def output_path(name: str, args: argparse.Namespace, partial: bool = False) -> Path | None:
@@ -208,9 +170,6 @@ def output_path(name: str, args: argparse.Namespace, partial: bool = False) -> P
     if args.json:
         return Path(args.json)
     return None if args.quick or partial else RESULTS_DIR / f"{name}.json"
-
-
-# ---------------------------------------------------------------------- results
 
 
 def to_jsonable(obj):
@@ -232,48 +191,49 @@ def to_jsonable(obj):
     return obj
 
 
-def write_result(name: str, payload: dict, blocks: list, *, run=None, path=None) -> Path:
-    """Write the stamp, ``payload`` and its table ``blocks`` as indented JSON, sorted keys.
-
-    ``run`` is the stamp from :func:`begin` (taken now if None); ``path`` defaults to
-    benchmarks/results/<name>.json.
-    """
-    run = dict(run or stamp(name, sys.argv[0]))
-    run["load_average"] = {**run["load_average"], "end": [round(x, 2) for x in os.getloadavg()]}
-    run["seconds"] = round(time.time() - _STARTED, 1)
-    path = Path(path) if path is not None else RESULTS_DIR / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = to_jsonable({**run, "result": payload, "tables": blocks})
-    path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def finish(
-    run: dict, payload: dict, args: argparse.Namespace, tables: Callable, partial: bool = False
-) -> Path | None:
+def finish(run: dict, payload: dict, args, tables: Callable, partial: bool = False) -> Path | None:
     """Print the payload's tables, note the load, and write the result where ``args`` say.
 
     ``tables(payload)`` builds the blocks (paragraphs and :func:`table` blocks, nested lists
-    flattened) that the result file stores for ``render.py``. A ``partial`` run (part of a
-    benchmark) writes only to ``--json PATH``.
-    """
-    blocks = flatten(tables(to_jsonable(payload)))
-    print()
-    print(markdown(blocks))
+    flattened) that the result file stores beside the stamp and the payload, for
+    ``render.py``. A ``partial`` run (part of a benchmark) writes only to ``--json PATH``."""
+    # Built from the payload as the file holds it (keys sorted), so the file rebuilds them.
+    blocks = flatten(tables(json.loads(json.dumps(to_jsonable(payload), sort_keys=True))))
+    print(f"\n{markdown(blocks)}")
     load_end = os.getloadavg()[0]
-    print(
-        f"\nload average (1 min) at start {_LOAD_AT_START[0]:.2f}, at end {load_end:.2f}, "
-        f"on {os.cpu_count()} CPUs; {time.time() - _STARTED:.0f} s in all"
-    )
+    print(f"\nload average (1 min) at start {_LOAD_AT_START[0]:.2f}, at end {load_end:.2f}, "
+          f"on {os.cpu_count()} CPUs; {time.time() - _STARTED:.0f} s in all")  # fmt: skip
     warn_load(load_end)
     path = output_path(run["benchmark"], args, partial)
     if path is not None:
-        write_result(run["benchmark"], payload, blocks, run=run, path=path)
+        end = [round(x, 2) for x in os.getloadavg()]
+        run = {**run, "seconds": round(time.time() - _STARTED, 1)}
+        run["load_average"] = {**run["load_average"], "end": end}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = to_jsonable({**run, "result": payload, "tables": blocks})
+        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         print(f"result written to {path}")
     return path
 
 
-# ---------------------------------------------------------------------- tables
+def earlier(paths) -> list[tuple[dict, dict]]:
+    """(stamp, payload) of each existing result file of ``paths``, for a run to merge in."""
+    out = []
+    for path in paths:
+        if path is not None and Path(path).exists():
+            doc = json.loads(Path(path).read_text())
+            stamp = {key: doc.get(key) for key in ("command", "commit", "date", "dirty")}
+            out.append((stamp, doc["result"]))
+    return out
+
+
+def merged_lines(merged: list[dict]) -> list[str]:
+    """A line per earlier run whose rows a result merged in."""
+    return [
+        f"Rows of an earlier run merged in: `{m['command']}` (commit "
+        f"`{(m['commit'] or 'unknown')[:12]}`, {m['date']})."
+        for m in merged
+    ]
 
 
 def verdict(passed: bool) -> str:
@@ -297,14 +257,36 @@ def table(header: list, rows: list[list]) -> dict:
     return {"header": [str(h) for h in header], "rows": [[str(c) for c in row] for row in rows]}
 
 
+def cell(row, get, fmt=None) -> str:
+    """One cell: ``get`` is a key (or index) of ``row``, a tuple of them into nested rows, or
+    a function of the row; ``fmt`` is None (``str``), the digits of :func:`num`, a format
+    string or a function of the value. A missing key gives None."""
+    if callable(get):
+        value = get(row)
+    else:
+        value = row
+        for key in get if isinstance(get, tuple) else (get,):
+            try:
+                value = value[key]
+            except (KeyError, IndexError, TypeError):
+                value = None
+    if fmt is None:
+        return str(value)
+    if isinstance(fmt, int):
+        return num(value, fmt)
+    return fmt.format(value) if isinstance(fmt, str) else fmt(value)
+
+
+def columns(spec: list[tuple], rows) -> dict:
+    """A table of ``rows``, a column per ``(header, get[, fmt])`` of ``spec`` (:func:`cell`)."""
+    return table([c[0] for c in spec], [[cell(r, *c[1:]) for c in spec] for r in rows])
+
+
 def flatten(blocks) -> list:
     """Blocks with nested lists of blocks spliced in."""
     if not isinstance(blocks, list):
         return [blocks]
     return [b for block in blocks for b in flatten(block)]
-
-
-# ---------------------------------------------------------------------- timing
 
 
 def timed(fn: Callable[[], object], collect: bool = True) -> tuple[float, float, object]:
@@ -318,16 +300,15 @@ def timed(fn: Callable[[], object], collect: bool = True) -> tuple[float, float,
     return seconds, time.process_time() - cpu_start, value
 
 
-def alternate(fns: dict[str, Callable[[], object]], rounds: int, collect: bool = True) -> dict:
-    """Run each of ``fns`` once per round, in turn (A, B, A, B, ...).
+def alternate(fns: dict, rounds: int, collect: bool = True, swap: bool = False) -> dict:
+    """Run each of ``fns`` once per round, in turn (A, B, A, B, ...; with ``swap``, A, B, B, A).
 
     Drift in the machine's speed then hits all of them alike. Returns, per name, the lists
-    ``seconds``, ``cpu_seconds`` and ``values`` (what each call returned), one per round.
-    """
+    ``seconds``, ``cpu_seconds`` and ``values`` (what each call returned), one per round."""
     runs = {name: {"seconds": [], "cpu_seconds": [], "values": []} for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            seconds, cpu, value = timed(fn, collect)
+    for r in range(rounds):
+        for name in reversed(fns) if swap and r % 2 else fns:
+            seconds, cpu, value = timed(fns[name], collect)
             runs[name]["seconds"].append(seconds)
             runs[name]["cpu_seconds"].append(cpu)
             runs[name]["values"].append(value)
@@ -337,19 +318,15 @@ def alternate(fns: dict[str, Callable[[], object]], rounds: int, collect: bool =
 def ratio(a: list[float], b: list[float]) -> dict:
     """a / b of paired rounds: the median of the per-round ratios and the ratio of medians."""
     per_round = [x / y for x, y in zip(a, b, strict=True)]
-    return {
-        "per_round": per_round,
-        "median_of_rounds": statistics.median(per_round),
-        "of_medians": statistics.median(a) / statistics.median(b),
-    }
+    return {"per_round": per_round, "median_of_rounds": statistics.median(per_round),
+            "of_medians": statistics.median(a) / statistics.median(b)}  # fmt: skip
 
 
 def fit_quietly(estimator, X, method: str = "fit") -> tuple[float, object]:
     """``estimator.<method>(X)`` with ConvergenceWarnings ignored: (seconds, its value).
 
     "ignore", not a record of them, because scikit-learn hands the filter on to joblib's
-    worker processes, where a record would not reach this process.
-    """
+    worker processes, where a record would not reach this process."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings():
@@ -360,10 +337,9 @@ def fit_quietly(estimator, X, method: str = "fit") -> tuple[float, object]:
 
 
 def fit_noting_convergence(estimator, X, method: str = "fit") -> tuple[float, bool, object]:
-    """``estimator.<method>(X)``: (seconds, whether a ConvergenceWarning was raised, value).
+    """``estimator.<method>(X)``: (seconds, whether it raised a ConvergenceWarning, value).
 
-    ConvergenceWarnings are recorded, not shown; other warnings are shown.
-    """
+    ConvergenceWarnings are recorded, not shown; other warnings are shown."""
     from sklearn.exceptions import ConvergenceWarning
 
     with warnings.catch_warnings(record=True) as caught:
@@ -398,16 +374,14 @@ def baseline_tree(rev: str) -> tuple[Path, str]:
     return path, sha
 
 
-# ---------------------------------------------------------------------- memory
+def current_rss(field: str = "VmRSS") -> int:
+    """This process's resident memory now (VmRSS) or at its peak (VmHWM), in bytes (Linux).
 
-
-def current_rss() -> int:
-    """Resident set size of this process now, in bytes (Linux)."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
+    VmHWM, not ``ru_maxrss``, for a child: Linux carries ``ru_maxrss`` over fork and exec."""
+    value = proc_field("/proc/self/status", f"{field}:")
+    if value is None:
+        raise RuntimeError(f"no {field} in /proc/self/status")
+    return int(value.split()[0]) * 1024
 
 
 def peak_rss() -> int:
@@ -415,35 +389,23 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-# ---------------------------------------------------------------------- fresh processes
-
-
-def run_in_fresh_process(script: str, task: dict, timeout: float | None = None) -> dict:
+def run_in_fresh_process(script: str, task: dict, env: dict | None = None) -> dict:
     """Run ``script --_worker TASK`` in a new Python process; return what it wrote.
 
-    The script hands the task to :func:`worker_main`. A shell sits in between because
+    The script's :func:`parse` hands the task to its worker. A shell sits in between because
     ``ru_maxrss`` survives ``execve``: a child forked from this (large) process would start
     with its peak, while one forked from the shell's small image starts from its own.
-    """
+    ``env`` adds to the environment (``SKVAE_TREE``: the tree whose skvae the process runs)."""
+    env = {**os.environ, **(env or {})}
     with tempfile.TemporaryDirectory() as tmp:
         out_path = os.path.join(tmp, "result.json")
         task = {**task, "out": out_path}
         cmd = [sys.executable, os.path.abspath(script), "--_worker", json.dumps(task)]
-        cmd = ["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(["/bin/sh", "-c", '"$@"; exit $?', "sh", *cmd], env=env)
         if proc.returncode != 0 or not os.path.exists(out_path):
-            raise RuntimeError(f"worker failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
+            raise RuntimeError(f"worker failed (exit {proc.returncode}); its output is above")
         with open(out_path) as f:
             return json.load(f)
-
-
-def worker_main(task_json: str, work: Callable[[dict], dict]) -> int:
-    """The worker side of :func:`run_in_fresh_process`."""
-    task = json.loads(task_json)
-    result = work(task)
-    with open(task["out"], "w") as f:
-        json.dump(to_jsonable(result), f)
-    return 0
 
 
 def set_threads(threads: int | None) -> None:
@@ -451,7 +413,13 @@ def set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-# ---------------------------------------------------------------------- data
+def threadpools() -> list[dict]:
+    """The BLAS and OpenMP pools threadpoolctl sees, with their threads."""
+    from threadpoolctl import threadpool_info
+
+    keys = ("user_api", "internal_api", "num_threads")
+    return [{key: pool[key] for key in keys} for pool in threadpool_info()]
+
 
 LATENT_DIM = 5
 NOISE_SCALE = 0.5
@@ -503,7 +471,15 @@ def load_mnist(dtype=np.float32) -> np.ndarray:
     return np.ascontiguousarray(X / 255.0 > 0.5, dtype=dtype)
 
 
-# ---------------------------------------------------------------------- the textbook VAE
+def load_frame(name: str):
+    """A real table as its package's loader returns it: palmerpenguins, or statsmodels'."""
+    if name == "penguins":
+        from palmerpenguins import load_penguins
+
+        return load_penguins()
+    import importlib
+
+    return importlib.import_module(f"statsmodels.datasets.{name}").load_pandas().data
 
 
 class TextbookVAE(nn.Module):

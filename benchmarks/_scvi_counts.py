@@ -1,14 +1,8 @@
 """scvi-tools' SCVI on the tasks of bench_counts.py, run by that script on scvi-tools' Python.
 
-Not a benchmark of its own: ``bench_counts.py`` writes each task's data to an .npz file,
-runs ``python _scvi_counts.py TASKS.json`` with the interpreter of a venv that has
-scvi-tools (which needs Python >= 3.12), and reads back one .json per task. No skvae here.
-
-Each task: ``{"data": path.npz, "out": path.json, "seed", "n_latent", "batch": bool}``; the
-.npz has ``X_train``, ``X_test`` and, with ``batch``, ``batch_train`` and ``batch_test``.
-SCVI has the architecture of skvae's default (2 hidden layers of 128), a negative binomial
-with per-gene dispersion and a latent library size (a likelihood of x), and scvi-tools'
-default training otherwise.
+Not a benchmark of its own (no skvae here): ``python _scvi_counts.py TASKS.json`` fits each
+task's .npz (``X_train``, ``X_test``, with ``"batch"`` also ``batch_train`` and
+``batch_test``) and writes its .json; the settings are part (d) of bench_counts.py's protocol.
 """
 
 import json
@@ -35,29 +29,18 @@ def run(task: dict) -> dict:
 
     train, test = adata("train"), adata("test")
     scvi.model.SCVI.setup_anndata(train, batch_key="batch" if task["batch"] else None)
-    model = scvi.model.SCVI(
-        train,
-        n_hidden=128,
-        n_layers=2,
-        n_latent=task["n_latent"],
-        gene_likelihood="nb",
-        dispersion="gene",
-        use_observed_lib_size=False,
-    )
+    model = scvi.model.SCVI(train, n_hidden=128, n_layers=2, n_latent=task["n_latent"],
+                            gene_likelihood="nb", dispersion="gene",
+                            use_observed_lib_size=False)  # fmt: skip
     cpu, wall = time.process_time(), time.perf_counter()
-    model.train(
-        max_epochs=task.get("max_epochs"), accelerator="cpu", devices=1, enable_progress_bar=False
-    )
+    model.train(max_epochs=task.get("max_epochs"), accelerator="cpu", devices=1,
+                enable_progress_bar=False)  # fmt: skip
     fit_cpu, fit_seconds = time.process_time() - cpu, time.perf_counter() - wall
-    out = {
-        "latent_train": model.get_latent_representation(train).tolist(),
-        "latent_test": model.get_latent_representation(test).tolist(),
-        "fit_cpu_seconds": fit_cpu,
-        "fit_seconds": fit_seconds,
-        "epochs": int(model.history["elbo_train"].shape[0]),
-        "scvi_version": scvi.__version__,
-        "torch_version": torch.__version__,
-    }
+    out = {"latent_train": model.get_latent_representation(train).tolist(),
+           "latent_test": model.get_latent_representation(test).tolist(),
+           "fit_cpu_seconds": fit_cpu, "fit_seconds": fit_seconds,
+           "epochs": int(model.history["elbo_train"].shape[0]),
+           "scvi_version": scvi.__version__, "torch_version": torch.__version__}  # fmt: skip
     log_px = model.get_marginal_ll(test, n_mc_samples=50, return_mean=False)
     out["test_log_likelihood"] = np.asarray(log_px).tolist()
     return out

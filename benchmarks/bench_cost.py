@@ -1,103 +1,20 @@
 """CPU cost of skvae's default fits before and after a change, on one thread, with their quality.
 
-Two skvae trees side by side in one run: ``--baseline REV`` (a git revision, checked out
-as a worktree at ``/tmp/skvae-baseline-<short hash>`` by ``_harness.baseline_tree``)
-is "before", this checkout (with its uncommitted changes) is "after". Without
-``--baseline`` only "after" runs and nothing about "before" is judged.
-
-The protocol. The main process, on this checkout, prepares every data set (splits,
-scaling, missing entries, generated rows) and hands them to the workers as files, so both
-sides fit the very same arrays. Each side's fits run in a fresh Python interpreter whose
-``sys.path`` puts that side's tree first (``PYTHONPATH=tree``) and which checks that every
-``skvae`` module came from that tree; the benchmark code it runs is this checkout's. In a
-worker: one torch thread (``torch.set_num_threads(1)``), threadpoolctl limits of 1 for the
-BLAS and OpenMP pools, one untimed tiny warm-up fit (imports and one-time initialisation
-are not counted), then every fit of the run, each timed alone with ``time.process_time()``
-around the fit only: CPU seconds of the process. The sides alternate in ``--rounds``
-rounds (default 1): odd rounds run the baseline, then the current tree; even rounds the
-other way round; each side gets a fresh worker per round that does all data sets of the
-run. Per fit, the median over the rounds; per data set, the mean over its splits or seeds.
-The peers (IterativeImputer, SDV's TVAE) run once, in the main process, under the same
-limits and after an untimed warm-up of their own. ConvergenceWarnings are recorded, not
-shown.
-
-The targets (issue 25):
-
-1. ``VAEEstimator`` at its defaults on small and mid-size tables: CPU seconds per fit at
-   most 1/4 of the baseline's (geometric mean over the data sets), at most 1/2 on every
-   data set, and a held-out log-likelihood (mean over the splits, nats per row;
-   ``vae.score(X_test)`` with ``n_importance_samples=200`` set after fitting, on both
-   sides) no lower than the baseline's by more than 0.05 on any data set. Tables follow
-   ``bench_defaults`` measurement 4 (numeric columns, rows with NaN dropped,
-   ``train_test_split(test_size=0.3, random_state=split)``, splits 0, 1, 2, a
-   StandardScaler fitted on the training part, ``VAEEstimator(n_components=2,
-   random_state=split)``); processes measurement 5 (5,000 training rows with
-   ``random_state=seed``, 2,000 held-out rows with ``random_state=seed + 1000``, 5
-   features, noise std 0.1, ``VAEEstimator(n_components, random_state=seed)``). A data
-   set is a table, or a process with one ``n_components``. Reported beside the
-   difference, not judged: the spread of the baseline's own mean held-out score over seed
-   sets (its worker of the first round refits every split with ``random_state`` = split
-   + each of ``--noise-offsets``, default 100 and 200): what a change that only moves the
-   training's rounding, and so its trajectory, moves a data set's mean by.
-2. ``VAEImputer(random_state=seed)`` at its defaults: CPU seconds of ``fit_transform`` at
-   most 10 x ``IterativeImputer(random_state=seed)``'s on every data set, and an RMSE on
-   the removed entries (mean over the seeds) at most 1% above the baseline's. The data
-   of ``bench_defaults`` measurement 3: 20% of the entries removed completely at random
-   (``bench_impute.remove``, seeds 0, 1, 2); digits / 16 as they are, the tables standardised by
-   a StandardScaler fitted on the observed entries.
-3. ``VAEEstimator(likelihood="auto")`` on ``bench_synth``'s mixed tables (its loading,
-   70/30 split, fit, draws and SDMetrics quality, by ``bench_synth.run_unit``; seeds 0,
-   1, 2): fit CPU seconds at most TVAE's (SDV's ``TVAESynthesizer`` at its defaults, the
-   metadata SDV detects) on every table, and a quality (mean over the seeds) no lower
-   than the baseline's by more than 0.01. Train-on-synthetic accuracy is reported beside
-   it. Needs sdv and sdmetrics (the ``benchmark`` extra).
-5. The peak memory of a fit: target 2's ``VAEImputer(random_state=0).fit_transform`` on
-   target 2's data sets, seed 0 only; after's extra peak at most 1.5 x before's on every
-   data set. Each data set's fit is measured alone, first in the worker, after the warm-up
-   fit and an unmeasured tiny imputer fit (one-off allocations are not counted):
-   ``gc.collect()``, the C heap's free pages handed back (glibc's ``malloc_trim``), the
-   peak RSS reset by writing 5 to ``/proc/self/clear_refs`` (Linux; the run stops where
-   it cannot), then VmHWM after the fit minus VmRSS before it (``/proc/self/status``), in
-   MB of 2^20 bytes. Not in the default ``--targets``: its fits would add about 10 minutes
-   to the full run.
-
-Groups, as the scripts they come from define them. TUNING, where skvae's defaults may be
-chosen: iris, wine, diabetes and ``make_nonlinear_process`` (n_components 1 and 2, seeds
-0 and 1) for target 1; wine and diabetes for targets 2 and 5; palmerpenguins and
-statsmodels' ``fair`` for target 3. REPORTING, which chose nothing: palmerpenguins' 4
-measurements, statsmodels' macrodata, star98, grunfeld and interest_inflation, and
-``make_nonlinear_surface`` (n_components 2, seeds 0 and 1) for target 1; digits and
-breast_cancer for targets 2 and 5; statsmodels' anes96, grunfeld and modechoice for
-target 3. Overlaps: palmerpenguins is reporting data for target 1 (its numeric columns)
-and tuning data for target 3 (the whole mixed table); grunfeld is reporting data in both.
-This script chooses nothing itself: every estimator has its defaults apart from the
-arguments that define the model compared and the seeds. Each target is judged on each
-group and on both together (the issue's targets name data sets of both groups); the
-tuning group's verdicts are informational.
-
-Run from the repository root::
-
     python benchmarks/bench_cost.py --baseline c50674c                # the full run
     python benchmarks/bench_cost.py --baseline REV --targets 1 --group reporting --json t1.json
     python benchmarks/bench_cost.py --baseline c50674c --targets 1 2 3 5   # the full run and 5
     python benchmarks/bench_cost.py --quick --baseline HEAD           # smoke run, both sides
 
-A full run (both groups, at least targets 1 to 3, a baseline) writes ``benchmarks/results/
-bench_cost.json``; any other run writes only to ``--json PATH``. ``--quick`` shrinks every
-fit (few rows, ``max_iter=2``, 3 on mixed tables, one split or seed, K=20, TVAE 2 epochs):
-its numbers and verdicts mean nothing. Needs statsmodels and palmerpenguins (target 1),
-sdv and sdmetrics (target 3).
+The protocol (the two trees and their workers, the targets, the groups) is bench_cost.py's
+section of _protocols.md, rendered into README.md.
 """
-
-from __future__ import annotations
 
 import argparse
 import ctypes
+import functools
 import gc
-import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -107,18 +24,22 @@ from pathlib import Path
 import numpy as np
 import torch
 from _harness import (
-    HERE,
     MB,
     REPO,
-    add_output_options,
-    apply_quick,
+    alternate,
     baseline_tree,
     begin,
+    columns,
+    current_rss,
     finish,
     fit_noting_convergence,
+    load_frame,
     num,
+    parse,
+    run_in_fresh_process,
     set_threads,
     table,
+    threadpools,
     timed,
     verdict,
 )
@@ -128,13 +49,15 @@ from bench_defaults import (
     _score_with_k,
     _vae,
     config,
+    imputation_data,
     load_table,
+    process_data,
+    rmse,
+    table_split,
 )
-from bench_impute import load, remove
-from bench_synth import SKVAE, TABLES, TOOLS, run_unit
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import StandardScaler
-from threadpoolctl import threadpool_info, threadpool_limits
+from bench_impute import remove
+from bench_synth import SKVAE, TABLES, TOOLS, quiet_sdv, run_unit
+from threadpoolctl import threadpool_limits
 
 from skvae import VAEEstimator
 
@@ -154,25 +77,11 @@ DEFAULT_TARGETS = [1, 2, 3]
 MEMORY_SEEDS = [0]
 PEERS = {"2": "IterativeImputer", "3": "TVAE"}
 
-# A fresh interpreter imports skvae first, from the tree PYTHONPATH puts first; the
-# benchmark modules it imports next (this checkout's) then find that skvae in sys.modules.
-_BOOT = """
-import sys
-import skvae
-sys.path.insert(0, sys.argv[1])
-import bench_cost
-from _harness import worker_main
-sys.exit(worker_main(sys.argv[2], bench_cost.work))
-"""
-
 
 def limit_threads() -> None:
     """One torch thread, and one in each BLAS and OpenMP pool (the peers' too)."""
     set_threads(THREADS)
     threadpool_limits(THREADS)
-
-
-# ---------------------------------------------------------------------- data (main process)
 
 
 def save_unit(tmp: str, unit: dict, **arrays) -> dict:
@@ -183,68 +92,35 @@ def save_unit(tmp: str, unit: dict, **arrays) -> dict:
     return {**unit, "path": path}
 
 
-def table_units(group: str, quick: bool, tmp: str) -> list[dict]:
-    """Target 1's tables: bench_defaults measurement 4's splits, scaled, one unit each."""
-    cfg = config(group, 4, quick)
-    units = []
+def fit_units(group: str, quick: bool, tmp: str) -> list[dict]:
+    """Target 1's data: bench_defaults measurement 4's splits and measurement 5's rows."""
+    units, cfg = [], config(group, 4, quick)
     for name in cfg["tables"]:
         X, _ = load_table(name)
         for split in cfg["splits"]:
-            X_train, X_test = train_test_split(X, test_size=cfg["test_size"], random_state=split)
-            scaler = StandardScaler().fit(X_train)
-            unit = {
-                "group": group,
-                "dataset": name,
-                "seed": split,
-                "n_components": cfg["n_components"],
-                "n_train": len(X_train),
-                "n_test": len(X_test),
-            }
-            arrays = {"X_train": scaler.transform(X_train), "X_test": scaler.transform(X_test)}
-            units.append(save_unit(tmp, unit, **arrays))
-    return units
-
-
-def process_units(group: str, quick: bool, tmp: str) -> list[dict]:
-    """Target 1's processes: bench_defaults measurement 5's rows, made by this checkout."""
+            X_train, X_test = table_split(X, cfg, split)
+            unit = {"group": group, "dataset": name, "seed": split,
+                    "n_components": cfg["n_components"], "n_train": len(X_train),
+                    "n_test": len(X_test)}  # fmt: skip
+            units.append(save_unit(tmp, unit, X_train=X_train, X_test=X_test))
     cfg = config(group, 5, quick)
-    make, make_name, _ = PROCESSES[cfg["process"]]
-    data_args = {"n_features": cfg["n_features"], "noise_std": cfg["noise_std"]}
-    units = []
     for nc, seed in cfg["runs"]:
-        X, _ = make(cfg["n_train"], random_state=seed, **data_args)
-        X_test, _ = make(cfg["n_test"], random_state=seed + 1000, **data_args)
-        unit = {
-            "group": group,
-            "dataset": f"{make_name}, n_components={nc}",
-            "seed": seed,
-            "n_components": nc,
-            "n_train": len(X),
-            "n_test": len(X_test),
-        }
+        X, X_test, _ = process_data(cfg, seed)
+        name = f"{PROCESSES[cfg['process']][1]}, n_components={nc}"
+        unit = {"group": group, "dataset": name, "seed": seed, "n_components": nc,
+                "n_train": len(X), "n_test": len(X_test)}  # fmt: skip
         units.append(save_unit(tmp, unit, X_train=X, X_test=X_test))
     return units
 
 
 def imputation_units(group: str, quick: bool, seeds: list[int], tmp: str) -> list[dict]:
     """Target 2's data: bench_defaults measurement 3's MCAR entries, tables standardised."""
-    cfg = config(group, 3, quick)
-    units = []
+    units, cfg = [], config(group, 3, quick)
     for name, kind in cfg["datasets"].items():
-        X_full = load(name)[: cfg["max_rows"]]
         for seed in seeds:
-            X_missing, missing = remove(X_full, "MCAR", seed, cfg["fraction"])
-            X_true = X_full
-            if kind == "table":
-                scaler = StandardScaler().fit(X_missing)
-                X_missing, X_true = scaler.transform(X_missing), scaler.transform(X_full)
-            unit = {
-                "group": group,
-                "dataset": name,
-                "kind": kind,
-                "seed": seed,
-                "shape": list(X_full.shape),
-            }
+            X_full, X_missing, X_true, missing = imputation_data(cfg, name, seed)
+            unit = {"group": group, "dataset": name, "kind": kind, "seed": seed,
+                    "shape": list(X_full.shape)}  # fmt: skip
             units.append(save_unit(tmp, unit, X_missing=X_missing, X_true=X_true, missing=missing))
     return units
 
@@ -254,46 +130,26 @@ def prepare(groups, targets, quick: bool, seeds: list[int], tmp: str) -> dict:
     jobs = {"1": [], "2": [], "3": [], "5": []}
     for group in groups:
         if 1 in targets:
-            jobs["1"] += table_units(group, quick, tmp) + process_units(group, quick, tmp)
+            jobs["1"] += fit_units(group, quick, tmp)
         if 2 in targets:
             jobs["2"] += imputation_units(group, quick, seeds, tmp)
         if 3 in targets:
-            jobs["3"] += [
-                {"group": group, "dataset": table, "seed": seed}
-                for seed in seeds
-                for table in TABLES[group]
-            ]
+            jobs["3"] += [{"group": group, "dataset": table, "seed": seed}
+                          for seed in seeds for table in TABLES[group]]  # fmt: skip
         if 5 in targets:
             jobs["5"] += imputation_units(group, quick, MEMORY_SEEDS, tmp)
     return jobs
 
 
-# ---------------------------------------------------------------------- fits (workers)
-
-
-def warm_up() -> None:
-    """An untimed tiny fit, so that imports and one-time initialisation are not timed."""
+def warm_up(imputer: str | None = None) -> None:
+    """An untimed tiny fit (or ``imputer``'s), so that one-time costs are not measured."""
     X = np.random.default_rng(0).standard_normal((64, 4))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        VAEEstimator(max_iter=2, random_state=0).fit(X).score(X)
-
-
-def warm_up_imputer() -> None:
-    """An unmeasured tiny imputer fit, so that its one-off allocations are not measured."""
-    X, _ = remove(np.random.default_rng(0).standard_normal((64, 4)), "MCAR", 0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _imputers(0, True)["VAEImputer"].fit_transform(X)
-
-
-def _proc_status(field: str) -> int:
-    """``field`` (VmRSS, VmHWM) of /proc/self/status, in bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+        if imputer is None:
+            VAEEstimator(max_iter=2, random_state=0).fit(X).score(X)
+        else:
+            _imputers(0, True)[imputer].fit_transform(remove(X, "MCAR", 0)[0])
 
 
 def reset_peak_rss() -> None:
@@ -308,23 +164,23 @@ def reset_peak_rss() -> None:
         ) from exc
 
 
-def _trim_heap() -> None:
-    """Hand the C heap's free pages back to the system (glibc; elsewhere nothing)."""
-    # Else memory an earlier fit freed, still resident, would hide this fit's growth.
+def peak_extra(fn) -> tuple[int, object]:
+    """``fn()``'s peak RSS above the process's RSS before it, in bytes, and its value."""
+    gc.collect()
+    # The C heap's free pages handed back (glibc): else memory an earlier fit freed, still
+    # resident, would hide this fit's growth.
     try:
         ctypes.CDLL(None).malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def peak_extra(fn) -> tuple[int, object]:
-    """``fn()``'s peak RSS above the process's RSS before it, in bytes, and its value."""
-    gc.collect()
-    _trim_heap()
     reset_peak_rss()
-    before = _proc_status("VmRSS")
+    before = current_rss()
     value = fn()
-    return _proc_status("VmHWM") - before, value
+    return current_rss("VmHWM") - before, value
+
+
+def _record(unit: dict, **values) -> dict:
+    return {**{key: unit[key] for key in ("group", "dataset", "seed")}, **values}
 
 
 def fit_vae(unit: dict, quick: bool, k: int, label: str, offset: int = 0) -> dict:
@@ -334,31 +190,20 @@ def fit_vae(unit: dict, quick: bool, k: int, label: str, offset: int = 0) -> dic
     how far a seed alone moves a data set's mean held-out score.
     """
     data = np.load(unit["path"])
-    seed = unit["seed"] + offset
-    vae = _vae(quick, n_components=unit["n_components"], random_state=seed)
+    vae = _vae(quick, n_components=unit["n_components"], random_state=unit["seed"] + offset)
     seconds, cpu, (_, warned, _) = timed(lambda: fit_noting_convergence(vae, data["X_train"]))
-    record = {key: unit[key] for key in ("group", "dataset", "seed")}
-    record.update(
-        cpu_seconds=cpu,
-        seconds=seconds,
-        n_iter=int(vae.n_iter_),
-        log_likelihood=_score_with_k(vae, data["X_test"], k),
-        convergence_warning=warned,
-        offset=offset,
-    )
-    print(
-        f"  {label} {unit['dataset']} seed {unit['seed']}: {cpu:.2f} CPU s, "
-        f"{record['n_iter']} epochs, held-out {record['log_likelihood']:.3f}",
-        flush=True,
-    )
+    record = _record(unit, cpu_seconds=cpu, seconds=seconds, n_iter=int(vae.n_iter_),
+                     log_likelihood=_score_with_k(vae, data["X_test"], k),
+                     convergence_warning=warned, offset=offset)  # fmt: skip
+    print(f"  {label} {unit['dataset']} seed {unit['seed']}: {cpu:.2f} CPU s, "
+          f"{record['n_iter']} epochs, held-out {record['log_likelihood']:.3f}",
+          flush=True)  # fmt: skip
     return record
 
 
 def impute(imputer, unit: dict, memory: bool = False) -> dict:
-    """Targets 2 and 5: one ``fit_transform``, its CPU seconds, the RMSE on the removed entries.
-
-    With ``memory``, also the fit's peak extra memory in MB (:func:`peak_extra`).
-    """
+    """Targets 2 and 5: one ``fit_transform``, its CPU seconds, the RMSE on the removed entries
+    and, with ``memory``, the fit's peak extra memory in MB (:func:`peak_extra`)."""
     data = np.load(unit["path"])
     X_missing, X_true, missing = data["X_missing"], data["X_true"], data["missing"]
 
@@ -366,46 +211,28 @@ def impute(imputer, unit: dict, memory: bool = False) -> dict:
         return timed(lambda: fit_noting_convergence(imputer, X_missing, "fit_transform"))
 
     peak, (seconds, cpu, (_, warned, filled)) = peak_extra(fit) if memory else (None, fit())
-    rmse = float(np.sqrt(np.mean((filled[missing] - X_true[missing]) ** 2)))
-    record = {key: unit[key] for key in ("group", "dataset", "seed")}
-    record.update(cpu_seconds=cpu, seconds=seconds, rmse=rmse, convergence_warning=warned)
-    if memory:
-        record["peak_mb"] = peak / MB
-    return record
+    record = _record(unit, cpu_seconds=cpu, seconds=seconds, convergence_warning=warned,
+                     rmse=rmse(filled, X_true, missing))  # fmt: skip
+    return {**record, "peak_mb": peak / MB} if memory else record
 
 
 def impute_vae(unit: dict, quick: bool, label: str, memory: bool = False) -> dict:
     imputer = _imputers(unit["seed"], quick)["VAEImputer"]
     record = {**impute(imputer, unit, memory), "n_iter": int(imputer.n_iter_)}
     peak = f", peak +{record['peak_mb']:.1f} MB" if memory else ""
-    print(
-        f"  {label} {unit['dataset']} seed {unit['seed']}: VAEImputer {record['cpu_seconds']:.2f}"
-        f" CPU s, {record['n_iter']} epochs, RMSE {record['rmse']:.4f}{peak}",
-        flush=True,
-    )
+    print(f"  {label} {unit['dataset']} seed {unit['seed']}: VAEImputer "
+          f"{record['cpu_seconds']:.2f} CPU s, {record['n_iter']} epochs, RMSE "
+          f"{record['rmse']:.4f}{peak}", flush=True)  # fmt: skip
     return record
 
 
 def synth_record(row: dict, group: str) -> dict:
     """The part of a ``bench_synth.run_unit`` row that this benchmark reports."""
-    return {
-        "group": group,
-        "dataset": row["table"],
-        "seed": row["seed"],
-        "n_train": row["n_train"],
-        "n_test": row["n_test"],
-        "cpu_seconds": row.get("fit_cpu_seconds"),
-        "seconds": row.get("fit_seconds"),
-        "n_iter": row.get("n_iter"),
-        "quality": row["quality"],
-        "accuracy": row["accuracy"],
-        "convergence_warning": row.get("convergence_warning"),
-    }
-
-
-def synth_vae(unit: dict, quick: bool) -> dict:
-    rows = run_unit(unit["group"], unit["dataset"], unit["seed"], [SKVAE], quick)
-    return synth_record(rows[-1], unit["group"])
+    keys = {"n_train": "n_train", "n_test": "n_test", "cpu_seconds": "fit_cpu_seconds",
+            "seconds": "fit_seconds", "n_iter": "n_iter", "quality": "quality",
+            "accuracy": "accuracy", "convergence_warning": "convergence_warning"}  # fmt: skip
+    record = {key: row.get(source) for key, source in keys.items()}
+    return {"group": group, "dataset": row["table"], "seed": row["seed"], **record}
 
 
 def work(task: dict) -> dict:
@@ -415,113 +242,67 @@ def work(task: dict) -> dict:
     limit_threads()
     tree = Path(task["tree"]).resolve()
     warm_up()
-    label = f"[{task['side']}, round {task['round']}]"
-    offsets = task["noise_offsets"] if task["side"] == "baseline" else []
+    label, quick, k = f"[{task['side']}, round {task['round']}]", task["quick"], task["k"]
     # Target 5 first: no fit of targets 1 to 3 has then left memory in the process.
     if task["5"]:
-        warm_up_imputer()
-    memory = [impute_vae(unit, task["quick"], f"{label} memory", True) for unit in task["5"]]
+        warm_up("VAEImputer")
+    memory = [impute_vae(unit, quick, f"{label} memory", True) for unit in task["5"]]
     records = {
-        "1": [fit_vae(unit, task["quick"], task["k"], label) for unit in task["1"]],
-        "1_noise": [
-            fit_vae(unit, task["quick"], task["k"], f"{label} seed + {offset}", offset)
-            for offset in offsets
-            for unit in task["1"]
-        ],
-        "2": [impute_vae(unit, task["quick"], label) for unit in task["2"]],
-        "3": [synth_vae(unit, task["quick"]) for unit in task["3"]],
+        "1": [fit_vae(unit, quick, k, label) for unit in task["1"]],
+        "1_noise": [fit_vae(unit, quick, k, f"{label} seed + {offset}", offset)
+                    for offset in task["noise_offsets"] for unit in task["1"]],
+        "2": [impute_vae(unit, quick, label) for unit in task["2"]],
+        "3": [synth_record(run_unit(u["group"], u["dataset"], u["seed"], [SKVAE], quick)[-1],
+                           u["group"]) for u in task["3"]],
         "5": memory,
-    }
-    foreign = [
-        name
-        for name, module in list(sys.modules.items())
-        if name.split(".")[0] == "skvae"
-        and getattr(module, "__file__", None)
-        and not Path(module.__file__).resolve().is_relative_to(tree)
-    ]
+    }  # fmt: skip
+    foreign = [name for name, module in list(sys.modules.items())
+               if name.split(".")[0] == "skvae" and getattr(module, "__file__", None)
+               and not Path(module.__file__).resolve().is_relative_to(tree)]  # fmt: skip
     if foreign:
         raise RuntimeError(f"skvae modules not from {tree}: {foreign}")
-    return {
-        "skvae_file": skvae.__file__,
-        "skvae_version": skvae.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "records": records,
-    }
+    return {"skvae_file": skvae.__file__, "skvae_version": skvae.__version__,
+            "torch_threads": torch.get_num_threads(), "records": records}  # fmt: skip
 
 
-def run_side(side: str, tree: Path, task: dict, tmp: str) -> dict:
-    """``task`` in a fresh interpreter that imports skvae from ``tree``; its result."""
-    out = os.path.join(tmp, "side.json")
-    task = {**task, "side": side, "tree": str(tree), "out": out}
-    # The tree first; what PYTHONPATH held already (where the peers may live) after it.
-    path = os.pathsep.join(filter(None, [str(tree), os.environ.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-c", _BOOT, str(HERE), json.dumps(task)],
-        cwd=tmp,
-        env={**os.environ, "PYTHONPATH": path},
-    )
-    if proc.returncode != 0 or not os.path.exists(out):
-        raise RuntimeError(f"the {side} worker failed (exit {proc.returncode}); see above")
-    result = json.loads(Path(out).read_text())
-    os.remove(out)
-    if not Path(result["skvae_file"]).resolve().is_relative_to(tree.resolve()):
-        raise RuntimeError(f"the worker imported {result['skvae_file']}, not skvae from {tree}")
-    return result
+def run_rounds(trees: dict, jobs: dict, rounds: int, quick: bool, k: int, noise_offsets=()):
+    """Each side once per round in a fresh worker, the baseline first in odd rounds; the
+    baseline's worker of the first round also fits target 1 with ``noise_offsets``."""
+    runs = []  # in the order they ran
 
+    def run_side(side: str) -> None:
+        r = 1 + sum(run["side"] == side for run in runs)
+        print(f"round {r}, {side}: skvae from {trees[side]}", flush=True)
+        offsets = list(noise_offsets) if r == 1 and side == "baseline" else []
+        task = {"side": side, "tree": str(trees[side]), "round": r, "quick": quick, "k": k,
+                "noise_offsets": offsets, **jobs}  # fmt: skip
+        env = {"SKVAE_TREE": str(trees[side])}
+        runs.append({"side": side, "round": r, **run_in_fresh_process(__file__, task, env)})
 
-def run_rounds(
-    trees: dict, jobs: dict, rounds: int, quick: bool, k: int, tmp: str, noise_offsets=()
-) -> list:
-    """Each side once per round in a fresh worker; the baseline first in odd rounds.
-
-    The baseline's worker of the first round also fits target 1 with ``noise_offsets``.
-    """
-    runs = []
-    for r in range(1, rounds + 1):
-        order = ("baseline", "current") if r % 2 else ("current", "baseline")
-        for side in (s for s in order if s in trees):
-            print(f"round {r}, {side}: skvae from {trees[side]}", flush=True)
-            offsets = list(noise_offsets) if r == 1 else []
-            task = {"round": r, "quick": quick, "k": k, "noise_offsets": offsets, **jobs}
-            start = time.perf_counter()
-            result = run_side(side, trees[side], task, tmp)
-            runs.append(
-                {"side": side, "round": r, "seconds": time.perf_counter() - start, **result}
-            )
+    sides = [side for side in ("baseline", "current") if side in trees]
+    fns = {side: functools.partial(run_side, side) for side in sides}
+    seconds = alternate(fns, rounds, collect=False, swap=True)
+    for run in runs:
+        run["seconds"] = seconds[run["side"]]["seconds"][run["round"] - 1]
     return runs
 
 
-# ---------------------------------------------------------------------- peers (main process)
-
-
-def warm_up_peers(jobs: dict) -> None:
-    """Untimed small runs of the peers, as the workers' warm-up fit."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if jobs["2"]:
-            X, _ = remove(np.random.default_rng(0).standard_normal((64, 4)), "MCAR", 0)
-            _imputers(0, True)["IterativeImputer"].fit_transform(X)
-        if jobs["3"]:
-            unit = jobs["3"][0]
-            load, _ = TABLES[unit["group"]][unit["dataset"]]
-            TOOLS["TVAE"](unit["dataset"], load().head(50), 0, True)
-
-
 def run_peers(jobs: dict, quick: bool) -> dict:
-    """IterativeImputer on target 2's data and TVAE on target 3's, each once, timed alike.
-
-    Target 3's records also hold the quality of the held-out real rows ("real").
-    """
-    warm_up_peers(jobs)
+    """IterativeImputer on target 2's data and TVAE on target 3's, each once after an untimed
+    small run, timed alike; with the quality of target 3's held-out real rows ("real")."""
     peers = {"2": [], "3": [], "real": []}
+    if jobs["2"]:
+        warm_up("IterativeImputer")
+    if jobs["3"]:
+        unit = jobs["3"][0]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            TOOLS["TVAE"](unit["dataset"], load_frame(unit["dataset"]).head(50), 0, True)
     for unit in jobs["2"]:
-        record = impute(_imputers(unit["seed"], quick)["IterativeImputer"], unit)
-        peers["2"].append(record)
-        print(
-            f"  [peer] {unit['dataset']} seed {unit['seed']}: IterativeImputer "
-            f"{record['cpu_seconds']:.2f} CPU s, RMSE {record['rmse']:.4f}",
-            flush=True,
-        )
+        peers["2"].append(impute(_imputers(unit["seed"], quick)["IterativeImputer"], unit))
+        print(f"  [peer] {unit['dataset']} seed {unit['seed']}: IterativeImputer "
+              f"{peers['2'][-1]['cpu_seconds']:.2f} CPU s, RMSE {peers['2'][-1]['rmse']:.4f}",
+              flush=True)  # fmt: skip
     for unit in jobs["3"]:
         real, tvae = run_unit(unit["group"], unit["dataset"], unit["seed"], ["TVAE"], quick)
         peers["3"].append(synth_record(tvae, unit["group"]))
@@ -529,11 +310,16 @@ def run_peers(jobs: dict, quick: bool) -> dict:
     return peers
 
 
-# ---------------------------------------------------------------------- summary
+KEYS = {
+    "1": ("cpu_seconds", "seconds", "n_iter", "log_likelihood"),
+    "2": ("cpu_seconds", "seconds", "n_iter", "rmse"),
+    "3": ("cpu_seconds", "seconds", "n_iter", "quality", "accuracy", "n_train", "n_test"),
+    "5": ("peak_mb", "cpu_seconds", "seconds", "n_iter", "rmse"),
+}
 
 
-def dataset_means(records: list[dict], keys) -> dict:
-    """Per key: the mean over the seeds of each seed's median over the rounds."""
+def side_summary(records: list[dict], keys) -> dict:
+    """Per key, the mean over the seeds of each seed's median over the rounds."""
     by_seed = {}
     for record in records:
         by_seed.setdefault(record["seed"], []).append(record)
@@ -541,35 +327,25 @@ def dataset_means(records: list[dict], keys) -> dict:
     for key in keys:
         medians = [np.median([r[key] for r in rs]) for rs in by_seed.values()]
         means[key] = None if any(v is None for v in medians) else float(np.mean(medians))
-    return means
+    warned = sum(bool(r.get("convergence_warning")) for r in records)
+    return {**means, "seeds": sorted(by_seed), "convergence_warnings": warned}
 
 
-def side_summary(records: list[dict], keys) -> dict:
-    return {
-        **dataset_means(records, keys),
-        "seeds": sorted({r["seed"] for r in records}),
-        "convergence_warnings": sum(bool(r.get("convergence_warning")) for r in records),
-    }
-
-
-def compare(target: str, runs: list, peers: dict, keys) -> list[dict]:
+def compare(target: str, runs: list, peers: dict) -> list[dict]:
     """One row per data set: per side ("baseline", "current", the peer), its means."""
-    sources = {
-        side: [r for run in runs if run["side"] == side for r in run["records"][target]]
-        for side in ("baseline", "current")
-    }
+    sources = {side: [r for run in runs if run["side"] == side for r in run["records"][target]]
+               for side in ("baseline", "current")}  # fmt: skip
     if target in PEERS:
         sources[PEERS[target]] = peers[target]
     if target == "3":
         sources["real"] = peers["real"]
-    datasets = dict.fromkeys((r["group"], r["dataset"]) for r in sources["current"])
     rows = []
-    for group, dataset in datasets:
+    for group, dataset in dict.fromkeys((r["group"], r["dataset"]) for r in sources["current"]):
         row = {"group": group, "dataset": dataset, "sides": {}}
         for side, records in sources.items():
             mine = [r for r in records if (r["group"], r["dataset"]) == (group, dataset)]
             if mine:
-                present = [key for key in keys if mine[0].get(key) is not None]
+                present = [key for key in KEYS[target] if mine[0].get(key) is not None]
                 row["sides"][side] = side_summary(mine, present)
         rows.append(row)
     return rows
@@ -600,194 +376,102 @@ def _seed_spread(row: dict, noise: list[dict]) -> float | None:
         return None
     means = [baseline]
     for offset in sorted({r["offset"] for r in mine}):
-        scores = [r["log_likelihood"] for r in mine if r["offset"] == offset]
-        means.append(float(np.mean(scores)))
+        means.append(float(np.mean([r["log_likelihood"] for r in mine if r["offset"] == offset])))
     return float(max(means) - min(means))
 
 
-def _first_unit(units: list[dict], row: dict) -> dict:
-    return next(u for u in units if (u["group"], u["dataset"]) == (row["group"], row["dataset"]))
+def derived(target: str, row: dict, noise: list[dict]) -> dict:
+    """The ratios and differences a target's verdicts judge."""
+    if target == "1":
+        return {"ratio": _ratio(row, "cpu_seconds", "baseline"),
+                "ll_difference": _difference(row, "log_likelihood"),
+                "ll_seed_spread": _seed_spread(row, noise)}  # fmt: skip
+    if target == "5":
+        return {"memory_ratio": _ratio(row, "peak_mb", "baseline")}
+    out = {"ratio": _ratio(row, "cpu_seconds", "baseline"),
+           "peer_ratio": _ratio(row, "cpu_seconds", PEERS[target])}  # fmt: skip
+    if target == "3":
+        return {**out, "quality_difference": _difference(row, "quality")}
+    rmse_ratio = _ratio(row, "rmse", "baseline")
+    return {**out, "rmse_excess": None if rmse_ratio is None else rmse_ratio - 1.0}
 
 
 def summarise(runs: list, peers: dict, jobs: dict) -> dict:
     """Per target, one row per data set with its ratios and differences."""
+    noise = [r for run in runs for r in run["records"].get("1_noise", [])]
     summary = {}
-    if jobs["1"]:
-        rows = compare("1", runs, peers, ("cpu_seconds", "seconds", "n_iter", "log_likelihood"))
-        noise = [r for run in runs for r in run["records"].get("1_noise", [])]
-        for row in rows:
-            unit = _first_unit(jobs["1"], row)
-            row.update(
-                n_train=unit["n_train"],
-                n_test=unit["n_test"],
-                ratio=_ratio(row, "cpu_seconds", "baseline"),
-                ll_difference=_difference(row, "log_likelihood"),
-                ll_seed_spread=_seed_spread(row, noise),
-            )
-        summary["1"] = rows
-    if jobs["2"]:
-        rows = compare("2", runs, peers, ("cpu_seconds", "seconds", "n_iter", "rmse"))
-        for row in rows:
-            unit = _first_unit(jobs["2"], row)
-            rmse = _ratio(row, "rmse", "baseline")
-            row.update(
-                shape=unit["shape"],
-                kind=unit["kind"],
-                ratio=_ratio(row, "cpu_seconds", "baseline"),
-                peer_ratio=_ratio(row, "cpu_seconds", PEERS["2"]),
-                rmse_excess=None if rmse is None else rmse - 1.0,
-            )
-        summary["2"] = rows
-    if jobs["3"]:
-        keys = ("cpu_seconds", "seconds", "n_iter", "quality", "accuracy", "n_train", "n_test")
-        rows = compare("3", runs, peers, keys)
-        for row in rows:
-            row.update(
-                ratio=_ratio(row, "cpu_seconds", "baseline"),
-                peer_ratio=_ratio(row, "cpu_seconds", PEERS["3"]),
-                quality_difference=_difference(row, "quality"),
-            )
-        summary["3"] = rows
-    if jobs["5"]:
-        rows = compare("5", runs, peers, ("peak_mb", "cpu_seconds", "seconds", "n_iter", "rmse"))
-        for row in rows:
-            unit = _first_unit(jobs["5"], row)
-            row.update(
-                shape=unit["shape"],
-                kind=unit["kind"],
-                memory_ratio=_ratio(row, "peak_mb", "baseline"),
-            )
-        summary["5"] = rows
+    for target, units in jobs.items():
+        if not units:
+            continue
+        summary[target] = compare(target, runs, peers)
+        for row in summary[target]:
+            key = (row["group"], row["dataset"])
+            unit = next(u for u in units if (u["group"], u["dataset"]) == key)
+            row.update({k: unit[k] for k in ("n_train", "n_test", "shape", "kind") if k in unit})
+            row.update(derived(target, row, noise))
     return summary
 
 
-# ---------------------------------------------------------------------- verdicts
-
-
 def _check(criterion: str, values: dict, limit: float, worst: str) -> dict:
-    """The data sets' ``values``, their ``worst`` ("max" or "min") against ``limit``.
-
-    Not judged where a value is missing (no baseline).
-    """
+    """The data sets' ``values``, their ``worst`` ("max" or "min") against ``limit``; not
+    judged where a value is missing (no baseline)."""
     check = {"criterion": criterion, "values": values, "worst": None, "passed": None}
     if values and all(v is not None for v in values.values()):
         name = (max if worst == "max" else min)(values, key=values.get)
-        value = values[name]
-        check["worst"] = [name, value]
-        check["passed"] = bool(value <= limit if worst == "max" else value >= limit)
+        check["worst"] = [name, values[name]]
+        check["passed"] = bool(values[name] <= limit if worst == "max" else values[name] >= limit)
     return check
 
 
-def _geometric_mean(values) -> float | None:
-    if not values or any(v is None or v <= 0 for v in values):
-        return None
-    return math.exp(float(np.mean(np.log(values))))
+#: Per target, its criteria: (text, the rows' key, the limit in LIMITS, "max" or "min" of the
+#: rows' values against the limit, negated for "min").
+CHECKS = {
+    "1": [("geometric mean over the data sets of after / before CPU s <= {max_geomean_ratio}",
+           "geometric mean", "max_geomean_ratio", "max"),
+          ("after / before CPU s <= {max_ratio} on every data set", "ratio", "max_ratio", "max"),
+          ("held-out log-likelihood after - before >= -{max_ll_drop} on every data set",
+           "ll_difference", "max_ll_drop", "min")],
+    "2": [("VAEImputer after / IterativeImputer CPU s <= {max_peer_ratio:g} on every data set",
+           "peer_ratio", "max_peer_ratio", "max"),
+          ("RMSE after / before - 1 <= {max_rmse_excess} on every data set", "rmse_excess",
+           "max_rmse_excess", "max")],
+    "3": [("fit CPU s after / TVAE's <= {max_peer_ratio:g} on every table", "peer_ratio",
+           "max_peer_ratio", "max"),
+          ("quality after - before >= -{max_quality_drop} on every table",
+           "quality_difference", "max_quality_drop", "min")],
+    "5": [("peak extra memory of a fit after / before <= {max_memory_ratio:g} on every data set",
+           "memory_ratio", "max_memory_ratio", "max")],
+}  # fmt: skip
 
 
-def checks_1(rows: list[dict]) -> list[dict]:
-    lim = LIMITS["1"]
-    ratios = {r["dataset"]: r["ratio"] for r in rows}
-    geomean = {"geometric mean": _geometric_mean(list(ratios.values()))}
-    return [
-        _check(
-            f"geometric mean over the data sets of after / before CPU s <= "
-            f"{lim['max_geomean_ratio']}",
-            geomean,
-            lim["max_geomean_ratio"],
-            "max",
-        ),
-        _check(
-            f"after / before CPU s <= {lim['max_ratio']} on every data set",
-            ratios,
-            lim["max_ratio"],
-            "max",
-        ),
-        _check(
-            f"held-out log-likelihood after - before >= -{lim['max_ll_drop']} on every data set",
-            {r["dataset"]: r["ll_difference"] for r in rows},
-            -lim["max_ll_drop"],
-            "min",
-        ),
-    ]
-
-
-def checks_2(rows: list[dict]) -> list[dict]:
-    lim = LIMITS["2"]
-    return [
-        _check(
-            f"VAEImputer after / IterativeImputer CPU s <= {lim['max_peer_ratio']:g} on "
-            "every data set",
-            {r["dataset"]: r["peer_ratio"] for r in rows},
-            lim["max_peer_ratio"],
-            "max",
-        ),
-        _check(
-            f"RMSE after / before - 1 <= {lim['max_rmse_excess']} on every data set",
-            {r["dataset"]: r["rmse_excess"] for r in rows},
-            lim["max_rmse_excess"],
-            "max",
-        ),
-    ]
-
-
-def checks_3(rows: list[dict]) -> list[dict]:
-    lim = LIMITS["3"]
-    return [
-        _check(
-            f"fit CPU s after / TVAE's <= {lim['max_peer_ratio']:g} on every table",
-            {r["dataset"]: r["peer_ratio"] for r in rows},
-            lim["max_peer_ratio"],
-            "max",
-        ),
-        _check(
-            f"quality after - before >= -{lim['max_quality_drop']} on every table",
-            {r["dataset"]: r["quality_difference"] for r in rows},
-            -lim["max_quality_drop"],
-            "min",
-        ),
-    ]
-
-
-def checks_5(rows: list[dict]) -> list[dict]:
-    lim = LIMITS["5"]
-    return [
-        _check(
-            f"peak extra memory of a fit after / before <= {lim['max_memory_ratio']:g} on "
-            "every data set",
-            {r["dataset"]: r["memory_ratio"] for r in rows},
-            lim["max_memory_ratio"],
-            "max",
-        ),
-    ]
-
-
-CHECKS = {"1": checks_1, "2": checks_2, "3": checks_3, "5": checks_5}
+def checks(target: str, rows: list[dict]) -> list[dict]:
+    """The criteria of ``target`` on ``rows``, each a :func:`_check`."""
+    lim, found = LIMITS[target], []
+    for text, key, limit, worst in CHECKS[target]:
+        values = {r["dataset"]: r.get(key) for r in rows}
+        if key == "geometric mean":
+            ratios = [r["ratio"] for r in rows]
+            ok = ratios and all(v is not None and v > 0 for v in ratios)
+            values = {key: math.exp(float(np.mean(np.log(ratios)))) if ok else None}
+        bound = lim[limit] if worst == "max" else -lim[limit]
+        found.append(_check(text.format(**lim), values, bound, worst))
+    return found
 
 
 def verdicts(summary: dict, groups) -> list[dict]:
     """Each target judged on each group and, when both ran, on both together."""
-    scopes = [*groups, "both groups"] if len(groups) > 1 else list(groups)
     out = []
     for target, rows in summary.items():
-        for scope in scopes:
+        for scope in [*groups, "both groups"] if len(groups) > 1 else list(groups):
             mine = [r for r in rows if scope == "both groups" or r["group"] == scope]
             if scope == "both groups":
                 # Across groups, each data set says which group it belongs to.
                 mine = [{**r, "dataset": f"{r['dataset']} ({r['group']})"} for r in mine]
-            checks = CHECKS[target](mine)
-            judged = [c["passed"] for c in checks if c["passed"] is not None]
-            out.append(
-                {
-                    "target": target,
-                    "scope": scope,
-                    "checks": checks,
-                    "passed": all(judged) if judged else None,
-                }
-            )
+            found = checks(target, mine)
+            judged = [c["passed"] for c in found if c["passed"] is not None]
+            out.append({"target": target, "scope": scope, "checks": found,
+                        "passed": all(judged) if judged else None})  # fmt: skip
     return out
-
-
-# ---------------------------------------------------------------------- main
 
 
 COST_TITLES = {
@@ -798,117 +482,56 @@ COST_TITLES = {
 }
 
 
-def _cost_side(row: dict, side: str, key: str, digits: int) -> str:
-    return num(row["sides"].get(side, {}).get(key), digits)
+def _side(header: str, side: str, key: str, digits: int) -> tuple:
+    return (header, ("sides", side, key), digits)
 
 
-def _cost_warnings(row: dict) -> str:
-    return ", ".join(
-        str(row["sides"][side]["convergence_warnings"])
-        for side in ("baseline", "current")
-        if side in row["sides"]
-    )
+def _before_after(header: str, key: str, digits: int) -> list[tuple]:
+    return [_side(f"{header} before", "baseline", key, digits),
+            _side(f"{header} after", "current", key, digits)]  # fmt: skip
 
 
-def _cost_1(rows: list[dict]) -> dict:
-    body = [
-        [
-            r["group"],
-            r["dataset"],
-            f"{r['n_train']:,} + {r['n_test']:,}",
-            str(len(r["sides"]["current"]["seeds"])),
-            _cost_side(r, "baseline", "cpu_seconds", 2),
-            _cost_side(r, "current", "cpu_seconds", 2),
-            num(r["ratio"]),
-            _cost_side(r, "baseline", "n_iter", 0),
-            _cost_side(r, "current", "n_iter", 0),
-            _cost_side(r, "baseline", "log_likelihood", 3),
-            _cost_side(r, "current", "log_likelihood", 3),
-            num(r["ll_difference"]),
-            num(r.get("ll_seed_spread")),
-            _cost_warnings(r),
-        ]
-        for r in rows
-    ]
-    header = ["group", "data set", "rows (train + held out)", "fits", "CPU s before",
-              "CPU s after", "after / before", "epochs before", "epochs after", "LL before",
-              "LL after", "LL after - before", "LL spread of the baseline over seeds",
-              "ConvergenceWarnings before, after"]  # fmt: skip
-    return table(header, body)
+def _shape(r: dict) -> str:
+    return f"{r['dataset']} ({r['shape'][0]} x {r['shape'][1]}, {r['kind']})"
 
 
-def _cost_2(rows: list[dict]) -> dict:
-    body = [
-        [
-            r["group"],
-            f"{r['dataset']} ({r['shape'][0]} x {r['shape'][1]}, {r['kind']})",
-            _cost_side(r, "baseline", "cpu_seconds", 2),
-            _cost_side(r, "current", "cpu_seconds", 2),
-            _cost_side(r, "IterativeImputer", "cpu_seconds", 2),
-            num(r["peer_ratio"], 2),
-            _cost_side(r, "baseline", "n_iter", 0),
-            _cost_side(r, "current", "n_iter", 0),
-            _cost_side(r, "baseline", "rmse", 4),
-            _cost_side(r, "current", "rmse", 4),
-            "n/a" if r["rmse_excess"] is None else f"{r['rmse_excess']:+.2%}",
-            _cost_side(r, "IterativeImputer", "rmse", 4),
-        ]
-        for r in rows
-    ]
-    header = ["group", "data set", "CPU s before", "CPU s after", "IterativeImputer CPU s",
-              "after / IterativeImputer", "epochs before", "epochs after", "RMSE before",
-              "RMSE after", "RMSE after / before - 1", "IterativeImputer RMSE"]  # fmt: skip
-    return table(header, body)
+def _synth_rows(r: dict) -> str:
+    n = r["sides"]["current"]
+    return f"{r['dataset']} ({num(n['n_train'], 0)} + {num(n['n_test'], 0)} rows)"
 
 
-def _cost_3(rows: list[dict]) -> dict:
-    body = [
-        [
-            r["group"],
-            f"{r['dataset']} ({num(r['sides']['current']['n_train'], 0)} + "
-            f"{num(r['sides']['current']['n_test'], 0)} rows)",
-            _cost_side(r, "baseline", "cpu_seconds", 1),
-            _cost_side(r, "current", "cpu_seconds", 1),
-            _cost_side(r, "TVAE", "cpu_seconds", 1),
-            num(r["peer_ratio"], 2),
-            _cost_side(r, "baseline", "n_iter", 0),
-            _cost_side(r, "current", "n_iter", 0),
-            _cost_side(r, "baseline", "quality", 3),
-            _cost_side(r, "current", "quality", 3),
-            num(r["quality_difference"]),
-            _cost_side(r, "TVAE", "quality", 3),
-            _cost_side(r, "real", "quality", 3),
-            " / ".join(_cost_side(r, side, "accuracy", 3) for side in ("baseline", "current",
-                                                                        "TVAE")),
-        ]
-        for r in rows
-    ]  # fmt: skip
-    header = ["group", "table", "fit CPU s before", "fit CPU s after", "TVAE fit CPU s",
-              "after / TVAE", "epochs before", "epochs after", "quality before",
-              "quality after", "quality after - before", "TVAE quality",
-              "real (held out) quality", "accuracy before / after / TVAE"]  # fmt: skip
-    return table(header, body)
+SPECS = {
+    "1": [("group", "group"), ("data set", "dataset"),
+          ("rows (train + held out)", lambda r: f"{r['n_train']:,} + {r['n_test']:,}"),
+          ("fits", ("sides", "current", "seeds"), len),
+          *_before_after("CPU s", "cpu_seconds", 2), ("after / before", "ratio", 3),
+          *_before_after("epochs", "n_iter", 0), *_before_after("LL", "log_likelihood", 3),
+          ("LL after - before", "ll_difference", 3),
+          ("LL spread of the baseline over seeds", "ll_seed_spread", 3),
+          ("ConvergenceWarnings before, after", "sides", lambda s: ", ".join(
+              str(s[x]["convergence_warnings"]) for x in ("baseline", "current") if x in s))],
+    "2": [("group", "group"), ("data set", _shape), *_before_after("CPU s", "cpu_seconds", 2),
+          _side("IterativeImputer CPU s", "IterativeImputer", "cpu_seconds", 2),
+          ("after / IterativeImputer", "peer_ratio", 2), *_before_after("epochs", "n_iter", 0),
+          *_before_after("RMSE", "rmse", 4),
+          ("RMSE after / before - 1", "rmse_excess",
+           lambda v: "n/a" if v is None else f"{v:+.2%}"),
+          _side("IterativeImputer RMSE", "IterativeImputer", "rmse", 4)],
+    "3": [("group", "group"), ("table", _synth_rows),
+          *_before_after("fit CPU s", "cpu_seconds", 1),
+          _side("TVAE fit CPU s", "TVAE", "cpu_seconds", 1), ("after / TVAE", "peer_ratio", 2),
+          *_before_after("epochs", "n_iter", 0), *_before_after("quality", "quality", 3),
+          ("quality after - before", "quality_difference", 3),
+          _side("TVAE quality", "TVAE", "quality", 3),
+          _side("real (held out) quality", "real", "quality", 3),
+          ("accuracy before / after / TVAE", "sides", lambda s: " / ".join(
+              num(s.get(x, {}).get("accuracy"), 3) for x in ("baseline", "current", "TVAE")))],
+    "5": [("group", "group"), ("data set", _shape), *_before_after("peak extra MB", "peak_mb", 1),
+          ("after / before", "memory_ratio", 2), *_before_after("epochs", "n_iter", 0)],
+}  # fmt: skip
 
 
-def _cost_5(rows: list[dict]) -> dict:
-    body = [
-        [
-            r["group"],
-            f"{r['dataset']} ({r['shape'][0]} x {r['shape'][1]}, {r['kind']})",
-            _cost_side(r, "baseline", "peak_mb", 1),
-            _cost_side(r, "current", "peak_mb", 1),
-            num(r["memory_ratio"], 2),
-            _cost_side(r, "baseline", "n_iter", 0),
-            _cost_side(r, "current", "n_iter", 0),
-        ]
-        for r in rows
-    ]
-    header = ["group", "data set", "peak extra MB before", "peak extra MB after",
-              "after / before", "epochs before", "epochs after"]  # fmt: skip
-    return table(header, body)
-
-
-def _cost_verdicts(results: list[dict]) -> dict:
+def _verdict_rows(results: list[dict]) -> list[list]:
     rows = []
     for v in results:
         overall = "not judged" if v["passed"] is None else verdict(v["passed"])
@@ -919,23 +542,17 @@ def _cost_verdicts(results: list[dict]) -> dict:
             check = "not judged" if c["passed"] is None else verdict(c["passed"])
             rows.append([v["target"], v["scope"], c["criterion"], worst, check,
                          overall if i == 0 else ""])  # fmt: skip
-    header = ["target", "scope", "criterion", "worst data set", "check", "target verdict"]
-    return table(header, rows)
+    return rows
 
 
 def tables(p: dict) -> list:
     """The tables of a payload, as blocks for the harness to print and store."""
     s, summary = p["settings"], p["summary"]
-    if p["baseline"] is None:
-        before = "No baseline: only this checkout ran, and nothing about before is judged."
-    else:
-        before = (
-            f"Before: `{p['baseline']}` (commit `{(p['baseline_commit'] or '')[:12]}`); after: "
-            "the stamp's commit."
-        )
-    workers = ", ".join(
-        f"round {w['round']} {w['side']} {num(w['seconds'], 0)} s" for w in p["workers"]
-    )
+    before = "No baseline: only this checkout ran, and nothing about before is judged."
+    if p["baseline"] is not None:
+        before = (f"Before: `{p['baseline']}` (commit `{(p['baseline_commit'] or '')[:12]}`); "
+                  "after: the stamp's commit.")  # fmt: skip
+    workers = [f"round {w['round']} {w['side']} {num(w['seconds'], 0)} s" for w in p["workers"]]
     parts = [
         f"Groups: {', '.join(p['groups'])}. {before} {s['threads']} torch thread and "
         "threadpoolctl limits of 1; CPU s: `time.process_time()` around the fit alone, in a "
@@ -943,7 +560,7 @@ def tables(p: dict) -> list:
         f"over {s['rounds']} round(s), per data set the mean over its splits or seeds; "
         f"seeds {', '.join(str(x) for x in s['seeds'])} in targets 2 and 3. Held-out "
         f"log-likelihood (LL): `score` with `n_importance_samples={s['k']}`, nats per row. "
-        f"Workers' wall seconds: {workers}; the peers, in the main process: "
+        f"Workers' wall seconds: {', '.join(workers)}; the peers, in the main process: "
         f"{num(p['peers']['seconds'], 0)} s.",
     ]
     if "5" in summary:
@@ -953,46 +570,30 @@ def tables(p: dict) -> list:
             "first in the worker after the warm-ups; VmHWM after the fit (reset through "
             "`/proc/self/clear_refs`) minus VmRSS before it, in MB of 2^20 bytes."
         )
-    render = {"1": _cost_1, "2": _cost_2, "3": _cost_3, "5": _cost_5}
     for target, rows in summary.items():
-        parts += [f"**Target {target}**: {COST_TITLES[target]}.", render[target](rows)]
+        parts += [f"**Target {target}**: {COST_TITLES[target]}.", columns(SPECS[target], rows)]
         if target == "1":
-            means = [
-                f"{v['scope']} {num(v['checks'][0]['values']['geometric mean'])}"
-                for v in p["verdicts"]
-                if v["target"] == "1"
-            ]
+            means = [f"{v['scope']} {num(v['checks'][0]['values']['geometric mean'])}"
+                     for v in p["verdicts"] if v["target"] == "1"]  # fmt: skip
             parts.append(f"Geometric mean of after / before: {', '.join(means)}.")
-    parts.append(_cost_verdicts(p["verdicts"]))
-    return parts
+    header = ["target", "scope", "criterion", "worst data set", "check", "target verdict"]
+    return [*parts, table(header, _verdict_rows(p["verdicts"]))]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--group", choices=[*GROUPS, "both"], default="both")
-    parser.add_argument(
-        "--targets",
-        type=int,
-        nargs="+",
-        choices=TARGETS,
-        default=DEFAULT_TARGETS,
-        help="the issue's targets to measure (default 1 2 3; 5 is the fits' peak memory)",
-    )
+    parser.add_argument("--targets", type=int, nargs="+", choices=TARGETS,
+                        default=DEFAULT_TARGETS, help="the issue's targets to measure (default "
+                        "1 2 3; 5 is the fits' peak memory)")  # fmt: skip
     parser.add_argument("--baseline", metavar="REV", default=None, help="the skvae of 'before'")
     parser.add_argument("--rounds", type=int, default=1, help="alternating workers per side")
-    parser.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds of targets 2 and 3"
-    )
-    parser.add_argument(
-        "--noise-offsets",
-        type=int,
-        nargs="*",
-        default=[100, 200],
-        help="the baseline also fits target 1 with random_state = seed + each offset",
-    )
-    add_output_options(parser)
-    args = parser.parse_args(argv)
-    apply_quick(parser, args, seeds=[0], noise_offsets=[100])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="seeds of targets 2 and 3")  # fmt: skip
+    parser.add_argument("--noise-offsets", type=int, nargs="*", default=[100, 200],
+                        help="the baseline also fits target 1 with random_state = seed + each "
+                        "offset")  # fmt: skip
+    args = parse(parser, argv, work, seeds=[0], noise_offsets=[100])
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     if 5 in args.targets:
@@ -1002,8 +603,7 @@ def main(argv=None) -> int:
             parser.error(str(exc))
     limit_threads()
     run = begin(NAME, __file__, args, argv)
-    # SDV's advice to save the metadata it detected, at every fit: what users see, not news.
-    warnings.filterwarnings("ignore", message=".*save_to_json", category=UserWarning)
+    quiet_sdv()
     groups = list(GROUPS) if args.group == "both" else [args.group]
     targets = sorted(set(args.targets))
     k = QUICK_SCORE_K if args.quick else SCORE_K
@@ -1017,25 +617,16 @@ def main(argv=None) -> int:
         peers = run_peers(jobs, args.quick)
         peer_seconds = time.perf_counter() - start
         offsets = args.noise_offsets if "baseline" in trees else []
-        runs = run_rounds(trees, jobs, args.rounds, args.quick, k, tmp, offsets)
+        runs = run_rounds(trees, jobs, args.rounds, args.quick, k, offsets)
     summary = summarise(runs, peers, jobs)
-    results = verdicts(summary, groups)
     payload = {
-        "groups": groups,
-        "targets": [str(t) for t in targets],
+        "groups": groups, "targets": [str(t) for t in targets],
         "settings": {"rounds": args.rounds, "seeds": args.seeds, "k": k, "threads": THREADS,
                      "quick": args.quick, "limits": LIMITS,
                      "noise_offsets": args.noise_offsets, "memory_seeds": MEMORY_SEEDS},
-        "baseline": args.baseline,
-        "baseline_commit": baseline_sha,
-        "torch_threads": torch.get_num_threads(),
-        "threadpools": [
-            {key: pool[key] for key in ("user_api", "internal_api", "num_threads")}
-            for pool in threadpool_info()
-        ],
-        "summary": summary,
-        "verdicts": results,
-        "workers": runs,
+        "baseline": args.baseline, "baseline_commit": baseline_sha,
+        "torch_threads": torch.get_num_threads(), "threadpools": threadpools(),
+        "summary": summary, "verdicts": verdicts(summary, groups), "workers": runs,
         "peers": {"seconds": peer_seconds, "records": peers},
     }  # fmt: skip
     # A full run has at least the default targets; target 5 may come with them.

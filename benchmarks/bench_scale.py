@@ -1,36 +1,10 @@
 """How VAEEstimator's fit scales with the number of rows: time per epoch and memory.
 
-What is measured:
-
-Fit time per epoch of ``VAEEstimator(max_iter=M, early_stopping=False, random_state=0)``
-    (all other parameters at their defaults: Gaussian likelihood, n_components=2, hidden
-    layers (128, 128), batch 128) on synthetic Gaussian data of 10k, 100k and 1M rows x 50
-    features (float64): a random linear map of a 5-D standard normal latent, plus noise and
-    an offset. Seconds per epoch is the ``fit`` wall time divided by ``n_iter_``, so it
-    includes the per-fit fixed costs (input validation, scaling, the closing pass over the
-    data for ``kl_per_component_``) spread over the M epochs. The table also gives the time
-    per row relative to the smallest size (10k): it stays near 1 when fit time grows
-    linearly with the rows. M is 2 (``--max-iter``), and 1 from 1M rows on
-    (``--max-iter-large``). Each size runs in a fresh process (``run_in_fresh_process``)
-    that builds the data, makes one untimed warm-up fit on 16k rows and then times ``--repeats``
-    fits (median reported); it also reports its peak resident memory above the memory with
-    the input built.
-
-Inference at scale (``transform`` and ``score_samples`` on 1M rows, their throughput and
-memory) is measured by ``bench_transform.py`` (d).
-
-Nothing is asserted: the script reports. The full benchmark takes a few minutes on 2 idle
-cores (most of it the 1M-row fit) and up
-to about 1.5 GB of RAM::
-
-    python benchmarks/bench_scale.py
+    python benchmarks/bench_scale.py [--sizes 10000,100000,1e6] [--repeats 1] [--threads N]
     python benchmarks/bench_scale.py --quick --json /tmp/bench_scale.json   # smoke run
 
-Options: ``--sizes``, ``--max-iter``/``--max-iter-large``/``--large``, ``--repeats``,
-``--threads``.
+The protocol is bench_scale.py's section of _protocols.md, rendered into README.md.
 """
-
-from __future__ import annotations
 
 import argparse
 import statistics
@@ -39,26 +13,20 @@ import sys
 from _harness import (
     CHUNK_ROWS,
     SEED,
-    add_output_options,
-    apply_quick,
+    add_options,
+    add_threads,
     begin,
+    columns,
     current_rss,
     finish,
     fit_quietly,
     gaussian_rows,
     megabytes,
-    num,
+    parse,
     peak_rss,
     run_in_fresh_process,
     set_threads,
-    table,
-    worker_main,
 )
-
-MEMORY_SLACK_MB = 200
-
-
-# ---------------------------------------------------------------------- workers
 
 
 def worker_fit(task: dict) -> dict:
@@ -81,27 +49,11 @@ def worker_fit(task: dict) -> dict:
         n_iter.append(int(vae.n_iter_))
         final_loss.append(float(vae.loss_curve_[-1]))
         del vae
-    return {
-        "rows": task["rows"],
-        "features": task["features"],
-        "max_iter": task["max_iter"],
-        "seconds": seconds,
-        "n_iter": n_iter,
-        "final_loss": final_loss,
-        "input_bytes": int(X.nbytes),
-        "rss_before_input": rss_before_input,
-        "rss_after_input": rss_after_input,
-        "peak_before_fit": peak_before_fit,
-        "peak": peak_rss(),
-        "torch_num_threads": torch.get_num_threads(),
-    }
-
-
-def run_worker(task: dict) -> dict:
-    return run_in_fresh_process(__file__, task)
-
-
-# ---------------------------------------------------------------------- the fits
+    return {"rows": task["rows"], "features": task["features"], "max_iter": task["max_iter"],
+            "seconds": seconds, "n_iter": n_iter, "final_loss": final_loss,
+            "input_bytes": int(X.nbytes), "rss_before_input": rss_before_input,
+            "rss_after_input": rss_after_input, "peak_before_fit": peak_before_fit,
+            "peak": peak_rss(), "torch_num_threads": torch.get_num_threads()}  # fmt: skip
 
 
 def part_fit(args) -> list[dict]:
@@ -109,28 +61,18 @@ def part_fit(args) -> list[dict]:
     for rows in args.sizes:
         max_iter = args.max_iter_large if rows >= args.large else args.max_iter
         print(f"  fitting {rows} x {args.fit_features} (max_iter={max_iter}) ...", flush=True)
-        task = {
-            "rows": rows,
-            "features": args.fit_features,
-            "max_iter": max_iter,
-            "repeats": args.repeats,
-            "threads": args.threads,
-        }
-        res = run_worker(task)
+        task = {"rows": rows, "features": args.fit_features, "max_iter": max_iter,
+                "repeats": args.repeats, "threads": args.threads}  # fmt: skip
+        res = run_in_fresh_process(__file__, task)
         per_epoch = [s / n for s, n in zip(res["seconds"], res["n_iter"], strict=True)]
         res["seconds_per_epoch"] = statistics.median(per_epoch)
         res["seconds_per_epoch_runs"] = per_epoch
         res["peak_above_input_bytes"] = res["peak"] - res["rss_after_input"]
         results.append(res)
-    ref = results[0]
-    for res in results:
-        res["per_row_ratio_to_smallest"] = (res["seconds_per_epoch"] / res["rows"]) / (
-            ref["seconds_per_epoch"] / ref["rows"]
-        )
+    per_row = [res["seconds_per_epoch"] / res["rows"] for res in results]
+    for res, cost in zip(results, per_row, strict=True):
+        res["per_row_ratio_to_smallest"] = cost / per_row[0]
     return results
-
-
-# ---------------------------------------------------------------------- main
 
 
 def _sizes(text: str) -> list[int]:
@@ -144,91 +86,46 @@ def _sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument(
-        "--sizes",
-        type=_sizes,
-        default=[10_000, 100_000, 1_000_000],
-        help="comma-separated row counts, e.g. 10000,100000,1e6",
-    )
-    parser.add_argument("--fit-features", type=int, default=50, help="columns of the fit data")
-    parser.add_argument("--max-iter", type=int, default=2, help="epochs per fit below --large")
-    parser.add_argument(
-        "--max-iter-large", type=int, default=1, help="epochs per fit from --large rows on"
-    )
-    parser.add_argument("--large", type=int, default=1_000_000, help="threshold of 'large'")
-    parser.add_argument("--repeats", type=int, default=1, help="fits per size (median reported)")
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch.set_num_threads (unset: torch's)"
-    )
-    add_output_options(parser)
-    parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    apply_quick(parser, args, sizes=[1000, 4000])
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=_sizes, default=[10_000, 100_000, 1_000_000],
+                        help="comma-separated row counts, e.g. 10000,100000,1e6")  # fmt: skip
+    add_options(
+        parser, ("--fit-features", 50, "columns of the fit data"),
+        ("--max-iter", 2, "epochs per fit below --large"),
+        ("--max-iter-large", 1, "epochs per fit from --large rows on"),
+        ("--large", 1_000_000, "threshold of 'large'"),
+        ("--repeats", 1, "fits per size (median reported)"),
+    )  # fmt: skip
+    add_threads(parser)
+    args = parse(parser, argv, worker_fit, sizes=[1000, 4000])
     for name in ("max_iter", "max_iter_large", "repeats"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    return args
-
-
-
+    run = begin("bench_scale", __file__, args, argv)
+    print(f"VAEEstimator fit time per epoch, {args.fit_features} features, "
+          f"defaults + early_stopping=False, random_state=0, repeats={args.repeats}")  # fmt: skip
+    finish(run, {"fit": part_fit(args)}, args, tables)
+    return 0
 
 
 def tables(p: dict) -> list:
     """The tables of a payload, as blocks for the harness to print and store."""
-    parts = []
-    if "fit" in p:
-        fits = p["fit"]
-        rows = [
-            [
-                f"{r['rows']:,}",
-                str(r["n_iter"][0]),
-                num(r["seconds_per_epoch"]),
-                num(1e6 * r["seconds_per_epoch"] / r["rows"], 2),
-                num(r["per_row_ratio_to_smallest"], 2),
-                megabytes(r["input_bytes"]),
-                megabytes(r["peak_above_input_bytes"]),
-                num(r["final_loss"][-1], 2),
-            ]
-            for r in fits
-        ]
-        parts += [
-            f"(a) `VAEEstimator` fit, {fits[0]['features']} features, defaults with "
-            "`early_stopping=False`; seconds per epoch are the fit's time over its epochs.",
-            table(
-                [
-                    "rows",
-                    "epochs",
-                    "s/epoch",
-                    "us/row/epoch",
-                    f"per row vs {fits[0]['rows']:,}",
-                    "input MB",
-                    "peak above input MB",
-                    "final loss",
-                ],
-                rows,
-            ),
-        ]
-    return parts
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args._worker is not None:
-        return worker_main(args._worker, worker_fit)
-    set_threads(args.threads)
-    run = begin("bench_scale", __file__, args, argv)
-    print(
-        f"VAEEstimator fit time per epoch, {args.fit_features} features, "
-        f"defaults + early_stopping=False, random_state=0, repeats={args.repeats}"
-    )
-    payload = {"fit": part_fit(args)}
-    finish(run, payload, args, tables)
-    return 0
+    if "fit" not in p:
+        return []
+    fits = p["fit"]
+    spec = [("rows", "rows", "{:,}"), ("epochs", ("n_iter", 0)),
+            ("s/epoch", "seconds_per_epoch", 3),
+            ("us/row/epoch", lambda r: 1e6 * r["seconds_per_epoch"] / r["rows"], 2),
+            (f"per row vs {fits[0]['rows']:,}", "per_row_ratio_to_smallest", 2),
+            ("input MB", "input_bytes", megabytes),
+            ("peak above input MB", "peak_above_input_bytes", megabytes),
+            ("final loss", ("final_loss", -1), 2)]  # fmt: skip
+    return [
+        f"(a) `VAEEstimator` fit, {fits[0]['features']} features, defaults with "
+        "`early_stopping=False`; seconds per epoch are the fit's time over its epochs.",
+        columns(spec, p["fit"]),
+    ]
 
 
 if __name__ == "__main__":

@@ -1,68 +1,30 @@
 """Synthetic tables: VAEEstimator(likelihood="auto") against SDV's TVAE and CTGAN.
 
-Each table is a real mixed table shipped by an installable package, taken as its loader
-returns it (strings, missing values and all). Per table and seed, 30% of the rows are held
-out, stratified on the table's categorical target column; each tool is fitted on the other
-70% and draws as many rows as it saw:
-
-- ``VAEEstimator(likelihood="auto", random_state=seed)`` on the raw DataFrame, no other
-  argument, and ``sample(n, random_state=seed)``;
-- SDV's ``TVAESynthesizer`` and ``CTGANSynthesizer`` at their defaults, with the metadata
-  SDV detects from the training frame (``Metadata.detect_from_dataframes``), after
-  ``torch.manual_seed(seed)`` and ``np.random.seed(seed)``; SDV samples with its own fixed
-  seed.
-
-Measured on the draws: SDMetrics' overall quality (``QualityReport``, the mean of its
-column shapes and column pair trends, against the training rows, with the metadata SDV
-detects from the whole table, the same for every tool); train-on-synthetic / test-on-real
-accuracy (``HistGradientBoostingClassifier(random_state=0)`` fitted on the draws, scored
-on the held-out real rows; non-numeric columns as pandas categories); the seconds of fit;
-per numeric column, the draws outside the training rows' range and, where every training
-value is whole, the draws that are not; whether the draws have the training frame's
-columns, dtypes and category labels. A reference row, "real (held out)", scores the
-held-out real rows in place of draws: the quality a real sample reaches and the accuracy
-of a classifier trained on real rows.
-
-Two groups. ``--group tuning`` (palmerpenguins, statsmodels' ``fair``) is where skvae's
-defaults for tables may be chosen. ``--group reporting`` (statsmodels' ``anes96``,
-``grunfeld`` and ``modechoice``) chose nothing; the targets are judged on it:
-
-1. on every table, VAEEstimator's mean quality and mean train-on-synthetic accuracy at
-   least TVAE's, and its mean fit time at most TVAE's (means over the seeds);
-2. no VAEEstimator draw outside a numeric column's training range, nor off the integer
-   grid of a column whose training values are whole.
-
-Target 4 of the issue, the column shape score of fair's zero-heavy ``affairs`` (68% zeros)
-at least 0.9, is measured in the tuning group, where fair is.
-
-About 25 minutes (tuning) and 20 minutes (reporting) of one idle core; the runs of the
-result files took longer on a loaded machine::
-
     python benchmarks/bench_synth.py                       # reporting group
     python benchmarks/bench_synth.py --group tuning
     python benchmarks/bench_synth.py --tools VAEEstimator --json skvae.json
     python benchmarks/bench_synth.py --tools --merge skvae.json peers.json  # rows of runs
     python benchmarks/bench_synth.py --quick               # seconds-long smoke run
+
+The protocol (the tables of each group, the measurements, the targets) is bench_synth.py's
+section of _protocols.md, rendered into README.md.
 """
 
-from __future__ import annotations
-
 import argparse
-import json
 import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from _harness import (
-    add_output_options,
-    apply_quick,
+    add_threads,
     begin,
+    columns,
+    earlier,
     finish,
-    num,
-    set_threads,
-    table,
+    load_frame,
+    merged_lines,
+    parse,
     timed,
     verdict,
     yes,
@@ -83,35 +45,10 @@ QUICK_SKVAE = {"max_iter": 3}
 QUICK_SDV = {"epochs": 2}
 
 
-# ---------------------------------------------------------------------- tables
-
-
-def _penguins():
-    from palmerpenguins import load_penguins
-
-    return load_penguins()
-
-
-def _statsmodels(name):
-    def load():
-        import importlib
-
-        return importlib.import_module(f"statsmodels.datasets.{name}").load_pandas().data
-
-    return load
-
-
-#: name -> (loader, the categorical column the classifier predicts)
+#: name -> the categorical column the classifier predicts
 TABLES = {
-    "tuning": {
-        "penguins": (_penguins, "species"),
-        "fair": (_statsmodels("fair"), "rate_marriage"),
-    },
-    "reporting": {
-        "anes96": (_statsmodels("anes96"), "vote"),
-        "grunfeld": (_statsmodels("grunfeld"), "firm"),
-        "modechoice": (_statsmodels("modechoice"), "mode"),
-    },
+    "tuning": {"penguins": "species", "fair": "rate_marriage"},
+    "reporting": {"anes96": "vote", "grunfeld": "firm", "modechoice": "mode"},
 }
 #: The zero-heavy continuous column of target 4.
 ZERO_HEAVY = ("fair", "affairs")
@@ -121,13 +58,15 @@ def is_numeric(series):
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
+def quiet_sdv() -> None:
+    """Silence SDV's advice to save the metadata it detected: given at every fit, not news."""
+    warnings.filterwarnings("ignore", message=".*save_to_json", category=UserWarning)
+
+
 def sdv_metadata(name, frame):
     from sdv.metadata import Metadata
 
     return Metadata.detect_from_dataframes({name: frame})
-
-
-# ---------------------------------------------------------------------- the tools
 
 
 def fit_skvae(name, train, seed, quick):
@@ -161,9 +100,6 @@ def _fit_sdv(kind):
 TOOLS = {SKVAE: fit_skvae, "TVAE": _fit_sdv("TVAE"), "CTGAN": _fit_sdv("CTGAN")}
 
 
-# ---------------------------------------------------------------------- measurements
-
-
 def as_frame(synthetic, real):
     """The draws as a DataFrame; an array gets the real table's column names."""
     if isinstance(synthetic, pd.DataFrame):
@@ -182,12 +118,9 @@ def quality(real, synthetic, metadata):
     report.generate(real, synthetic, metadata, verbose=False)
     properties = report.get_properties().set_index("Property")["Score"]
     shapes = report.get_details("Column Shapes").set_index("Column")["Score"]
-    return {
-        "quality": report.get_score(),
-        "column_shapes": properties["Column Shapes"],
-        "column_pair_trends": properties["Column Pair Trends"],
-        "shape_per_column": shapes.to_dict(),
-    }
+    return {"quality": report.get_score(), "column_shapes": properties["Column Shapes"],
+            "column_pair_trends": properties["Column Pair Trends"],
+            "shape_per_column": shapes.to_dict()}  # fmt: skip
 
 
 def classifier_frame(frame, real):
@@ -234,51 +167,37 @@ def draw_checks(train, synthetic):
         if np.all(seen == np.round(seen)):
             integer_columns.append(column)
             off_grid[column] = int(np.sum(drawn != np.round(drawn)))
-    return {
-        "outside_range": outside,
-        "off_grid": off_grid,
-        "integer_columns": integer_columns,
-        "n_outside_range": sum(outside.values()),
-        "n_off_grid": sum(off_grid.values()),
-    }
+    return {"outside_range": outside, "off_grid": off_grid, "integer_columns": integer_columns,
+            "n_outside_range": sum(outside.values()),
+            "n_off_grid": sum(off_grid.values())}  # fmt: skip
 
 
 def form_checks(train, synthetic, returned):
     """Whether the draws come in the training frame's form: columns, dtypes, labels."""
     same_columns = list(synthetic.columns) == list(train.columns)
-    dtypes = {
-        column: [str(train[column].dtype), str(synthetic[column].dtype)]
-        for column in train.columns
-        if column in synthetic and synthetic[column].dtype != train[column].dtype
-    }
+    shared = [column for column in train.columns if column in synthetic]
+    dtypes = {column: [str(train[column].dtype), str(synthetic[column].dtype)]
+              for column in shared if synthetic[column].dtype != train[column].dtype}  # fmt: skip
     unknown = {}
     for column in train.columns:
         if column in synthetic and not is_numeric(train[column]):
             new = set(synthetic[column].dropna()) - set(train[column].dropna())
             if new:
                 unknown[column] = sorted(map(str, new))[:5]
-    return {
-        "returned": type(returned).__name__,
-        "same_columns": same_columns,
-        "dtype_mismatches": dtypes,
-        "unknown_labels": unknown,
-        "missing_share_real": float(train.isna().to_numpy().mean()),
-        "missing_share_drawn": float(synthetic.isna().to_numpy().mean()),
-    }
-
-
-# ---------------------------------------------------------------------- one table, one seed
+    return {"returned": type(returned).__name__, "same_columns": same_columns,
+            "dtype_mismatches": dtypes, "unknown_labels": unknown,
+            "missing_share_real": float(train.isna().to_numpy().mean()),
+            "missing_share_drawn": float(synthetic.isna().to_numpy().mean())}  # fmt: skip
 
 
 def run_unit(group, name, seed, tools, quick):
     """Every tool on one table and seed, in turn; one row per tool and the reference row."""
-    load, target = TABLES[group][name]
-    table = load()
+    target = TABLES[group][name]
+    table = load_frame(name)
     if quick:
         table = table.sample(QUICK_ROWS, random_state=0) if len(table) > QUICK_ROWS else table
-    train, test = train_test_split(
-        table, test_size=HELD_OUT, stratify=table[target], random_state=seed
-    )
+    train, test = train_test_split(table, test_size=HELD_OUT, stratify=table[target],
+                                   random_state=seed)  # fmt: skip
     metadata = sdv_metadata(name, table).to_dict()["tables"][name]
     base = {"table": name, "seed": seed, "n_train": len(train), "n_test": len(test)}
     rows = [{**base, "tool": REAL, **quality(train, test, metadata),
@@ -297,9 +216,6 @@ def run_unit(group, name, seed, tools, quick):
         + (f" fit {r['fit_seconds']:.1f} s" if "fit_seconds" in r else "") for r in rows
     ), flush=True)  # fmt: skip
     return rows
-
-
-# ---------------------------------------------------------------------- summary
 
 
 def _mean(rows, key):
@@ -322,8 +238,8 @@ def summarise(rows, tables, methods):
                 cell[key] = _mean(mine, key)
             if method != REAL:
                 cell["n_draws"] = sum(r["n_train"] for r in mine)
-                cell["n_outside_range"] = sum(r["n_outside_range"] for r in mine)
-                cell["n_off_grid"] = sum(r["n_off_grid"] for r in mine)
+                for key in ("n_outside_range", "n_off_grid"):
+                    cell[key] = sum(r[key] for r in mine)
                 cell["integer_columns"] = mine[0]["integer_columns"]
                 cell["frame_form"] = all(
                     r["returned"] == "DataFrame" and r["same_columns"]
@@ -331,9 +247,8 @@ def summarise(rows, tables, methods):
                 )  # fmt: skip
                 cell["dtype_mismatches"] = mine[0]["dtype_mismatches"]
             if (name, method) != (ZERO_HEAVY[0], REAL) and name == ZERO_HEAVY[0]:
-                cell["zero_heavy_shape"] = float(
-                    np.mean([r["shape_per_column"][ZERO_HEAVY[1]] for r in mine])
-                )
+                shapes = [r["shape_per_column"][ZERO_HEAVY[1]] for r in mine]
+                cell["zero_heavy_shape"] = float(np.mean(shapes))
             cells.append(cell)
 
     def get(name, method, key):
@@ -349,105 +264,82 @@ def summarise(rows, tables, methods):
             per_table = {t: bool(better(get(t, SKVAE, key), get(t, "TVAE", key)))
                          for t in tables}  # fmt: skip
             op = ">=" if better is np.greater_equal else "<="
-            targets[f"1-{key}"] = {
-                "criterion": f"every table: VAEEstimator's mean {label} {op} TVAE's",
-                "passed": all(per_table.values()),
-                "per_table": per_table,
-            }
+            targets[f"1-{key}"] = {"criterion": f"every table: VAEEstimator's mean {label} {op} "
+                                   "TVAE's", "passed": all(per_table.values()),
+                                   "per_table": per_table}  # fmt: skip
     if SKVAE in methods:
         counts = {t: get(t, SKVAE, "n_outside_range") + get(t, SKVAE, "n_off_grid")
                   for t in tables}  # fmt: skip
-        targets["2"] = {
-            "criterion": "VAEEstimator: no draw outside the training range or off the grid",
-            "passed": all(n == 0 for n in counts.values()),
-            "per_table": counts,
-        }
+        targets["2"] = {"criterion": "VAEEstimator: no draw outside the training range or off "
+                        "the grid", "passed": all(n == 0 for n in counts.values()),
+                        "per_table": counts}  # fmt: skip
         if ZERO_HEAVY[0] in tables:
             score = get(ZERO_HEAVY[0], SKVAE, "zero_heavy_shape")
-            targets["4"] = {
-                "criterion": f"{ZERO_HEAVY[0]}'s {ZERO_HEAVY[1]}: VAEEstimator's column shape "
-                f"score >= {MIN_SHAPE}",
-                "passed": score >= MIN_SHAPE,
-                "score": score,
-            }
+            targets["4"] = {"criterion": f"{ZERO_HEAVY[0]}'s {ZERO_HEAVY[1]}: VAEEstimator's "
+                            f"column shape score >= {MIN_SHAPE}", "passed": score >= MIN_SHAPE,
+                            "score": score}  # fmt: skip
     return {"cells": cells, "targets": targets}
-
-
-
 
 
 def tables(p: dict) -> list:
     """The tables of a payload, as blocks for the harness to print and store."""
     s, summary, methods = p["settings"], p["summary"], p["methods"]
-    tables = list(s["tables"])
     cells = {(c["table"], c["tool"]): c for c in summary["cells"]}
+    order = [cells[t, m] for t in s["tables"] for m in methods if (t, m) in cells]
     targets = ", ".join(f"{t} `{v['target']}`" for t, v in s["tables"].items())
     parts = [
         f"The {p['group']} group; seeds 0-{s['seeds'] - 1}; {s['threads']} torch thread(s). "
         f"Classifier targets: {targets}.",
-        *[
-            f"Rows of an earlier run merged in: `{m['command']}` (commit "
-            f"`{(m['commit'] or 'unknown')[:12]}`, {m['date']})."
-            for m in p.get("merged", [])
-        ],
+        *merged_lines(p.get("merged", [])),
     ]
     if p.get("merged"):
         parts.append("Each run's fit times were taken under its own load (its stamp says which).")
-    header = ["table", "tool", "seeds", "quality", "column shapes", "pair trends",
-              "train-on-synthetic accuracy", "fit s", "fit CPU s", "epochs"]  # fmt: skip
-    rows = []
-    for t in tables:
-        for m in methods:
-            c = cells.get((t, m))
-            if c is None:
-                continue
-            label = f"{t} ({c['shape'][0]} + {c['shape'][1]} rows)"
-            rows.append([label, f"`{m}`" if m == "VAEEstimator" else m, str(len(c["seeds"])),
-                         num(c["quality"]),
-                         num(c["column_shapes"]), num(c["column_pair_trends"]),
-                         num(c["accuracy"]), num(c["fit_seconds"], 1),
-                         num(c.get("fit_cpu_seconds"), 1), num(c.get("n_iter"), 0)])  # fmt: skip
+    spec = [("table", lambda c: f"{c['table']} ({c['shape'][0]} + {c['shape'][1]} rows)"),
+            ("tool", "tool", lambda m: f"`{m}`" if m == SKVAE else m),
+            ("seeds", "seeds", len), ("quality", "quality", 3),
+            ("column shapes", "column_shapes", 3), ("pair trends", "column_pair_trends", 3),
+            ("train-on-synthetic accuracy", "accuracy", 3), ("fit s", "fit_seconds", 1),
+            ("fit CPU s", "fit_cpu_seconds", 1), ("epochs", "n_iter", 0)]  # fmt: skip
+    draws = [("table", "table"), ("tool", "tool"), ("draws", "n_draws", "{:,}"),
+             ("outside range", "n_outside_range", "{:,}"),
+             ("off the integer grid", "n_off_grid", "{:,}"),
+             ("whole-valued columns", "integer_columns", lambda v: ", ".join(v) or "none"),
+             ("frame as fitted", "frame_form", yes),
+             ("dtypes that differ", "dtype_mismatches",
+              lambda v: ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in v.items()))]  # fmt: skip
     parts += [
         "Means over the seeds. Quality: SDMetrics' QualityReport against the training rows; "
         "accuracy: a HistGradientBoostingClassifier fitted on the draws (on the training "
         'rows for "real (held out)"), scored on the held-out real rows. Fit CPU s: the '
         "process's CPU seconds over all threads, which other processes' load does not "
         "inflate as it does the wall-clock seconds.",
-        table(header, rows),
-    ]
-    draws = [
-        [t, m, f"{c['n_draws']:,}", f"{c['n_outside_range']:,}", f"{c['n_off_grid']:,}",
-         ", ".join(c["integer_columns"]) or "none", yes(c["frame_form"]),
-         ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in c["dtype_mismatches"].items())]
-        for t in tables for m in methods if m != "real (held out)"
-        for c in [cells.get((t, m))] if c is not None
-    ]  # fmt: skip
-    parts += [
+        columns(spec, order),
         "The draws, summed over the seeds: outside a numeric column's training range; off "
         "the integer grid of the columns whose training values are whole; whether every "
         "draw came as a DataFrame with the training frame's columns, dtypes and labels "
         "(the dtypes that differ, at seed 0).",
-        table(["table", "tool", "draws", "outside range", "off the integer grid",
-               "whole-valued columns", "frame as fitted", "dtypes that differ"], draws),
-    ]  # fmt: skip
-    zero = [
-        [c["table"], c["tool"], num(c["zero_heavy_shape"])]
-        for c in summary["cells"] if "zero_heavy_shape" in c
-    ]  # fmt: skip
+        columns(draws, [c for c in order if c["tool"] != REAL]),
+    ]
+    zero = [c for c in summary["cells"] if "zero_heavy_shape" in c]
     if zero:
         parts += [
             "Column shape score of fair's `affairs` (68% zeros), mean over the seeds:",
-            table(["table", "tool", "shape score"], zero),
+            columns(
+                [("table", "table"), ("tool", "tool"), ("shape score", "zero_heavy_shape", 3)],
+                zero,
+            ),
         ]
     informational = " (informational: tuning group)" if p["group"] == "tuning" else ""
-    verdicts = [
-        [number, t["criterion"], verdict(t["passed"]) + informational,
-         ", ".join(f"{k}: {verdict(v) if isinstance(v, bool) else v}"
-                   for k, v in t.get("per_table", {}).items())]
-        for number, t in summary["targets"].items()
-    ]  # fmt: skip
-    if verdicts:
-        parts.append(table(["target", "criterion", "verdict", "per table"], verdicts))
+
+    def per_table(values):
+        pairs = (values or {}).items()
+        return ", ".join(f"{k}: {verdict(x) if isinstance(x, bool) else x}" for k, x in pairs)
+
+    spec = [("target", 0), ("criterion", (1, "criterion")),
+            ("verdict", (1, "passed"), lambda v: verdict(v) + informational),
+            ("per table", (1, "per_table"), per_table)]  # fmt: skip
+    if summary["targets"]:
+        parts.append(columns(spec, summary["targets"].items()))
     return parts
 
 
@@ -456,48 +348,32 @@ def main(argv=None):
     parser.add_argument("--group", choices=["reporting", "tuning"], default="reporting")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--tables", nargs="*", default=None, help="a subset of the group")
-    parser.add_argument(
-        "--tools", nargs="*", default=list(TOOLS), choices=list(TOOLS), help="none: merge only"
-    )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads")
-    parser.add_argument(
-        "--merge", nargs="*", default=(), help="add the rows of earlier result files"
-    )
-    add_output_options(parser)
-    args = parser.parse_args(argv)
-    apply_quick(parser, args, seeds=1)
+    parser.add_argument("--tools", nargs="*", default=list(TOOLS), choices=list(TOOLS),
+                        help="none: merge only")  # fmt: skip
+    add_threads(parser, 1)
+    parser.add_argument("--merge", nargs="*", default=(),
+                        help="add the rows of earlier result files")  # fmt: skip
+    args = parse(parser, argv, seeds=1)
     name = "bench_synth" if args.group == "reporting" else "bench_synth_tuning"
-    set_threads(args.threads)
     run = begin(name, __file__, args, argv)
-    # SDV's advice to save the metadata it detected, at every fit: what users see, not news.
-    warnings.filterwarnings("ignore", message=".*save_to_json", category=UserWarning)
+    quiet_sdv()
     names = args.tables or list(TABLES[args.group])
-    rows = [
-        row
-        for seed in range(args.seeds)
-        for table in names
-        for row in run_unit(args.group, table, seed, args.tools, args.quick)
-    ]
+    rows = [row for seed in range(args.seeds) for table in names
+            for row in run_unit(args.group, table, seed, args.tools, args.quick)]  # fmt: skip
     methods = [*args.tools]
     merged = []
-    for path in args.merge:
-        earlier = json.loads(Path(path).read_text())
-        merged.append({k: earlier[k] for k in ("command", "commit", "date")})
+    for stamp, earlier_run in earlier(args.merge):
+        merged.append(stamp)
         # Rows of the tools this run measured itself would count twice.
-        old = [r for r in earlier["result"]["rows"] if r["tool"] not in (*methods, REAL)]
+        old = [r for r in earlier_run["rows"] if r["tool"] not in (*methods, REAL)]
         rows += old
         methods += [m for m in dict.fromkeys(r["tool"] for r in old) if m not in methods]
     methods = [REAL, *[m for m in TOOLS if m in methods]]
-    payload = {
-        "group": args.group,
-        "settings": {"seeds": args.seeds, "tables": {t: {"target": TABLES[args.group][t][1]}
-                                                     for t in names},
-                     "held_out": HELD_OUT, "threads": args.threads, "quick": args.quick},
-        "methods": methods,
-        "merged": merged,
-        "summary": summarise(rows, names, methods),
-        "rows": rows,
-    }  # fmt: skip
+    targets = {t: {"target": TABLES[args.group][t]} for t in names}
+    settings = {"seeds": args.seeds, "tables": targets, "held_out": HELD_OUT,
+                "threads": args.threads, "quick": args.quick}  # fmt: skip
+    payload = {"group": args.group, "settings": settings, "methods": methods, "merged": merged,
+               "summary": summarise(rows, names, methods), "rows": rows}  # fmt: skip
     finish(run, payload, args, tables)
     return 0
 

@@ -1,45 +1,10 @@
 """Latency of VAEEstimator.transform and score_samples, on one row and in bulk.
 
-What is measured: ``VAEEstimator(n_components=5, random_state=0)`` (the defaults otherwise)
-and ``PCA(n_components=5)``, both fitted on the same ``--train-rows`` (10,000) rows x
-``--features`` (20) of synthetic Gaussian data (x = W z + offset + noise with a 5-D latent
-z, the distribution of bench_scale.py), called in one process on held-out rows of the
-same distribution:
-
-(a) one row: ``transform(x)`` with ``x`` of shape (1, 20), the VAE and PCA alternating
-    call by call, ``--calls`` (2,000) timed calls of each after ``--warmup`` (100) untimed
-    ones; the same for ``score_samples(x)`` (the VAE's importance-weighted bound with its
-    default 50 samples; PCA's exact log-likelihood under probabilistic PCA);
-(b) bulk: ``transform`` of ``--bulk-rows`` (10,000 and 100,000) rows, alternating, one
-    untimed call each and then ``--repeats`` (9) timed rounds;
-(c) issue 25's target 5, on one torch thread: ``transform`` and ``score_samples`` of
-    ``--target-rows`` (100,000) rows beside a bare float32 forward through layers of the
-    same shapes: ``nn.Linear`` layers of the fitted encoder's and decoder's widths with the
-    model's activation between them (in place, as ``nn.ReLU(inplace=True)``, where torch's
-    module can be), in float32 on float32 rows made before timing,
-    under ``torch.inference_mode``, in chunks of rows (the fastest of 1,024, 4,096 and
-    16,384 in an untimed first round). For ``transform`` the encoder on every row; for
-    ``score_samples`` also the decoder on the K (``n_importance_samples``, 50) latent
-    points of every row, the work the importance-weighted bound needs. The four run in
-    alternating rounds, one untimed and then ``--target-repeats`` (5) timed; and
-(d) the memory of each at ``--memory-rows`` (1,000,000) rows, each in a fresh process
-    (a worker of this script, on one thread): the peak above the memory with the input
-    built, minus the output.
-
-Each call is timed with ``time.perf_counter``. The result holds the median time of each,
-and the ratios VAE / PCA and VAE / bare forward: the median over rounds of the per-round
-ratios and the ratio of the medians. Targets: a single-row ``transform`` within 3x of
-PCA's latency (ratio <= 3); bulk ``transform`` and ``score_samples`` within 1.5x of the
-bare float32 forward (median of rounds), with at most 200 MB beyond the input and the
-output at 1,000,000 rows. PASS/FAIL is reported, never asserted.
-
-A few minutes on 2 idle cores::
-
     python benchmarks/bench_transform.py
     python benchmarks/bench_transform.py --quick --json /tmp/bench_transform.json  # smoke run
-"""
 
-from __future__ import annotations
+The protocol is bench_transform.py's section of _protocols.md, rendered into README.md.
+"""
 
 import argparse
 import functools
@@ -56,10 +21,11 @@ from _harness import (
     CHUNK_ROWS,
     MB,
     SEED,
-    add_output_options,
+    add_options,
+    add_threads,
     alternate,
-    apply_quick,
     begin,
+    columns,
     current_rss,
     finish,
     fit_quietly,
@@ -67,14 +33,13 @@ from _harness import (
     kwargs,
     megabytes,
     num,
+    parse,
     peak_rss,
     ratio,
     run_in_fresh_process,
     set_threads,
-    table,
     timed,
     verdict,
-    worker_main,
 )
 from sklearn.decomposition import PCA
 from torch import nn
@@ -103,11 +68,8 @@ def calling(method, X):
 def quantiles(seconds: list[float]) -> dict:
     """Median, 10th and 90th percentile of per-call times, in microseconds."""
     us = 1e6 * np.asarray(seconds)
-    return {
-        "median_us": float(np.median(us)),
-        "p10_us": float(np.percentile(us, 10)),
-        "p90_us": float(np.percentile(us, 90)),
-    }
+    return {"median_us": float(np.median(us)), "p10_us": float(np.percentile(us, 10)),
+            "p90_us": float(np.percentile(us, 90))}  # fmt: skip
 
 
 def single_row(vae, pca, x, method: str, calls: int, warmup: int) -> dict:
@@ -117,13 +79,8 @@ def single_row(vae, pca, x, method: str, calls: int, warmup: int) -> dict:
     runs = alternate(fns, calls, collect=False)
     summary = ratio(runs["VAE"]["seconds"], runs["PCA"]["seconds"])
     del summary["per_round"]
-    return {
-        "method": method,
-        "calls": calls,
-        "vae": quantiles(runs["VAE"]["seconds"]),
-        "pca": quantiles(runs["PCA"]["seconds"]),
-        "ratio": summary,
-    }
+    return {"method": method, "calls": calls, "vae": quantiles(runs["VAE"]["seconds"]),
+            "pca": quantiles(runs["PCA"]["seconds"]), "ratio": summary}  # fmt: skip
 
 
 def bulk(vae, pca, X, repeats: int) -> dict:
@@ -132,16 +89,12 @@ def bulk(vae, pca, X, repeats: int) -> dict:
     alternate(fns, 1)
     runs = alternate(fns, repeats)
     vae_seconds, pca_seconds = runs["VAE"]["seconds"], runs["PCA"]["seconds"]
-    return {
-        "rows": int(X.shape[0]),
-        "vae_seconds": vae_seconds,
-        "pca_seconds": pca_seconds,
-        "vae_median_seconds": statistics.median(vae_seconds),
-        "pca_median_seconds": statistics.median(pca_seconds),
-        "vae_rows_per_second": X.shape[0] / statistics.median(vae_seconds),
-        "pca_rows_per_second": X.shape[0] / statistics.median(pca_seconds),
-        "ratio": ratio(vae_seconds, pca_seconds),
-    }
+    vae_median, pca_median = statistics.median(vae_seconds), statistics.median(pca_seconds)
+    return {"rows": int(X.shape[0]), "vae_seconds": vae_seconds, "pca_seconds": pca_seconds,
+            "vae_median_seconds": vae_median, "pca_median_seconds": pca_median,
+            "vae_rows_per_second": X.shape[0] / vae_median,
+            "pca_rows_per_second": X.shape[0] / pca_median,
+            "ratio": ratio(vae_seconds, pca_seconds)}  # fmt: skip
 
 
 def layer_shapes(network: nn.Module) -> list[tuple[int, int]]:
@@ -221,22 +174,14 @@ def against_bare_forward(vae: VAEEstimator, X: np.ndarray, repeats: int) -> list
         vae_runs, bare_runs = runs[f"VAE {method}"], runs[f"bare {method}"]
         vae_seconds, bare_seconds = vae_runs["seconds"], bare_runs["seconds"]
         summary = ratio(vae_seconds, bare_seconds)
-        results.append(
-            {
-                "method": method,
-                "rows": int(X.shape[0]),
-                "bare_chunk": bare.chunk[method],
-                "vae_seconds": vae_seconds,
-                "bare_seconds": bare_seconds,
-                "vae_cpu_seconds": vae_runs["cpu_seconds"],
-                "bare_cpu_seconds": bare_runs["cpu_seconds"],
-                "vae_median_seconds": statistics.median(vae_seconds),
-                "bare_median_seconds": statistics.median(bare_seconds),
-                "ratio": summary,
-                "target": BARE_TARGET,
-                "passed": summary["median_of_rounds"] <= BARE_TARGET,
-            }
-        )
+        results.append({"method": method, "rows": int(X.shape[0]),
+                        "bare_chunk": bare.chunk[method], "vae_seconds": vae_seconds,
+                        "bare_seconds": bare_seconds, "vae_cpu_seconds": vae_runs["cpu_seconds"],
+                        "bare_cpu_seconds": bare_runs["cpu_seconds"],
+                        "vae_median_seconds": statistics.median(vae_seconds),
+                        "bare_median_seconds": statistics.median(bare_seconds), "ratio": summary,
+                        "target": BARE_TARGET,
+                        "passed": summary["median_of_rounds"] <= BARE_TARGET})  # fmt: skip
     return results
 
 
@@ -266,22 +211,14 @@ def worker_infer(task: dict) -> dict:
     seconds = time.perf_counter() - start
     peak = peak_rss()
     return {
-        "step": task["step"],
-        "rows": task["rows"],
-        "features": task["features"],
-        "seconds": seconds,
-        "rows_per_second": task["rows"] / seconds,
-        "input_bytes": int(X.nbytes),
-        "output_bytes": int(np.asarray(out).nbytes),
-        "output_shape": list(np.shape(out)),
-        "output_finite": bool(np.isfinite(out).all()),
-        "rss_before_input": rss_before_input,
-        "rss_after_input": rss_after_input,
-        "rss_after_warmup": rss_after_warmup,
-        "peak_before": peak_before,
-        "peak": peak,
+        "step": task["step"], "rows": task["rows"], "features": task["features"],
+        "seconds": seconds, "rows_per_second": task["rows"] / seconds,
+        "input_bytes": int(X.nbytes), "output_bytes": int(np.asarray(out).nbytes),
+        "output_shape": list(np.shape(out)), "output_finite": bool(np.isfinite(out).all()),
+        "rss_before_input": rss_before_input, "rss_after_input": rss_after_input,
+        "rss_after_warmup": rss_after_warmup, "peak_before": peak_before, "peak": peak,
         "torch_num_threads": torch.get_num_threads(),
-    }
+    }  # fmt: skip
 
 
 def memory_at_scale(vae: VAEEstimator, rows: int, features: int) -> list[dict]:
@@ -293,14 +230,8 @@ def memory_at_scale(vae: VAEEstimator, rows: int, features: int) -> list[dict]:
             pickle.dump(vae, f)
         for method in ("transform", "score_samples"):
             print(f"  {method} of {rows:,} rows in a fresh process ...", flush=True)
-            task = {
-                "step": f"VAE {method}",
-                "model_path": model_path,
-                "method": method,
-                "rows": rows,
-                "features": features,
-                "threads": 1,
-            }
+            task = {"step": f"VAE {method}", "model_path": model_path, "method": method,
+                    "rows": rows, "features": features, "threads": 1}  # fmt: skip
             res = run_in_fresh_process(__file__, task)
             res["method"] = method
             res["extra_bytes"] = res["peak"] - res["rss_after_input"] - res["output_bytes"]
@@ -312,141 +243,20 @@ def memory_at_scale(vae: VAEEstimator, rows: int, features: int) -> list[dict]:
     return results
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--train-rows", type=int, default=10_000, help="rows both are fit on")
-    parser.add_argument("--features", type=int, default=20, help="columns of the data")
-    parser.add_argument("--calls", type=int, default=2000, help="timed single-row calls")
-    parser.add_argument("--warmup", type=int, default=100, help="untimed single-row calls")
-    parser.add_argument(
-        "--bulk-rows", type=int, nargs="+", default=[10_000, 100_000], help="bulk sizes"
-    )
-    parser.add_argument("--repeats", type=int, default=9, help="timed bulk rounds")
-    parser.add_argument(
-        "--target-rows", type=int, default=100_000, help="rows of (c), against the bare forward"
-    )
-    parser.add_argument("--target-repeats", type=int, default=5, help="timed rounds of (c)")
-    parser.add_argument(
-        "--memory-rows", type=int, default=1_000_000, help="rows of (d), in fresh processes"
-    )
-    parser.add_argument(
-        "--max-iter", type=int, default=None, help="cap the VAE's epochs (smoke runs only)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch.set_num_threads (unset: torch's)"
-    )
-    add_output_options(parser)
-    parser.add_argument("--_worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    apply_quick(
-        parser,
-        args,
-        train_rows=2000,
-        calls=200,
-        warmup=20,
-        bulk_rows=[1000, 10_000],
-        repeats=2,
-        max_iter=5,
-        target_rows=5000,
-        target_repeats=2,
-        memory_rows=20_000,
-    )
-    counts = (args.calls, args.warmup, args.repeats, args.train_rows, args.target_repeats)
-    if min(*counts, args.target_rows, args.memory_rows) < 1:
-        parser.error(
-            "--calls, --warmup, --repeats, --train-rows, --target-rows, --target-repeats and "
-            "--memory-rows must be >= 1"
-        )
-    return args
-
-
-def _transform_against_bare(p: dict) -> list:
-    s = p["settings"]
-    chunks = ", ".join(f"{c:,}" for c in s["bare_chunks"])
-    timed = [
-        [
-            f"`{r['method']}`",
-            f"{r['rows']:,}",
-            num(r["vae_median_seconds"], 3),
-            num(r["bare_median_seconds"], 3),
-            f"{r['bare_chunk']:,}",
-            num(r["ratio"]["median_of_rounds"], 2),
-            num(r["ratio"]["of_medians"], 2),
-            f"<= {r['target']}: {verdict(r['passed'])}",
-        ]
-        for r in p["bare_forward"]
-    ]
-    memory = [
-        [
-            f"`{r['method']}`",
-            f"{r['rows']:,}",
-            num(r["seconds"], 2),
-            num(r["rows_per_second"], 0),
-            megabytes(r["input_bytes"]),
-            num(r["output_bytes"] / MB, 1),
-            megabytes(r["extra_bytes"]) + ("" if r["raised_peak"] else " (at most)"),
-            f"<= {megabytes(r['slack_bytes'])}: {verdict(r['passed'])}",
-        ]
-        for r in p["memory"]
-    ]
-    return [
-        "Bulk inference on one torch thread beside a bare float32 forward of the same work: "
-        "`nn.Linear` layers of the fitted encoder's and decoder's shapes with their "
-        "activation, on float32 rows, the encoder on every row and, for `score_samples`, the "
-        f"decoder on its K={s['vae_n_importance_samples']} latent points per row, in chunks of "
-        f"rows (the fastest of {chunks}); rounds of alternating runs: "
-        f"{s['target_repeats']}.",
-        table(
-            [
-                "bulk",
-                "rows",
-                "VAE s",
-                "bare float32 s",
-                "bare chunk",
-                "VAE / bare",
-                "ratio of medians",
-                "target",
-            ],
-            timed,
-        ),
-        "Memory, each call in a fresh process on one thread: the peak above the memory with "
-        "the input built, minus the output.",
-        table(
-            ["memory", "rows", "seconds", "rows/s", "input MB", "output MB", "extra MB", "target"],
-            memory,
-        ),
-    ]
-
-
 def tables(p: dict) -> list:
     """The tables of a payload, as blocks for the harness to print and store."""
     s, m = p["settings"], p["model"]
-    single = [
-        [
-            f"`{r['method']}`",
-            num(r["vae"]["median_us"], 0),
-            num(r["pca"]["median_us"], 0),
-            f"{num(r['vae']['p10_us'], 0)}-{num(r['vae']['p90_us'], 0)}",
-            num(r["ratio"]["median_of_rounds"], 2),
-            num(r["ratio"]["of_medians"], 2),
-            f"<= {r['target']:.0f}: {verdict(r['passed'])}" if "target" in r else "",
-        ]
-        for r in p["single_row"]
-    ]
-    bulk = [
-        [
-            f"{r['rows']:,}",
-            num(r["vae_median_seconds"], 4),
-            num(r["pca_median_seconds"], 4),
-            num(r["vae_rows_per_second"], 0),
-            num(r["pca_rows_per_second"], 0),
-            num(r["ratio"]["median_of_rounds"], 2),
-        ]
-        for r in p["bulk"]
-    ]
+    method = ("method", "`{}`")
+    of_rounds, of_medians = ("ratio", "median_of_rounds"), ("ratio", "of_medians")
+    spread = lambda v: f"{num(v['p10_us'], 0)}-{num(v['p90_us'], 0)}"  # noqa: E731
+    single = [("one row", *method), ("VAE us", ("vae", "median_us"), 0),
+              ("PCA us", ("pca", "median_us"), 0), ("VAE us, 10th-90th pct.", "vae", spread),
+              ("VAE / PCA", of_rounds, 2), ("ratio of medians", of_medians, 2),
+              ("target", lambda r: f"<= {r['target']:.0f}: {verdict(r['passed'])}"
+               if "target" in r else "")]  # fmt: skip
+    bulk = [("rows", "rows", "{:,}"), ("VAE s", "vae_median_seconds", 4),
+            ("PCA s", "pca_median_seconds", 4), ("VAE rows/s", "vae_rows_per_second", 0),
+            ("PCA rows/s", "pca_rows_per_second", 0), ("VAE / PCA", of_rounds, 2)]  # fmt: skip
     parts = [
         f"`VAEEstimator({kwargs(s['vae_params'])})` (fit in {num(m['vae_fit_seconds'], 1)} s, "
         f"{m['vae_n_iter']} epochs) and `PCA(n_components={s['n_components']})`, both fit "
@@ -454,31 +264,63 @@ def tables(p: dict) -> list:
         f"{num(m['vae_heldout_score'], 2)} (K={s['vae_n_importance_samples']}), PCA "
         f"{num(m['pca_heldout_score'], 2)}. {s['torch_threads']} torch threads.",
         f"One row, {s['calls']:,} calls of each after {s['warmup']} untimed, alternating:",
-        table(
-            [
-                "one row",
-                "VAE us",
-                "PCA us",
-                "VAE us, 10th-90th pct.",
-                "VAE / PCA",
-                "ratio of medians",
-                "target",
-            ],
-            single,
-        ),
+        columns(single, p["single_row"]),
         f"`transform` in bulk; rounds of alternating runs: {s['repeats']}.",
-        table(["rows", "VAE s", "PCA s", "VAE rows/s", "PCA rows/s", "VAE / PCA"], bulk),
+        columns(bulk, p["bulk"]),
     ]
-    if "bare_forward" in p:
-        parts += _transform_against_bare(p)
-    return parts
+    if "bare_forward" not in p:
+        return parts
+    bare = [("bulk", *method), ("rows", "rows", "{:,}"), ("VAE s", "vae_median_seconds", 3),
+            ("bare float32 s", "bare_median_seconds", 3), ("bare chunk", "bare_chunk", "{:,}"),
+            ("VAE / bare", of_rounds, 2), ("ratio of medians", of_medians, 2),
+            ("target", lambda r: f"<= {r['target']}: {verdict(r['passed'])}")]  # fmt: skip
+    memory = [("memory", *method), ("rows", "rows", "{:,}"), ("seconds", "seconds", 2),
+              ("rows/s", "rows_per_second", 0), ("input MB", "input_bytes", megabytes),
+              ("output MB", lambda r: r["output_bytes"] / MB, 1),
+              ("extra MB", lambda r: megabytes(r["extra_bytes"])
+               + ("" if r["raised_peak"] else " (at most)")),
+              ("target", lambda r: f"<= {megabytes(r['slack_bytes'])}: {verdict(r['passed'])}"),
+              ]  # fmt: skip
+    chunks = ", ".join(f"{c:,}" for c in s["bare_chunks"])
+    return [
+        *parts,
+        "Bulk inference on one torch thread beside a bare float32 forward of the same work: "
+        "`nn.Linear` layers of the fitted encoder's and decoder's shapes with their "
+        "activation, on float32 rows, the encoder on every row and, for `score_samples`, the "
+        f"decoder on its K={s['vae_n_importance_samples']} latent points per row, in chunks of "
+        f"rows (the fastest of {chunks}); rounds of alternating runs: "
+        f"{s['target_repeats']}.",
+        columns(bare, p["bare_forward"]),
+        "Memory, each call in a fresh process on one thread: the peak above the memory with "
+        "the input built, minus the output.",
+        columns(memory, p["memory"]),
+    ]
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args._worker is not None:
-        return worker_main(args._worker, worker_infer)
-    set_threads(args.threads)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--bulk-rows", type=int, nargs="+", default=[10_000, 100_000], help="bulk sizes"
+    )
+    add_options(
+        parser, ("--train-rows", 10_000, "rows both are fit on"),
+        ("--features", 20, "columns of the data"), ("--calls", 2000, "timed single-row calls"),
+        ("--warmup", 100, "untimed single-row calls"), ("--repeats", 9, "timed bulk rounds"),
+        ("--target-rows", 100_000, "rows of (c), against the bare forward"),
+        ("--target-repeats", 5, "timed rounds of (c)"),
+        ("--memory-rows", 1_000_000, "rows of (d), in fresh processes"),
+        ("--max-iter", None, "cap the VAE's epochs (smoke runs only)"),
+    )  # fmt: skip
+    add_threads(parser)
+    args = parse(
+        parser, argv, worker_infer, train_rows=2000, calls=200, warmup=20,
+        bulk_rows=[1000, 10_000], repeats=2, max_iter=5, target_rows=5000, target_repeats=2,
+        memory_rows=20_000,
+    )  # fmt: skip
+    counts = (args.calls, args.warmup, args.repeats, args.train_rows, args.target_repeats)
+    if min(*counts, args.target_rows, args.memory_rows) < 1:
+        parser.error("--calls, --warmup, --repeats, --train-rows, --target-rows, --target-repeats "
+                     "and --memory-rows must be >= 1")  # fmt: skip
     run = begin("bench_transform", __file__, args, argv)
     # One draw, split: the held-out rows come from the same distribution.
     X = gaussian_rows(args.train_rows + max(*args.bulk_rows, args.target_rows), args.features)
@@ -489,11 +331,8 @@ def main(argv=None) -> int:
     vae = VAEEstimator(**params)
     fit_seconds, _ = fit_quietly(vae, X_train)
     pca = PCA(n_components=N_COMPONENTS).fit(X_train)
-    print(
-        f"VAEEstimator({params}) fit on {args.train_rows} x {args.features} rows in "
-        f"{fit_seconds:.1f} s ({vae.n_iter_} epochs)",
-        flush=True,
-    )
+    print(f"VAEEstimator({params}) fit on {args.train_rows} x {args.features} rows in "
+          f"{fit_seconds:.1f} s ({vae.n_iter_} epochs)", flush=True)  # fmt: skip
 
     x = np.ascontiguousarray(X_test[:1])
     single = []
@@ -509,46 +348,26 @@ def main(argv=None) -> int:
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the target's condition
-    print(
-        f"  transform and score_samples of {args.target_rows} rows beside the bare float32 "
-        f"forward, one thread: {args.target_repeats} rounds ...",
-        flush=True,
-    )
+    print(f"  transform and score_samples of {args.target_rows} rows beside the bare float32 "
+          f"forward, one thread: {args.target_repeats} rounds ...", flush=True)  # fmt: skip
     X_target = np.ascontiguousarray(X_test[: args.target_rows])
     target = against_bare_forward(vae, X_target, args.target_repeats)
     torch.set_num_threads(threads)
     memory = memory_at_scale(vae, args.memory_rows, args.features)
 
     X_score = X_test[: min(2000, len(X_test))]
-    payload = {
-        "settings": {
-            "train_rows": args.train_rows,
-            "features": args.features,
-            "n_components": N_COMPONENTS,
-            "vae_params": params,
-            "vae_n_importance_samples": vae.n_importance_samples,
-            "calls": args.calls,
-            "warmup": args.warmup,
-            "bulk_rows": args.bulk_rows,
-            "repeats": args.repeats,
-            "target_rows": args.target_rows,
-            "target_repeats": args.target_repeats,
-            "memory_rows": args.memory_rows,
-            "bare_chunks": list(BARE_CHUNKS),
-            "torch_threads": torch.get_num_threads(),
-        },
-        "model": {
-            "vae_fit_seconds": fit_seconds,
-            "vae_n_iter": int(vae.n_iter_),
-            "vae_hit_max_iter": vae.n_iter_ >= vae.max_iter_,
-            "vae_heldout_score": float(vae.score(X_score)),
-            "pca_heldout_score": float(pca.score(X_score)),
-        },
-        "single_row": single,
-        "bulk": bulk_results,
-        "bare_forward": target,
-        "memory": memory,
-    }
+    keys = ("train_rows", "features", "calls", "warmup", "bulk_rows", "repeats", "target_rows",
+            "target_repeats", "memory_rows")  # fmt: skip
+    settings = {key: getattr(args, key) for key in keys}
+    settings.update(n_components=N_COMPONENTS, vae_params=params, bare_chunks=list(BARE_CHUNKS),
+                    vae_n_importance_samples=vae.n_importance_samples,
+                    torch_threads=torch.get_num_threads())  # fmt: skip
+    model = {"vae_fit_seconds": fit_seconds, "vae_n_iter": int(vae.n_iter_),
+             "vae_hit_max_iter": vae.n_iter_ >= vae.max_iter_,
+             "vae_heldout_score": float(vae.score(X_score)),
+             "pca_heldout_score": float(pca.score(X_score))}  # fmt: skip
+    payload = {"settings": settings, "model": model, "single_row": single, "bulk": bulk_results,
+               "bare_forward": target, "memory": memory}  # fmt: skip
     finish(run, payload, args, tables)
     return 0
 

@@ -1,33 +1,10 @@
 """Quality benchmark of skvae's VAEEstimator: four targets, each measured once and judged.
 
-Targets 1 to 3 are measured by ``bench_defaults.py`` on its reporting group, and this script
-reads their verdicts from that result (``results/bench_defaults_reporting.json``, or
-``--defaults PATH``) rather than measuring them again:
-
-1. Linear VAE against the exact maximum likelihood of PCA and FactorAnalysis: measurement 2.
-2. Nonlinear processes, held-out score against the exact log-likelihood: measurement 5.
-3. Binary images, VAEEstimator against a textbook PyTorch loop: measurement 1.
-
-Target 4 is measured here. Model selection: ``GridSearchCV(VAEEstimator(random_state=0,
-**params), {"n_components": [1, 2, 3, 4]}, cv=3)`` with the estimator's own ``score``
-picks the true latent dimension for more than half of 5 seeds. The PASS refers to
-``make_nonlinear_surface`` (1,500 rows, 5 features, noise std 0.1, 2 latent dimensions)
-with the defaults. Also reported: the curve (1 latent dimension) with the defaults, and
-``make_linear_gaussian`` (1,500 rows, 10 features, 2 components, diag noise) with a linear
-VAE, with the defaults and with the test suite's settings (``learning_rate_init=3e-3,
-n_iter_no_change=50, max_iter=3000``), beside GridSearchCV over FactorAnalysis on the
-same data (on that data even the exact likelihood separates 2 from 3 or 4 components by
-only a few thousandths of a nat).
-
-Run from the repository root::
-
     python benchmarks/quality.py --threads 1                        # writes results/quality.json
     python benchmarks/quality.py --quick --json /tmp/quality.json   # smoke run
 
-``--quick`` only checks that the script runs: its target 4 verdict means nothing.
+The protocol is quality.py's section of _protocols.md, rendered into README.md.
 """
-
-from __future__ import annotations
 
 import argparse
 import json
@@ -38,15 +15,16 @@ import numpy as np
 import torch
 from _harness import (
     RESULTS_DIR,
-    add_output_options,
+    add_threads,
     begin,
     finish,
     fit_noting_convergence,
     num,
-    set_threads,
+    parse,
     table,
     verdict,
 )
+from bench_defaults import TITLES
 from sklearn.decomposition import FactorAnalysis
 from sklearn.model_selection import GridSearchCV
 
@@ -64,29 +42,15 @@ STUDIES = [
      "params": {"hidden_layer_sizes": (), **LINEAR_TO_CONVERGENCE}},
     {"name": "nonlinear, defaults", "process": "nonlinear", "truth": 1, "params": {}},
 ]  # fmt: skip
-FULL = {
-    "seeds": [0, 1, 2, 3, 4],
-    "n_samples": 1500,
-    "grid": [1, 2, 3, 4],
-    "cv": 3,
-    "linear": {"n_features": 10, "n_components": 2, "noise": "diag"},
-    "nonlinear": {"n_features": 5, "noise_std": 0.1},
-    "studies": STUDIES,
-    "pass_study": "surface, defaults",
-}
-QUICK = {
-    **FULL,
-    "seeds": [0],
-    "n_samples": 450,
-    "studies": [{**s, "params": {**s["params"], "max_iter": 5}} for s in STUDIES],
-}
+FULL = {"seeds": [0, 1, 2, 3, 4], "n_samples": 1500, "grid": [1, 2, 3, 4], "cv": 3,
+        "linear": {"n_features": 10, "n_components": 2, "noise": "diag"},
+        "nonlinear": {"n_features": 5, "noise_std": 0.1}, "studies": STUDIES,
+        "pass_study": "surface, defaults"}  # fmt: skip
+QUICK_STUDIES = [{**s, "params": {**s["params"], "max_iter": 5}} for s in STUDIES]
+QUICK = {**FULL, "seeds": [0], "n_samples": 450, "studies": QUICK_STUDIES}
 
-# Target -> (bench_defaults measurement that measures it, its title).
-FROM_DEFAULTS = {
-    "1": ("2", "linear VAE against the maximum likelihood of PCA and FactorAnalysis"),
-    "2": ("5", "nonlinear processes: held-out score against the exact log-likelihood"),
-    "3": ("1", "binary images: VAEEstimator against a textbook PyTorch loop"),
-}
+# Target -> the bench_defaults measurement that measures it (and gives its title).
+FROM_DEFAULTS = {"1": "2", "2": "5", "3": "1"}
 TITLE_4 = "GridSearchCV over n_components picks the true latent dimension"
 
 
@@ -104,13 +68,10 @@ def grid_search(estimator, X, cfg: dict) -> dict:
     search = GridSearchCV(estimator, {"n_components": cfg["grid"]}, cv=cfg["cv"])
     seconds, warned, _ = fit_noting_convergence(search, X)
     cv = search.cv_results_
-    run = {
-        "pick": int(search.best_params_["n_components"]),
-        "mean_test_score": np.asarray(cv["mean_test_score"], dtype=float),
-        "std_test_score": np.asarray(cv["std_test_score"], dtype=float),
-        "seconds": seconds,
-        "convergence_warnings": warned,
-    }
+    run = {"pick": int(search.best_params_["n_components"]),
+           "mean_test_score": np.asarray(cv["mean_test_score"], dtype=float),
+           "std_test_score": np.asarray(cv["std_test_score"], dtype=float),
+           "seconds": seconds, "convergence_warnings": warned}  # fmt: skip
     if isinstance(estimator, VAEEstimator):
         best = search.best_estimator_
         run["refit_n_iter"] = int(best.n_iter_)
@@ -139,20 +100,13 @@ def target_selection(cfg: dict) -> dict:
         picks = [r["pick"] for r in runs]
         fraction = float(np.mean([p == study["truth"] for p in picks]))
         studies[study["name"]] = {
-            "process": study["process"],
-            "params": study["params"],
-            "true_n_components": study["truth"],
-            "picks": picks,
-            "fraction_correct": fraction,
-            "passed": fraction > 0.5,
-            "runs": runs,
-        }
-    return {
-        "target": "fraction of seeds whose pick is the true n_components > 0.5",
-        "studies": studies,
-        "pass_refers_to": cfg["pass_study"],
-        "passed": studies[cfg["pass_study"]]["passed"],
-    }
+            "process": study["process"], "params": study["params"],
+            "true_n_components": study["truth"], "picks": picks, "fraction_correct": fraction,
+            "passed": fraction > 0.5, "runs": runs,
+        }  # fmt: skip
+    return {"target": "fraction of seeds whose pick is the true n_components > 0.5",
+            "studies": studies, "pass_refers_to": cfg["pass_study"],
+            "passed": studies[cfg["pass_study"]]["passed"]}  # fmt: skip
 
 
 def read_defaults(path: Path) -> dict:
@@ -162,7 +116,7 @@ def read_defaults(path: Path) -> dict:
     doc = json.loads(path.read_text())
     measurements = doc["result"]["measurements"]
     targets = {}
-    for target, (number, _) in FROM_DEFAULTS.items():
+    for target, number in FROM_DEFAULTS.items():
         m = measurements.get(number)
         if m is not None:
             targets[target] = {"measurement": number, "target": m["target"],
@@ -182,7 +136,7 @@ def tables(p: dict) -> list:
         commit = (s["commit"] or "unknown")[:12]
         note = f"Targets 1-3: the verdicts of `{s['command']}` (commit `{commit}`, {s['date']})."
         for target, t in defaults["targets"].items():
-            title = FROM_DEFAULTS[target][1]
+            title = TITLES[int(t["measurement"])]
             rows.append([target, f"{title} (bench_defaults measurement {t['measurement']})",
                          t["target"], verdict(t["passed"])])  # fmt: skip
     t4 = p["target_4"]
@@ -203,26 +157,16 @@ def tables(p: dict) -> list:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)"
-    )
-    parser.add_argument(
-        "--defaults",
-        type=Path,
-        default=RESULTS_DIR / "bench_defaults_reporting.json",
-        help="the bench_defaults.py result that holds targets 1-3",
-    )
-    add_output_options(parser)
-    args = parser.parse_args(argv)
-    set_threads(args.threads)
+    add_threads(parser)
+    parser.add_argument("--defaults", type=Path, help="the bench_defaults.py result that "
+                        "holds targets 1-3",
+                        default=RESULTS_DIR / "bench_defaults_reporting.json")  # fmt: skip
+    args = parse(parser, argv)
     run = begin("quality", __file__, args, argv)
     cfg = QUICK if args.quick else FULL
-    payload = {
-        "torch_threads": torch.get_num_threads(),
-        "config": cfg,
-        "bench_defaults": read_defaults(args.defaults),
-        "target_4": target_selection(cfg),
-    }
+    payload = {"torch_threads": torch.get_num_threads(), "config": cfg,
+               "bench_defaults": read_defaults(args.defaults),
+               "target_4": target_selection(cfg)}  # fmt: skip
     finish(run, payload, args, tables)
     return 0
 

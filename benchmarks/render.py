@@ -3,12 +3,10 @@
     python benchmarks/render.py [--results DIR] [--out FILE]
 
 The page is the prose of ``_page.md``, a table of the benchmarks in :data:`BENCHMARKS`, and
-per benchmark its script's docstring title, the stamp of its result file and the tables
-the script stored there (``tables``: paragraphs and ``{"header", "rows"}`` tables). A
-benchmark without a result file gets a line saying so.
+per benchmark its script's docstring title, its protocol (``_protocols.md``), the stamp of
+its result file and the tables the script stored there (``tables``: paragraphs and
+``{"header", "rows"}`` tables). A benchmark without a result file gets a line saying so.
 """
-
-from __future__ import annotations
 
 import argparse
 import ast
@@ -26,52 +24,26 @@ BENCHMARKS = [
     ("bench_grid", "", "python benchmarks/bench_grid.py", "a few minutes"),
     ("bench_scale", "", "python benchmarks/bench_scale.py", "a few minutes, 1.5 GB of RAM"),
     ("bench_dask", "", "python benchmarks/bench_dask.py", "2-4 minutes"),
-    (
-        "bench_impute",
-        "",
-        "OMP_NUM_THREADS=1 python benchmarks/bench_impute.py",
-        "about 6 minutes",
-    ),
+    ("bench_impute", "", "OMP_NUM_THREADS=1 python benchmarks/bench_impute.py",
+     "about 6 minutes"),
     ("quality", "", "python benchmarks/quality.py --threads 1", "under 13 minutes"),
-    (
-        "bench_defaults_tuning",
-        "--group tuning",
-        "python benchmarks/bench_defaults.py --group tuning --threads 1",
-        "about 10 minutes",
-    ),
-    (
-        "bench_defaults_reporting",
-        "--group reporting",
-        "python benchmarks/bench_defaults.py --threads 1",
-        "about 25 minutes",
-    ),
-    (
-        "bench_outliers_tuning",
-        "--group tuning",
-        "python benchmarks/bench_outliers.py --group tuning --jobs 2",
-        "about an hour",
-    ),
+    ("bench_defaults_tuning", "--group tuning",
+     "python benchmarks/bench_defaults.py --group tuning --threads 1", "about 10 minutes"),
+    ("bench_defaults_reporting", "--group reporting",
+     "python benchmarks/bench_defaults.py --threads 1", "about 25 minutes"),
+    ("bench_outliers_tuning", "--group tuning",
+     "python benchmarks/bench_outliers.py --group tuning --jobs 2", "about an hour"),
     ("bench_outliers", "", "python benchmarks/bench_outliers.py", "about 6 minutes"),
-    (
-        "bench_synth_tuning",
-        "--group tuning",
-        "python benchmarks/bench_synth.py --group tuning",
-        "about 25 minutes",
-    ),
+    ("bench_synth_tuning", "--group tuning", "python benchmarks/bench_synth.py --group tuning",
+     "about 25 minutes"),
     ("bench_synth", "", "python benchmarks/bench_synth.py", "about 20 minutes"),
-    (
-        "bench_counts",
-        "",
-        "python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python",
-        "about 75 minutes, all parts (measured part by part under a load of 1-7)",
-    ),
-    (
-        "bench_cost",
-        "",
-        "python benchmarks/bench_cost.py --baseline c50674c --rounds 2 --targets 1 2 3 5",
-        "about an hour",
-    ),
-]
+    ("bench_counts", "",
+     "python benchmarks/bench_counts.py --scvi-python benchmarks/.scvi-venv/bin/python",
+     "about 75 minutes, all parts (measured part by part under a load of 1-7)"),
+    ("bench_cost", "",
+     "python benchmarks/bench_cost.py --baseline c50674c --rounds 2 --targets 1 2 3 5",
+     "about an hour"),
+]  # fmt: skip
 
 
 def script_of(name: str) -> str:
@@ -91,9 +63,7 @@ def num(value, digits: int = 3) -> str:
 def table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     # A "|" inside a cell (such as |gap|) would end the cell.
-    lines += [
-        "| " + " | ".join(str(cell).replace("|", "\\|") for cell in row) + " |" for row in rows
-    ]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -129,18 +99,28 @@ def stamp(doc: dict) -> str:
     return "  \n".join(lines)
 
 
+def protocols() -> dict[str, str]:
+    """Each script's protocol: the sections of ``_protocols.md``, headed by the script's file."""
+    text = (HERE / "_protocols.md").read_text()
+    return dict(chunk.strip().split("\n", 1) for chunk in text.split("\n## ")[1:])
+
+
 def render_readme(results: dict[str, dict]) -> str:
-    rows, sections = [], []
+    rows, sections, described = [], [], {}
+    protocol = protocols()
     for name, options, command, duration in BENCHMARKS:
         label = f"{script_of(name)}.py {options}".rstrip()
         rows.append([f"[`{label}`]({script_of(name)}.py)", summary_line(name), f"`{command}`",
                      duration])  # fmt: skip
-        title = f"## {label}: {summary_line(name)}"
-        doc = results.get(name)
-        if doc is None:
-            sections.append(f"{title}\n\nNot run yet: `{command}`.")
+        script = f"{script_of(name)}.py"
+        if script in described:
+            about = f"The protocol is above, under `{described[script]}`."
         else:
-            sections.append("\n\n".join([title, stamp(doc), markdown(doc["tables"])]))
+            about = f"### Protocol\n\n{protocol[script].strip()}\n\n### Results"
+            described[script] = label
+        doc = results.get(name)
+        body = [stamp(doc), markdown(doc["tables"])] if doc else [f"Not run yet: `{command}`."]
+        sections.append("\n\n".join([f"## {label}: {summary_line(name)}", about, *body]))
     page = (HERE / "_page.md").read_text().rstrip()
     page = page.replace("@TABLE@", table(["script", "measures", "full run", "time"], rows))
     return "\n\n".join([page, *sections]) + "\n"
