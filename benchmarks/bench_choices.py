@@ -1,0 +1,184 @@
+"""The model choices the defaults make: the prior, and likelihood="auto"'s heavy-tail rule.
+
+    python benchmarks/bench_choices.py --group tuning|reporting [--only prior tails]
+    python benchmarks/bench_choices.py --quick --json /tmp/bench_choices.json   # smoke run
+
+The protocol is bench_choices.py's section of _protocols.md, rendered into README.md.
+"""
+
+import argparse
+import sys
+import time
+
+import numpy as np
+from _harness import add_threads, begin, columns, finish, fit_quietly, num, parse
+from bench_defaults import GROUPS, binary_images, config, load_table, table_split
+from sklearn.preprocessing import StandardScaler
+
+import skvae._family_data as family_data
+from skvae import VAEEstimator
+
+PRIORS = ["normal", "mixture", "vamp"]
+#: Excess-kurtosis thresholds of the heavy-tail rule compared (None: no rule).
+THRESHOLDS = [None, 1.0, 3.0]
+#: The tuning group's synthetic tables: Student's t noise of these degrees of freedom
+#: (0: Gaussian noise) on a 2-D latent curve in 8 columns, 300 training and 1,000 held-out
+#: rows per seed.
+SYNTHETIC_DF = [0.0, 3.0, 5.0]
+
+
+def synthetic_table(df: float, seed: int):
+    """(training, held-out) rows of the heavy-tailed process, standardised on training."""
+    rng = np.random.default_rng(seed)
+    W1, W2 = rng.normal(size=(2, 16)), rng.normal(size=(16, 8)) / 4
+
+    def draw(n):
+        z = rng.normal(size=(n, 2))
+        noise = rng.standard_normal((n, 8)) if df == 0 else rng.standard_t(df, (n, 8))
+        return np.tanh(z @ W1) @ W2 + 0.2 * noise
+
+    train, test = draw(300), draw(1000)
+    scaler = StandardScaler().fit(train)
+    return scaler.transform(train), scaler.transform(test)
+
+
+def _fit_and_score(X_train, X_test, k=None, **params) -> tuple[float, float, VAEEstimator]:
+    """Fit CPU seconds, held-out score (at ``k`` importance samples) and the model."""
+    vae = VAEEstimator(**params)
+    start = time.process_time()
+    fit_quietly(vae, X_train)
+    seconds = time.process_time() - start
+    if k is not None:
+        vae.set_params(n_importance_samples=k)
+    return seconds, float(vae.score(X_test)), vae
+
+
+def _splits(group: str, quick: bool) -> list[tuple[str, int, object, object]]:
+    """Measurement 4's tables of ``group``, split as there: (name, split, train, test)."""
+    cfg = config(group, 4, quick)
+    out = []
+    for name in cfg["tables"]:
+        X, _ = load_table(name)
+        out += [(name, s, *table_split(X, cfg, s)) for s in cfg["splits"]]
+    return out
+
+
+def measure_prior(group: str, quick: bool) -> dict:
+    rows = []
+    extra = {"max_iter": 2} if quick else {}
+    for name, split, X_train, X_test in _splits(group, quick):
+        for prior in PRIORS:
+            seconds, score, _ = _fit_and_score(
+                X_train, X_test, n_components=2, prior=prior, random_state=split, **extra
+            )
+            rows.append({"data": name, "split": split, "prior": prior, "score": score,
+                         "cpu_seconds": seconds})  # fmt: skip
+            print(f"prior {name} {split} {prior}: {score:.3f} ({seconds:.1f} s)", flush=True)
+    cfg = config(group, 1, quick)
+    X_train, X_test, description = binary_images(cfg)
+    for prior in PRIORS:
+        seconds, score, _ = _fit_and_score(
+            X_train, X_test, k=cfg["k"], n_components=cfg["latent"], likelihood="bernoulli",
+            hidden_layer_sizes=(cfg["hidden"],), prior=prior, random_state=0, **extra,
+        )  # fmt: skip
+        rows.append({"data": cfg["data"], "split": 0, "prior": prior, "score": score,
+                     "cpu_seconds": seconds})  # fmt: skip
+        print(f"prior {cfg['data']} {prior}: {score:.3f} ({seconds:.1f} s)", flush=True)
+    return {"rows": rows, "images": description, "k": cfg["k"]}
+
+
+def measure_tails(group: str, quick: bool) -> dict:
+    data = [(n, s, a, b) for n, s, a, b in _splits(group, quick)]
+    if group == "tuning":
+        seeds = [0] if quick else [0, 1, 2]
+        data += [(f"t noise df={df:g}", s, *synthetic_table(df, s))
+                 for df in SYNTHETIC_DF for s in seeds]  # fmt: skip
+    extra = {"max_iter": 2} if quick else {}
+    rows = []
+    default = family_data.HEAVY_TAILS
+    try:
+        for name, split, X_train, X_test in data:
+            for threshold in THRESHOLDS:
+                family_data.HEAVY_TAILS = float("inf") if threshold is None else threshold
+                seconds, score, vae = _fit_and_score(
+                    X_train, X_test, n_components=2, likelihood="auto", random_state=split,
+                    **extra,
+                )  # fmt: skip
+                n_t = len(vae.likelihood_.get("student_t", []))
+                rows.append({"data": name, "split": split, "threshold": threshold,
+                             "score": score, "student_t_columns": n_t,
+                             "cpu_seconds": seconds})  # fmt: skip
+                print(f"tails {name} {split} {threshold}: {score:.3f} ({n_t} t)", flush=True)
+    finally:
+        family_data.HEAVY_TAILS = default
+    return {"rows": rows, "default_threshold": default}
+
+
+MEASUREMENTS = {"prior": measure_prior, "tails": measure_tails}
+
+
+def _means(rows: list[dict], key: str, options: list) -> list[list]:
+    """Per data set, each option's mean score and mean CPU seconds over the splits."""
+    names = list(dict.fromkeys(r["data"] for r in rows))
+    out = []
+    for name in names:
+        line = [name]
+        for option in options:
+            mine = [r for r in rows if r["data"] == name and r[key] == option]
+            line.append(np.mean([r["score"] for r in mine]))
+            line.append(np.mean([r["cpu_seconds"] for r in mine]))
+        out.append(line)
+    return out
+
+
+def tables(p: dict) -> list:
+    """The tables of a payload, as blocks for the harness to print and store."""
+    parts = [f"The {p['group']} group."]
+    prior = p["measurements"].get("prior")
+    if prior:
+        spec = [("data", 0)]
+        for i, name in enumerate(PRIORS):
+            spec += [(f"{name}: score", 1 + 2 * i, 3), ("CPU s", 2 + 2 * i, 1)]
+        parts += [
+            "**The prior.** Held-out score (nats per row) and CPU seconds per fit, mean over "
+            f"the splits; tables as bench_defaults' measurement 4, images as its measurement "
+            f"1 ({prior['images']}), scored at K={prior['k']}.",
+            columns(spec, _means(prior["rows"], "prior", PRIORS)),
+        ]
+    tails = p["measurements"].get("tails")
+    if tails:
+        thresholds = THRESHOLDS
+        spec = [("data", 0)]
+        for i, t in enumerate(thresholds):
+            label = "no rule" if t is None else f"kurtosis > {num(t, 0)}"
+            spec += [(f"{label}: score", 1 + 2 * i, 3), ("CPU s", 2 + 2 * i, 1)]
+        counts = {t: sum(r["student_t_columns"] for r in tails["rows"] if r["threshold"] == t)
+                  for t in thresholds}  # fmt: skip
+        parts += [
+            '**The heavy-tail rule of `likelihood="auto"`.** Held-out score and CPU seconds '
+            'per fit of `VAEEstimator(2, likelihood="auto")`, mean over the splits, with '
+            "the rule at each threshold; Student's t columns chosen over all splits: "
+            + ", ".join(f"{'no rule' if t is None else num(t, 0)}: {n}" for t, n in counts.items())
+            + f". The default threshold is {num(tails['default_threshold'], 0)}.",
+            columns(spec, _means(tails["rows"], "threshold", thresholds)),
+        ]
+    return parts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--group", choices=GROUPS, default="reporting")
+    parser.add_argument("--only", nargs="+", choices=list(MEASUREMENTS))
+    add_threads(parser, default=1)
+    args = parse(parser, argv)
+    name = "bench_choices" + ("_tuning" if args.group == "tuning" else "")
+    run = begin(name, __file__, args, argv)
+    measurements = {name: MEASUREMENTS[name](args.group, args.quick)
+                    for name in (args.only or MEASUREMENTS)}  # fmt: skip
+    payload = {"group": args.group, "quick": args.quick, "measurements": measurements}
+    finish(run, payload, args, tables, partial=args.only is not None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
