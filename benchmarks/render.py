@@ -43,6 +43,7 @@ BENCHMARKS = [
     ("bench_choices_tuning", "--group tuning",
      "python benchmarks/bench_choices.py --group tuning", "about 10 minutes"),
     ("bench_choices", "", "python benchmarks/bench_choices.py", "about 25 minutes"),
+    ("bench_mixed_impute", "", "python benchmarks/bench_mixed_impute.py", "about 30 minutes"),
     ("bench_cost", "",
      "python benchmarks/bench_cost.py --baseline c50674c --rounds 2 --targets 1 2 3 5",
      "about an hour"),
