@@ -42,14 +42,13 @@ def synthetic_table(df: float, seed: int):
     return scaler.transform(train), scaler.transform(test)
 
 
-def _fit_and_score(X_train, X_test, k=None, **params) -> tuple[float, float, VAEEstimator]:
+def _fit_and_score(X_train, X_test, quick, k=None, **params) -> tuple[float, float, object]:
     """Fit CPU seconds, held-out score (at ``k`` importance samples) and the model."""
-    vae = VAEEstimator(**params)
+    vae = VAEEstimator(**params, **({"max_iter": 2} if quick else {}))
     start = time.process_time()
     fit_quietly(vae, X_train)
     seconds = time.process_time() - start
-    if k is not None:
-        vae.set_params(n_importance_samples=k)
+    vae.set_params(**({} if k is None else {"n_importance_samples": k}))
     return seconds, float(vae.score(X_test)), vae
 
 
@@ -64,26 +63,19 @@ def _splits(group: str, quick: bool) -> list[tuple[str, int, object, object]]:
 
 
 def measure_prior(group: str, quick: bool) -> dict:
+    cfg = config(group, 1, quick)
+    *images, description = binary_images(cfg)
+    params = {"k": cfg["k"], "n_components": cfg["latent"], "likelihood": "bernoulli",
+              "hidden_layer_sizes": (cfg["hidden"],)}  # fmt: skip
+    data = [(*split, {"n_components": 2}) for split in _splits(group, quick)]
     rows = []
-    extra = {"max_iter": 2} if quick else {}
-    for name, split, X_train, X_test in _splits(group, quick):
+    for name, split, X_train, X_test, kwargs in [*data, (cfg["data"], 0, *images, params)]:
         for prior in PRIORS:
-            seconds, score, _ = _fit_and_score(
-                X_train, X_test, n_components=2, prior=prior, random_state=split, **extra
-            )
+            seconds, score, _ = _fit_and_score(X_train, X_test, quick, prior=prior,
+                                               random_state=split, **kwargs)  # fmt: skip
             rows.append({"data": name, "split": split, "prior": prior, "score": score,
                          "cpu_seconds": seconds})  # fmt: skip
             print(f"prior {name} {split} {prior}: {score:.3f} ({seconds:.1f} s)", flush=True)
-    cfg = config(group, 1, quick)
-    X_train, X_test, description = binary_images(cfg)
-    for prior in PRIORS:
-        seconds, score, _ = _fit_and_score(
-            X_train, X_test, k=cfg["k"], n_components=cfg["latent"], likelihood="bernoulli",
-            hidden_layer_sizes=(cfg["hidden"],), prior=prior, random_state=0, **extra,
-        )  # fmt: skip
-        rows.append({"data": cfg["data"], "split": 0, "prior": prior, "score": score,
-                     "cpu_seconds": seconds})  # fmt: skip
-        print(f"prior {cfg['data']} {prior}: {score:.3f} ({seconds:.1f} s)", flush=True)
     return {"rows": rows, "images": description, "k": cfg["k"]}
 
 
@@ -93,17 +85,14 @@ def measure_tails(group: str, quick: bool) -> dict:
         seeds = [0] if quick else [0, 1, 2]
         data += [(f"t noise df={df:g}", s, *synthetic_table(df, s))
                  for df in SYNTHETIC_DF for s in seeds]  # fmt: skip
-    extra = {"max_iter": 2} if quick else {}
     rows = []
     default = family_data.HEAVY_TAILS
     try:
         for name, split, X_train, X_test in data:
             for threshold in THRESHOLDS:
                 family_data.HEAVY_TAILS = float("inf") if threshold is None else threshold
-                seconds, score, vae = _fit_and_score(
-                    X_train, X_test, n_components=2, likelihood="auto", random_state=split,
-                    **extra,
-                )  # fmt: skip
+                auto = {"n_components": 2, "likelihood": "auto", "random_state": split}
+                seconds, score, vae = _fit_and_score(X_train, X_test, quick, **auto)
                 n_t = len(vae.likelihood_.get("student_t", []))
                 rows.append({"data": name, "split": split, "threshold": threshold,
                              "score": score, "student_t_columns": n_t,
