@@ -48,8 +48,9 @@ class VAEImputer(_BaseImputer):
     E[x_missing | x_observed] under that model (see :meth:`VAEEstimator.conditional_mean`):
     K draws z_k ~ q(z | x_observed) weighted by p(x_observed | z_k) p(z_k) /
     q(z_k | x_observed), and the weighted average of the decoder means E[x_missing | z_k]
-    (for categorical columns, the most probable category of the weighted mixture).
-    Observed entries pass through unchanged.
+    (for categorical columns, the most probable category of the weighted mixture), kept
+    within the range of the column's observed training values. Observed entries pass
+    through unchanged.
 
     A pandas or polars frame with columns of labels (strings, categories) or booleans is
     filled in a frame like it: each column's family is its kind's (as
@@ -303,7 +304,10 @@ class VAEImputer(_BaseImputer):
             )
             for vae in models
         ]
-        return _combine(fills, models[0].module_.likelihood.discrete_columns())
+        # A fill stays within the range of its column's observed values: a log-normal
+        # mean of a posterior draw with a wide spread can be orders of magnitude beyond it.
+        low, high = self._observed_range
+        return np.clip(_combine(fills, models[0].module_.likelihood.discrete_columns()), low, high)
 
     @_fit_context(
         # VAEImputer.estimator is not validated yet
@@ -327,6 +331,8 @@ class VAEImputer(_BaseImputer):
             The fitted imputer.
         """
         X = self._validate_input(X, reset=True)
+        check_missing(X, columns=True)  # every column needs an observed value for its range
+        self._observed_range = (np.nanmin(X, axis=0), np.nanmax(X, axis=0))
         rng = check_random_state(self.random_state)
         # One seed per VAE, then the seed of the importance samples.
         *seeds, self._crn_seed = (

@@ -406,3 +406,24 @@ def test_labels_need_a_family_of_labels():
         _fit(missing, likelihood="gaussian")
     with pytest.raises(ValueError, match="missing_values=-1 applies to arrays only"):
         VAEImputer(missing_values=-1).fit(missing)
+
+
+class _Overshooting(VAEEstimator):
+    """A VAE whose fills of missing entries are far beyond any observed value."""
+
+    def conditional_mean(self, X, **kwargs):
+        out = super().conditional_mean(X, **kwargs)
+        out[np.isnan(np.asarray(X, dtype=float))] = 1e9
+        return out
+
+
+def test_fills_stay_within_the_range_of_each_columns_observed_values():
+    X, _ = make_linear_gaussian(300, n_features=3, random_state=0)
+    X_missing = _remove(X, 0.2, seed=0)
+    vae = _Overshooting(hidden_layer_sizes=(8,), max_iter=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        filled = VAEImputer(vae, n_estimators=1, random_state=0).fit_transform(X_missing)
+    hidden = np.isnan(X_missing)
+    top = np.nanmax(X_missing, axis=0)
+    np.testing.assert_array_equal(filled[hidden], np.broadcast_to(top, X.shape)[hidden])
