@@ -26,7 +26,7 @@ TABLES = {
     "TitanicSurvival": ("carData", "TitanicSurvival"),
     "Chile": ("carData", "Chile"),
     "CreditCard": ("AER", "CreditCard"),
-    "Wage": ("ISLR", "Wage"),
+    "Salaries": ("carData", "Salaries"),
 }
 FRACTION = 0.15
 
