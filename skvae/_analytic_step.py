@@ -9,11 +9,11 @@ four operations per layer, no graph. The heads between the two networks bring th
 derivatives: the posterior's ``params_grad`` and the likelihood's ``log_prob_grad``, each
 by hand for the built-in families and by autograd, on the head alone, for any other.
 
-It covers the ELBO with one sample of z per row (``n_train_importance_samples=1``), dense or sparse
-encoder inputs, covariates, missing values and library sizes. Anything else (the
-importance-weighted objective, a dispersion per covariate level, autocast) trains through
-autograd (``AnalyticStep.build`` returns None). The tests compare every gradient with
-autograd's.
+It covers the ELBO with one sample of z per row (``n_train_importance_samples=1``) under the
+standard normal prior, dense or sparse encoder inputs, covariates, missing values and
+library sizes. Anything else (the importance-weighted objective, another prior, a
+dispersion per covariate level, autocast) trains through autograd (``AnalyticStep.build``
+returns None). The tests compare every gradient with autograd's.
 """
 
 from __future__ import annotations
