@@ -1,4 +1,4 @@
-"""VAEImputer: fill missing values with their conditional mean under a VAE."""
+"""VAEImputer: fill missing values with their conditional mean, or draws, under a VAE."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ DEFAULT_LEARNING_RATE = 3e-3
 
 
 class VAEImputer(_BaseImputer):
-    """Impute missing values with their conditional mean under a variational autoencoder.
+    """Impute missing values with their conditional mean, or draws, under a VAE.
 
     ``fit`` trains a VAE (a clone of ``estimator``) on the incomplete data, leaving the
     missing entries out of the likelihood and showing the encoder which entries are
@@ -50,7 +50,8 @@ class VAEImputer(_BaseImputer):
     q(z_k | x_observed), and the weighted average of the decoder means E[x_missing | z_k]
     (for categorical columns, the most probable category of the weighted mixture), kept
     within the range of the column's observed training values. Observed entries pass
-    through unchanged.
+    through unchanged. With ``sample_posterior=True`` the missing entries are draws from
+    p(x_missing | x_observed) instead, for multiple imputation.
 
     A pandas or polars frame with columns of labels (strings, categories) or booleans is
     filled in a frame like it: each column's family is its kind's (as
@@ -95,14 +96,24 @@ class VAEImputer(_BaseImputer):
         ends a fit early); the mean of three varies less and is closer to the truth. Fit
         and transform cost ``n_estimators`` times as much: 1 is the fastest.
 
+    sample_posterior : bool, default=False
+        If True, each row's missing entries are a joint draw from p(x_missing |
+        x_observed) under one of the VAEs, picked at random per row (see
+        :meth:`VAEEstimator.conditional_sample`), instead of their conditional mean: a
+        label is drawn with its probability rather than the most probable one taken.
+        Each ``transform`` call draws anew (seeded by ``random_state``, as
+        :class:`~sklearn.impute.IterativeImputer`'s), so m calls give m completed data sets
+        for multiple imputation from one fit. Draws are noisier fills than the mean: use
+        the mean for a single fill.
+
     add_indicator : bool, default=False
         If True, a :class:`~sklearn.impute.MissingIndicator` transform is stacked onto the
         output, as in :class:`~sklearn.impute.SimpleImputer`.
 
     random_state : int, RandomState instance or None, default=None
-        Seeds the VAEs' training and the importance samples of ``transform``.
-        ``transform`` always uses the same samples, for every row, so it is deterministic
-        and a row's fill does not depend on the other rows.
+        Seeds the VAEs' training and the importance samples of ``transform``. Without
+        ``sample_posterior``, ``transform`` always uses the same samples, for every row,
+        so it is deterministic and a row's fill does not depend on the other rows.
 
     verbose : int, default=0
         1 or more: say which VAE is being fitted, and show each fit's progress bar (the
@@ -128,6 +139,9 @@ class VAEImputer(_BaseImputer):
 
     n_iter_ : int
         Number of epochs the VAEs were trained for (the most of any).
+
+    random_state_ : numpy.random.RandomState
+        With ``sample_posterior``, draws the seed of each ``transform`` call's draws.
 
     indicator_ : sklearn.impute.MissingIndicator or None
         Indicator of missing values; None when ``add_indicator`` is False.
@@ -174,6 +188,7 @@ class VAEImputer(_BaseImputer):
         "missing_values": [MissingValues(numeric_only=True)],
         "n_importance_samples": [Interval(Integral, 1, None, closed="left")],
         "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "sample_posterior": ["boolean"],
         "add_indicator": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -186,6 +201,7 @@ class VAEImputer(_BaseImputer):
         missing_values=np.nan,
         n_importance_samples=100,
         n_estimators=3,
+        sample_posterior=False,
         add_indicator=False,
         random_state=None,
         verbose=0,
@@ -196,6 +212,7 @@ class VAEImputer(_BaseImputer):
         self.missing_values = missing_values
         self.n_importance_samples = n_importance_samples
         self.n_estimators = n_estimators
+        self.sample_posterior = sample_posterior
         self.add_indicator = add_indicator
         self.random_state = random_state
         self.verbose = verbose
@@ -304,10 +321,27 @@ class VAEImputer(_BaseImputer):
             )
             for vae in models
         ]
+        return self._within_range(_combine(fills, models[0].module_.likelihood.discrete_columns()))
+
+    def _draw(self, X):
+        """Draws of the missing entries of X, each row's under one model picked at random."""
+        rng = self.random_state_
+        member = rng.randint(len(self.estimators_), size=X.shape[0])
+        seeds = rng.randint(_MAX_SEED, size=len(self.estimators_))
+        drawn = np.empty_like(X)
+        for k, vae in enumerate(self.estimators_):
+            rows = member == k
+            if rows.any():
+                drawn[rows] = vae.conditional_sample(
+                    X[rows], n_importance_samples=self.n_importance_samples, random_state=seeds[k]
+                )
+        return self._within_range(drawn)
+
+    def _within_range(self, X):
         # A fill stays within the range of its column's observed values: a log-normal
         # mean of a posterior draw with a wide spread can be orders of magnitude beyond it.
         low, high = self._observed_range
-        return np.clip(_combine(fills, models[0].module_.likelihood.discrete_columns()), low, high)
+        return np.clip(X, low, high)
 
     @_fit_context(
         # VAEImputer.estimator is not validated yet
@@ -338,6 +372,9 @@ class VAEImputer(_BaseImputer):
         *seeds, self._crn_seed = (
             int(s) for s in rng.randint(_MAX_SEED, size=self.n_estimators + 1)
         )
+        # Seeds sample_posterior's draws; from a seed already drawn, so that the other
+        # fitted state is the same with and without it.
+        self.random_state_ = np.random.RandomState(self._crn_seed)
         candidates = len(DEFAULT_HIDDEN_LAYER_SIZES) if self.estimator is None else 1
         self._n_fits, self._n_fitted = candidates * self.n_estimators, 0
         if self.estimator is None:
@@ -384,7 +421,9 @@ class VAEImputer(_BaseImputer):
         isnan = np.isnan(X)
         X_imputed = np.array(X, dtype=np.float64)
         rows = np.flatnonzero(isnan.any(axis=1))
-        if rows.size:
+        if rows.size and self.sample_posterior:
+            X_imputed[rows] = self._draw(X_imputed[rows])
+        elif rows.size:
             X_imputed[rows] = self._fill(self.estimators_, X_imputed[rows])
         if self._table is None:
             return self._concatenate_indicator(X_imputed, self._transform_indicator(isnan))

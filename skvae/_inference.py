@@ -1,8 +1,8 @@
 """Inference and generation of a fitted VAE estimator: scores, conditional means, draws.
 
 ``InferenceMixin`` gives ``BaseVAE`` what a fitted model computes: ``score_samples``,
-``score``, ``conditional_mean`` and ``sample``, run on copies of the fitted module that are
-built once per fitted state (``InferenceModules``).
+``score``, ``conditional_mean``, ``conditional_sample`` and ``sample``, run on copies of the
+fitted module that are built once per fitted state (``InferenceModules``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from ._arrays import (
     resolve_device,
 )
 from ._covariates import column_index
-from ._module import VAEModule, with_float32_networks
+from ._module import VAEModule, importance_pick, with_float32_networks
 from ._sparse_data import dense_rows
 from ._tables import NUMBER
 
@@ -214,6 +214,62 @@ class InferenceMixin:
 
         shape = (X.shape[1],)
         out = self._infer(X, fill, shape, width=n_importance_samples, covariates=covariates)
+        return self._filled(out, given, covariates)
+
+    def conditional_sample(self, X, *, n_importance_samples=100, random_state=None):
+        """A draw of each row's missing entries from p(x_missing | x_observed); the rest kept.
+
+        Importance resampling: of K draws z_k ~ q(z | x_observed), weighted as in
+        :meth:`conditional_mean`, one is picked with probability proportional to its
+        weight, and the missing entries are drawn from p(x | z_k) jointly. Repeated with
+        different seeds, the draws are multiple imputations: they spread as the model is
+        unsure of the missing values, where :meth:`conditional_mean` gives their mean.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data with missing values (NaN); each row needs an observed value.
+
+        n_importance_samples : int, default=100
+            Number K of importance samples per row, among which one is picked.
+
+        random_state : int, RandomState instance or None, default=None
+            Seed of the draws; None uses the estimator's ``random_state``.
+
+        Returns
+        -------
+        X_drawn : ndarray of shape (n_samples, n_features)
+            X with each missing entry replaced by a draw under the model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skvae import VAEEstimator
+        >>> from skvae.datasets import make_linear_gaussian
+        >>> X, _ = make_linear_gaussian(300, n_features=4, random_state=0)
+        >>> vae = VAEEstimator(hidden_layer_sizes=(16,), tol=0.1, random_state=0).fit(X)
+        >>> X_missing = X[:3].copy()
+        >>> X_missing[0, 1] = np.nan
+        >>> draws = [vae.conditional_sample(X_missing, random_state=s)[0, 1] for s in range(3)]
+        >>> len(set(draws))  # three plausible values of the missing entry
+        3
+        """
+        X, covariates, given = self._validate_for_inference(X, with_given=True)
+        X = dense(X)  # the output is as large
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        eps, generator = self._noise(n_importance_samples, rng.randint(MAX_SEED))
+
+        def draw(module, batch):
+            return module.conditional_draw(batch, eps.to(batch["x"].device), generator)
+
+        shape = (X.shape[1],)
+        out = self._infer(
+            X, draw, shape, width=n_importance_samples, covariates=covariates, draws=True
+        )
+        return self._filled(out, given, covariates)
+
+    def _filled(self, out, given, covariates):
+        """``out`` (the model's units) in the data's, with ``given``'s observed entries."""
         likelihood = self.module_.likelihood
         out = out * likelihood.scale + likelihood.loc
         given = dense(given)
@@ -401,9 +457,7 @@ class InferenceMixin:
                 log_w = module.likelihood.log_prob(
                     x.expand(len(flat), -1), out, m.expand(len(flat), -1)
                 ).reshape(k, n_candidates)
-                u = torch.rand((k, n_candidates), generator=generator, dtype=torch.float64)
-                gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
-                pick = (log_w.cpu().double() + gumbel).argmax(dim=1)
+                pick = importance_pick(log_w, generator)
                 Z[start : start + k] = eps[torch.arange(k), pick]
         return Z
 

@@ -24,7 +24,14 @@ from ._posteriors import Posterior, posterior_class, posterior_spec, standard_no
 from ._priors import Prior, build_prior
 from ._sparse_layer import InputLinear, sparse_linear
 
-__all__ = ["ACTIVATIONS", "Float32Network", "LossOutput", "VAEModule", "with_float32_networks"]
+__all__ = [
+    "ACTIVATIONS",
+    "Float32Network",
+    "LossOutput",
+    "VAEModule",
+    "importance_pick",
+    "with_float32_networks",
+]
 
 Batch = Mapping[str, Any]
 
@@ -388,6 +395,31 @@ class VAEModule(nn.Module):
         mean = self.likelihood.weighted_mean(out, torch.softmax(log_w, dim=1))
         x = batch["x"]
         return torch.where(torch.isnan(x), mean, x)
+
+    def conditional_draw(self, batch: Batch | Tensor, eps: Tensor, generator) -> Tensor:
+        """A draw of x_missing ~ p(x_missing | x_observed) per row, by importance resampling.
+
+        Of the K samples z_k ~ q(z | x_observed) (``eps`` as in :meth:`log_weights`), one is
+        picked with probability proportional to its importance weight, and x is drawn from
+        p(x | z_k) with noise from the CPU ``generator``. Observed entries are returned as
+        they are.
+        """
+        batch = as_batch(batch)
+        log_w, out = self.log_weights(batch, eps)
+        pick = importance_pick(log_w, generator).to(out.device)
+        chosen = out[torch.arange(len(out), device=out.device), pick]
+        x = batch["x"]
+        return torch.where(torch.isnan(x), self.likelihood.sample(chosen, generator), x)
+
+
+def importance_pick(log_w: Tensor, generator) -> Tensor:
+    """Per row of ``log_w`` (n, K), an index k drawn with probability softmax(log_w)[k].
+
+    The Gumbel-max draw, with uniform noise from the CPU ``generator``.
+    """
+    u = torch.rand(log_w.shape, generator=generator, dtype=torch.float64)
+    gumbel = -torch.log(-torch.log(u.clamp_min(1e-300)))
+    return (log_w.cpu().double() + gumbel).argmax(dim=1)
 
 
 # The in-place form of each activation: in inference, its input is a layer's fresh output.

@@ -1,5 +1,6 @@
 """VAEImputer: fills against the exact conditional mean, the imputer API, errors."""
 
+import copy
 import re
 import warnings
 
@@ -18,7 +19,13 @@ from skvae._imputer import hide_observed
 from skvae.datasets import make_linear_gaussian
 
 FAST = {"hidden_layer_sizes": (16,), "max_iter": 30, "n_importance_samples": 30, "n_estimators": 1}
-IMPUTER_PARAMS = {"missing_values", "n_importance_samples", "n_estimators", "add_indicator"}
+IMPUTER_PARAMS = {
+    "missing_values",
+    "n_importance_samples",
+    "n_estimators",
+    "add_indicator",
+    "sample_posterior",
+}
 
 
 def _imputer(**params):
@@ -93,6 +100,53 @@ def test_fills_approach_the_exact_conditional_mean(linear):
     assert rmse(filled, X[rows]) < 1.05 * best
     mean_fill = SimpleImputer().fit(X_missing).transform(X_missing[rows])
     assert rmse(filled, X[rows]) < 0.6 * rmse(mean_fill, X[rows])
+
+
+def test_draws_follow_the_exact_conditional_distribution(linear):
+    # Each drawn entry, standardised by the true model's conditional mean and standard
+    # deviation given the row's observed entries, is a draw of N(0, 1) if the model is right.
+    X, X_missing, model, imputer = linear
+    rows = X_missing[:600]
+    cov = model.components.T @ model.components + np.diag(model.noise_variance)
+    vae = imputer.estimators_[0]
+    z = []
+    for seed in range(3):
+        drawn = vae.conditional_sample(rows, n_importance_samples=200, random_state=seed)
+        for row, draw in zip(rows, drawn, strict=True):
+            m = np.isnan(row)
+            if m.any():
+                o = ~m
+                gain = cov[np.ix_(m, o)] @ np.linalg.inv(cov[np.ix_(o, o)])
+                mean = model.mean[m] + gain @ (row[o] - model.mean[o])
+                sd = np.sqrt(np.diag(cov[np.ix_(m, m)] - gain @ cov[np.ix_(o, m)]))
+                z.extend((draw[m] - mean) / sd)
+    z = np.asarray(z)
+    assert len(z) > 1000
+    assert abs(z.mean()) < 0.1
+    assert 0.8 < z.var() < 1.3
+    # The mean fill is one value, with none of that spread.
+    exact = _exact_conditional_mean(model, rows)
+    missing = np.isnan(rows)
+    assert np.std(imputer.transform(rows)[missing] - exact[missing]) < 0.3 * np.sqrt(z.var())
+
+
+def test_sample_posterior_draws_anew_at_each_transform_from_the_same_seed(linear):
+    X, X_missing, _, imputer = linear
+    rows = X_missing[:200]
+    missing = np.isnan(rows)
+    drawing = copy.deepcopy(imputer).set_params(sample_posterior=True)
+    drawing.random_state_ = np.random.RandomState(0)
+    first, second = drawing.transform(rows), drawing.transform(rows)
+    np.testing.assert_array_equal(first[~missing], rows[~missing])
+    assert not np.isnan(first).any()
+    assert np.mean(first[missing] != second[missing]) > 0.99  # new draws
+    drawing.random_state_ = np.random.RandomState(0)
+    np.testing.assert_array_equal(drawing.transform(rows), first)  # from the seed alone
+    # Draws spread around the mean fill: 20 of them average near it.
+    draws = np.mean([drawing.transform(rows) for _ in range(20)], axis=0)
+    fill = imputer.transform(rows)
+    spread = np.std(first[missing] - fill[missing])
+    assert np.std(draws[missing] - fill[missing]) < 0.4 * spread
 
 
 def test_observed_entries_pass_through_exactly(linear):
@@ -382,6 +436,25 @@ def test_a_mixed_frame_is_filled_in_each_columns_own_type():
     hidden = ~observed["kind"].to_numpy()
     accuracy = (filled["kind"][hidden] == frame["kind"][hidden]).mean()
     assert accuracy > frame["kind"][hidden].value_counts(normalize=True).max() + 0.2
+
+
+def test_sample_posterior_draws_labels_in_each_columns_own_type():
+    frame = _mixed_frame()
+    missing = _without(frame, 0.15, seed=1)
+    imputer = _fit(missing, likelihood="auto", max_iter=300, sample_posterior=True)
+    draws = [imputer.transform(missing) for _ in range(3)]
+    hidden = missing["kind"].isna().to_numpy()
+    for drawn in draws:
+        assert drawn.dtypes.to_dict() == missing.dtypes.to_dict()
+        assert not drawn.isna().any().any()
+        assert set(drawn["kind"]) == {"oak", "pine", "birch"}
+        assert (drawn["rings"] == drawn["rings"].round()).all()
+    # Labels are drawn: the draws differ where the kind was missing, yet follow the height.
+    assert (draws[0]["kind"][hidden] != draws[1]["kind"][hidden]).any()
+    accuracy = (draws[0]["kind"][hidden] == frame["kind"][hidden]).mean()
+    assert accuracy > frame["kind"][hidden].value_counts(normalize=True).max()
+    again = _fit(missing, likelihood="auto", max_iter=300, sample_posterior=True)
+    pd.testing.assert_frame_equal(again.transform(missing), draws[0])
 
 
 def test_a_polars_frame_is_filled_in_a_polars_frame():
