@@ -66,10 +66,12 @@ for family, columns in vae.likelihood_.items():
 #
 # ``sample`` draws as many rows as the training set has, in the training frame's form: the
 # same columns, dtypes and labels, whole numbers where the column held them, and every
-# numeric draw within the column's training range. Printed: whether the columns and
-# dtypes match, and the first three draws.
+# numeric draw within the column's training range. ``missing=False`` asks for complete
+# rows, which the comparisons below need (``missing="auto"`` would leave entries missing
+# at each column's training rate). Printed: whether the columns and dtypes match, and the
+# first three draws.
 
-synthetic = vae.sample(len(train), random_state=0)
+synthetic = vae.sample(len(train), random_state=0, missing=False)
 same = list(synthetic.columns) == list(train.columns) and all(synthetic.dtypes == train.dtypes)
 print(f"draws have the training frame's columns and dtypes: {same}")
 print(synthetic.head(3).to_string())
@@ -179,7 +181,7 @@ for rows, value in accuracy.items():
 # Printed: the mean of three measurements in the real Chinstraps and in 200 such draws;
 # the figure compares their marginals.
 
-given = vae.sample(200, given={TARGET: "Chinstrap"}, random_state=0)
+given = vae.sample(200, given={TARGET: "Chinstrap"}, random_state=0, missing=False)
 chinstraps = train[train[TARGET] == "Chinstrap"]
 conditional = {
     column: {"real": float(chinstraps[column].mean()), "drawn": float(given[column].mean())}

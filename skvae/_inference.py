@@ -8,6 +8,7 @@ fitted module that are built once per fitted state (``InferenceModules``).
 from __future__ import annotations
 
 import copy
+import warnings
 from numbers import Integral
 from typing import NamedTuple
 
@@ -28,6 +29,7 @@ from ._arrays import (
 from ._covariates import column_index
 from ._module import VAEModule, importance_pick, with_float32_networks
 from ._sparse_data import dense_rows
+from ._stacklevel import users_stacklevel
 from ._tables import NUMBER
 
 __all__ = ["InferenceMixin", "InferenceModules"]
@@ -285,7 +287,7 @@ class InferenceMixin:
         covariates=None,
         given=None,
         constrain=True,
-        missing=False,
+        missing="warn",
     ):
         """Draw x ~ p(x | z) with z from the prior: real draws from the model.
 
@@ -317,9 +319,16 @@ class InferenceMixin:
             (whole numbers for a column of whole numbers; none past 6 decimals). False:
             the model's draws as they are.
 
-        missing : bool, default=False
+        missing : bool or "auto", default=False
             Leave entries missing (NaN, or the frame's missing value) at the rate each
-            column was missing in the training data, independently.
+            column was missing in the training data, independently. "auto": do so when
+            the model was fitted on a pandas or polars frame with missing entries, as a
+            synthesizer of tables does; not on arrays.
+
+            .. versionchanged:: 0.2
+               The default will change from False to "auto" in 0.3: a model fitted on a
+               frame with missing entries will draw them too. Until then it warns
+               (FutureWarning) where the two differ; pass ``missing`` to silence it.
 
         Returns
         -------
@@ -385,9 +394,31 @@ class InferenceMixin:
         if fixed is not None:
             values, mask = fixed
             X[:, mask] = (values * likelihood.scale + likelihood.loc)[mask]
-        if missing and ranges is not None:
+        if self._draws_missing(missing) and ranges is not None:
             X[rng.random_sample(X.shape) < ranges.missing_rate] = np.nan
         return self._to_user(self._layout.assemble(X, covariates))
+
+    def _draws_missing(self, missing) -> bool:
+        """Whether ``sample(missing=...)`` leaves entries missing, warning of the new default."""
+        rates = getattr(getattr(self, "_ranges", None), "missing_rate", None)
+        auto = self._layout.table is not None and rates is not None and bool(np.any(rates > 0))
+        if missing == "warn":
+            if auto:
+                warnings.warn(
+                    "This model was fitted on a frame with missing entries. From skvae 0.3, "
+                    "sample() will leave entries missing at each column's training rate by "
+                    "default (missing='auto'), as synthesizers of tables do. Pass "
+                    "missing=False to keep complete rows, or missing='auto' for the new "
+                    "behaviour, to silence this warning.",
+                    FutureWarning,
+                    stacklevel=users_stacklevel(),
+                )
+            return False
+        if missing == "auto":
+            return auto
+        if isinstance(missing, (bool, np.bool_)):
+            return bool(missing)
+        raise ValueError(f"missing must be True, False or 'auto', got {missing!r}.")
 
     def _given_values(self, given) -> tuple[np.ndarray, np.ndarray]:
         """``sample``'s ``given``: a row in the model's units, and which entries are given."""

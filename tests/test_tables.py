@@ -1,5 +1,7 @@
 """Tables as users have them: frames with labels in and out, realistic and conditional draws."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -89,7 +91,7 @@ def test_frame_round_trip_keeps_names_dtypes_and_labels():
     assert vae.categories_["kind"].tolist() == ["birch", "oak", "pine"]
     assert vae.categories_["soil"].tolist() == ["sand", "clay"]  # the dtype's own order
     assert vae.categories_["year"].tolist() == [2007, 2008, 2009]
-    draws = vae.sample(400, random_state=0)
+    draws = vae.sample(400, random_state=0, missing=False)
     assert list(draws.columns) == list(frame.columns)
     assert draws.dtypes.to_dict() == frame.dtypes.to_dict()
     assert set(draws["kind"]) == {"birch", "oak", "pine"}
@@ -108,7 +110,7 @@ def test_frame_round_trip_in_polars():
     pl = pytest.importorskip("polars")
     frame = pl.from_pandas(_table().astype({"soil": str}))
     vae = VAEEstimator(likelihood="auto", **FAST).fit(frame)
-    draws = vae.sample(50, random_state=0)
+    draws = vae.sample(50, random_state=0, missing=False)
     assert isinstance(draws, pl.DataFrame)
     assert draws.columns == frame.columns
     assert draws.dtypes == frame.dtypes
@@ -118,12 +120,12 @@ def test_frame_round_trip_in_polars():
 def test_draws_stay_in_the_training_range_and_on_the_integer_grid():
     frame = _table()
     vae = VAEEstimator(likelihood="auto", **FAST).fit(frame)
-    draws = vae.sample(3000, random_state=1)
+    draws = vae.sample(3000, random_state=1, missing=False)
     for column in ("rings", "height", "rainfall"):
         low, high = frame[column].min(), frame[column].max()
         assert draws[column].between(low, high).all(), column
     assert (draws["rings"] == np.round(draws["rings"])).all()
-    free = vae.sample(3000, random_state=1, constrain=False)
+    free = vae.sample(3000, random_state=1, constrain=False, missing=False)
     # Without constraints a Gaussian's draws leave the range and the grid: the check can fail.
     outside = ~free["height"].between(frame["height"].min(), frame["height"].max())
     assert outside.any() and (free["rings"] != np.round(free["rings"])).any()
@@ -136,16 +138,40 @@ def test_missing_draws_follow_each_columns_missing_rate():
     for column, rate in frame.isna().mean().items():
         se = np.sqrt(max(rate * (1 - rate), 1e-4) / 4000)
         assert abs(draws[column].isna().mean() - rate) < 4 * se, column
-    assert not vae.sample(500, random_state=0).isna().any().any()
+    assert not vae.sample(500, random_state=0, missing=False).isna().any().any()
     free = vae.sample(4000, random_state=0, missing=True, constrain=False)
     assert abs(free["height"].isna().mean() - frame["height"].isna().mean()) < 0.02
+
+
+def test_missing_auto_draws_gaps_for_frames_with_gaps_and_the_default_warns():
+    frame = _table(n=600)
+    vae = VAEEstimator(likelihood="auto", **FAST).fit(frame)
+    draws = vae.sample(4000, random_state=0, missing="auto")
+    np.testing.assert_array_equal(
+        draws.isna().to_numpy(), vae.sample(4000, random_state=0, missing=True).isna().to_numpy()
+    )
+    assert draws["height"].isna().any()
+    with pytest.warns(FutureWarning, match="missing='auto'"):
+        default = vae.sample(50, random_state=0)
+    assert not default.isna().any().any()  # until 0.3, complete rows
+    # A frame without gaps, or an array with them: "auto" draws none, and nothing warns.
+    complete = VAEEstimator(likelihood="auto", **FAST).fit(frame.dropna())
+    X = frame[["height", "rings"]].to_numpy(dtype=float)
+    array = VAEEstimator(**FAST).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        assert not complete.sample(500, random_state=0, missing="auto").isna().any().any()
+        assert not np.isnan(array.sample(500, random_state=0, missing="auto")).any()
+        complete.sample(5), array.sample(5)
+    with pytest.raises(ValueError, match="missing must be True, False or 'auto'"):
+        vae.sample(5, missing="yes")
 
 
 def test_conditional_draws_follow_the_given_value():
     frame = _table(n=600)
     # 150 epochs: draws that ignored the given kind would miss the pines' mean by about 8.
     vae = VAEEstimator(likelihood="auto", hidden_layer_sizes=(32,), max_iter=150, random_state=0)
-    draws = vae.fit(frame).sample(400, random_state=0, given={"kind": "pine"})
+    draws = vae.fit(frame).sample(400, random_state=0, given={"kind": "pine"}, missing=False)
     assert (draws["kind"] == "pine").all()
     # Pines are the tallest (30 against 15-20): the draws given "pine" say so.
     real = frame.loc[frame["kind"] == "pine", "height"].mean()
@@ -194,7 +220,8 @@ def test_a_saved_frame_model_gives_the_same_frames():
     vae = VAEEstimator(likelihood="auto", **FAST).fit(frame)
     loaded = pickle.loads(pickle.dumps(vae))
     pd.testing.assert_frame_equal(
-        loaded.sample(20, random_state=0), vae.sample(20, random_state=0)
+        loaded.sample(20, random_state=0, missing=False),
+        vae.sample(20, random_state=0, missing=False),
     )
     np.testing.assert_array_equal(loaded.categories_["kind"], vae.categories_["kind"])
 

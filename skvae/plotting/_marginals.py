@@ -367,7 +367,7 @@ class MarginalsDisplay(_DisplayMixin):
         n_rows = _num_samples(X)
         n_samples = n_rows if n_samples is None else _check_positive_int(n_samples, "n_samples")
         rng = check_random_state(vae.random_state if random_state is None else random_state)
-        synthetic = vae.sample(n_samples, random_state=rng)
+        synthetic = vae.sample(n_samples, random_state=rng, missing=False)
         if isinstance(estimator, Pipeline) and len(estimator) > 1:
             synthetic = estimator[:-1].inverse_transform(synthetic)
         names = getattr(estimator, "feature_names_in_", None)

@@ -247,7 +247,7 @@ class SamplesDisplay(_DisplayMixin):
             Z = rng.standard_normal((n_samples, vae.module_.n_components))
             generated = estimator.inverse_transform(Z)
         else:
-            generated = vae.sample(n_samples, random_state=rng)
+            generated = vae.sample(n_samples, random_state=rng, missing=False)
             if isinstance(estimator, Pipeline) and len(estimator) > 1:
                 generated = estimator[:-1].inverse_transform(generated)
         display = cls(data=data, generated=generated, image_shape=image_shape, kind=kind)
