@@ -91,6 +91,27 @@ ZERO_SHARE = 0.1
 HEAVY_TAILS = 3.0
 
 
+#: A column of labels, or of consecutive whole numbers, whose observed values are all
+#: different on at least this many rows is taken for an identifier by likelihood="auto".
+IDENTIFIER_ROWS = 20
+
+
+def looks_like_identifier(column: np.ndarray, labels: bool) -> bool:
+    """Whether a column's observed values name its rows rather than measure something.
+
+    ``labels``: the column holds labels (as codes). Labels that are all different, or whole
+    numbers that are all different and consecutive (1, 2, ..., n in any order), on at least
+    ``IDENTIFIER_ROWS`` rows; distinct measurements are not identifiers.
+    """
+    values = observed_values(column)
+    if values.size < IDENTIFIER_ROWS or np.unique(values).size < values.size:
+        return False
+    if labels:
+        return True
+    whole = bool(np.all(values == np.round(values)))
+    return whole and values.max() - values.min() == values.size - 1
+
+
 def excess_kurtosis(values: np.ndarray) -> float:
     """The sample excess kurtosis of ``values`` (0 for a Gaussian; 0 for a constant)."""
     centred = values - values.mean()

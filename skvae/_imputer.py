@@ -254,11 +254,9 @@ class VAEImputer(_BaseImputer):
         vae = clone(self.estimator)
         names = getattr(self, "feature_names_in_", None)
         if vae.likelihood == "auto" and self._table is not None:
-            vae.set_params(likelihood=auto_likelihood(X, kinds=self._table.kinds))
+            vae.set_params(likelihood=self._auto_likelihood(X))
         elif isinstance(vae.likelihood, dict):
-            # The VAE sees an array: column names become indices.
-            parts = likelihood_parts(vae.likelihood, X.shape[1], names)
-            vae.set_params(likelihood={p["name"]: p["columns"] for p in parts})
+            vae.set_params(likelihood=self._by_index(vae.likelihood, X))
         if self._table is not None:
             likelihood = vae.likelihood
             parts = (
@@ -310,8 +308,18 @@ class VAEImputer(_BaseImputer):
         """A default candidate: on a frame, each column with the family of its kind."""
         vae = _default_vae(X, hidden_layer_sizes)
         if self._table is not None:
-            vae.set_params(likelihood=auto_likelihood(X, kinds=self._table.kinds))
+            vae.set_params(likelihood=self._auto_likelihood(X))
         return vae
+
+    def _auto_likelihood(self, X):
+        """``likelihood="auto"`` on the frame's columns, by index."""
+        names = getattr(self, "feature_names_in_", None)
+        return self._by_index(auto_likelihood(X, names, self._table.kinds), X)
+
+    def _by_index(self, likelihood, X):
+        """A likelihood dict with columns by index: the VAE sees an array, not names."""
+        parts = likelihood_parts(likelihood, X.shape[1], getattr(self, "feature_names_in_", None))
+        return {p["name"]: p["columns"] for p in parts}
 
     def _fill(self, models, X):
         """The models' combined fill of the missing entries of X (rows with some missing)."""

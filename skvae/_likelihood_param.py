@@ -12,7 +12,7 @@ from numbers import Integral
 import numpy as np
 
 from ._covariates import column_index
-from ._family_data import infer_family
+from ._family_data import infer_family, looks_like_identifier
 from ._likelihoods import LIKELIHOODS, likelihood_class
 from ._stacklevel import users_stacklevel
 from ._tables import LABEL, NUMBER
@@ -124,11 +124,24 @@ def auto_likelihood(X: np.ndarray, names=None, kinds=None) -> dict:
     categorical and boolean ones Bernoulli; numbers get ``infer_family``'s choice.
     """
     families: dict = {}
+    identifiers = []
     for j in range(X.shape[1]):
         column = j if names is None else str(names[j])
         kind = NUMBER if kinds is None else kinds[j]
+        if kind in (NUMBER, LABEL) and looks_like_identifier(X[:, j], labels=kind == LABEL):
+            identifiers.append(column)
         family = {NUMBER: None, LABEL: "categorical"}.get(kind, "bernoulli")
         families.setdefault(family or infer_family(X[:, j]), []).append(column)
+    if identifiers:
+        warnings.warn(
+            f"Columns {identifiers} of X look like row identifiers: every row has its own "
+            "value (labels, or consecutive whole numbers). A model learns nothing from "
+            "them, and draws would repeat training rows' identifiers. Drop them before "
+            "fitting, or give them a family in a likelihood dict; from skvae 0.3, "
+            "likelihood='auto' refuses them.",
+            FutureWarning,
+            stacklevel=users_stacklevel(),
+        )
     return families
 
 

@@ -258,6 +258,29 @@ def test_auto_likelihood_gives_heavy_tailed_columns_student_t():
         assert excess_kurtosis(column) == pytest.approx(stats.kurtosis(column), rel=1e-9)
 
 
+def test_auto_likelihood_warns_of_columns_that_look_like_row_identifiers():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    n = 200
+    frame = pd.DataFrame(
+        {
+            "name": [f"tree {i}" for i in rng.permutation(n)],  # every row its own label
+            "row": rng.permutation(n) + 1,  # 1, ..., n in some order
+            "height": rng.normal(20, 2, n),  # distinct measurements: no identifier
+            "income": rng.choice(100_000, n, replace=False),  # distinct, not consecutive
+            "kind": rng.choice(["oak", "pine"], n),
+        }
+    )
+    with pytest.warns(FutureWarning, match=r"\['name', 'row'\] of X look like row identifiers"):
+        _fit(frame, likelihood="auto", max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        _fit(frame.drop(columns=["name", "row"]), likelihood="auto", max_iter=2)
+        _fit(frame.iloc[:19], likelihood="auto", max_iter=2)  # too few rows to tell
+        # A family given by the user is the user's choice.
+        _fit(frame[["row", "height"]], likelihood="gaussian", max_iter=2)
+
+
 def test_auto_likelihood_keeps_its_families_over_partial_fit_blocks():
     rng = np.random.default_rng(0)
     X = np.column_stack([rng.normal(size=300), rng.binomial(100, 0.5, 300)]).astype(float)
