@@ -86,6 +86,9 @@ FEW_VALUES = 10
 COUNT_MEAN = 100.0
 #: ... and a non-negative, non-integer column with at least this share of zeros a hurdle.
 ZERO_SHARE = 0.1
+#: ... the family of a column strictly between 0 and 1 (shares, rates), which the
+#: continuous Bernoulli fits poorly when they crowd near one end (benchmarks/bench_choices.py).
+SHARES = "logit_normal"
 #: ... and a real column whose excess kurtosis exceeds this Student's t: tails heavier than
 #: a Laplace distribution's, where a few rows far out would dominate a Gaussian fit.
 HEAVY_TAILS = 3.0
@@ -128,7 +131,8 @@ def infer_family(column: np.ndarray) -> str:
     In this order: only 0 and 1: "bernoulli"; whole numbers with at most ``FEW_VALUES``
     distinct values: "categorical" (fractions are measurements, never codes); non-negative
     integers with a mean of at most ``COUNT_MEAN``: "negative_binomial" when their variance
-    exceeds their mean, else "poisson"; values in [0, 1]: "continuous_bernoulli";
+    exceeds their mean, else "poisson"; values strictly between 0 and 1: ``SHARES``
+    ("logit_normal"); other values in [0, 1]: "continuous_bernoulli";
     non-negative values with at least ``ZERO_SHARE`` zeros: "hurdle_lognormal"; an excess
     kurtosis above ``HEAVY_TAILS``: "student_t"; anything else: "gaussian".
     """
@@ -140,6 +144,8 @@ def infer_family(column: np.ndarray) -> str:
         return "categorical"
     if values.min() >= 0 and whole and values.mean() <= COUNT_MEAN:
         return "negative_binomial" if values.var() > values.mean() else "poisson"
+    if values.min() > 0 and values.max() < 1:
+        return SHARES
     if values.min() >= 0 and values.max() <= 1:
         return "continuous_bernoulli"
     if values.min() >= 0 and np.mean(values == 0) >= ZERO_SHARE:
@@ -206,6 +212,36 @@ class UnitInterval(Domain):
                 f"likelihood='{name}' needs data in [0, 1]; got {describe(X)}. Scale the "
                 "data (e.g. MinMaxScaler) or use likelihood='gaussian'."
             )
+
+
+class OpenUnitInterval(Domain):
+    """Values strictly between 0 and 1 (shares, rates); learned: each column's logit scale.
+
+    The location and spread of logit(x) over each column's values, so that the model works
+    with standardised logits.
+    """
+
+    @classmethod
+    def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
+        X = observed_values(X)
+        if X.size and (X.min() <= 0 or X.max() >= 1):
+            raise ValueError(
+                f"likelihood='{name}' needs values strictly between 0 and 1; got "
+                f"{describe(X)}. Use likelihood='continuous_bernoulli' for data in [0, 1] "
+                "with exact zeros or ones."
+            )
+
+    @classmethod
+    def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
+        cls.check(name, X)
+        loc, scale = [], []
+        for j in range(X.shape[1]):
+            column = observed_values(X[:, j])
+            logits = np.log(column) - np.log1p(-column)
+            loc.append(float(logits.mean()) if logits.size else 0.0)
+            spread = float(logits.std()) if logits.size > 1 else 0.0
+            scale.append(spread if spread > 1e-6 else 1.0)
+        return {"logit_loc": loc, "logit_scale": scale}
 
 
 class Counts(Domain):

@@ -51,6 +51,10 @@ def _data(rng, family):
             {"name": "hurdle_lognormal", "log_loc": [0.1, 0.2, 0.3], "log_scale": [1, 2, 0.5]},
             np.where(rng.uniform(size=(N, 3)) < 0.3, 0.0, rng.uniform(0, 5, (N, 3))),
         ),
+        "logit_normal": (
+            {"name": "logit_normal", "logit_loc": [0.1, -1.0, 2.0], "logit_scale": [1, 2, 0.5]},
+            rng.uniform(0.01, 0.99, (N, 3)),
+        ),
         "mixed": (
             {
                 "name": "mixed",
@@ -76,6 +80,7 @@ FAMILIES = [
     "multinomial",
     "categorical",
     "hurdle_lognormal",
+    "logit_normal",
     "mixed",
 ]
 

@@ -206,7 +206,8 @@ def test_auto_likelihood_gives_each_column_its_family_and_can_be_passed_back():
             "visits": rng.negative_binomial(2, 0.3, 400),  # variance above the mean
             "calls": rng.binomial(100, 0.5, 400),  # counts that vary less than their mean
             "smoker": (z + rng.normal(size=400) > 0).astype(int),
-            "share": 1 / (1 + np.exp(-z - rng.normal(size=400))),
+            "share": 1 / (1 + np.exp(-z - rng.normal(size=400))),  # strictly inside (0, 1)
+            "grey": np.clip(0.5 + 0.3 * z, 0.0, 1.0),  # [0, 1] with exact zeros and ones
         }
     )
     df.loc[3, "visits"] = np.nan  # a missing entry does not change the choice
@@ -216,7 +217,8 @@ def test_auto_likelihood_gives_each_column_its_family_and_can_be_passed_back():
         "negative_binomial": ["visits"],
         "poisson": ["calls"],
         "bernoulli": ["smoker"],
-        "continuous_bernoulli": ["share"],
+        "logit_normal": ["share"],
+        "continuous_bernoulli": ["grey"],
     }
     again = _fit(df, likelihood=vae.likelihood_, max_iter=5)
     np.testing.assert_allclose(again.score_samples(df[:20]), vae.score_samples(df[:20]))

@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from scipy import stats
+from scipy import integrate, special, stats
 from torch.distributions import Bernoulli as TorchBernoulli
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import ContinuousBernoulli as TorchContinuousBernoulli
 
+from skvae._family_data import OpenUnitInterval
 from skvae._likelihoods import (
     LIKELIHOODS,
     VAR_SMOOTHING,
@@ -16,6 +17,7 @@ from skvae._likelihoods import (
     ContinuousBernoulli,
     Gaussian,
     HurdleLogNormal,
+    LogitNormal,
     Mixed,
     NegativeBinomial,
     Poisson,
@@ -128,6 +130,45 @@ def test_student_t_samples_follow_scipys_cdf(df):
     assert lik.mean(_t(out[:1])).item() == 2.0
 
 
+def _logit_normal_parts(out, loc, scale):
+    """Mean and standard deviation of logit(x) for LogitNormal's decoder output ``out``."""
+    p = len(loc)
+    log_var = np.clip(out[:, p:], np.log(1e-6), np.log(1e6)) + 2 * np.log(scale)
+    return loc + scale * out[:, :p], np.exp(0.5 * log_var)
+
+
+def test_logit_normal_log_prob_mean_and_draws_match_scipy():
+    loc, scale = np.array([-2.0, 0.0, 1.5]), np.array([1.0, 0.5, 2.0])
+    lik = LogitNormal(3, logit_loc=loc.tolist(), logit_scale=scale.tolist()).double()
+    x = special.expit(RNG.normal(-1, 2, size=(6, 3)))
+    out = RNG.normal(size=(6, 6))
+    mask = (RNG.uniform(size=(6, 3)) > 0.3).astype(float)
+    m, s = _logit_normal_parts(out, loc, scale)
+    # The density of x: the normal density of logit(x) times d logit(x) / dx.
+    density = stats.norm(m, s).logpdf(special.logit(x)) - np.log(x * (1 - x))
+    got = lik.log_prob(_t(x * mask), _t(out), _t(mask)).numpy()
+    np.testing.assert_allclose(got, (density * mask).sum(axis=1), rtol=1e-12)
+    expected = [
+        [integrate.quad(lambda e, a=a, b=b: special.expit(a + b * e) * stats.norm.pdf(e),
+                        -np.inf, np.inf)[0] for a, b in zip(m_row, s_row, strict=True)]
+        for m_row, s_row in zip(m, s, strict=True)
+    ]  # fmt: skip
+    np.testing.assert_allclose(lik.mean(_t(out)).numpy(), expected, atol=1e-6)
+    draws = lik.sample(_t(np.tile(out[:1], (4000, 1))), torch.Generator().manual_seed(0)).numpy()
+    for j in range(3):
+        cdf = stats.norm(m[0, j], s[0, j]).cdf
+        assert stats.kstest(special.logit(draws[:, j]), cdf).pvalue > 1e-3
+
+
+def test_logit_normal_refuses_exact_zeros_and_ones_and_learns_the_logit_scale():
+    with pytest.raises(ValueError, match="strictly between 0 and 1.*continuous_bernoulli"):
+        OpenUnitInterval.check("logit_normal", np.array([[0.2], [0.0]]))
+    x = special.expit(RNG.normal(1.0, 3.0, size=(5000, 1)))
+    learned = OpenUnitInterval.learn("logit_normal", x)
+    np.testing.assert_allclose(learned["logit_loc"], [1.0], atol=0.15)
+    np.testing.assert_allclose(learned["logit_scale"], [3.0], atol=0.15)
+
+
 def test_poisson_log_prob_matches_scipy_and_samples_are_counts():
     log_rate = RNG.normal(size=(25, 3))
     x = RNG.poisson(3, size=(25, 3)).astype(float)
@@ -228,6 +269,8 @@ def test_mixed_is_the_sum_of_its_parts_on_their_columns():
 @pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_every_family_round_trips_through_its_config(name):
     X = RNG.integers(0, 2, size=(30, 3)).astype(float)
+    if name == "logit_normal":
+        X = np.clip(X, 0.1, 0.9)  # strictly between 0 and 1
     config, loc, scale = prepare_likelihood(X, name, "diag")
     lik = build_likelihood(3, config)
     assert lik.config == config and loc.shape == scale.shape == (3,)
