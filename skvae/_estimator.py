@@ -52,6 +52,8 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
           Cunningham (2019), for intensities such as grey levels.
         - "logit_normal": values strictly between 0 and 1 (shares, rates), with logit(x)
           normal around a decoder mean, its variance from the decoder too.
+        - "lognormal": positive amounts skewed to the right, with log(x) normal around a
+          decoder mean, its variance from the decoder too.
         - "poisson": non-negative integer counts, rate exp(decoder output).
         - "negative_binomial": counts with a learned per-feature dispersion (variance
           mu + mu^2 / theta), for overdispersed counts.
@@ -69,10 +71,11 @@ class VAEEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
           non-negative integers with a mean of at most 100 -> negative_binomial if their
           variance exceeds their mean, else poisson; values strictly between 0 and 1 ->
           logit_normal; other values in [0, 1] -> continuous_bernoulli; non-negative
-          values with at least 10% zeros -> hurdle_lognormal; values with an excess
-          kurtosis above 3 (heavy tails) -> student_t; anything else -> gaussian. Labels
-          and booleans of a data frame are categorical and bernoulli. The choice is
-          ``likelihood_``, a dict that can be passed back.
+          values with at least 10% zeros -> hurdle_lognormal; positive values skewed to
+          the right (skewness above 1, and above their log's in size) -> lognormal; values
+          with an excess kurtosis above 3 (heavy tails) -> student_t; anything else ->
+          gaussian. Labels and booleans of a data frame are categorical and bernoulli.
+          The choice is ``likelihood_``, a dict that can be passed back.
         - a dict mapping family names to the columns they model, e.g. ``{"gaussian": [0, 1],
           "poisson": [2, 3]}``, with column indices or, for a DataFrame, names, as
           ColumnTransformer selects them; every column needs exactly one family, and

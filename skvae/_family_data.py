@@ -89,6 +89,9 @@ ZERO_SHARE = 0.1
 #: ... the family of a column strictly between 0 and 1 (shares, rates), which the
 #: continuous Bernoulli fits poorly when they crowd near one end (benchmarks/bench_choices.py).
 SHARES = "logit_normal"
+#: ... a positive column whose skewness exceeds this, and that of its log in size, the
+#: log-normal: amounts and sizes, whose right tail a Gaussian or a t fits poorly.
+SKEWED = 1.0
 #: ... and a real column whose excess kurtosis exceeds this Student's t: tails heavier than
 #: a Laplace distribution's, where a few rows far out would dominate a Gaussian fit.
 HEAVY_TAILS = 3.0
@@ -115,6 +118,16 @@ def looks_like_identifier(column: np.ndarray, labels: bool) -> bool:
     return whole and values.max() - values.min() == values.size - 1
 
 
+def skewness(values: np.ndarray) -> float:
+    """The sample skewness of ``values`` (0 for a symmetric sample; 0 for a constant)."""
+    centred = values - values.mean()
+    biggest = np.max(np.abs(centred), initial=0.0)
+    if biggest == 0:
+        return 0.0
+    centred = centred / biggest  # the ratio is scale-free; this keeps 1e200**3 finite
+    return float(np.mean(centred**3) / np.mean(centred**2) ** 1.5)
+
+
 def excess_kurtosis(values: np.ndarray) -> float:
     """The sample excess kurtosis of ``values`` (0 for a Gaussian; 0 for a constant)."""
     centred = values - values.mean()
@@ -133,8 +146,10 @@ def infer_family(column: np.ndarray) -> str:
     integers with a mean of at most ``COUNT_MEAN``: "negative_binomial" when their variance
     exceeds their mean, else "poisson"; values strictly between 0 and 1: ``SHARES``
     ("logit_normal"); other values in [0, 1]: "continuous_bernoulli";
-    non-negative values with at least ``ZERO_SHARE`` zeros: "hurdle_lognormal"; an excess
-    kurtosis above ``HEAVY_TAILS``: "student_t"; anything else: "gaussian".
+    non-negative values with at least ``ZERO_SHARE`` zeros: "hurdle_lognormal"; positive
+    values with a skewness above ``SKEWED`` and above that of their log in size:
+    "lognormal"; an excess kurtosis above ``HEAVY_TAILS``: "student_t"; anything else:
+    "gaussian".
     """
     values = observed_values(column)
     if np.all((values == 0) | (values == 1)):
@@ -150,6 +165,10 @@ def infer_family(column: np.ndarray) -> str:
         return "continuous_bernoulli"
     if values.min() >= 0 and np.mean(values == 0) >= ZERO_SHARE:
         return "hurdle_lognormal"
+    if values.min() > 0:
+        skew = skewness(values)
+        if skew > SKEWED and abs(skewness(np.log(values))) < skew:
+            return "lognormal"
     if excess_kurtosis(values) > HEAVY_TAILS:
         return "student_t"
     return "gaussian"
@@ -214,12 +233,19 @@ class UnitInterval(Domain):
             )
 
 
-class OpenUnitInterval(Domain):
-    """Values strictly between 0 and 1 (shares, rates); learned: each column's logit scale.
+def _transformed_moments(X: np.ndarray, transform) -> dict:
+    """Location and spread of each column's transformed observed values (1 if constant)."""
+    loc, scale = [], []
+    for j in range(X.shape[1]):
+        y = transform(observed_values(X[:, j]))
+        loc.append(float(y.mean()) if y.size else 0.0)
+        spread = float(y.std()) if y.size > 1 else 0.0
+        scale.append(spread if spread > 1e-6 else 1.0)
+    return {"transformed_loc": loc, "transformed_scale": scale}
 
-    The location and spread of logit(x) over each column's values, so that the model works
-    with standardised logits.
-    """
+
+class OpenUnitInterval(Domain):
+    """Values strictly between 0 and 1 (shares, rates); learned: each column's logit scale."""
 
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
@@ -234,14 +260,26 @@ class OpenUnitInterval(Domain):
     @classmethod
     def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
         cls.check(name, X)
-        loc, scale = [], []
-        for j in range(X.shape[1]):
-            column = observed_values(X[:, j])
-            logits = np.log(column) - np.log1p(-column)
-            loc.append(float(logits.mean()) if logits.size else 0.0)
-            spread = float(logits.std()) if logits.size > 1 else 0.0
-            scale.append(spread if spread > 1e-6 else 1.0)
-        return {"logit_loc": loc, "logit_scale": scale}
+        return _transformed_moments(X, lambda v: np.log(v) - np.log1p(-v))
+
+
+class Positive(Domain):
+    """Positive values (amounts, sizes); learned: each column's log scale."""
+
+    @classmethod
+    def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
+        X = observed_values(X)
+        if X.size and X.min() <= 0:
+            raise ValueError(
+                f"likelihood='{name}' needs positive values; got {describe(X)}. Use "
+                "likelihood='hurdle_lognormal' for amounts with exact zeros, or "
+                "likelihood='gaussian'."
+            )
+
+    @classmethod
+    def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
+        cls.check(name, X)
+        return _transformed_moments(X, np.log)
 
 
 class Counts(Domain):

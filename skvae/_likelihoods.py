@@ -7,8 +7,8 @@ Adding a family is one subclass of ``Likelihood`` and ``register_likelihood``. `
 puts several families side by side, each on its own columns.
 
 The base class and the helpers the families share are in ``_likelihood_base``, the count
-families in ``_count_likelihoods``, Student's t in ``_student_t`` and the logit-normal in
-``_logit_normal``; every name of ``__all__`` is importable from here.
+families in ``_count_likelihoods``, Student's t in ``_student_t`` and the log- and
+logit-normal in ``_transformed_normal``; every name of ``__all__`` is importable from here.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from ._count_likelihoods import (
 )
 from ._family_data import Codes, NonNegative, Real, UnitInterval
 from ._likelihood_base import LIKELIHOODS, Likelihood, _accumulate, _masked_sum, _noise, _weighted
-from ._logit_normal import LogitNormal
 from ._student_t import StudentT
+from ._transformed_normal import LogitNormal, LogNormal
 
 __all__ = [
     "LIKELIHOODS",
@@ -42,6 +42,7 @@ __all__ = [
     "Gaussian",
     "HurdleLogNormal",
     "Likelihood",
+    "LogNormal",
     "LogitNormal",
     "Mixed",
     "Multinomial",
@@ -621,6 +622,7 @@ for _family in (
     HurdleLogNormal,
     StudentT,
     LogitNormal,
+    LogNormal,
 ):
     register_likelihood(_family)
 

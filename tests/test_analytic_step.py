@@ -24,6 +24,10 @@ def _codes(rng, sizes):
     return np.column_stack([rng.integers(0, k, N) for k in sizes]).astype(float)
 
 
+# What a log- or logit-normal family learns: the location and spread of each column's y.
+_TRANSFORMED = {"transformed_loc": [0.1, -1.0, 2.0], "transformed_scale": [1, 2, 0.5]}
+
+
 def _data(rng, family):
     """(likelihood config, x) of three columns for ``family``."""
     counts = rng.poisson(3.0, (N, 3)).astype(float)
@@ -52,9 +56,10 @@ def _data(rng, family):
             np.where(rng.uniform(size=(N, 3)) < 0.3, 0.0, rng.uniform(0, 5, (N, 3))),
         ),
         "logit_normal": (
-            {"name": "logit_normal", "logit_loc": [0.1, -1.0, 2.0], "logit_scale": [1, 2, 0.5]},
+            {"name": "logit_normal", **_TRANSFORMED},
             rng.uniform(0.01, 0.99, (N, 3)),
         ),
+        "lognormal": ({"name": "lognormal", **_TRANSFORMED}, rng.lognormal(0, 2, (N, 3))),
         "mixed": (
             {
                 "name": "mixed",
@@ -81,6 +86,7 @@ FAMILIES = [
     "categorical",
     "hurdle_lognormal",
     "logit_normal",
+    "lognormal",
     "mixed",
 ]
 

@@ -11,7 +11,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 
 from skvae import VAEEstimator
-from skvae._family_data import HEAVY_TAILS, excess_kurtosis
+from skvae._family_data import HEAVY_TAILS, excess_kurtosis, skewness
 
 FAST = dict(hidden_layer_sizes=(32,), max_iter=40, random_state=0)
 
@@ -208,6 +208,7 @@ def test_auto_likelihood_gives_each_column_its_family_and_can_be_passed_back():
             "smoker": (z + rng.normal(size=400) > 0).astype(int),
             "share": 1 / (1 + np.exp(-z - rng.normal(size=400))),  # strictly inside (0, 1)
             "grey": np.clip(0.5 + 0.3 * z, 0.0, 1.0),  # [0, 1] with exact zeros and ones
+            "income": np.exp(10 + z + 0.5 * rng.normal(size=400)),  # positive, right-skewed
         }
     )
     df.loc[3, "visits"] = np.nan  # a missing entry does not change the choice
@@ -219,6 +220,7 @@ def test_auto_likelihood_gives_each_column_its_family_and_can_be_passed_back():
         "bernoulli": ["smoker"],
         "logit_normal": ["share"],
         "continuous_bernoulli": ["grey"],
+        "lognormal": ["income"],
     }
     again = _fit(df, likelihood=vae.likelihood_, max_iter=5)
     np.testing.assert_allclose(again.score_samples(df[:20]), vae.score_samples(df[:20]))
@@ -258,6 +260,7 @@ def test_auto_likelihood_gives_heavy_tailed_columns_student_t():
     assert vae.likelihood_ == {"gaussian": [0, 2], "student_t": [1, 3]}
     for column in X.T:
         assert excess_kurtosis(column) == pytest.approx(stats.kurtosis(column), rel=1e-9)
+        assert skewness(column) == pytest.approx(stats.skew(column), rel=1e-9)
 
 
 def test_auto_likelihood_warns_of_columns_that_look_like_row_identifiers():

@@ -8,7 +8,7 @@ from torch.distributions import Bernoulli as TorchBernoulli
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import ContinuousBernoulli as TorchContinuousBernoulli
 
-from skvae._family_data import OpenUnitInterval
+from skvae._family_data import OpenUnitInterval, Positive
 from skvae._likelihoods import (
     LIKELIHOODS,
     VAR_SMOOTHING,
@@ -18,6 +18,7 @@ from skvae._likelihoods import (
     Gaussian,
     HurdleLogNormal,
     LogitNormal,
+    LogNormal,
     Mixed,
     NegativeBinomial,
     Poisson,
@@ -139,7 +140,7 @@ def _logit_normal_parts(out, loc, scale):
 
 def test_logit_normal_log_prob_mean_and_draws_match_scipy():
     loc, scale = np.array([-2.0, 0.0, 1.5]), np.array([1.0, 0.5, 2.0])
-    lik = LogitNormal(3, logit_loc=loc.tolist(), logit_scale=scale.tolist()).double()
+    lik = LogitNormal(3, transformed_loc=loc.tolist(), transformed_scale=scale.tolist()).double()
     x = special.expit(RNG.normal(-1, 2, size=(6, 3)))
     out = RNG.normal(size=(6, 6))
     mask = (RNG.uniform(size=(6, 3)) > 0.3).astype(float)
@@ -160,13 +161,34 @@ def test_logit_normal_log_prob_mean_and_draws_match_scipy():
         assert stats.kstest(special.logit(draws[:, j]), cdf).pvalue > 1e-3
 
 
+def test_lognormal_log_prob_mean_and_draws_match_scipy():
+    loc, scale = np.array([2.0, 0.0, -1.0]), np.array([1.0, 0.5, 2.0])
+    lik = LogNormal(3, transformed_loc=loc.tolist(), transformed_scale=scale.tolist()).double()
+    x = RNG.lognormal(0.5, 1.5, size=(6, 3))
+    out = RNG.normal(size=(6, 6))
+    mask = (RNG.uniform(size=(6, 3)) > 0.3).astype(float)
+    m, s = _logit_normal_parts(out, loc, scale)  # the same parameterisation of log(x)
+    density = stats.lognorm(s, scale=np.exp(m)).logpdf(x)
+    got = lik.log_prob(_t(x * mask), _t(out), _t(mask)).numpy()
+    np.testing.assert_allclose(got, (density * mask).sum(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(
+        lik.mean(_t(out)).numpy(), stats.lognorm(s, scale=np.exp(m)).mean(), rtol=1e-12
+    )
+    draws = lik.sample(_t(np.tile(out[:1], (4000, 1))), torch.Generator().manual_seed(0)).numpy()
+    for j in range(3):
+        reference = stats.lognorm(s[0, j], scale=np.exp(m[0, j]))
+        assert stats.kstest(draws[:, j], reference.cdf).pvalue > 1e-3
+    with pytest.raises(ValueError, match="needs positive values.*hurdle_lognormal"):
+        Positive.check("lognormal", np.array([[2.0], [0.0]]))
+
+
 def test_logit_normal_refuses_exact_zeros_and_ones_and_learns_the_logit_scale():
     with pytest.raises(ValueError, match="strictly between 0 and 1.*continuous_bernoulli"):
         OpenUnitInterval.check("logit_normal", np.array([[0.2], [0.0]]))
     x = special.expit(RNG.normal(1.0, 3.0, size=(5000, 1)))
     learned = OpenUnitInterval.learn("logit_normal", x)
-    np.testing.assert_allclose(learned["logit_loc"], [1.0], atol=0.15)
-    np.testing.assert_allclose(learned["logit_scale"], [3.0], atol=0.15)
+    np.testing.assert_allclose(learned["transformed_loc"], [1.0], atol=0.15)
+    np.testing.assert_allclose(learned["transformed_scale"], [3.0], atol=0.15)
 
 
 def test_poisson_log_prob_matches_scipy_and_samples_are_counts():
@@ -269,8 +291,8 @@ def test_mixed_is_the_sum_of_its_parts_on_their_columns():
 @pytest.mark.parametrize("name", sorted(LIKELIHOODS))
 def test_every_family_round_trips_through_its_config(name):
     X = RNG.integers(0, 2, size=(30, 3)).astype(float)
-    if name == "logit_normal":
-        X = np.clip(X, 0.1, 0.9)  # strictly between 0 and 1
+    if name in ("logit_normal", "lognormal"):
+        X = np.clip(X, 0.1, 0.9)  # strictly between 0 and 1, and positive
     config, loc, scale = prepare_likelihood(X, name, "diag")
     lik = build_likelihood(3, config)
     assert lik.config == config and loc.shape == scale.shape == (3,)
