@@ -1,6 +1,6 @@
 """The model choices the defaults make: the prior, and likelihood="auto"'s rules.
 
-    python benchmarks/bench_choices.py --group tuning|reporting [--only prior tails unit shares]
+    python benchmarks/bench_choices.py --group tuning|reporting [--only prior tails unit ...]
     python benchmarks/bench_choices.py --quick --json /tmp/bench_choices.json   # smoke run
 
 The protocol is bench_choices.py's section of _protocols.md, rendered into README.md.
@@ -11,7 +11,7 @@ import sys
 import time
 
 import numpy as np
-from _harness import add_threads, begin, columns, finish, fit_quietly, num, parse
+from _harness import add_threads, begin, columns, finish, fit_quietly, load_frame, num, parse
 from bench_defaults import GROUPS, binary_images, config, load_table, table_split
 from sklearn.preprocessing import StandardScaler
 
@@ -29,6 +29,8 @@ SYNTHETIC_DF = [0.0, 3.0, 5.0]
 UNIT_FAMILIES = ["auto", "continuous_bernoulli", "gaussian", "bernoulli"]
 #: The families compared for columns strictly between 0 and 1 (``family_data.SHARES``).
 SHARE_FAMILIES = ["continuous_bernoulli", "logit_normal"]
+#: Skewness thresholds of the log-normal rule compared (None: no rule).
+SKEW_THRESHOLDS = [None, 1.0, 2.0]
 
 
 def synthetic_table(df: float, seed: int):
@@ -107,8 +109,8 @@ def measure_tails(group: str, quick: bool) -> dict:
     return {"rows": rows, "default_threshold": default}
 
 
-def share_table(noise: str, seed: int):
-    """(training, held-out) rows: 2 real and 3 share columns of a 2-D latent, 600 and 1,000."""
+def latent_table(noise: str, seed: int):
+    """(training, held-out) rows: 2 real and 3 share or amount columns of a 2-D latent."""
     from scipy.special import expit
 
     rng = np.random.default_rng(seed)
@@ -120,39 +122,48 @@ def share_table(noise: str, seed: int):
         if noise == "beta":  # Beta draws of mean expit(mean), precision 20
             mu = expit(mean[:, 2:])
             X[:, 2:] = rng.beta(20 * mu, 20 * (1 - mu))
+        elif noise == "gamma":  # gamma draws of mean exp(mean), shape 2
+            X[:, 2:] = rng.gamma(2.0, np.exp(mean[:, 2:]) / 2)
         else:
-            X[:, 2:] = expit(X[:, 2:])
-        return np.clip(X, *[[-np.inf] * 2 + [1e-6] * 3, [np.inf] * 2 + [1 - 1e-6] * 3])
+            X[:, 2:] = (np.exp if noise == "log-normal" else expit)(X[:, 2:])
+        low, high = (1e-6, 1 - 1e-6) if noise in ("beta", "logit-normal") else (1e-300, np.inf)
+        return np.clip(X, [-np.inf] * 2 + [low] * 3, [np.inf] * 2 + [high] * 3)
 
     return draw(600), draw(1000)
 
 
-def measure_shares(group: str, quick: bool) -> dict:
-    """likelihood="auto" with each family for shares: held-out score and a share's fill."""
+def _rule_data(group: str, quick: bool, synthetic: list, wine: int, reporting: dict) -> list:
+    """(name, split, train, test, filled column) of a rule's tables: ``synthetic`` noises
+    and raw wine (its column ``wine``) to tune; ``reporting``'s frames by column to judge."""
     from sklearn.model_selection import train_test_split
 
     seeds = [0] if quick else [0, 1, 2]
     if group == "tuning":
-        data = [(f"{noise} shares", s, *share_table(noise, s), 2)
-                for noise in ("logit-normal", "beta") for s in seeds]  # fmt: skip
-        X, _ = load_table("wine")  # raw: column 7 (nonflavanoid phenols) is in (0, 1)
-        data += [("wine (raw units)", s, *train_test_split(X, test_size=0.3, random_state=s), 7)
-                 for s in seeds]  # fmt: skip
-    else:
-        from bench_mixed_impute import load
+        X, _ = load_table("wine")
+        return [(f"{noise} columns", s, *latent_table(noise, s), 2)
+                for noise in synthetic for s in seeds] + [
+            ("wine (raw units)", s, *train_test_split(X, test_size=0.3, random_state=s), wine)
+            for s in seeds]  # fmt: skip
+    from bench_mixed_impute import load
 
-        frame = load("CreditCard")
-        data = [("CreditCard", s, *train_test_split(frame, test_size=0.3, random_state=s),
-                 list(frame.columns).index("share")) for s in seeds]  # fmt: skip
-    rows = []
-    default = family_data.SHARES
+    frames = {n: load(n) if n == "CreditCard" else load_frame(n) for n in reporting}
+    return [(name, s, *train_test_split(frames[name], test_size=0.3, random_state=s),
+             list(frames[name].columns).index(column))
+            for name, column in reporting.items() for s in seeds]  # fmt: skip
+
+
+def _compare_rule(setting: str, options: list, data: list, quick: bool) -> dict:
+    """``likelihood="auto"`` with ``family_data.<setting>`` at each option: held-out score
+    and the fill of one column hidden in every held-out row."""
+    rows, default = [], getattr(family_data, setting)
     try:
         for name, split, train, test, column in data:
-            for family in SHARE_FAMILIES:
-                family_data.SHARES = family
+            for option in options:
+                setattr(family_data, setting, float("inf") if option is None else option)
                 seconds, score, vae = _fit_and_score(train, test, quick, likelihood="auto",
                                                      random_state=split)  # fmt: skip
-                hidden, frame = test.copy(), hasattr(test, "columns")
+                frame = hasattr(test, "columns")
+                hidden = test.copy()
                 if frame:
                     hidden.iloc[:, column] = np.nan
                 else:
@@ -160,13 +171,24 @@ def measure_shares(group: str, quick: bool) -> dict:
                 filled = np.asarray(vae.conditional_mean(hidden), dtype=float)[:, column]
                 truth = np.asarray(test.iloc[:, column] if frame else test[:, column], float)
                 error = (filled - truth) / truth.std()
-                rows.append({"data": name, "split": split, "family": family, "score": score,
+                rows.append({"data": name, "split": split, "option": option, "score": score,
                              "fill_nrmse": float(np.sqrt(np.mean(error**2))),
                              "cpu_seconds": seconds})  # fmt: skip
-                print(f"shares {name} {split} {family}: {score:.3f}", flush=True)
+                print(f"{setting} {name} {split} {option}: {score:.3f}", flush=True)
     finally:
-        family_data.SHARES = default
-    return {"rows": rows, "default": default}
+        setattr(family_data, setting, default)
+    return {"rows": rows, "default": default, "options": options}
+
+
+def measure_shares(group: str, quick: bool) -> dict:
+    data = _rule_data(group, quick, ["logit-normal", "beta"], 7, {"CreditCard": "share"})
+    return _compare_rule("SHARES", SHARE_FAMILIES, data, quick)
+
+
+def measure_skew(group: str, quick: bool) -> dict:
+    reporting = {"grunfeld": "invest", "CreditCard": "income"}
+    data = _rule_data(group, quick, ["log-normal", "gamma"], 4, reporting)
+    return _compare_rule("SKEWED", SKEW_THRESHOLDS, data, quick)
 
 
 def measure_unit(group: str, quick: bool) -> dict:
@@ -210,7 +232,7 @@ def measure_unit(group: str, quick: bool) -> dict:
 
 
 MEASUREMENTS = {"prior": measure_prior, "tails": measure_tails, "unit": measure_unit,
-                "shares": measure_shares}  # fmt: skip
+                "shares": measure_shares, "skew": measure_skew}  # fmt: skip
 
 
 def _means(rows: list[dict], key: str, options: list) -> list[list]:
@@ -258,26 +280,31 @@ def tables(p: dict) -> list:
             + f". The default threshold is {num(tails['default_threshold'], 0)}.",
             columns(spec, _means(tails["rows"], "threshold", thresholds)),
         ]
-    shares = p["measurements"].get("shares")
-    if shares:
-        lines = []
-        for name in dict.fromkeys(r["data"] for r in shares["rows"]):
+    for key, title in [
+        ("shares", 'The family `likelihood="auto"` gives columns strictly between 0 and 1'),
+        ("skew", 'The log-normal rule of `likelihood="auto"` (positive, skewed columns)'),
+    ]:
+        rule = p["measurements"].get(key)
+        if not rule:
+            continue
+        lines, spec = [], [("data", 0)]
+        for name in dict.fromkeys(r["data"] for r in rule["rows"]):
             line = [name]
-            for family in SHARE_FAMILIES:
-                mine = [r for r in shares["rows"] if r["data"] == name and r["family"] == family]
+            for option in rule["options"]:
+                mine = [r for r in rule["rows"] if r["data"] == name and r["option"] == option]
                 line += [np.mean([r[k] for r in mine])
                          for k in ("score", "fill_nrmse", "cpu_seconds")]  # fmt: skip
             lines.append(line)
-        spec = [("data", 0)]
-        for i, family in enumerate(SHARE_FAMILIES):
-            spec += [(f"{family}: score", 1 + 3 * i, 3), ("share's fill NRMSE", 2 + 3 * i, 3),
+        for i, option in enumerate(rule["options"]):
+            label = {None: "no rule"}.get(option, option if key == "shares" else
+                                          f"skewness > {num(option, 0)}")  # fmt: skip
+            spec += [(f"{label}: score", 1 + 3 * i, 3), ("fill NRMSE", 2 + 3 * i, 3),
                      ("CPU s", 3 + 3 * i, 1)]  # fmt: skip
         parts += [
-            '**The family `likelihood="auto"` gives columns strictly between 0 and 1.** '
-            'Held-out score of `VAEEstimator(likelihood="auto")` with each family for those '
-            "columns, the NRMSE of one share column's `conditional_mean` with it hidden in "
-            "the held-out rows, and CPU seconds per fit; means over the splits. The default "
-            f"is {shares['default']}.",
+            f"**{title}.** Held-out score of `VAEEstimator(likelihood=\"auto\")` with each "
+            "option, the NRMSE of one such column's `conditional_mean` with it hidden in the "
+            "held-out rows, and CPU seconds per fit; means over the splits. The default is "
+            f"{num(rule['default'], 0) if key == 'skew' else rule['default']}.",
             columns(spec, lines),
         ]
     unit = p["measurements"].get("unit")
