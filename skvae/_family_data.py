@@ -118,24 +118,26 @@ def looks_like_identifier(column: np.ndarray, labels: bool) -> bool:
     return whole and values.max() - values.min() == values.size - 1
 
 
-def skewness(values: np.ndarray) -> float:
-    """The sample skewness of ``values`` (0 for a symmetric sample; 0 for a constant)."""
+def _standardised_moment(values: np.ndarray, order: int) -> float | None:
+    """E[(x - mean)^order] / sd^order of ``values``; None for a constant."""
     centred = values - values.mean()
     biggest = np.max(np.abs(centred), initial=0.0)
     if biggest == 0:
-        return 0.0
-    centred = centred / biggest  # the ratio is scale-free; this keeps 1e200**3 finite
-    return float(np.mean(centred**3) / np.mean(centred**2) ** 1.5)
+        return None
+    centred = centred / biggest  # the ratio is scale-free; this keeps 1e200**4 finite
+    return float(np.mean(centred**order) / np.mean(centred**2) ** (order / 2))
+
+
+def skewness(values: np.ndarray) -> float:
+    """The sample skewness of ``values`` (0 for a symmetric sample; 0 for a constant)."""
+    moment = _standardised_moment(values, 3)
+    return 0.0 if moment is None else moment
 
 
 def excess_kurtosis(values: np.ndarray) -> float:
     """The sample excess kurtosis of ``values`` (0 for a Gaussian; 0 for a constant)."""
-    centred = values - values.mean()
-    biggest = np.max(np.abs(centred), initial=0.0)
-    if biggest == 0:
-        return 0.0
-    centred = centred / biggest  # the ratio is scale-free; this keeps 1e200**4 finite
-    return float(np.mean(centred**4) / np.mean(centred**2) ** 2 - 3.0)
+    moment = _standardised_moment(values, 4)
+    return 0.0 if moment is None else moment - 3.0
 
 
 def infer_family(column: np.ndarray) -> str:
