@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_array, validate_data
 
 from ._arrays import dense
 from ._covariates import decoding_values
+from ._family_data import Codes
 from ._likelihood_param import is_position, likelihood_parts, model_positions
 from ._sparse_data import validate_sparse
 from ._tables import Table, container_of
@@ -207,19 +208,31 @@ class ColumnsMixin:
             self.module_.likelihood.validate(X)
 
     def _unseen_as_missing(self, X):
-        """X with values fit never saw (a new category) as NaN, and a warning naming them."""
-        unseen = None if sp.issparse(X) else self.module_.likelihood.unseen(X)
-        if unseen is None:
+        """X with values fit never saw (a new category) or outside the range of their
+        column's family as NaN, and a warning naming them."""
+        likelihood = self.module_.likelihood
+        unseen = None if sp.issparse(X) else likelihood.unseen(X)
+        auto = isinstance(self.likelihood, str) and self.likelihood == "auto"
+        if unseen is not None and not auto:
+            # A range the user chose (likelihood="bernoulli" for data in [0, 1]) is theirs to
+            # keep: a value outside it is an error, as at fit; only new categories are missing.
+            for j in np.flatnonzero(unseen.any(axis=0)):
+                unseen[:, j] &= likelihood.column_family(j).domain is Codes
+        if unseen is None or not unseen.any():
             return X
         counts = unseen.sum(axis=0)
         j = int(np.flatnonzero(counts)[0])
         column = self._layout.label(j)
         n, more = int(counts[j]), int((counts > 0).sum()) - 1
         others = f", and values of {more} more such column{'s' * (more > 1)}," if more else ""
+        family = likelihood.column_family(j)
+        noun, reason = "categorical column", family.domain.unseen_reason
+        if family.domain is not Codes:
+            noun, reason = "column", f"{reason}, where its family {family.name!r} is defined"
         warnings.warn(
-            f"{n} value{'s' if n > 1 else ''} of categorical column {column!r} (e.g. "
-            f"{X[unseen[:, j], j][0]:g}){others} {'were' if n + more > 1 else 'was'} not "
-            "seen in fit: treated as missing.",
+            f"{n} value{'s' if n > 1 else ''} of {noun} {column!r} (e.g. "
+            f"{X[unseen[:, j], j][0]:g}){others} {'were' if n + more > 1 else 'was'} "
+            f"{reason}: treated as missing.",
             UserWarning,
             stacklevel=4,
         )

@@ -179,6 +179,9 @@ def infer_family(column: np.ndarray) -> str:
 class Domain:
     """Where a family's values live: any finite data, nothing learned, no rescaling."""
 
+    #: What ``unseen`` finds, for the warning that says those values are read as missing.
+    unseen_reason = "not seen in fit"
+
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
         """Raise ValueError, in the user's terms, when X is outside the domain."""
@@ -222,8 +225,28 @@ class Real(Domain):
         return loc, scale
 
 
+def _outside(X: np.ndarray, inside) -> np.ndarray | None:
+    """Observed entries of X where ``inside`` is False (None: nowhere).
+
+    The range of a family that ``likelihood="auto"`` chose from the training values (shares
+    in (0, 1), positive amounts) can be left by a test row; inference reads such a value
+    as missing rather than fail on an ordinary test split. Training data outside the range
+    is still an error (``check``).
+    """
+    X = np.asarray(X, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        mask = ~np.isnan(X) & ~inside(X)
+    return mask if mask.any() else None
+
+
 class UnitInterval(Domain):
     """Values in [0, 1]: binary data, probabilities, grey levels."""
+
+    unseen_reason = "outside [0, 1]"
+
+    @classmethod
+    def unseen(cls, X: np.ndarray, **learned: Any) -> np.ndarray | None:
+        return _outside(X, lambda v: (v >= 0) & (v <= 1))
 
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
@@ -249,6 +272,12 @@ def _transformed_moments(X: np.ndarray, transform) -> dict:
 class OpenUnitInterval(Domain):
     """Values strictly between 0 and 1 (shares, rates); learned: each column's logit scale."""
 
+    unseen_reason = "outside (0, 1)"
+
+    @classmethod
+    def unseen(cls, X: np.ndarray, **learned: Any) -> np.ndarray | None:
+        return _outside(X, lambda v: (v > 0) & (v < 1))
+
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
         X = observed_values(X)
@@ -267,6 +296,12 @@ class OpenUnitInterval(Domain):
 
 class Positive(Domain):
     """Positive values (amounts, sizes); learned: each column's log scale."""
+
+    unseen_reason = "not positive"
+
+    @classmethod
+    def unseen(cls, X: np.ndarray, **learned: Any) -> np.ndarray | None:
+        return _outside(X, lambda v: v > 0)
 
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
@@ -380,6 +415,12 @@ class NonNegative(Domain):
     The location and spread of log(x) over each column's positive values, so that the
     model works with standardised logs whatever the column's units.
     """
+
+    unseen_reason = "negative"
+
+    @classmethod
+    def unseen(cls, X: np.ndarray, **learned: Any) -> np.ndarray | None:
+        return _outside(X, lambda v: v >= 0)
 
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:

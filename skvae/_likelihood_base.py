@@ -189,8 +189,13 @@ class Likelihood(nn.Module):
         type(self).check_domain(X, **self.settings)
 
     def unseen(self, X: np.ndarray) -> np.ndarray | None:
-        """Where X holds values fit never saw (new categories), to be read as missing."""
+        """Where X holds values fit never saw (new categories) or outside a range that
+        ``likelihood="auto"`` may have inferred, to be read as missing."""
         return self.domain.unseen(X, **self.settings)
+
+    def column_family(self, j: int) -> Likelihood:
+        """The family that models column ``j`` (this one; ``Mixed`` has several)."""
+        return self
 
 
 #: name -> class; feeds the ``likelihood`` parameter's allowed values.

@@ -539,6 +539,9 @@ class Mixed(Likelihood):
         for family, columns, part in cls._split(X, parts):
             family.check_domain(columns, **part)
 
+    def column_family(self, j: int) -> Likelihood:
+        return next(p for p, c, _ in self._each() if j in c)
+
     def unseen(self, X: np.ndarray) -> np.ndarray | None:
         masks = [(p.unseen(X[:, c]), c) for p, c, _ in self._each()]
         if all(m is None for m, _ in masks):

@@ -308,6 +308,42 @@ def test_auto_likelihood_transforms_the_test_split_of_images_scaled_to_unit_inte
     assert np.all(np.isfinite(vae.score_samples(X_test)))
 
 
+@pytest.mark.parametrize(
+    ("low", "high", "family", "support"),
+    [
+        (0.01, 0.95, "logit_normal", r"outside \(0, 1\)"),
+        (0.0, 0.95, "continuous_bernoulli", r"outside \[0, 1\]"),
+        (0.5, 40.0, "lognormal", "not positive"),
+    ],
+)
+def test_a_test_value_outside_the_range_auto_inferred_from_training_is_treated_as_missing(
+    low, high, family, support
+):
+    # A column whose training values happen to lie in (0, 1), or to be positive, gets a
+    # family of that range; a test row beyond it made score_samples raise.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=400)
+    if family == "lognormal":
+        column = np.exp(1.5 * z + 1)
+    else:  # shifted down so that the low clip makes exact zeros where low is 0
+        column = 1 / (1 + np.exp(-z)) - 0.05
+    column = np.clip(column, low, high)
+    X = np.column_stack([z + 0.3 * rng.normal(size=400), column])
+    vae = _fit(X, likelihood="auto", max_iter=5)
+    assert vae.likelihood_[family] == [1]
+    new = np.array([[0.1, 0.5], [2.0, -1.5 if family == "lognormal" else 1.15]])
+    as_missing = new.copy()
+    as_missing[1, 1] = np.nan
+    message = f"1 value of column 1 \\(e.g. {new[1, 1]:g}\\) was {support}, where its family"
+    with pytest.warns(UserWarning, match=message):
+        scores = vae.score_samples(new)
+    np.testing.assert_allclose(scores, vae.score_samples(as_missing))
+    with pytest.warns(UserWarning, match=support):
+        np.testing.assert_allclose(vae.transform(new), vae.transform(as_missing))
+    with pytest.raises(ValueError, match=family):  # training data outside it is an error
+        _fit(new, likelihood={family: [1], "gaussian": [0]}, max_iter=1)
+
+
 def test_a_value_unseen_in_fit_of_a_categorical_column_of_numbers_is_treated_as_missing():
     rng = np.random.default_rng(0)
     z = rng.normal(size=300)
