@@ -257,13 +257,15 @@ def _decimals(X: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Ranges:
-    """Per column of the model's data: training range, decimals, share missing."""
+    """Per column of the model's data: training range, decimals, share missing, and the
+    values themselves where there are at most ``FEW_VALUES`` of them (else None)."""
 
     low: np.ndarray
     high: np.ndarray
     decimals: np.ndarray
     missing_rate: np.ndarray
     n_rows: int
+    values: list = field(default_factory=list)
 
     @classmethod
     def learn(cls, X) -> Ranges:
@@ -273,7 +275,8 @@ class Ranges:
         low = np.where(missing, np.inf, X).min(axis=0, initial=np.inf)
         high = np.where(missing, -np.inf, X).max(axis=0, initial=-np.inf)
         decimals = _decimals(np.where(missing, 0.0, X))
-        return cls(low, high, decimals, missing.mean(axis=0), X.shape[0])
+        values = [_few_values(X[~missing[:, j], j]) for j in range(X.shape[1])]
+        return cls(low, high, decimals, missing.mean(axis=0), X.shape[0], values)
 
     @classmethod
     def _learn_sparse(cls, X) -> Ranges:
@@ -303,17 +306,40 @@ class Ranges:
         n = self.n_rows + new.n_rows
         rate = (self.missing_rate * self.n_rows + new.missing_rate * new.n_rows) / max(n, 1)
         gridless = (self.decimals < 0) | (new.decimals < 0)
+        none = [None] * len(self.low)
+        values = [
+            None if a is None or b is None else _few_values(np.concatenate([a, b]))
+            for a, b in zip(self.values or none, new.values or none, strict=True)
+        ]
         return Ranges(
             np.minimum(self.low, new.low),
             np.maximum(self.high, new.high),
             np.where(gridless, -1, np.maximum(self.decimals, new.decimals)),
             rate,
             n,
+            values,
         )
 
     def round(self, X: np.ndarray) -> np.ndarray:
-        """X's columns rounded to the decimals of their training values, in place."""
+        """X's columns rounded to the decimals of their training values, in place; a column
+        of a few values (binned ages, grades given as fractions) to the nearest of them."""
         for d in np.unique(self.decimals[self.decimals >= 0]):
             columns = self.decimals == d
             X[:, columns] = np.round(X[:, columns], int(d))
+        for j, values in enumerate(self.values):
+            if values:
+                # The last value twice: a grid of one value still has two ends.
+                grid = np.asarray(values + values[-1:], dtype=np.float64)
+                right = np.clip(np.searchsorted(grid, X[:, j]), 1, len(grid) - 1)
+                nearer = np.abs(X[:, j] - grid[right - 1]) <= np.abs(grid[right] - X[:, j])
+                snapped = np.where(nearer, grid[right - 1], grid[right])
+                X[:, j] = np.where(np.isnan(X[:, j]), X[:, j], snapped)
         return X
+
+
+def _few_values(column: np.ndarray) -> list | None:
+    """The sorted distinct values of a column if there are at most ``FEW_VALUES``."""
+    from ._family_data import FEW_VALUES
+
+    values = np.unique(column)
+    return values.tolist() if values.size <= FEW_VALUES else None

@@ -131,6 +131,22 @@ def test_draws_stay_in_the_training_range_and_on_the_integer_grid():
     assert outside.any() and (free["rings"] != np.round(free["rings"])).any()
 
 
+def test_a_column_of_a_few_fractional_values_draws_only_those_values():
+    # Binned ages and durations given as midpoints (statsmodels' fair: 0.5, 2.5, ..., 23)
+    # are numbers, not codes, for likelihood="auto"; their draws stay on the bins.
+    rng = np.random.default_rng(0)
+    bins = np.array([0.5, 2.5, 6.0, 9.0, 13.0, 16.5, 23.0])
+    years = rng.choice(bins, 600)
+    frame = pd.DataFrame({"years": years, "age": 17 + years + rng.normal(0, 2, 600)})
+    vae = VAEEstimator(likelihood="auto", **FAST).fit(frame)
+    assert vae.likelihood_["gaussian"] == ["years", "age"]
+    draws = vae.sample(2000, random_state=0, missing=False)
+    assert set(draws["years"]) <= set(bins) and len(set(draws["years"])) >= 5
+    assert len(set(draws["age"])) > 100  # many values: rounded to the data's decimals only
+    free = vae.sample(2000, random_state=0, missing=False, constrain=False)
+    assert not set(free["years"]) <= set(bins)
+
+
 def test_missing_draws_follow_each_columns_missing_rate():
     frame = _table(n=600)
     vae = VAEEstimator(likelihood="auto", **FAST).fit(frame)
