@@ -258,7 +258,7 @@ class UnitInterval(Domain):
             )
 
 
-def _transformed_moments(X: np.ndarray, transform) -> dict:
+def _transformed_moments(X: np.ndarray, transform) -> tuple[list, list]:
     """Location and spread of each column's transformed observed values (1 if constant)."""
     loc, scale = [], []
     for j in range(X.shape[1]):
@@ -266,7 +266,7 @@ def _transformed_moments(X: np.ndarray, transform) -> dict:
         loc.append(float(y.mean()) if y.size else 0.0)
         spread = float(y.std()) if y.size > 1 else 0.0
         scale.append(spread if spread > 1e-6 else 1.0)
-    return {"transformed_loc": loc, "transformed_scale": scale}
+    return loc, scale
 
 
 class OpenUnitInterval(Domain):
@@ -291,7 +291,8 @@ class OpenUnitInterval(Domain):
     @classmethod
     def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
         cls.check(name, X)
-        return _transformed_moments(X, lambda v: np.log(v) - np.log1p(-v))
+        loc, scale = _transformed_moments(X, lambda v: np.log(v) - np.log1p(-v))
+        return {"transformed_loc": loc, "transformed_scale": scale}
 
 
 class Positive(Domain):
@@ -316,7 +317,8 @@ class Positive(Domain):
     @classmethod
     def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
         cls.check(name, X)
-        return _transformed_moments(X, np.log)
+        loc, scale = _transformed_moments(X, np.log)
+        return {"transformed_loc": loc, "transformed_scale": scale}
 
 
 class Counts(Domain):
@@ -434,11 +436,5 @@ class NonNegative(Domain):
     @classmethod
     def learn(cls, name: str, X: np.ndarray, **options: Any) -> dict:
         cls.check(name, X)
-        loc, scale = [], []
-        for j in range(X.shape[1]):
-            column = observed_values(X[:, j])
-            logs = np.log(column[column > 0])
-            loc.append(float(logs.mean()) if logs.size else 0.0)
-            spread = float(logs.std()) if logs.size > 1 else 0.0
-            scale.append(spread if spread > 1e-6 else 1.0)
+        loc, scale = _transformed_moments(X, lambda v: np.log(v[v > 0]))
         return {"log_loc": loc, "log_scale": scale}

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from ._family_data import FEW_VALUES
+
 __all__ = ["Ranges", "Table", "container_of"]
 
 NUMBER, BOOL, LABEL = "number", "bool", "label"
@@ -339,7 +341,5 @@ class Ranges:
 
 def _few_values(column: np.ndarray) -> list | None:
     """The sorted distinct values of a column if there are at most ``FEW_VALUES``."""
-    from ._family_data import FEW_VALUES
-
     values = np.unique(column)
     return values.tolist() if values.size <= FEW_VALUES else None
