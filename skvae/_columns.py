@@ -25,7 +25,7 @@ from ._likelihood_param import is_position, likelihood_parts, model_positions
 from ._sparse_data import validate_sparse
 from ._tables import Table, container_of
 
-__all__ = ["ColumnLayout", "ColumnsMixin"]
+__all__ = ["ColumnLayout", "ColumnsMixin", "unseen_as_missing"]
 
 
 @dataclass(frozen=True)
@@ -210,32 +210,42 @@ class ColumnsMixin:
     def _unseen_as_missing(self, X):
         """X with values fit never saw (a new category) or outside the range of their
         column's family as NaN, and a warning naming them."""
-        likelihood = self.module_.likelihood
-        unseen = None if sp.issparse(X) else likelihood.unseen(X)
         auto = isinstance(self.likelihood, str) and self.likelihood == "auto"
-        if unseen is not None and not auto:
-            # A range the user chose (likelihood="bernoulli" for data in [0, 1]) is theirs to
-            # keep: a value outside it is an error, as at fit; only new categories are missing.
-            for j in np.flatnonzero(unseen.any(axis=0)):
-                unseen[:, j] &= likelihood.column_family(j).domain is Codes
-        if unseen is None or not unseen.any():
-            return X
-        counts = unseen.sum(axis=0)
-        j = int(np.flatnonzero(counts)[0])
-        column = self._layout.label(j)
-        n, more = int(counts[j]), int((counts > 0).sum()) - 1
-        others = f", and values of {more} more such column{'s' * (more > 1)}," if more else ""
-        family = likelihood.column_family(j)
-        noun, reason = "categorical column", family.domain.unseen_reason
-        if family.domain is not Codes:
-            noun, reason = "column", f"{reason}, where its family {family.name!r} is defined"
-        warnings.warn(
-            f"{n} value{'s' if n > 1 else ''} of {noun} {column!r} (e.g. "
-            f"{X[unseen[:, j], j][0]:g}){others} {'were' if n + more > 1 else 'was'} "
-            f"{reason}: treated as missing.",
-            UserWarning,
-            stacklevel=4,
+        return unseen_as_missing(
+            self.module_.likelihood, X, chosen=auto, label=self._layout.label, stacklevel=5
         )
-        X = np.array(X, dtype=np.float64)
-        X[unseen] = np.nan
+
+
+def unseen_as_missing(likelihood, X, *, chosen: bool, label, stacklevel: int):
+    """X with the values ``likelihood`` cannot condition on as NaN, and a warning naming them.
+
+    Those are a category fit never saw and, when the families were ``chosen`` from the
+    training values (``likelihood="auto"``), a value outside its column's family's range.
+    A range the user chose (``likelihood="bernoulli"`` for data in [0, 1]) is theirs to
+    keep: a value outside it stays, for the family's check to refuse as at fit.
+    ``label(j)``: modelled column ``j`` as the user knows it.
+    """
+    unseen = None if sp.issparse(X) else likelihood.unseen(X)
+    if unseen is not None and not chosen:
+        for j in np.flatnonzero(unseen.any(axis=0)):
+            unseen[:, j] &= likelihood.column_family(j).domain is Codes
+    if unseen is None or not unseen.any():
         return X
+    counts = unseen.sum(axis=0)
+    j = int(np.flatnonzero(counts)[0])
+    n, more = int(counts[j]), int((counts > 0).sum()) - 1
+    others = f", and values of {more} more such column{'s' * (more > 1)}," if more else ""
+    family = likelihood.column_family(j)
+    noun, reason = "categorical column", family.domain.unseen_reason
+    if family.domain is not Codes:
+        noun, reason = "column", f"{reason}, where its family {family.name!r} is defined"
+    warnings.warn(
+        f"{n} value{'s' if n > 1 else ''} of {noun} {label(j)!r} (e.g. "
+        f"{X[unseen[:, j], j][0]:g}){others} {'were' if n + more > 1 else 'was'} "
+        f"{reason}: treated as missing.",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
+    X = np.array(X, dtype=np.float64)
+    X[unseen] = np.nan
+    return X

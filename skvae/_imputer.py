@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from numbers import Integral
 
 import numpy as np
@@ -18,6 +19,7 @@ from sklearn.utils.validation import (
 )
 
 from ._arrays import check_missing
+from ._columns import unseen_as_missing
 from ._ensemble import fit_together
 from ._estimator import VAEEstimator
 from ._likelihood_param import auto_likelihood, check_label_families, likelihood_parts
@@ -321,6 +323,22 @@ class VAEImputer(_BaseImputer):
         parts = likelihood_parts(likelihood, X.shape[1], getattr(self, "feature_names_in_", None))
         return {p["name"]: p["columns"] for p in parts}
 
+    def _conditioning(self, X):
+        """X as the VAEs can condition on it: on a frame, a new category, or (families
+        chosen by likelihood="auto") a value outside its family's range, is missing."""
+        if self._table is None:  # the VAEs read the array themselves
+            return X
+        likelihood = self.estimator.likelihood if self.estimator is not None else "auto"
+        chosen = isinstance(likelihood, str) and likelihood == "auto"
+        names = self._table.names
+        return unseen_as_missing(
+            self.estimators_[0].module_.likelihood,
+            X,
+            chosen=chosen,
+            label=lambda j: names[j],
+            stacklevel=5,
+        )
+
     def _fill(self, models, X):
         """The models' combined fill of the missing entries of X (rows with some missing)."""
         fills = [
@@ -429,10 +447,12 @@ class VAEImputer(_BaseImputer):
         isnan = np.isnan(X)
         X_imputed = np.array(X, dtype=np.float64)
         rows = np.flatnonzero(isnan.any(axis=1))
-        if rows.size and self.sample_posterior:
-            X_imputed[rows] = self._draw(X_imputed[rows])
-        elif rows.size:
-            X_imputed[rows] = self._fill(self.estimators_, X_imputed[rows])
+        if rows.size:
+            given = self._conditioning(X_imputed[rows])
+            fill = self._draw if self.sample_posterior else partial(self._fill, self.estimators_)
+            X_imputed[rows] = fill(given)
+            # Observed entries as given, those the VAEs could not condition on included.
+            X_imputed[~isnan] = np.asarray(X, dtype=np.float64)[~isnan]
         if self._table is None:
             return self._concatenate_indicator(X_imputed, self._transform_indicator(isnan))
         return self._frame_output(X_imputed, isnan)

@@ -500,3 +500,22 @@ def test_fills_stay_within_the_range_of_each_columns_observed_values():
     hidden = np.isnan(X_missing)
     top = np.nanmax(X_missing, axis=0)
     np.testing.assert_array_equal(filled[hidden], np.broadcast_to(top, X.shape)[hidden])
+
+
+def test_a_new_value_outside_an_auto_familys_range_is_kept_and_not_conditioned_on():
+    # On a frame, likelihood="auto" chooses each column's family from its training values:
+    # a share in (0, 1) gets the logit-normal, and a test row holding a share of exactly 1
+    # made transform raise, where VAEEstimator(likelihood="auto") treats it as missing.
+    frame = _mixed_frame(300)
+    frame["share"] = 1 / (1 + np.exp(-(frame["height"] - 20) / 5))
+    imputer = _fit(_without(frame, 0.1, seed=0), likelihood="auto", n_estimators=1)
+    assert imputer.estimators_[0].likelihood["logit_normal"] == [frame.columns.get_loc("share")]
+    new = frame.iloc[:3].copy()
+    new.loc[new.index[0], "share"] = 1.0
+    new.loc[new.index[:2], "height"] = np.nan
+    as_missing = new.assign(share=new["share"].where(new["share"] < 1))
+    with pytest.warns(UserWarning, match=r"column 'share' \(e.g. 1\) was outside \(0, 1\)"):
+        filled = imputer.transform(new)
+    expected = imputer.transform(as_missing)
+    assert filled["share"].iloc[0] == 1.0  # an observed entry is returned as given
+    pd.testing.assert_frame_equal(filled.drop(columns="share"), expected.drop(columns="share"))
