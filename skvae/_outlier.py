@@ -196,13 +196,11 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         ``fit``: on their own scores, as IsolationForest sets it; ``fit_predict`` then
         flags exactly ``contamination`` of them.
 
-    support_fraction : float, default=0.6
+    support_fraction : float, default=0.8
         Share of each minibatch's rows whose ELBO trains the model once the first 100
         optimizer steps (in whole epochs) have passed: the rest, the rows of lowest ELBO,
         are left out. Early stopping judges the same share of the validation rows, the
-        likeliest. The default, well below the share of inliers one expects, was chosen on
-        the tuning tasks of ``benchmarks/bench_outliers.py``. 1.0 trains on every row, as
-        VAEEstimator does.
+        likeliest. 1.0 trains on every row, as VAEEstimator does.
 
     likelihood : str, dict or Likelihood subclass, default="gaussian"
         Observation model p(x | z), as in :class:`VAEEstimator`: a name of
@@ -418,7 +416,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         *,
         contamination="auto",
         novelty=True,
-        support_fraction=0.6,
+        support_fraction=0.8,
         likelihood="gaussian",
         covariance_type="diag",
         posterior="diagonal_gaussian",
