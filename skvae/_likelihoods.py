@@ -266,6 +266,15 @@ class Categorical(Likelihood):
             table[j, : len(column)] = column
             table[j, len(column) :] = np.inf  # sorted rows, for searchsorted
         self.register_buffer("_values", torch.as_tensor(table), persistent=False)
+        # The outputs as a (column, category) grid padded with an extra -inf output, so
+        # that every column's softmax is one operation; and the grid's real cells, flat.
+        width = table.shape[1]
+        grid = np.full((n_features, width), sum(self.n_categories))
+        for j, (start, k) in enumerate(zip(offsets[:-1], self.n_categories, strict=True)):
+            grid[j, :k] = np.arange(start, start + k)
+        self.register_buffer("_grid", torch.as_tensor(grid), persistent=False)
+        cells = np.flatnonzero(np.arange(width) < np.array(self.n_categories)[:, None])
+        self.register_buffer("_cells", torch.as_tensor(cells), persistent=False)
 
     @property
     def n_outputs(self) -> int:
@@ -302,23 +311,31 @@ class Categorical(Likelihood):
     def _log_softmax(self, out: Tensor) -> list[Tensor]:
         return [F.log_softmax(out[..., s], dim=-1) for s in self._slices]
 
+    def _grid_softmax(self, out: Tensor) -> tuple[Tensor, Tensor]:
+        """Each column's log-softmax and softmax on the (column, category) grid, -inf and 0
+        off its categories (written out: log_softmax is slow on a short last axis)."""
+        pad = out.new_full((*out.shape[:-1], 1), -math.inf)
+        grid = torch.cat([out, pad], dim=-1)[..., self._grid]
+        shifted = grid - grid.amax(-1, keepdim=True)
+        e = shifted.exp()
+        total = e.sum(-1, keepdim=True)
+        return shifted - total.log(), e / total
+
+    def _log_prob_codes(self, codes: Tensor, log_p: Tensor, mask: Tensor | None) -> Tensor:
+        return _masked_sum(log_p.gather(-1, codes.unsqueeze(-1)).squeeze(-1), mask)
+
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        codes = self.codes(x)
-        total = torch.zeros(out.shape[:-1], dtype=out.dtype, device=out.device)
-        for j, log_p in enumerate(self._log_softmax(out)):
-            term = log_p.gather(-1, codes[..., j : j + 1]).squeeze(-1)
-            total = total + (term if mask is None else term * mask[..., j])
-        return total
+        return self._log_prob_codes(self.codes(x), self._grid_softmax(out)[0], mask)
 
     def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        # One-hot codes minus the softmax, column by column.
-        codes = self.codes(x) + self._offsets
-        grad = torch.zeros_like(out).scatter_(-1, codes, 1.0)
-        for s in self._slices:
-            grad[..., s] -= torch.softmax(out[..., s], dim=-1)
+        # One-hot codes minus the softmax, on the grid, then back to the outputs.
+        codes, (log_p, p) = self.codes(x), self._grid_softmax(out)
+        index = codes.unsqueeze(-1)
+        grad = p.neg_().scatter_add_(-1, index, p.new_ones(index.shape))
         if mask is not None:
-            grad = grad * mask.repeat_interleave(self._widths, dim=-1)
-        return self.log_prob(x, out, mask), grad * scale
+            grad = grad.mul_(mask.unsqueeze(-1))
+        grad = grad.flatten(-2)[..., self._cells].mul_(scale)
+        return self._log_prob_codes(codes, log_p, mask), grad
 
     def mean(self, out: Tensor) -> Tensor:
         modes = [out[..., s].argmax(-1) for s in self._slices]
@@ -392,19 +409,24 @@ class HurdleLogNormal(Likelihood):
             flags, standard = flags * mask, standard * mask
         return torch.cat([flags, standard], dim=-1)
 
-    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+    def _terms(self, x: Tensor, out: Tensor, mask: Tensor | None):
+        """log_prob per row, and what its gradient reuses: the parts, the positive entries,
+        log x and (log x - m) / s^2."""
         logit, m, log_var = self._parts(out)
         positive, log_x = self._standard_log(x)
-        log_density = -0.5 * ((log_x - m) ** 2 * torch.exp(-log_var) + log_var + _LOG_2PI)
+        scaled = (log_x - m) * torch.exp(-log_var)
+        log_density = -0.5 * ((log_x - m) * scaled + log_var + _LOG_2PI)
         log_positive = F.logsigmoid(logit) + log_density - log_x
-        return _masked_sum(torch.where(positive, log_positive, F.logsigmoid(-logit)), mask)
+        log_p = _masked_sum(torch.where(positive, log_positive, F.logsigmoid(-logit)), mask)
+        return log_p, logit, m, positive, log_x, scaled
+
+    def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
+        return self._terms(x, out, mask)[0]
 
     def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        logit, m, log_var = self._parts(out)
-        positive, log_x = self._standard_log(x)
+        log_p, logit, m, positive, log_x, scaled = self._terms(x, out, mask)
         flags = positive.to(out.dtype)
         p = self.n_features
-        scaled = (log_x - m) * torch.exp(-log_var)
         # The clamp of the log-variance passes no gradient outside its bounds.
         inside = (out[..., 2 * p :] >= math.log(1e-6)) & (out[..., 2 * p :] <= math.log(1e6))
         grad = torch.cat(
@@ -416,7 +438,7 @@ class HurdleLogNormal(Likelihood):
             dim=-1,
         )
         per_output = None if mask is None else torch.cat([mask] * 3, dim=-1)
-        return self.log_prob(x, out, mask), _weighted(grad, per_output, scale)
+        return log_p, _weighted(grad, per_output, scale)
 
     def mean(self, out: Tensor) -> Tensor:
         logit, m, log_var = self._parts(out)
@@ -453,41 +475,45 @@ class Mixed(Likelihood):
             self.columns.append(columns)
             self._outputs.append(slice(start, start + family.n_outputs))
             start += family.n_outputs
+        # The columns in the parts' order, so that a part's columns are a slice of them.
+        order = [j for columns in self.columns for j in columns]
+        self._identity_order = order == list(range(len(order)))
+        self.register_buffer("_order", torch.as_tensor(order, dtype=torch.long), False)
+        bounds = np.cumsum([0, *(len(c) for c in self.columns)])
+        self._inputs = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
 
     @property
     def n_outputs(self) -> int:
         return sum(p.n_outputs for p in self.parts)
+
+    def _by_part(self, x: Tensor, mask: Tensor | None):
+        """(part, its columns of x, of mask, its outputs' slice), reading x's columns once."""
+        if not self._identity_order:
+            x = x[..., self._order]
+            mask = None if mask is None else mask[..., self._order]
+        for p, i, o in zip(self.parts, self._inputs, self._outputs, strict=True):
+            yield p, x[..., i], None if mask is None else mask[..., i], o
 
     @property
     def n_inputs(self) -> int:
         return sum(p.n_inputs for p in self.parts)
 
     def encoder_input(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
-        return torch.cat(
-            [
-                p.encoder_input(x[..., c], None if mask is None else mask[..., c])
-                for p, c in zip(self.parts, self.columns, strict=True)
-            ],
-            dim=-1,
-        )
+        return torch.cat([p.encoder_input(xp, mp) for p, xp, mp, _ in self._by_part(x, mask)], -1)
 
     def _each(self):
         return zip(self.parts, self.columns, self._outputs, strict=True)
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        return sum(
-            p.log_prob(x[..., c], out[..., o], None if mask is None else mask[..., c])
-            for p, c, o in self._each()
-        )
+        return sum(p.log_prob(xp, out[..., o], mp) for p, xp, mp, o in self._by_part(x, mask))
 
     def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        grad = torch.empty_like(out)
-        log_p = 0.0
-        for p, c, o in self._each():
-            part_mask = None if mask is None else mask[..., c]
-            part_log_p, grad[..., o] = p.log_prob_grad(x[..., c], out[..., o], part_mask, scale)
-            log_p = log_p + part_log_p
-        return log_p, grad
+        log_ps, grads = [], []
+        for p, xp, mp, o in self._by_part(x, mask):
+            part_log_p, part_grad = p.log_prob_grad(xp, out[..., o], mp, scale)
+            log_ps.append(part_log_p)
+            grads.append(part_grad)
+        return sum(log_ps), torch.cat(grads, dim=-1)
 
     def _assemble(self, pieces: Sequence[Tensor], like: Tensor) -> Tensor:
         result = torch.empty(
