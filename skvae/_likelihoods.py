@@ -259,8 +259,16 @@ class Categorical(Likelihood):
         self._slices = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
         self.register_buffer("_widths", torch.as_tensor(self.n_categories), persistent=False)
         values = settings.get("values") or [list(range(k)) for k in self.n_categories]
-        # Codes are the values themselves when the categories are 0, 1, ...: no lookup.
-        self._identity = all(v == list(range(len(v))) for v in values)
+        # Codes are the values minus the first when the categories are consecutive whole
+        # numbers (0, 1, ... or a scale 1 to 7): no lookup.
+        self._consecutive = all(
+            list(v) == [v[0] + k for k in range(len(v))] and float(v[0]).is_integer()
+            for v in values
+        )
+        firsts = [float(v[0]) if len(v) else 0.0 for v in values]
+        self.register_buffer("_firsts", torch.as_tensor(firsts), persistent=False)
+        tops = torch.as_tensor(self.n_categories, dtype=torch.long) - 1
+        self.register_buffer("_tops", tops, persistent=False)
         table = np.zeros((n_features, max(self.n_categories, default=1)))
         for j, column in enumerate(values):
             table[j, : len(column)] = column
@@ -286,17 +294,16 @@ class Categorical(Likelihood):
 
     def codes(self, x: Tensor) -> Tensor:
         """Each value's position among its column's categories (a missing entry's is 0)."""
-        if self._identity:
-            return x.long()
+        if self._consecutive:
+            return (x - self._firsts.to(x.dtype)).long().clamp_(min=0).minimum(self._tops)
         flat = x.reshape(-1, self.n_features).T.contiguous()
         codes = torch.searchsorted(self._values.to(x.dtype), flat)
-        top = torch.as_tensor(self.n_categories, device=x.device).unsqueeze(1) - 1
-        return torch.minimum(codes, top).T.reshape(x.shape)
+        return torch.minimum(codes, self._tops.unsqueeze(1)).T.reshape(x.shape)
 
     def values(self, codes: Tensor, like: Tensor) -> Tensor:
         """The category values at ``codes`` (positions), in ``like``'s dtype."""
-        if self._identity:
-            return codes.to(like.dtype)
+        if self._consecutive:
+            return codes.to(like.dtype) + self._firsts.to(like.dtype)
         table = self._values.to(like.dtype).expand(*codes.shape[:-1], *self._values.shape)
         return table.gather(-1, codes.unsqueeze(-1)).squeeze(-1)
 

@@ -263,6 +263,25 @@ def test_categorical_log_prob_one_hot_and_samples():
     np.testing.assert_array_equal(lik.mean(out[:1]).numpy(), [[2.0, 0.0]])
 
 
+@pytest.mark.parametrize(
+    "values", [[1.0, 2.0, 3.0, 4.0], [-2.0, -1.0, 0.0, 1.0], [0.5, 2.0, 7.0, 11.0]]
+)
+def test_categories_that_are_any_numbers_are_read_at_their_positions(values):
+    # A scale of 1 to 4, consecutive numbers from -2, and numbers with no pattern.
+    lik = Categorical(2, n_categories=[4, 2], values=[values, [0.0, 1.0]])
+    logits = RNG.normal(size=(40, 6))
+    codes = np.column_stack([RNG.integers(0, 4, 40), RNG.integers(0, 2, 40)])
+    x = np.column_stack([np.asarray(values)[codes[:, 0]], codes[:, 1]]).astype(float)
+    expected = TorchCategorical(logits=_t(logits[:, :4])).log_prob(_t(codes[:, 0])) + (
+        TorchCategorical(logits=_t(logits[:, 4:])).log_prob(_t(codes[:, 1]))
+    )
+    np.testing.assert_allclose(lik.log_prob(_t(x), _t(logits)).numpy(), expected, rtol=1e-12)
+    one_hot = lik.encoder_input(_t(x[:3])).numpy()
+    np.testing.assert_array_equal(one_hot[:, :4], np.eye(4)[codes[:3, 0]])
+    top = np.argmax(logits[:, :4], axis=1)
+    np.testing.assert_array_equal(lik.mean(_t(logits)).numpy()[:, 0], np.asarray(values)[top])
+
+
 def test_mixed_is_the_sum_of_its_parts_on_their_columns():
     parts = [
         {"name": "poisson", "columns": [2]},
