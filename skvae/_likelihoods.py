@@ -266,7 +266,7 @@ class Categorical(Likelihood):
             for v in values
         )
         firsts = [float(v[0]) if len(v) else 0.0 for v in values]
-        self.register_buffer("_firsts", torch.as_tensor(firsts), persistent=False)
+        self.register_buffer("_firsts", torch.as_tensor(firsts, dtype=torch.float64), False)
         tops = torch.as_tensor(self.n_categories, dtype=torch.long) - 1
         self.register_buffer("_tops", tops, persistent=False)
         table = np.zeros((n_features, max(self.n_categories, default=1)))
