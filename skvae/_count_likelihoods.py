@@ -32,11 +32,19 @@ def _standard_gamma(shape: Tensor, generator: torch.Generator) -> Tensor:
     return torch.from_numpy(np.asarray(draws)).to(shape.dtype)
 
 
-def _nb_log_pmf(x: Tensor, log_mu: Tensor, log_theta: Tensor) -> Tensor:
-    """Elementwise log NB(x; mean mu, inverse dispersion theta), from log mu and log theta."""
-    theta = log_theta.exp()
-    # log(theta + mu) from the logs, without overflow for large mu or theta.
-    log_theta_mu = torch.logaddexp(log_theta, log_mu)
+def _nb_log_pmf(
+    x: Tensor,
+    log_mu: Tensor,
+    log_theta: Tensor,
+    theta: Tensor | None = None,
+    log_theta_mu: Tensor | None = None,
+) -> Tensor:
+    """Elementwise log NB(x; mean mu, inverse dispersion theta), from log mu and log theta
+    (and theta and log(theta + mu), where the caller has them)."""
+    theta = log_theta.exp() if theta is None else theta
+    if log_theta_mu is None:
+        # log(theta + mu) from the logs, without overflow for large mu or theta.
+        log_theta_mu = torch.logaddexp(log_theta, log_mu)
     return (
         torch.lgamma(x + theta)
         - torch.lgamma(theta)
@@ -120,7 +128,8 @@ class NegativeBinomial(Poisson):
             torch.digamma(x + theta) - torch.digamma(theta) + log_theta - log_theta_mu + share_mu
         ) - x * (1 - share_mu)
         _accumulate(log_theta, _weighted(grad_theta, mask, scale).sum(-2))
-        return self.log_prob(x, out, mask), _weighted(grad_mu, mask, scale)
+        log_p = _masked_sum(_nb_log_pmf(x, out, log_theta, theta, log_theta_mu), mask)
+        return log_p, _weighted(grad_mu, mask, scale)
 
     def mean(self, out: Tensor) -> Tensor:
         return out[..., : self.n_features].exp()

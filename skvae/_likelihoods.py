@@ -198,25 +198,28 @@ class ContinuousBernoulli(Likelihood):
     domain = UnitInterval
 
     @staticmethod
-    def _log_norm(logits: Tensor) -> Tensor:
+    def _log_norm(logits: Tensor, with_derivative: bool = False):
+        """log C(l), and with ``with_derivative`` also d log C / dl = 1 / l - 1 / sinh(l)
+        (1 / sinh(l) = (1 - t^2) / (2 t) for t = tanh(l / 2)), or their Taylor series."""
         small = logits.abs() < _CB_TAYLOR
         safe = torch.where(small, torch.ones_like(logits), logits)
-        exact = torch.log(safe / torch.tanh(safe / 2))
-        l2 = logits**2
-        taylor = math.log(2.0) + l2 / 12 - l2**2 / 1440
-        return torch.where(small, taylor, exact)
+        t = torch.tanh(safe / 2)
+        l2 = logits * logits
+        log_norm = torch.where(small, math.log(2.0) + l2 / 12 - l2 * l2 / 1440, (safe / t).log())
+        if not with_derivative:
+            return log_norm
+        exact = safe.reciprocal() - (1 - t * t) / (2 * t)
+        return log_norm, torch.where(small, logits / 6 - logits * l2 / 360, exact)
 
     def log_prob(self, x: Tensor, out: Tensor, mask: Tensor | None = None) -> Tensor:
-        log_p = x * F.logsigmoid(out) + (1 - x) * F.logsigmoid(-out) + self._log_norm(out)
-        return _masked_sum(log_p, mask)
+        # x log sigmoid(l) + (1 - x) log sigmoid(-l) = x l + log sigmoid(-l).
+        return _masked_sum(x * out + F.logsigmoid(-out) + self._log_norm(out), mask)
 
     def _log_prob_grad(self, x, out, mask, scale) -> tuple[Tensor, Tensor]:
-        # d log C / dl = 1 / l - 1 / sinh(l), or its Taylor series l / 6 - l^3 / 360.
-        small = out.abs() < _CB_TAYLOR
-        safe = torch.where(small, torch.ones_like(out), out)
-        d_log_norm = torch.where(small, out / 6 - out**3 / 360, 1 / safe - 1 / torch.sinh(safe))
+        log_norm, d_log_norm = self._log_norm(out, with_derivative=True)
+        log_p = _masked_sum(x * out + F.logsigmoid(-out) + log_norm, mask)
         grad = x - torch.sigmoid(out) + d_log_norm
-        return self.log_prob(x, out, mask), _weighted(grad, mask, scale)
+        return log_p, _weighted(grad, mask, scale)
 
     def mean(self, out: Tensor) -> Tensor:
         small = out.abs() < _CB_TAYLOR
