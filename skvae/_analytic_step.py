@@ -221,8 +221,8 @@ class AnalyticStep:
     def forward(self, batch: Mapping[str, Any], eps: Tensor) -> Pass:
         module = self.module
         x, mask = module.observed(batch)
-        sparse, extra, h = batch.get("sparse"), None, None
-        if sparse is None:
+        sparse, extra, h = batch.get("sparse"), None, batch.get("h")
+        if sparse is None and h is None:
             h = module.encoder_input(x, mask, batch)
         elif module.covariates:
             extra = torch.cat([batch[key].to(x.dtype) for key in module.covariates], -1)

@@ -39,6 +39,9 @@ AVERAGE_EVERY = 2
 ENCODE_BATCH_SIZE = 1024
 #: An epoch's rows are gathered in chunks of whole batches of about this many values.
 GATHER_ELEMENTS = 2**20
+#: The encoder's inputs of every training row are computed once, not in every step, when
+#: they are at most this many values (one-hot codes, logs of counts).
+ENCODER_INPUT_ELEMENTS = 2**24
 
 # The "auto" training budget. Its unit is the optimizer step, not the epoch: a 100-row table
 # is one minibatch per epoch, a million rows thousands. benchmarks/bench_defaults.py
@@ -181,6 +184,26 @@ class Trainer:
         self.batch_size = min(config.batch_size, self.n_train)
         self.sparse = self._sparse_inputs()
         self.analytic = AnalyticStep.build(module, config.n_train_samples, config.autocast_dtype)
+        self.data = self._with_encoder_inputs(data)
+
+    def _with_encoder_inputs(self, data: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
+        """``data`` with every row's encoder input (``"h"``), which the analytic step then
+        gathers instead of computing: where the likelihood transforms x (one-hot codes,
+        logs) and nothing else joins it (no mask, covariates or sparse first layer)."""
+        module, x = self.module, data["x"]
+        if (
+            self.analytic is None
+            or self.sparse is not None
+            or self.config.missing
+            or module.missing
+            or module.covariates
+            or not isinstance(x, Tensor)
+            or len(x) * module.likelihood.n_inputs > ENCODER_INPUT_ELEMENTS
+        ):
+            return data
+        with torch.no_grad():
+            h = module.likelihood.encoder_input(x)
+        return data if h is x else {**data, "h": h}
 
     def _sparse_inputs(self) -> SparseInputs | None:
         """The non-zero encoder inputs of the data, when the first layer should skip zeros.

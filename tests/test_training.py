@@ -213,3 +213,38 @@ def test_importance_weighted_training_fits_and_validates_on_its_bound():
         with pytest.warns(FutureWarning, match="n_train_importance_samples"):
             old = VAEEstimator(n_train_samples=4, **params).fit(X)
     np.testing.assert_array_equal(old.validation_scores_, vae.validation_scores_)
+
+
+def test_encoder_inputs_computed_once_give_the_model_of_computing_them_each_step():
+    # One-hot codes and logs of counts are computed for every row before training; each
+    # batch then gathers its rows' inputs, which must be those rows' own.
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=200)
+    X = np.column_stack([
+        (z > 0).astype(float) + (z > 1),  # three categories
+        rng.poisson(np.exp(1 + z)),
+        z + 0.3 * rng.normal(size=200),
+    ])  # fmt: skip
+    likelihood = {"categorical": [0], "poisson": [1], "gaussian": [2]}
+
+    def fit():
+        vae = VAEEstimator(likelihood=likelihood, hidden_layer_sizes=(8,), max_iter=5)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return vae.set_params(random_state=0).fit(X)
+
+    with mock.patch.object(Trainer, "_with_encoder_inputs", lambda self, data: data):
+        each_step = fit()  # computed in every step
+    computed = []
+    real = Trainer._with_encoder_inputs
+
+    def recorded(self, data):
+        computed.append("h" in (out := real(self, data)))
+        return out
+
+    with mock.patch.object(Trainer, "_with_encoder_inputs", recorded):
+        once = fit()
+    assert computed == [True]
+    assert once.n_iter_ == each_step.n_iter_ == 5
+    for a, b in zip(once.module_.parameters(), each_step.module_.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
