@@ -260,7 +260,6 @@ class Categorical(Likelihood):
         self.register_buffer("_offsets", torch.as_tensor(offsets[:-1]), persistent=False)
         # Index of each output's column, to spread one-hot codes and softmaxes.
         self._slices = [slice(a, b) for a, b in zip(offsets[:-1], offsets[1:], strict=True)]
-        self.register_buffer("_widths", torch.as_tensor(self.n_categories), persistent=False)
         values = settings.get("values") or [list(range(k)) for k in self.n_categories]
         # Codes are the values minus the first when the categories are consecutive whole
         # numbers (0, 1, ... or a scale 1 to 7): no lookup.
