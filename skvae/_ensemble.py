@@ -5,8 +5,8 @@ seeds, validation rows and trainer); then the trainers run together. The members
 and Adam moments become rows of stacked buffers (``AdamW.stack``), so that a training step
 is one batched forward and backward over every member's own minibatch (``torch.bmm``) and
 one fused update of the stack. Each member keeps its own order of rows and noise, drawn
-from its own generator as alone, its validation rows, weight average, early stopping and
-history; a member that stops keeps the weights and optimizer state it had then. Each
+from its own generator as alone, its validation rows (judged for every member in one
+batched pass), weight average, early stopping and history; a member that stops keeps the weights and optimizer state it had then. Each
 estimator then ends its fit as alone (``BaseVAE._end_fit``). A member's model is the one
 it would get alone, up to the rounding of batched products. ``benchmarks/bench_cost.py``
 measures what it saves (VAEImputer fits its candidates this way).
@@ -14,6 +14,7 @@ measures what it saves (VAEImputer fits its candidates this way).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -147,8 +148,10 @@ class EnsembleTrainer:
             with step_threads(n_weights, self.batch_size, self.device):
                 for epoch in range(n_epochs):
                     losses = self.run_epoch(epoch, active)
+                    scores = self.validation_scores()
                     for row in list(active):
-                        if trainers[row].on_epoch_end(epoch, losses[row]):
+                        score = None if scores is None else scores[row]
+                        if trainers[row].on_epoch_end(epoch, losses[row], score):
                             active.remove(row)
                             stopped[row] = self._stop(row)
                     if bar is not None:
@@ -211,6 +214,36 @@ class EnsembleTrainer:
                     "lower learning_rate_init, or rescale the data."
                 )
         return losses
+
+    @torch.no_grad()
+    def validation_scores(self) -> list[float] | None:
+        """Every member's validation bound with its averaged weights, in one batched pass
+        as ``Trainer.validation_step`` computes it alone; None where members judge their
+        epochs themselves (another validation, rows of other sizes, K > 1 samples)."""
+        trainers = self.trainers
+        first = trainers[0]
+        if (
+            first.validation is None
+            or first.config.n_train_samples > 1
+            or any(type(t).validation_step is not Trainer.validation_step for t in trainers)
+            or any(set(t._validation) != {"x"} for t in trainers)
+            or len({t._validation["x"].shape for t in trainers}) > 1
+        ):
+            return None
+        x = torch.stack([t._validation["x"] for t in trainers])
+        eps = torch.stack([t._eps_val for t in trainers])
+        totals = torch.zeros(len(trainers), dtype=torch.float64, device=self.device)
+        step = 4 * first.batch_size
+        with self.average.applied() if self.average else contextlib.nullcontext():
+            for start in range(0, x.shape[1], step):
+                batch = {"x": x[:, start : start + step]}
+                if not self.config.missing:
+                    batch["mask"] = None
+                forward = self.step.forward(batch, eps[:, start : start + step])
+                log_p = self.step.module.likelihood.log_prob(forward.x, forward.out, forward.mask)
+                totals += (log_p - forward.kl).sum(-1).double()
+        means = (totals / x.shape[1]).tolist()
+        return [mean + t.config.log_det for mean, t in zip(means, trainers, strict=True)]
 
     def _stop(self, row: int) -> tuple:
         """What a member that stops keeps: its best (or averaged) weights and Adam state."""

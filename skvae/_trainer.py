@@ -394,14 +394,18 @@ class Trainer:
             return config.beta
         return config.beta * min(1.0, (config.first_epoch + epoch + 1) / config.kl_warmup_iter)
 
-    def on_epoch_end(self, epoch: int, loss: float) -> bool:
-        """Record the epoch and judge it; True when training should stop."""
+    def on_epoch_end(self, epoch: int, loss: float, score: float | None = None) -> bool:
+        """Record the epoch and judge it; True when training should stop.
+
+        ``score``: the validation bound of the epoch's weights when the caller computed it
+        (models trained together), else the trainer computes it.
+        """
         config, history = self.config, self.history
         history.n_iter += 1
         history.loss_curve.append(loss - config.log_det)
         in_warmup = config.first_epoch + epoch + 1 < config.kl_warmup_iter
         if self.validation is not None:
-            improved = self._judge_validation(in_warmup)
+            improved = self._judge_validation(in_warmup, score)
         elif in_warmup:
             improved = True
         else:
@@ -424,12 +428,12 @@ class Trainer:
         self._decays_left -= 1
         self._no_improvement = 0
 
-    def _judge_validation(self, in_warmup: bool) -> bool:
+    def _judge_validation(self, in_warmup: bool, score: float | None = None) -> bool:
         history = self.history
         best = history.best_validation_score
         averaged = self.average.applied() if self.average else contextlib.nullcontext()
         with averaged:
-            score = self.validation_step()
+            score = self.validation_step() if score is None else score
             if not in_warmup and (best is None or score > best):
                 # Every weight lives in the optimizer's flat buffers: copies of those.
                 self._best_state = [buffer.clone() for buffer in self.optimizer.buffers]

@@ -35,9 +35,17 @@ def test_members_trained_together_are_the_models_trained_alone():
     spy = mock.patch.object(
         EnsembleTrainer, "run", autospec=True, side_effect=EnsembleTrainer.run
     )
-    with spy as run:
+    judged = []  # the members' epochs are judged in one batched validation pass
+    batched = EnsembleTrainer.validation_scores
+
+    def recorded(self):
+        judged.append(scores := batched(self))
+        return scores
+
+    with spy as run, mock.patch.object(EnsembleTrainer, "validation_scores", recorded):
         alone, together = _fit_both(template, X)
     assert run.call_count == 1  # one computation for the three
+    assert judged and all(scores is not None for scores in judged)
     assert len({m.n_iter_ for m in together}) > 1
     for a, b in zip(alone, together, strict=True):
         assert a.n_iter_ == b.n_iter_ and a.optimizer_.n_steps == b.optimizer_.n_steps
