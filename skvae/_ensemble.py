@@ -6,10 +6,11 @@ and Adam moments become rows of stacked buffers (``AdamW.stack``), so that a tra
 is one batched forward and backward over every member's own minibatch (``torch.bmm``) and
 one fused update of the stack. Each member keeps its own order of rows and noise, drawn
 from its own generator as alone, its validation rows (judged for every member in one
-batched pass), weight average, early stopping and history; a member that stops keeps the weights and optimizer state it had then. Each
-estimator then ends its fit as alone (``BaseVAE._end_fit``). A member's model is the one
-it would get alone, up to the rounding of batched products. ``benchmarks/bench_cost.py``
-measures what it saves (VAEImputer fits its candidates this way).
+batched pass), weight average, early stopping and history; a member that stops keeps the
+weights and optimizer state it had then. Each estimator then ends its fit as alone
+(``BaseVAE._end_fit``). A member's model is the one it would get alone, up to the
+rounding of batched products. ``benchmarks/bench_cost.py`` measures what it saves
+(VAEImputer fits its candidates this way).
 """
 
 from __future__ import annotations
