@@ -23,7 +23,7 @@ from ._covariates import decoding_values
 from ._family_data import Codes
 from ._likelihood_param import is_position, likelihood_parts, model_positions
 from ._sparse_data import validate_sparse
-from ._tables import Table, container_of
+from ._tables import LABEL, Table, container_of
 
 __all__ = ["ColumnLayout", "ColumnsMixin", "unseen_as_missing"]
 
@@ -97,18 +97,22 @@ class ColumnLayout:
 class ColumnsMixin:
     """The columns of X: read, split into modelled columns and covariates, and assembled."""
 
-    def _read(self, X, reset: bool) -> np.ndarray:
+    def _read(self, X, reset: bool, unseen: bool = False) -> np.ndarray:
         """X as the model's float array, checked as scikit-learn checks its input.
 
         A pandas or polars frame is read column by column (``_tables``): labels become
         their positions, booleans 0 and 1. ``reset``: learn the columns (fit), as
-        ``self._layout``.
+        ``self._layout``. ``unseen``: a modelled column's label fit never saw is coded
+        ``UNSEEN`` (for inference to treat as missing) instead of refused.
         """
         table = None
         if container_of(X) is not None and (reset or self._layout.table is not None):
             validate_data(self, X, reset=reset, skip_check_array=True)
             table = Table.learn(X) if reset else self._layout.table
-            X = check_array(table.encode(X), ensure_all_finite="allow-nan", input_name="X")
+            columns = self._layout.model_columns if unseen else ()
+            X = check_array(
+                table.encode(X, columns), ensure_all_finite="allow-nan", input_name="X"
+            )
         else:
             X = validate_data(
                 self,
@@ -211,19 +215,26 @@ class ColumnsMixin:
         """X with values fit never saw (a new category) or outside the range of their
         column's family as NaN, and a warning naming them."""
         auto = isinstance(self.likelihood, str) and self.likelihood == "auto"
+        kinds = self._layout.model_kinds
         return unseen_as_missing(
-            self.module_.likelihood, X, chosen=auto, label=self._layout.label, stacklevel=5
+            self.module_.likelihood,
+            X,
+            chosen=auto,
+            label=self._layout.label,
+            stacklevel=5,
+            labels=kinds is not None and [kind == LABEL for kind in kinds],
         )
 
 
-def unseen_as_missing(likelihood, X, *, chosen: bool, label, stacklevel: int):
+def unseen_as_missing(likelihood, X, *, chosen: bool, label, stacklevel: int, labels=False):
     """X with the values ``likelihood`` cannot condition on as NaN, and a warning naming them.
 
     Those are a category fit never saw and, when the families were ``chosen`` from the
     training values (``likelihood="auto"``), a value outside its column's family's range.
     A range the user chose (``likelihood="bernoulli"`` for data in [0, 1]) is theirs to
     keep: a value outside it stays, for the family's check to refuse as at fit.
-    ``label(j)``: modelled column ``j`` as the user knows it.
+    ``label(j)``: modelled column ``j`` as the user knows it; ``labels``: a flag per
+    modelled column, True where it holds a frame's labels (coded, so not shown).
     """
     unseen = None if sp.issparse(X) else likelihood.unseen(X)
     if unseen is not None and not chosen:
@@ -239,9 +250,10 @@ def unseen_as_missing(likelihood, X, *, chosen: bool, label, stacklevel: int):
     noun, reason = "categorical column", family.domain.unseen_reason
     if family.domain is not Codes:
         noun, reason = "column", f"{reason}, where its family {family.name!r} is defined"
+    example = "" if labels and labels[j] else f" (e.g. {X[unseen[:, j], j][0]:g})"
     warnings.warn(
-        f"{n} value{'s' if n > 1 else ''} of {noun} {label(j)!r} (e.g. "
-        f"{X[unseen[:, j], j][0]:g}){others} {'were' if n + more > 1 else 'was'} "
+        f"{n} value{'s' if n > 1 else ''} of {noun} {label(j)!r}{example}{others} "
+        f"{'were' if n + more > 1 else 'was'} "
         f"{reason}: treated as missing.",
         UserWarning,
         stacklevel=stacklevel,

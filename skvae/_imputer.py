@@ -23,7 +23,7 @@ from ._columns import unseen_as_missing
 from ._ensemble import fit_together
 from ._estimator import VAEEstimator
 from ._likelihood_param import auto_likelihood, check_label_families, likelihood_parts
-from ._tables import NUMBER, Table, _decimals, container_of
+from ._tables import LABEL, NUMBER, Table, _decimals, container_of
 
 __all__ = ["VAEImputer"]
 
@@ -249,7 +249,10 @@ class VAEImputer(_BaseImputer):
                 f"missing_values={self.missing_values!r} applies to arrays only."
             )
         validate_data(self, X, reset=reset, skip_check_array=True)
-        return check_array(self._table.encode(X), ensure_all_finite="allow-nan", input_name="X")
+        # On new data a label fit never saw is coded UNSEEN: returned as given, not used.
+        unseen = () if reset else range(len(self._table.names))
+        codes = self._table.encode(X, unseen)
+        return check_array(codes, ensure_all_finite="allow-nan", input_name="X")
 
     def _vae(self, X):
         """A clone of the estimator whose likelihood selects columns of X by index."""
@@ -330,13 +333,14 @@ class VAEImputer(_BaseImputer):
             return X
         likelihood = self.estimator.likelihood if self.estimator is not None else "auto"
         chosen = isinstance(likelihood, str) and likelihood == "auto"
-        names = self._table.names
+        names, kinds = self._table.names, self._table.kinds
         return unseen_as_missing(
             self.estimators_[0].module_.likelihood,
             X,
             chosen=chosen,
             label=lambda j: names[j],
             stacklevel=5,
+            labels=[kind == LABEL for kind in kinds],
         )
 
     def _fill(self, models, X):
@@ -442,7 +446,7 @@ class VAEImputer(_BaseImputer):
             the fitted one when it had columns of labels or booleans.
         """
         check_is_fitted(self)
-        X = self._validate_input(X, reset=False)
+        as_passed, X = X, self._validate_input(X, reset=False)
         check_missing(X, columns=False)  # on all rows, for the user's row numbers
         isnan = np.isnan(X)
         X_imputed = np.array(X, dtype=np.float64)
@@ -455,14 +459,15 @@ class VAEImputer(_BaseImputer):
             X_imputed[~isnan] = np.asarray(X, dtype=np.float64)[~isnan]
         if self._table is None:
             return self._concatenate_indicator(X_imputed, self._transform_indicator(isnan))
-        return self._frame_output(X_imputed, isnan)
+        return self._frame_output(X_imputed, isnan, as_passed)
 
-    def _frame_output(self, X_imputed, isnan):
-        """The filled frame, in the fitted frame's columns, dtypes and labels."""
+    def _frame_output(self, X_imputed, isnan, as_passed):
+        """The filled frame, in the fitted frame's columns, dtypes and labels (and the
+        labels of the frame ``as_passed`` that fit never saw)."""
         for j in np.flatnonzero((self._decimals >= 0) & isnan.any(axis=0)):
             filled = isnan[:, j]
             X_imputed[filled, j] = np.round(X_imputed[filled, j], self._decimals[j])
-        frame = self._table.decode(X_imputed, self._table.container)
+        frame = self._table.decode(X_imputed, self._table.container, as_passed)
         indicator = self._transform_indicator(isnan)
         if indicator is None:
             return frame

@@ -152,7 +152,7 @@ class InferenceMixin:
         return the modelled columns as given, those values included.
         """
         check_is_fitted(self)
-        X = self._read(X, reset=False)
+        X = self._read(X, reset=False, unseen=True)
         given, covariates = self._layout.split(X)
         X = self._unseen_as_missing(given)
         check_missing(X, columns=False)

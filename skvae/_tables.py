@@ -20,9 +20,12 @@ import scipy.sparse as sp
 
 from ._family_data import FEW_VALUES
 
-__all__ = ["Ranges", "Table", "container_of"]
+__all__ = ["UNSEEN", "Ranges", "Table", "container_of"]
 
 NUMBER, BOOL, LABEL = "number", "bool", "label"
+#: The code of a label fit never saw: a position no label has, which the categorical
+#: family finds unseen (and inference treats as missing).
+UNSEEN = -1.0
 
 
 def container_of(X) -> str | None:
@@ -140,8 +143,12 @@ class Table:
         """Columns that hold labels: strings, categories, booleans."""
         return [j for j, kind in enumerate(self.kinds) if kind != NUMBER]
 
-    def encode(self, X) -> np.ndarray:
-        """Frame X as floats: labels as positions, booleans as 0/1, missing entries NaN."""
+    def encode(self, X, unseen_columns=()) -> np.ndarray:
+        """Frame X as floats: labels as positions, booleans as 0/1, missing entries NaN.
+
+        A label fit never saw is an error, except in the label columns ``unseen_columns``,
+        where it is coded ``UNSEEN``.
+        """
         container = container_of(X)
         out = np.empty((X.shape[0], len(self.names)), dtype=np.float64)
         for j, name in enumerate(self.names):
@@ -162,7 +169,9 @@ class Table:
             codes = np.full(len(values), np.nan)
             for i in np.flatnonzero(~missing):
                 code = position.get(values[i])
-                if code is None:
+                if code is None and j in unseen_columns and self.kinds[j] == LABEL:
+                    code = UNSEEN
+                elif code is None:
                     raise ValueError(
                         f"Column {name!r} has the category {values[i]!r}, which was not seen "
                         f"in fit; its categories are {known}."
@@ -181,11 +190,17 @@ class Table:
             return [bool(v) for v in values] if self.kinds[j] == BOOL else values
         return [self.labels[j][int(v)] for v in values]
 
-    def decode(self, X: np.ndarray, container: str):
-        """The model's float output X as a frame of ``container`` in the user's columns."""
+    def decode(self, X: np.ndarray, container: str, given=None):
+        """The model's float output X as a frame of ``container`` in the user's columns.
+
+        ``given``: the frame X was encoded from; its labels coded ``UNSEEN`` are kept.
+        """
         columns = {}
         for j, name in enumerate(self.names):
-            columns[name] = self._column(X[:, j], j, container)
+            kept = None
+            if given is not None and self.kinds[j] == LABEL and (X[:, j] == UNSEEN).any():
+                kept = X[:, j] == UNSEEN, _as_objects(given[name], container)
+            columns[name] = self._column(X[:, j], j, container, kept)
         if container == "polars":
             import polars as pl
 
@@ -194,9 +209,9 @@ class Table:
 
         return pd.DataFrame(columns)
 
-    def _column(self, values: np.ndarray, j: int, container: str):
+    def _column(self, values: np.ndarray, j: int, container: str, kept=None):
         missing = np.isnan(values)
-        kind, dtype = self.kinds[j], self.dtypes[j]
+        kind, dtype, known = self.kinds[j], self.dtypes[j], self.labels.get(j)
         if kind == NUMBER:
             data: Any = values
         elif kind == BOOL and j not in self.labels:
@@ -209,10 +224,14 @@ class Table:
             labels = np.array(self.labels[j] + [None], dtype=object)
             codes = np.where(missing, len(labels) - 1, np.nan_to_num(values)).astype(int)
             data = labels[codes]
+            if kept is not None:  # labels fit never saw, as given (a dtype of labels takes them)
+                rows, given = kept
+                data[rows] = given[rows]
+                known = known + [v for v in dict.fromkeys(given[rows]) if v not in known]
         fractions = kind == NUMBER and not np.all(values[~missing] == np.round(values[~missing]))
         if container == "polars":
-            return _polars_series(data, dtype, self.labels.get(j), self.names[j], fractions)
-        return _pandas_series(data, dtype, self.labels.get(j), missing, fractions)
+            return _polars_series(data, dtype, known, self.names[j], fractions)
+        return _pandas_series(data, dtype, known, missing, fractions)
 
 
 def _polars_series(data, dtype: str, labels, name, fractions: bool):

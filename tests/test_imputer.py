@@ -519,3 +519,19 @@ def test_a_new_value_outside_an_auto_familys_range_is_kept_and_not_conditioned_o
     expected = imputer.transform(as_missing)
     assert filled["share"].iloc[0] == 1.0  # an observed entry is returned as given
     pd.testing.assert_frame_equal(filled.drop(columns="share"), expected.drop(columns="share"))
+
+
+def test_a_label_unseen_in_fit_is_kept_and_not_conditioned_on():
+    frame = _mixed_frame(300)
+    imputer = _fit(_without(frame, 0.1, seed=0), likelihood="auto", n_estimators=1)
+    new = frame.iloc[:3].copy()
+    new.loc[new.index[0], "kind"] = "maple"
+    new.loc[new.index[:2], "height"] = np.nan
+    as_missing = new.copy()
+    as_missing.loc[new.index[0], "kind"] = None
+    with pytest.warns(UserWarning, match="categorical column 'kind' was not seen in fit"):
+        filled = imputer.transform(new)
+    expected = imputer.transform(as_missing)
+    assert filled["kind"].iloc[0] == "maple"  # an observed entry is returned as given
+    assert filled["kind"].tolist()[1:] == new["kind"].tolist()[1:]
+    pd.testing.assert_frame_equal(filled.drop(columns="kind"), expected.drop(columns="kind"))

@@ -196,15 +196,31 @@ def test_conditional_draws_follow_the_given_value():
         vae.sample(5, given={"kind": "maple"})
 
 
-def test_labels_need_a_categorical_family_and_unseen_labels_are_named():
+def test_labels_need_a_categorical_family():
     frame = _table()
     with pytest.raises(ValueError, match=r"\['kind', 'soil'\] of X hold labels.*'auto'"):
         VAEEstimator(**FAST).fit(frame)
+
+
+def test_a_label_unseen_in_fit_is_treated_as_missing_and_partial_fit_refuses_it():
+    # A rare label that the training split happened to lack (a state, a site) made
+    # transform and score raise on an ordinary test split; numbers unseen in a categorical
+    # column were already treated as missing.
+    frame = _table()
     vae = VAEEstimator(likelihood="auto", **FAST).fit(frame)
     new = frame[:3].copy()
     new.loc[0, "kind"] = "maple"
+    as_missing = new.copy()
+    as_missing.loc[0, "kind"] = None
+    message = r"1 value of categorical column 'kind' was not seen in fit: treated as missing"
+    with pytest.warns(UserWarning, match=message):
+        Z = vae.transform(new)
+    np.testing.assert_array_equal(Z, vae.transform(as_missing))
+    with pytest.warns(UserWarning, match="'kind' was not seen in fit"):
+        scores = vae.score_samples(new)
+    np.testing.assert_array_equal(scores, vae.score_samples(as_missing))
     with pytest.raises(ValueError, match="Column 'kind' has the category 'maple'"):
-        vae.transform(new)
+        vae.partial_fit(new)
 
 
 def test_set_output_pandas_gives_frames_for_arrays_too():
