@@ -55,17 +55,18 @@ def dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else X
 
 
-def check_missing(X: np.ndarray, columns: bool) -> bool:
+def check_missing(X: np.ndarray, columns: bool, rows: bool = True) -> bool:
     """Whether X has missing values (NaN); raise when a row, or a column, has none observed.
 
-    ``columns``: check columns too (when fit learns each column's location and scale).
+    ``columns``: check columns too (when fit learns each column's location and scale);
+    ``rows``: check rows (the imputer fills a row with nothing observed by itself).
     """
     if sp.issparse(X):
         return False  # a sparse X has no NaN (``check_sparse_input``)
     isnan = np.isnan(X)
     if not isnan.any():
         return False
-    empty_rows = np.flatnonzero(isnan.all(axis=1))
+    empty_rows = np.flatnonzero(isnan.all(axis=1)) if rows else np.zeros(0, dtype=int)
     if empty_rows.size:
         raise ValueError(
             f"Row {empty_rows[0]} of X has no observed value (all NaN)"

@@ -367,6 +367,17 @@ class VAEImputer(_BaseImputer):
                 )
         return self._within_range(drawn)
 
+    def _draw_marginal(self, n_rows):
+        """Rows drawn from the VAEs' model of the data, each under one picked at random."""
+        member = self.random_state_.randint(len(self.estimators_), size=n_rows)
+        seeds = self.random_state_.randint(_MAX_SEED, size=len(self.estimators_))
+        drawn = np.empty((n_rows, len(self._marginal_fill)))
+        for k, vae in enumerate(self.estimators_):
+            rows = member == k
+            if rows.any():
+                drawn[rows] = vae.sample(int(rows.sum()), random_state=seeds[k], missing=False)
+        return self._within_range(drawn)
+
     def _within_range(self, X):
         # A fill stays within the range of its column's observed values: a log-normal
         # mean of a posterior draw with a wide spread can be orders of magnitude beyond it.
@@ -383,8 +394,8 @@ class VAEImputer(_BaseImputer):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
-            Data with missing values. Every row, and every column, needs at least one
-            observed value.
+            Data with missing values. Every column needs at least one observed value;
+            rows with none are left out of the VAEs' fit.
 
         y : Ignored
             Not used, present for API consistency.
@@ -394,8 +405,11 @@ class VAEImputer(_BaseImputer):
         self : VAEImputer
             The fitted imputer.
         """
-        X = self._validate_input(X, reset=True)
-        check_missing(X, columns=True)  # every column needs an observed value for its range
+        X_all = self._validate_input(X, reset=True)
+        # Every column needs an observed value for its range; a row with none tells the
+        # VAEs nothing, and is left out of their fit.
+        check_missing(X_all, columns=True, rows=False)
+        X = X_all[~np.isnan(X_all).all(axis=1)]
         self._observed_range = (np.nanmin(X, axis=0), np.nanmax(X, axis=0))
         rng = check_random_state(self.random_state)
         # One seed per VAE, then the seed of the importance samples.
@@ -414,8 +428,9 @@ class VAEImputer(_BaseImputer):
             self.selection_scores_ = None
         del self._n_fits, self._n_fitted
         self.n_iter_ = max(vae.n_iter_ for vae in self.estimators_)
+        self._marginal_fill = _marginal_fill(X, self.estimators_[0].module_.likelihood)
         # On X with NaN for the placeholder: the same mask as on the user's X.
-        self._fit_indicator(np.isnan(X))
+        self._fit_indicator(np.isnan(X_all))
         if self._table is not None:
             # A frame's fills are written as its observed values are: whole numbers in a
             # column of whole numbers, and no more decimals than the column shows.
@@ -435,7 +450,9 @@ class VAEImputer(_BaseImputer):
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
-            Data with missing values; each row needs at least one observed value.
+            Data with missing values. A row with nothing observed gets each column's
+            mean of its observed training values (the most frequent value in a column of
+            categories), or with ``sample_posterior`` a row drawn from the model.
 
         Returns
         -------
@@ -447,10 +464,17 @@ class VAEImputer(_BaseImputer):
         """
         check_is_fitted(self)
         as_passed, X = X, self._validate_input(X, reset=False)
-        check_missing(X, columns=False)  # on all rows, for the user's row numbers
+        check_missing(X, columns=False, rows=False)
         isnan = np.isnan(X)
         X_imputed = np.array(X, dtype=np.float64)
-        rows = np.flatnonzero(isnan.any(axis=1))
+        empty = isnan.all(axis=1)
+        rows = np.flatnonzero(isnan.any(axis=1) & ~empty)
+        if empty.any():  # nothing to condition on: the columns' own fill
+            X_imputed[empty] = (
+                self._draw_marginal(int(empty.sum()))
+                if self.sample_posterior
+                else self._marginal_fill
+            )
         if rows.size:
             given = self._conditioning(X_imputed[rows])
             fill = self._draw if self.sample_posterior else partial(self._fill, self.estimators_)
@@ -525,6 +549,16 @@ def hide_observed(X, fraction, rng):
     X_hidden = X.copy()
     X_hidden[hidden] = np.nan
     return X_hidden, hidden
+
+
+def _marginal_fill(X, likelihood) -> np.ndarray:
+    """The fill of a row with nothing observed: each column's mean of its observed values,
+    and the most frequent one (the smallest of a tie) where the fill is a category code."""
+    fill = np.nanmean(X, axis=0)
+    for j in likelihood.discrete_columns():
+        values, counts = np.unique(X[~np.isnan(X[:, j]), j], return_counts=True)
+        fill[j] = values[np.argmax(counts)]
+    return fill
 
 
 def _combine(fills, discrete):

@@ -306,17 +306,11 @@ def test_categorical_columns_of_several_vaes_take_the_hard_vote():
 
 @pytest.mark.parametrize(
     "where, pattern",
-    [
-        ("row", "Row 2 of X has no observed value"),
-        ("column", "Column 1 of X has no observed value"),
-        ("inf", "infinity"),
-    ],
+    [("column", "Column 1 of X has no observed value"), ("inf", "infinity")],
 )
 def test_clear_errors(where, pattern):
     X = np.random.default_rng(0).normal(size=(30, 3))
-    if where == "row":
-        X[2] = np.nan
-    elif where == "column":
+    if where == "column":
         X[:, 1] = np.nan
     else:
         X[4, 0] = np.inf
@@ -327,12 +321,32 @@ def test_clear_errors(where, pattern):
     assert "tensor" not in message.lower() and "torch" not in message.lower()
 
 
-def test_rows_with_nothing_observed_at_transform_time(linear):
-    _, X_missing, _, imputer = linear
-    rows = X_missing[:5].copy()
-    rows[3] = np.nan
-    with pytest.raises(ValueError, match="Row 3 of X has no observed value"):
-        imputer.transform(rows)
+def test_rows_with_nothing_observed_get_each_columns_mean():
+    # Such rows (common in real tables) made fit and transform raise; scikit-learn's
+    # imputers fill them. The VAEs learn from the other rows, as if these were not there.
+    X, _ = make_linear_gaussian(300, n_features=3, random_state=0)
+    X_missing = _remove(X, 0.2, seed=0)
+    with_empty = X_missing.copy()
+    with_empty[[3, 7]] = np.nan
+    imputer = _fit(with_empty)
+    reference = _fit(np.delete(with_empty, [3, 7], axis=0))
+    filled = imputer.transform(with_empty)
+    kept = np.delete(np.arange(300), [3, 7])
+    np.testing.assert_array_equal(filled[kept], reference.transform(X_missing[kept]))
+    means = np.nanmean(with_empty, axis=0)  # the columns' observed training values
+    np.testing.assert_allclose(filled[[3, 7]], [means, means])
+    draws = _fit(with_empty, sample_posterior=True).transform(with_empty[:8])
+    assert np.isfinite(draws).all() and not np.allclose(draws[3], draws[7])
+
+
+def test_a_row_with_nothing_observed_gets_each_labels_most_frequent_value():
+    frame = _without(_mixed_frame(300), 0.1, seed=0)
+    frame.iloc[5] = None
+    filled = _fit(frame, likelihood="auto").transform(frame.iloc[:8])
+    assert filled["kind"].iloc[5] == frame["kind"].value_counts().idxmax()
+    assert filled["soil"].iloc[5] == frame["soil"].value_counts().idxmax()
+    assert filled["height"].iloc[5] == pytest.approx(frame["height"].mean(), abs=1e-6)
+    assert filled.notna().all().all()
 
 
 def test_param_validation():
