@@ -324,6 +324,12 @@ class Positive(Domain):
 class Counts(Domain):
     """Non-negative integers."""
 
+    unseen_reason = "not counts (whole numbers from 0)"
+
+    @classmethod
+    def unseen(cls, X: np.ndarray, **learned: Any) -> np.ndarray | None:
+        return _outside(X, lambda v: (v >= 0) & (v == np.round(v)))
+
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:
         X = observed_values(X)
@@ -342,6 +348,10 @@ class Totals(Counts):
     Learned: a negative binomial for the row totals, by the method of moments (a Poisson,
     theta = inf, when the totals vary less than one).
     """
+
+    @classmethod
+    def unseen(cls, X: np.ndarray, **learned: Any) -> np.ndarray | None:
+        return None  # a row's total needs all its counts: nothing can be read as missing
 
     @classmethod
     def check(cls, name: str, X: np.ndarray, **learned: Any) -> None:

@@ -363,3 +363,23 @@ def test_a_value_unseen_in_fit_of_a_categorical_column_of_numbers_is_treated_as_
     with pytest.warns(UserWarning, match="not seen in fit"):
         filled = vae.conditional_mean(new)
     np.testing.assert_array_equal(filled, new)  # an observed value is kept as it is
+
+
+def test_a_test_value_that_is_not_a_count_in_an_auto_count_column_is_treated_as_missing():
+    # Whole numbers in training (hours studied) get a count family; a test row of 7.5
+    # hours made transform raise (openintro's gpa_study_hours, in a sweep of R tables).
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=400)
+    X = np.column_stack([z + 0.3 * rng.normal(size=400), rng.poisson(np.exp(2 + 0.5 * z))])
+    vae = _fit(X.astype(float), likelihood="auto", max_iter=5)
+    family = next(name for name, columns in vae.likelihood_.items() if columns == [1])
+    assert family in ("poisson", "negative_binomial")
+    new = np.array([[0.1, 3.0], [2.0, 7.5], [-1.0, -2.0]])
+    as_missing = new.copy()
+    as_missing[1:, 1] = np.nan
+    message = r"2 values of column 1 \(e.g. 7.5\) were not counts \(whole numbers from 0\)"
+    with pytest.warns(UserWarning, match=message):
+        scores = vae.score_samples(new)
+    np.testing.assert_allclose(scores, vae.score_samples(as_missing))
+    with pytest.raises(ValueError, match="needs non-negative integer counts"):  # when named
+        _fit(new, likelihood={family: [1], "gaussian": [0]}, max_iter=1)
