@@ -33,6 +33,11 @@ __all__ = [
     "with_float32_networks",
 ]
 
+#: The encoder sees values at most this far from 0 in the rescaled units (standard
+#: deviations for real columns): standardised training values of up to a million rows
+#: are within it, and a value of 1e12 would make its variances overflow.
+ENCODER_INPUT_LIMIT = 1e3
+
 Batch = Mapping[str, Any]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -218,8 +223,14 @@ class VAEModule(nn.Module):
         return x.masked_fill(isnan, 0.0), (~isnan).to(x.dtype)
 
     def encoder_input(self, x: Tensor, mask: Tensor | None, batch: Batch) -> Tensor:
-        """What the encoder sees: the likelihood's view of x, the mask, the covariates."""
-        inputs = [self.likelihood.encoder_input(x, mask)]
+        """What the encoder sees: the likelihood's view of x, the mask, the covariates.
+
+        A value beyond ``ENCODER_INPUT_LIMIT`` (in the rescaled units) is seen at that
+        limit: only the encoder's view, so that its variances stay finite; x itself is
+        scored as it is.
+        """
+        limit = ENCODER_INPUT_LIMIT
+        inputs = [self.likelihood.encoder_input(x, mask).clamp(-limit, limit)]
         if self.missing:
             inputs.append(torch.ones_like(x) if mask is None else mask)
         inputs += [batch[key].to(x.dtype) for key in self.covariates]

@@ -280,3 +280,22 @@ def test_more_components_than_modelled_columns_is_a_warning(n_components, warns)
     said = [str(w.message) for w in caught if "n_components=" in str(w.message)]
     assert len(said) == warns
     assert all("4 modelled columns" in message for message in said)
+
+
+def test_a_value_far_beyond_the_training_range_gets_a_finite_lowest_score():
+    # A data-entry error or a sentinel (1e12 where values are a few units) made the
+    # encoder's variances overflow: the row scored NaN, and the detector called it normal.
+    from skvae import VAEOutlierDetector
+
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    new = X[:4].copy()
+    new[0, 1], new[1, 2] = 1e12, -1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        detector = VAEOutlierDetector(max_iter=20, random_state=0).fit(X)
+    for model in (_fit(X), detector):
+        scores = model.score_samples(new)
+        assert np.isfinite(scores[[0, 2, 3]]).all() and scores[1] == -np.inf  # not NaN
+        assert scores[:2].max() < model.score_samples(X).min()
+    assert (model.predict(new)[:2] == -1).all()
+    assert np.isfinite(_fit(X).transform(new)).all()
