@@ -55,11 +55,12 @@ def dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else X
 
 
-def check_missing(X: np.ndarray, columns: bool, rows: bool = True) -> bool:
+def check_missing(X: np.ndarray, columns: bool, rows: bool = True, unseen: bool = False) -> bool:
     """Whether X has missing values (NaN); raise when a row, or a column, has none observed.
 
     ``columns``: check columns too (when fit learns each column's location and scale);
-    ``rows``: check rows (the imputer fills a row with nothing observed by itself).
+    ``rows``: check rows (the imputer fills a row with nothing observed by itself);
+    ``unseen``: X's NaN include values the model could not use (say so of an empty row).
     """
     if sp.issparse(X):
         return False  # a sparse X has no NaN (``check_sparse_input``)
@@ -68,10 +69,16 @@ def check_missing(X: np.ndarray, columns: bool, rows: bool = True) -> bool:
         return False
     empty_rows = np.flatnonzero(isnan.all(axis=1)) if rows else np.zeros(0, dtype=int)
     if empty_rows.size:
+        more = f", and {empty_rows.size - 1} more rows too" if empty_rows.size > 1 else ""
+        if unseen:
+            raise ValueError(
+                f"Row {empty_rows[0]} of X has no value the model can use{more}: those it "
+                "has were not seen in fit, or are outside their family's range (see the "
+                "warning). Drop such rows: the model has nothing to condition on."
+            )
         raise ValueError(
-            f"Row {empty_rows[0]} of X has no observed value (all NaN)"
-            + (f", and {empty_rows.size - 1} more rows too" if empty_rows.size > 1 else "")
-            + ". Drop rows with nothing observed: the model has nothing to condition on."
+            f"Row {empty_rows[0]} of X has no observed value (all NaN){more}. Drop rows "
+            "with nothing observed: the model has nothing to condition on."
         )
     empty_columns = np.flatnonzero(isnan.all(axis=0))
     if columns and empty_columns.size:

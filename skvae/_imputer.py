@@ -467,18 +467,21 @@ class VAEImputer(_BaseImputer):
         check_missing(X, columns=False, rows=False)
         isnan = np.isnan(X)
         X_imputed = np.array(X, dtype=np.float64)
-        empty = isnan.all(axis=1)
-        rows = np.flatnonzero(isnan.any(axis=1) & ~empty)
-        if empty.any():  # nothing to condition on: the columns' own fill
-            X_imputed[empty] = (
-                self._draw_marginal(int(empty.sum()))
-                if self.sample_posterior
-                else self._marginal_fill
-            )
+        rows = np.flatnonzero(isnan.any(axis=1))
         if rows.size:
             given = self._conditioning(X_imputed[rows])
+            # Rows with nothing to condition on (nothing observed, or only values fit
+            # never saw) get the columns' own fill.
+            empty = np.isnan(given).all(axis=1)
+            if empty.any():
+                X_imputed[rows[empty]] = (
+                    self._draw_marginal(int(empty.sum()))
+                    if self.sample_posterior
+                    else self._marginal_fill
+                )
             fill = self._draw if self.sample_posterior else partial(self._fill, self.estimators_)
-            X_imputed[rows] = fill(given)
+            if not empty.all():
+                X_imputed[rows[~empty]] = fill(given[~empty])
             # Observed entries as given, those the VAEs could not condition on included.
             X_imputed[~isnan] = np.asarray(X, dtype=np.float64)[~isnan]
         if self._table is None:

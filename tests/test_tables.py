@@ -221,6 +221,11 @@ def test_a_label_unseen_in_fit_is_treated_as_missing_and_partial_fit_refuses_it(
     np.testing.assert_array_equal(scores, vae.score_samples(as_missing))
     with pytest.raises(ValueError, match="Column 'kind' has the category 'maple'"):
         vae.partial_fit(new)
+    only_unseen = new[:1].copy()
+    only_unseen.loc[:, only_unseen.columns != "kind"] = None
+    with pytest.warns(UserWarning, match="'kind' was not seen in fit"):
+        with pytest.raises(ValueError, match="Row 0 of X has no value the model can use"):
+            vae.transform(only_unseen)
 
 
 def test_set_output_pandas_gives_frames_for_arrays_too():
