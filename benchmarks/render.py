@@ -44,6 +44,7 @@ BENCHMARKS = [
      "python benchmarks/bench_choices.py --group tuning", "about 10 minutes"),
     ("bench_choices", "", "python benchmarks/bench_choices.py", "about 25 minutes"),
     ("bench_mixed_impute", "", "python benchmarks/bench_mixed_impute.py", "about 30 minutes"),
+    ("bench_tables", "", "python benchmarks/bench_tables.py --jobs 2", "about 15 minutes"),
     ("bench_cost", "",
      "python benchmarks/bench_cost.py --baseline c50674c --rounds 2 --targets 1 2 3 5",
      "about an hour"),
