@@ -550,8 +550,8 @@ def test_a_label_unseen_in_fit_is_kept_and_not_conditioned_on():
     assert filled["kind"].tolist()[1:] == new["kind"].tolist()[1:]
     pd.testing.assert_frame_equal(filled.drop(columns="kind"), expected.drop(columns="kind"))
     # A row with nothing else observed is filled as a row with nothing observed.
-    only_unseen = new.iloc[:1].copy()
-    only_unseen.loc[:, only_unseen.columns != "kind"] = None
+    # The label, and nothing else observed (mask: pandas 3 sets no None into a bool column).
+    only_unseen = new.iloc[:1].mask(lambda f: np.broadcast_to(f.columns != "kind", f.shape))
     with pytest.warns(UserWarning, match="'kind' was not seen in fit"):
         filled = imputer.transform(only_unseen)
     empty = imputer.transform(only_unseen.assign(kind=None))
