@@ -225,12 +225,13 @@ class VAEModule(nn.Module):
     def encoder_input(self, x: Tensor, mask: Tensor | None, batch: Batch) -> Tensor:
         """What the encoder sees: the likelihood's view of x, the mask, the covariates.
 
-        A value beyond ``ENCODER_INPUT_LIMIT`` (in the rescaled units) is seen at that
-        limit: only the encoder's view, so that its variances stay finite; x itself is
-        scored as it is.
+        Outside training, a value beyond ``ENCODER_INPUT_LIMIT`` (in the rescaled units) is
+        seen at that limit: only the encoder's view, so that its variances stay finite; x
+        itself is scored as it is. Standardised training rows lie within the limit.
         """
-        limit = ENCODER_INPUT_LIMIT
-        inputs = [self.likelihood.encoder_input(x, mask).clamp(-limit, limit)]
+        inputs = [self.likelihood.encoder_input(x, mask)]
+        if not self.training:
+            inputs[0] = inputs[0].clamp(-ENCODER_INPUT_LIMIT, ENCODER_INPUT_LIMIT)
         if self.missing:
             inputs.append(torch.ones_like(x) if mask is None else mask)
         inputs += [batch[key].to(x.dtype) for key in self.covariates]

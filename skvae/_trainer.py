@@ -188,8 +188,8 @@ class Trainer:
 
     def _with_encoder_inputs(self, data: Mapping[str, Tensor]) -> Mapping[str, Tensor]:
         """``data`` with every row's encoder input (``"h"``), which the analytic step then
-        gathers instead of computing: where nothing else joins x's (no mask, covariates or
-        sparse first layer)."""
+        gathers instead of computing: where the likelihood transforms x (one-hot codes,
+        logs) and nothing else joins it (no mask, covariates or sparse first layer)."""
         module, x = self.module, data["x"]
         if (
             self.analytic is None
@@ -202,8 +202,8 @@ class Trainer:
         ):
             return data
         with torch.no_grad():
-            h = module.encoder_input(x, None, data)
-        return {**data, "h": h}
+            h = module.likelihood.encoder_input(x)
+        return data if h is x else {**data, "h": h}
 
     def _sparse_inputs(self) -> SparseInputs | None:
         """The non-zero encoder inputs of the data, when the first layer should skip zeros.
