@@ -355,27 +355,29 @@ class VAEImputer(_BaseImputer):
 
     def _draw(self, X):
         """Draws of the missing entries of X, each row's under one model picked at random."""
-        rng = self.random_state_
-        member = rng.randint(len(self.estimators_), size=X.shape[0])
-        seeds = rng.randint(_MAX_SEED, size=len(self.estimators_))
-        drawn = np.empty_like(X)
-        for k, vae in enumerate(self.estimators_):
-            rows = member == k
-            if rows.any():
-                drawn[rows] = vae.conditional_sample(
-                    X[rows], n_importance_samples=self.n_importance_samples, random_state=seeds[k]
-                )
-        return self._within_range(drawn)
+        return self._by_member(
+            len(X),
+            lambda vae, rows, seed: vae.conditional_sample(
+                X[rows], n_importance_samples=self.n_importance_samples, random_state=seed
+            ),
+        )
 
     def _draw_marginal(self, n_rows):
         """Rows drawn from the VAEs' model of the data, each under one picked at random."""
+        return self._by_member(
+            n_rows,
+            lambda vae, rows, seed: vae.sample(int(rows.sum()), random_state=seed, missing=False),
+        )
+
+    def _by_member(self, n_rows, draw):
+        """``draw(vae, rows, seed)`` for the rows of each VAE, one picked at random per row."""
         member = self.random_state_.randint(len(self.estimators_), size=n_rows)
         seeds = self.random_state_.randint(_MAX_SEED, size=len(self.estimators_))
-        drawn = np.empty((n_rows, len(self._marginal_fill)))
+        drawn = np.empty((n_rows, len(self._observed_range[0])))
         for k, vae in enumerate(self.estimators_):
             rows = member == k
             if rows.any():
-                drawn[rows] = vae.sample(int(rows.sum()), random_state=seeds[k], missing=False)
+                drawn[rows] = draw(vae, rows, seeds[k])
         return self._within_range(drawn)
 
     def _within_range(self, X):

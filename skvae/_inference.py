@@ -154,8 +154,9 @@ class InferenceMixin:
         check_is_fitted(self)
         X = self._read(X, reset=False, unseen=True)
         given, covariates = self._layout.split(X)
-        check_missing(given, columns=False)  # rows the user left empty
         X = self._unseen_as_missing(given)
+        if X is not given:  # rows the user left empty, before those left so by the model
+            check_missing(given, columns=False)
         check_missing(X, columns=False, unseen=X is not given)
         self._check_domain(X)
         return (X, covariates, given) if with_given else (X, covariates)
