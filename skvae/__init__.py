@@ -1,5 +1,6 @@
 """skvae: variational autoencoders as scikit-learn estimators, with PyTorch inside."""
 
+from ._cluster import VAEClusterer
 from ._estimator import VAEEstimator
 from ._imputer import VAEImputer
 from ._likelihoods import LIKELIHOODS, Likelihood, register_likelihood
@@ -17,6 +18,7 @@ __all__ = [
     "Likelihood",
     "Posterior",
     "Prior",
+    "VAEClusterer",
     "VAEEstimator",
     "VAEImputer",
     "VAEModule",

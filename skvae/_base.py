@@ -56,7 +56,7 @@ from ._trainer import (
     auto_budget,
 )
 
-__all__ = ["BaseVAE"]
+__all__ = ["BaseVAE", "run_training"]
 
 _COMPUTE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
@@ -133,10 +133,7 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
 
     def _fit(self, X, incremental=False):
         fit = self._start_fit(X, incremental)
-        try:
-            fit.trainer.run(fit.trainer.config.max_iter)
-        except NonFiniteLossError as exc:
-            raise ValueError(str(exc)) from None
+        run_training(fit.trainer)
         return self._end_fit(fit)
 
     def _start_fit(self, X, incremental: bool) -> PendingFit:
@@ -219,7 +216,7 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
         if isinstance(self.likelihood, str) and self.likelihood == "auto":
             self.likelihood_ = self._positions_of_x(auto_likelihood(X, names, kinds))
         likelihood = self._likelihood_parts(self.likelihood_, X.shape[1])
-        if self.n_components > X.shape[1]:
+        if self._latent_width(X.shape[1]) > X.shape[1]:
             warnings.warn(
                 f"n_components={self.n_components} is more than the {X.shape[1]} modelled "
                 "columns of X: the extra latent dimensions usually stay unused "
@@ -255,13 +252,21 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
         """
         return {
             "n_features": X.shape[1],
-            "n_components": self.n_components,
+            "n_components": self._latent_width(X.shape[1]),
             "hidden_layer_sizes": self._hidden_layer_sizes(),
             "activation": self.activation,
             "posterior": posterior_spec(posterior_class(self.posterior)),
-            "prior": prior_config(self.prior, self.n_prior_components),
+            "prior": self._prior_config(resumed),
             "covariates": {k: v.shape[1] for k, v in covariates.items()},
         }
+
+    def _latent_width(self, n_columns: int) -> int:
+        """The width of z for data of ``n_columns`` modelled columns."""
+        return self.n_components
+
+    def _prior_config(self, resumed: VAEModule | None) -> dict:
+        """The prior of a new module (``resumed``: the module that training continues)."""
+        return prior_config(self.prior, self.n_prior_components)
 
     def _optimizer(self, module):
         networks = (module.encoder, module.decoder)
@@ -407,3 +412,11 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
         # NaN marks a missing value: it is left out of the likelihood.
         tags.input_tags.allow_nan = True
         return tags
+
+
+def run_training(trainer: Trainer) -> None:
+    """Run ``trainer`` to its epoch limit; a loss that stops being finite is a ValueError."""
+    try:
+        trainer.run(trainer.config.max_iter)
+    except NonFiniteLossError as exc:
+        raise ValueError(str(exc)) from None

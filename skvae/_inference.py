@@ -354,12 +354,18 @@ class InferenceMixin:
         >>> bool(np.all(draws == np.round(draws)))  # whole numbers, as the pixels were
         True
         """
+        return self._sample(n_samples, random_state, covariates, given, constrain, missing)
+
+    def _sample(
+        self, n_samples, random_state, covariates, given, constrain, missing, component=None
+    ):
+        """``sample``'s draws; ``component``: z from that component of a mixture prior."""
         check_is_fitted(self)
         if not isinstance(n_samples, Integral) or isinstance(n_samples, bool) or n_samples < 1:
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         rng = check_random_state(self.random_state if random_state is None else random_state)
         eps, generator = self._noise(n_samples, rng.randint(MAX_SEED))
-        Z = self._prior_draws(eps, generator)
+        Z = self._prior_draws(eps, generator, component)
         covariates = self._decoding_covariates(n_samples, covariates)
         likelihood = self.module_.likelihood
         fixed = None
@@ -451,13 +457,21 @@ class InferenceMixin:
         mask = ~np.isnan(row)
         return np.where(mask, (row - likelihood.loc) / likelihood.scale, 0.0), mask
 
-    def _prior_draws(self, eps: torch.Tensor, generator) -> torch.Tensor:
-        """Draws of the fitted prior from standard normal noise (rows, n_latent), float64."""
+    def _prior_draws(self, eps: torch.Tensor, generator, component=None) -> torch.Tensor:
+        """Draws of the fitted prior from standard normal noise (rows, n_latent), float64.
+
+        ``component``: draws of that component of a mixture prior alone.
+        """
         device, dtype, module, _ = self._inference_module()
         if module.prior.closed_form_kl:
             return eps
         with torch.inference_mode():
-            z = module.prior.reparameterise(eps.to(device, dtype), generator, module)
+            eps = eps.to(device, dtype)
+            if component is None:
+                z = module.prior.reparameterise(eps, generator, module)
+            else:
+                k = torch.full((len(eps),), component, dtype=torch.long, device=device)
+                z = module.prior.component_draws(eps, k)
         return z.cpu().double()
 
     def _conditional_latents(self, n_rows, values, mask, covariates, generator) -> torch.Tensor:

@@ -366,11 +366,14 @@ class VAEModule(nn.Module):
         output = self.loss(batch, eps)
         return output.reconstruction - output.kl
 
-    def log_weights(self, batch: Batch | Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+    def log_weights(
+        self, batch: Batch | Tensor, eps: Tensor, with_z: bool = False
+    ) -> tuple[Tensor, ...]:
         """Log importance weights (n, K) and decoder outputs (n, K, n_outputs).
 
         ``eps`` (K, n_components) is shared by every row: the K samples of each row are
-        z_k = the posterior's reparameterisation of eps_k.
+        z_k = the posterior's reparameterisation of eps_k. ``with_z``: the samples z
+        (n, K, n_latent) too, third.
         """
         batch = as_batch(batch)
         inferred = self.inference(batch)
@@ -382,7 +385,8 @@ class VAEModule(nn.Module):
         if mask is not None:
             mask = mask.unsqueeze(1).expand(shape)
         rec = self.likelihood.log_prob(x.unsqueeze(1).expand(shape), out, mask)
-        return rec + self.log_prior(z) - posterior.log_prob(z), out
+        log_w = rec + self.log_prior(z) - posterior.log_prob(z)
+        return (log_w, out, z) if with_z else (log_w, out)
 
     def iw_bound(self, batch: Batch | Tensor, eps: Tensor) -> Tensor:
         """Per-row importance-weighted bound (Burda et al. 2015) with K = len(eps) samples.

@@ -127,6 +127,10 @@ class GaussianMixturePrior(Prior):
 
     def reparameterise(self, eps, generator, module) -> Tensor:
         k = self._pick(self.logits, len(eps), generator).to(eps.device)
+        return self.component_draws(eps, k)
+
+    def component_draws(self, eps: Tensor, k: Tensor) -> Tensor:
+        """Draws of components ``k`` (one per row of ``eps``) from standard normal noise."""
         scale = (0.5 * self.log_vars[k]).exp().to(eps.dtype)
         return self.means[k].to(eps.dtype) + scale * eps
 
