@@ -26,8 +26,10 @@ from ._trainer import Trainer
 
 __all__ = ["VAEClusterer"]
 
-# Starts of the GaussianMixture fitted to the pretrained codes; the best is kept.
+# Starts of the GaussianMixture fitted to the pretrained codes; the likeliest is kept.
 GMM_INITS = 10
+# The smallest variance a component of the prior starts with, in latent units.
+VARIANCE_FLOOR = 1e-6
 # Shared draws per row that measure the spread of each row's posterior around its mean.
 SPREAD_DRAWS = 16
 
@@ -45,8 +47,9 @@ class VAEClusterer(
     importance sampling with the encoder as proposal.
 
     ``fit`` trains in two stages, as VaDE does: a VAE with the standard normal prior,
-    then a GaussianMixture fitted to its codes (10 starts) sets the mixture prior, and the
-    whole model trains on, each stage with the same budget and stopping rule.
+    then a GaussianMixture fitted to its codes (full covariances, 10 starts) groups the
+    rows, each group's moments set a component of the prior, and the whole model trains
+    on; each stage has the same budget and stopping rule.
 
     Parameters
     ----------
@@ -293,17 +296,20 @@ noise_variance_, kl_per_component_, n_active_components_ : see VAEEstimator
         d = module.n_components
         posterior = pretrained.encode(pretrained.train_rows)
         codes = posterior.mean[:, :d]
+        # A full-covariance mixture finds the groups of the codes; the diagonal prior then
+        # takes each group's moments.
         seed = int(torch.randint(MAX_SEED, (1,), generator=generator))
-        gmm = GaussianMixture(
-            self.n_clusters, covariance_type="diag", n_init=GMM_INITS, random_state=seed
-        ).fit(codes.numpy())
-        # The prior models z, not its means: each component also spreads as its rows'
+        gmm = GaussianMixture(self.n_clusters, n_init=GMM_INITS, random_state=seed)
+        resp = gmm.fit(codes.numpy()).predict_proba(codes.numpy())
+        counts = resp.sum(0)[:, None]
+        means = resp.T @ codes.numpy() / counts
+        # The prior models z, not its means: each group also spreads as its rows'
         # posteriors do.
         eps = torch.randn(SPREAD_DRAWS, module.n_latent, generator=generator, dtype=codes.dtype)
         draws = posterior.expand_samples().rsample(eps.unsqueeze(0))[..., :d]
         spread = ((draws - codes.unsqueeze(1)) ** 2).mean(1).numpy()
-        resp = gmm.predict_proba(codes.numpy())
-        variances = gmm.covariances_ + resp.T @ spread / resp.sum(0)[:, None]
+        second = resp.T @ (codes.numpy() ** 2 + spread) / counts
+        variances = np.maximum(second - means**2, VARIANCE_FLOOR)
         spec = {**module.spec, "prior": prior_config("mixture", self.n_clusters)}
         with torch.random.fork_rng(devices=[]):
             clustering = VAEModule.from_spec(spec)
@@ -311,9 +317,9 @@ noise_variance_, kl_per_component_, n_active_components_ : see VAEEstimator
         assert not unexpected and all(key.startswith("prior.") for key in missing)
         prior = clustering.prior
         with torch.no_grad():
-            prior.means.copy_(torch.as_tensor(gmm.means_))
+            prior.means.copy_(torch.as_tensor(means))
             prior.log_vars.copy_(torch.as_tensor(np.log(variances)))
-            prior.logits.copy_(torch.as_tensor(np.log(gmm.weights_)))
+            prior.logits.copy_(torch.as_tensor(np.log(counts.ravel() / len(codes))))
         clustering.to(pretrained.device)
         data = {k: v for k, v in pretrained.data.items() if k != "h"}
         return self._trainer(

@@ -9,7 +9,7 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
-from skvae import VAEEstimator, VAEImputer, VAEOutlierDetector
+from skvae import VAEClusterer, VAEEstimator, VAEImputer, VAEOutlierDetector
 
 ESTIMATORS = [
     # The defaults with an epoch limit: on the checks' tiny data "auto" means 500 steps.
@@ -63,10 +63,23 @@ DETECTORS = [
     ),
 ]
 
+CLUSTERERS = [
+    # A small clusterer. check_clustering's 50 rows are too few to judge early stopping
+    # on a tenth of them; a larger step trains it in fewer epochs.
+    VAEClusterer(
+        n_clusters=3,
+        hidden_layer_sizes=(16,),
+        early_stopping=False,
+        max_iter=150,
+        learning_rate_init=1e-2,
+        random_state=0,
+    ),
+]
+
 
 # Some checks fit with few iterations on purpose; a ConvergenceWarning is expected there.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-@parametrize_with_checks(ESTIMATORS + IMPUTERS + DETECTORS)
+@parametrize_with_checks(ESTIMATORS + IMPUTERS + DETECTORS + CLUSTERERS)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
@@ -92,13 +105,13 @@ def test_partial_fit_passes_sklearn_checks(estimator, check):
     check(type(estimator).__name__, estimator)
 
 
-# The detector has no partial_fit; these two checks of the list above concern it too.
+# The detector and the clusterer have no partial_fit; these two checks concern them too.
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize(
     "check",
     [check_dataframe_column_names_consistency, check_param_validation],
     ids=lambda check: check.__name__,
 )
-@pytest.mark.parametrize("estimator", DETECTORS, ids=repr)
-def test_detector_passes_sklearn_input_checks(estimator, check):
+@pytest.mark.parametrize("estimator", DETECTORS + CLUSTERERS, ids=repr)
+def test_detector_and_clusterer_pass_sklearn_input_checks(estimator, check):
     check(type(estimator).__name__, clone(estimator).set_params(max_iter=5))
