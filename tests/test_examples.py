@@ -39,6 +39,7 @@ INCREMENTAL = (
     "docs/user_guide/scaling_out.md",
     "## More rows than memory: Incremental over a dask array",
 )
+CLUSTERING = ("docs/user_guide/clustering.md", "# Clustering")
 SKOPS = ("docs/user_guide/persistence.md", "## Sharing: skops files")
 MLFLOW = ("docs/user_guide/persistence.md", "## Tracking and serving: mlflow")
 RUN_BY_TESTS = {
@@ -51,6 +52,7 @@ RUN_BY_TESTS = {
     *COUNTS_BLOCKS,
     DASK_CLUSTER,
     INCREMENTAL,
+    CLUSTERING,
     SKOPS,
     MLFLOW,
 }
@@ -141,6 +143,20 @@ def test_guide_estimator_example_runs(capsys):
 
 
 @pytest.mark.slow
+def test_guide_clustering_example_runs():
+    namespace = _run_block(*CLUSTERING)
+    X, labels = namespace["X"], namespace["labels"]
+    np.testing.assert_allclose(namespace["proba"].sum(axis=1), 1.0)
+    assert namespace["centres"].shape == (3, X.shape[1])
+    assert namespace["new_rows"].shape == (10, X.shape[1])
+    # The blobs are far apart: the drawn rows lie nearest their own cluster's rows.
+    own = X[labels == labels[0]].mean(axis=0)
+    others = [X[labels == c].mean(axis=0) for c in set(labels) - {labels[0]}]
+    distance = np.linalg.norm(namespace["new_rows"].mean(axis=0) - own)
+    assert all(distance < np.linalg.norm(namespace["new_rows"].mean(axis=0) - o) for o in others)
+
+
+@pytest.mark.slow
 def test_readme_usage_example_runs():
     namespace = _run_block(*USAGE)
     assert namespace["Z"].shape == (1797, 2)
@@ -170,6 +186,7 @@ def test_the_gallery_has_its_examples():
         "plot_outliers.py",
         "plot_synthetic_tables.py",
         "plot_batch_correction.py",
+        "plot_clustering.py",
     } <= names
 
 

@@ -10,8 +10,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
 
-from skvae import VAEEstimator, VAEImputer, VAEOutlierDetector
+from skvae import VAEClusterer, VAEEstimator, VAEImputer, VAEOutlierDetector
 from skvae.plotting import (
+    ClustersDisplay,
     LatentSpaceDisplay,
     LatentTraversalDisplay,
     LossCurveDisplay,
@@ -729,3 +730,46 @@ def test_marginals_from_an_estimator_fitted_on_a_frame_draw_a_frame(tables):
         heights, [shares.get(c, 0.0) for c in display.categories_["island"]]
     )
     plt.close("all")
+
+
+# ---------------------------------------------------------------- ClustersDisplay
+
+
+@pytest.fixture(scope="module")
+def clusterer(digits):
+    return VAEClusterer(4, **SMALL).fit(digits[0] / 16)
+
+
+def test_clusters_display_draws_the_decoded_centres_as_images(clusterer, digits):
+    display = ClustersDisplay.from_estimator(clusterer, digits[0] / 16, image_shape=(8, 8))
+    np.testing.assert_array_equal(display.centers, clusterer.cluster_centers_)
+    # 2 x 2 images of 8 x 8 pixels, one blank pixel between them.
+    assert display.image_.get_array().shape == (17, 17)
+    assert [t.get_text() for t in display.ax_.texts][0].startswith("0: ")
+    plt.close("all")
+
+
+def test_clusters_display_profiles_are_centres_in_standard_deviations_of_x():
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "a": rng.normal(10, 2, 200),
+            "b": rng.normal(0, 5, 200),
+            "kind": rng.choice(["u", "v"], 200),
+        }
+    )
+    clusterer = VAEClusterer(2, likelihood="auto", **SMALL).fit(frame)
+    display = ClustersDisplay.from_estimator(clusterer, frame)
+    centres = clusterer.cluster_centers_[["a", "b"]].to_numpy()
+    numbers = frame[["a", "b"]].to_numpy()
+    expected = (centres - numbers.mean(axis=0)) / numbers.std(axis=0)
+    np.testing.assert_allclose(display.centers, expected)
+    assert display.feature_names == ["a", "b"]  # the labels are left out
+    assert [t.get_text() for t in display.ax_.get_xticklabels()] == ["a", "b"]
+    plt.close("all")
+
+
+def test_clusters_display_refuses_a_model_without_clusters(vae, digits):
+    with pytest.raises(TypeError, match="calls predict_proba and cluster_centers_ of the model"):
+        ClustersDisplay.from_estimator(vae, digits[0])

@@ -7,6 +7,8 @@ matplotlib Axes (a new figure when None), keeps the artists as attributes (``ax_
 are the constructor's parameters, so a display can also be built from arrays and
 re-plotted.
 
+- :class:`ClustersDisplay`: the decoded centre of each cluster of a
+  :class:`~skvae.VAEClusterer` (images, or a profile of the columns per cluster).
 - :class:`LatentSpaceDisplay`: the posterior means of the rows of X in two latent
   dimensions, coloured by a label.
 - :class:`LatentTraversalDisplay`: what the decoder makes of a sweep along each latent
@@ -22,11 +24,13 @@ accepts a fitted skvae model that has what the display draws, or a
 :class:`~sklearn.pipeline.Pipeline` whose last step is one: a :class:`~skvae.VAEEstimator`
 everywhere; a :class:`~skvae.VAEOutlierDetector` (no ``transform`` nor
 ``inverse_transform``) in :class:`LossCurveDisplay`, :class:`MarginalsDisplay` and
-:class:`SamplesDisplay` with ``kind="sample"``. With a Pipeline, X and every picture are
+:class:`SamplesDisplay` with ``kind="sample"``; a :class:`~skvae.VAEClusterer` wherever
+a VAEEstimator goes, and in :class:`ClustersDisplay`. With a Pipeline, X and every picture are
 in the units of the Pipeline's input (its earlier steps need ``inverse_transform`` for
 the decoded pictures).
 """
 
+from ._clusters import ClustersDisplay
 from ._latent_space import LatentSpaceDisplay
 from ._latent_traversal import LatentTraversalDisplay
 from ._loss_curve import LossCurveDisplay
@@ -34,6 +38,7 @@ from ._marginals import MarginalsDisplay
 from ._samples import SamplesDisplay
 
 __all__ = [
+    "ClustersDisplay",
     "LatentSpaceDisplay",
     "LatentTraversalDisplay",
     "LossCurveDisplay",

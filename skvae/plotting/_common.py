@@ -12,12 +12,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseVAE
+from .._cluster import VAEClusterer
 from .._estimator import VAEEstimator
 from .._outlier import VAEOutlierDetector
 
 _INSTALL_HINT = 'pip install "skvae[plot]"'
 #: skvae's models, named in the message of a display refusing an estimator.
-_MODELS = (VAEEstimator, VAEOutlierDetector)
+_MODELS = (VAEEstimator, VAEOutlierDetector, VAEClusterer)
 
 
 def _check_matplotlib(caller):
