@@ -6,12 +6,7 @@ from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import (
-    ClassNamePrefixFeaturesOutMixin,
-    ClusterMixin,
-    TransformerMixin,
-    _fit_context,
-)
+from sklearn.base import ClusterMixin, _fit_context
 from sklearn.mixture import GaussianMixture
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -34,9 +29,7 @@ VARIANCE_FLOOR = 1e-6
 SPREAD_DRAWS = 16
 
 
-class VAEClusterer(
-    LatentMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, ClusterMixin, BaseVAE
-):
+class VAEClusterer(LatentMixin, ClusterMixin, BaseVAE):
     """Clustering with a variational autoencoder whose prior is a mixture of Gaussians.
 
     The model is :class:`VAEEstimator`'s with the prior p(z) = sum_c pi_c N(z; m_c,

@@ -7,7 +7,7 @@ from numbers import Integral
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.base import _fit_context
 from sklearn.utils._param_validation import StrOptions
 
 from ._base import BaseVAE
@@ -20,7 +20,7 @@ from ._stacklevel import users_stacklevel
 __all__ = ["VAEEstimator"]
 
 
-class VAEEstimator(LatentMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseVAE):
+class VAEEstimator(LatentMixin, BaseVAE):
     """Variational autoencoder as a scikit-learn transformer and density model.
 
     The model: latent variables z of size ``n_components`` with a prior p(z) (N(0, I) by

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import numpy as np
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_array, check_is_fitted
 
 __all__ = ["LatentMixin"]
 
 
-class LatentMixin:
+class LatentMixin(ClassNamePrefixFeaturesOutMixin, TransformerMixin):
     """``transform`` (posterior means) and ``inverse_transform`` (decoder means) of a fitted
-    VAE estimator (``BaseVAE``'s subclasses that are transformers)."""
+    VAE estimator, with scikit-learn's transformer API (``fit_transform``, ``set_output``,
+    ``get_feature_names_out``), which wraps the ``transform`` defined here."""
 
     def transform(self, X):
         """Posterior means E_q[z | x] of the rows of X.

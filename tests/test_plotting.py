@@ -119,7 +119,7 @@ def test_loss_curve_of_unfitted_estimator_raises_not_fitted():
 
 def test_an_estimator_that_is_not_a_vae_is_refused(digits):
     scaler = MinMaxScaler().fit(digits[0])
-    with pytest.raises(TypeError, match="VAEEstimator or a Pipeline whose last step"):
+    with pytest.raises(TypeError, match="a VAEClusterer or a Pipeline whose last step"):
         LatentSpaceDisplay.from_estimator(scaler, digits[0])
 
 
