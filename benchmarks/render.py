@@ -46,7 +46,7 @@ BENCHMARKS = [
     ("bench_mixed_impute", "", "python benchmarks/bench_mixed_impute.py", "about 30 minutes"),
     ("bench_cluster_tuning", "--group tuning",
      "python benchmarks/bench_cluster.py --group tuning --jobs 2", "about 2 minutes"),
-    ("bench_cluster", "", "python benchmarks/bench_cluster.py --jobs 2", "TIME"),
+    ("bench_cluster", "", "python benchmarks/bench_cluster.py --jobs 2", "about 15 minutes"),
     ("bench_tables", "", "python benchmarks/bench_tables.py --jobs 2", "about 15 minutes"),
     ("bench_cost", "",
      "python benchmarks/bench_cost.py --baseline c50674c --rounds 2 --targets 1 2 3 5",
