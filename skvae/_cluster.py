@@ -276,6 +276,11 @@ noise_variance_, kl_per_component_, n_active_components_ : see VAEEstimator
 
     def _fit(self, X, incremental=False):
         fit = self._start_fit(X, incremental)
+        if fit.trainer.n_train < self.n_clusters:
+            raise ValueError(
+                f"n_clusters={self.n_clusters} is more than the {fit.trainer.n_train} rows "
+                "that train the model (X's rows, less those early stopping holds out)."
+            )
         run_training(fit.trainer)
         if fit.trainer.module.prior.closed_form_kl:  # pretrained: now the mixture prior
             fit = fit._replace(trainer=self._clustering_trainer(fit.trainer))
@@ -294,7 +299,7 @@ noise_variance_, kl_per_component_, n_active_components_ : see VAEEstimator
         seed = int(torch.randint(MAX_SEED, (1,), generator=generator))
         gmm = GaussianMixture(self.n_clusters, n_init=GMM_INITS, random_state=seed)
         resp = gmm.fit(codes.numpy()).predict_proba(codes.numpy())
-        counts = resp.sum(0)[:, None]
+        counts = resp.sum(0)[:, None] + 10 * np.finfo(resp.dtype).eps  # as GaussianMixture's
         means = resp.T @ codes.numpy() / counts
         # The prior models z, not its means: each group also spreads as its rows'
         # posteriors do.
@@ -370,6 +375,19 @@ noise_variance_, kl_per_component_, n_active_components_ : see VAEEstimator
         -------
         proba : ndarray of shape (n_samples, n_clusters)
             Each row's cluster probabilities; they sum to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import make_blobs
+        >>> from skvae import VAEClusterer
+        >>> X, _ = make_blobs(300, n_features=4, centers=3, random_state=0)
+        >>> clusterer = VAEClusterer(3, hidden_layer_sizes=(16,), random_state=0).fit(X)
+        >>> proba = clusterer.predict_proba(X[:4])
+        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1))
+        ((4, 3), True)
+        >>> bool(np.array_equal(proba.argmax(axis=1), clusterer.predict(X[:4])))
+        True
         """
         X, covariates = self._validate_for_inference(X)
         eps, _ = self._noise(self.n_importance_samples, self._crn_seed)
@@ -426,6 +444,18 @@ noise_variance_, kl_per_component_, n_active_components_ : see VAEEstimator
         -------
         X : ndarray or DataFrame of shape (n_samples, n_features)
             Draws in the units of the training data.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_blobs
+        >>> from skvae import VAEClusterer
+        >>> X, _ = make_blobs(300, n_features=4, centers=3, random_state=0)
+        >>> clusterer = VAEClusterer(3, hidden_layer_sizes=(16,), random_state=0).fit(X)
+        >>> draws = clusterer.sample(50, cluster=1, random_state=0)
+        >>> draws.shape
+        (50, 4)
+        >>> float((clusterer.predict(draws) == 1).mean())  # rows of cluster 1
+        1.0
         """
         check_is_fitted(self)
         if cluster is not None:

@@ -147,6 +147,12 @@ def test_warm_start_trains_the_mixture_on(blobs):
     assert clusterer.module_.prior.name == "mixture"
 
 
+def test_more_clusters_than_rows_is_a_clear_error_before_training():
+    X = np.random.default_rng(0).normal(size=(6, 2))
+    with pytest.raises(ValueError, match="n_clusters=8 is more than the 5 rows"):
+        VAEClusterer(8).fit(X)
+
+
 def test_bad_cluster_arguments_are_clear_errors(blobs):
     _, _, clusterer = blobs
     with pytest.raises(ValueError, match=r"cluster must be an integer in \[0, 3\)"):
