@@ -17,10 +17,11 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from ._analytic_step import Pass
-from ._base import BaseVAE
+from ._arrays import MAX_SEED
+from ._base import BaseVAE, run_training
 from ._likelihoods import Likelihood
 from ._module import VAEModule
-from ._trainer import Budget, Trainer, auto_budget
+from ._trainer import ENCODE_BATCH_SIZE, Budget, Trainer, _rows, auto_budget
 
 __all__ = ["VAEOutlierDetector"]
 
@@ -30,6 +31,8 @@ __all__ = ["VAEOutlierDetector"]
 AUTO_MAX_STEPS = 300
 #: Steps on every row before the least likely rows of each batch are left out.
 TRIM_WARMUP_STEPS = 100
+#: Importance samples of the bound that ranks the training rows for ``reweight``.
+RANKING_SAMPLES = 10
 #: contamination="auto": Tukey's fence, this many interquartile ranges below the first
 #: quartile of the scores of the rows the threshold is set on.
 TUKEY_FENCE = 1.5
@@ -201,6 +204,14 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         optimizer steps (in whole epochs) have passed: the rest, the rows of lowest ELBO,
         are left out. Early stopping judges the same share of the validation rows, the
         likeliest. 1.0 trains on every row, as VAEEstimator does.
+
+    reweight : bool, default=False
+        Fit a second, new model on the ``support_fraction`` of the training rows that the
+        first model finds likeliest, as MinCovDet reweights its raw estimate: the second
+        fit never sees the rows most likely to be outliers. For training rows known to
+        hold outliers; it doubles the cost of ``fit``. ``n_iter_`` and ``loss_curve_``
+        cover both fits; with ``warm_start``, the first continues the previous model and
+        the second is new.
 
     likelihood : str, dict or Likelihood subclass, default="gaussian"
         Observation model p(x | z), as in :class:`VAEEstimator`: a name of
@@ -407,6 +418,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         **{k: v for k, v in BaseVAE._parameter_constraints.items() if k != "precision"},
         "contamination": [StrOptions({"auto"}), Interval(Real, 0, 0.5, closed="right")],
         "support_fraction": [Interval(Real, 0, 1, closed="right")],
+        "reweight": ["boolean"],
         "novelty": ["boolean"],
     }
 
@@ -417,6 +429,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         contamination="auto",
         novelty=True,
         support_fraction=0.8,
+        reweight=False,
         likelihood="gaussian",
         covariance_type="diag",
         posterior="diagonal_gaussian",
@@ -448,6 +461,7 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         self.contamination = contamination
         self.novelty = novelty
         self.support_fraction = support_fraction
+        self.reweight = reweight
         self.likelihood = likelihood
         self.covariance_type = covariance_type
         self.posterior = posterior
@@ -493,6 +507,47 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
             The fitted detector.
         """
         return self._fit_or_restore(X, incremental=False)
+
+    def _fit(self, X, incremental=False):
+        fit = self._start_fit(X, incremental)
+        run_training(fit.trainer)
+        if self.reweight:
+            fit = fit._replace(trainer=self._reweighted_trainer(fit.trainer))
+            run_training(fit.trainer)
+        return self._end_fit(fit)
+
+    def _reweighted_trainer(self, first: Trainer) -> Trainer:
+        """A new model's trainer on the ``support_fraction`` of the first one's training
+        rows that it finds likeliest (the same validation rows, optimizer settings and
+        stream of random numbers)."""
+        rows = first.train_rows
+        rows = torch.arange(len(first.data["x"])) if rows is None else rows
+        module = first.module
+        eps = torch.randn(RANKING_SAMPLES, module.n_latent, generator=first.generator)
+        with torch.no_grad():
+            scores = torch.cat(
+                [
+                    module.iw_bound(_rows(first.data, chunk, first.device), eps.to(first.device))
+                    for chunk in rows.split(ENCODE_BATCH_SIZE)
+                ]
+            )
+        n_kept = max(1, math.ceil(self.support_fraction * len(rows)))
+        kept = rows[scores.topk(n_kept).indices.cpu()].sort().values
+        seed = int(torch.randint(MAX_SEED, (1,), generator=first.generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            fresh = VAEModule.from_spec(module.spec).to(first.device)
+        return self._trainer(
+            fresh,
+            self._optimizer(fresh),
+            first.config,
+            first.generator,
+            first.device,
+            {k: v for k, v in first.data.items() if k != "h"},
+            kept,
+            first.validation,
+            first.history,
+        )
 
     def _end_fit(self, fit):
         super()._end_fit(fit)
