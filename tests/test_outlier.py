@@ -174,6 +174,31 @@ def test_trimming_keeps_the_model_from_explaining_its_training_outliers():
     assert gaps[0.8] > gaps[1.0]
 
 
+def test_reweighting_refits_on_the_rows_the_first_model_finds_likeliest():
+    X, y = _mixture(400, seed=4)
+    detector = VAEOutlierDetector(reweight=True, **SMALL_MODEL)
+    first = detector._start_fit(X, incremental=False).trainer
+    first.run(first.config.max_iter)
+    second = detector._reweighted_trainer(first)
+    kept = second.train_rows.numpy()
+    assert len(kept) == math.ceil(0.8 * len(first.train_rows))
+    assert set(kept) <= set(first.train_rows.numpy())
+    # The far-off rows are the least likely: almost none is kept.
+    assert y[kept].sum() <= 2
+    # A new model, not the first one trained on.
+    assert second.module is not first.module and second.validation is first.validation
+
+
+def test_reweighting_leaves_the_outliers_less_likely_than_trimming_alone():
+    X, y = _mixture(400, seed=5, outlier_share=0.15)
+    gaps = {}
+    for reweight in (False, True):
+        detector = VAEOutlierDetector(reweight=reweight, **SMALL_MODEL).fit(X)
+        scores = detector.score_samples(X)
+        gaps[reweight] = scores[y == 0].mean() - scores[y == 1].mean()
+    assert gaps[True] > gaps[False]
+
+
 def _trainer(n_rows=20, support_fraction=0.75):
     torch.manual_seed(0)
     from skvae._likelihoods import build_likelihood
