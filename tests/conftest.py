@@ -1,5 +1,7 @@
+import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from skvae._sparse_layer import SparseInputs
 
@@ -22,3 +24,31 @@ def sparse_builds(monkeypatch):
 
     monkeypatch.setattr(SparseInputs, "build", classmethod(spy))
     return built
+
+
+@pytest.fixture
+def linear_mixture_log_joint():
+    """log pi_c + log p(x | c) of each component c of a linear Gaussian VAE with a mixture
+    prior, exactly: x | c ~ N(W m_c + b, W S_c W^T + diag(noise)), in the model's units."""
+
+    def log_joint(module, X):
+        weight = module.decoder[0].weight.detach().double().numpy()
+        bias = module.decoder[0].bias.detach().double().numpy()
+        noise = module.likelihood.variance.detach().double().numpy()
+        prior = module.prior
+        pis = torch.softmax(prior.logits.detach().double(), -1).numpy()
+        means = prior.means.detach().double().numpy()
+        variances = prior.log_vars.detach().double().exp().numpy()
+        standard = (X - module.likelihood.loc) / module.likelihood.scale
+        return np.stack(
+            [
+                np.log(pi)
+                + stats.multivariate_normal(
+                    weight @ m + bias, weight @ np.diag(v) @ weight.T + np.diag(noise)
+                ).logpdf(standard)
+                for pi, m, v in zip(pis, means, variances, strict=True)
+            ],
+            axis=1,
+        )
+
+    return log_joint

@@ -6,7 +6,6 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 from scipy.special import softmax
 from sklearn.datasets import make_blobs
 from sklearn.exceptions import ConvergenceWarning
@@ -27,7 +26,9 @@ def blobs():
     return X, y, _fit(X, n_clusters=3, hidden_layer_sizes=(16,), random_state=0)
 
 
-def test_predict_proba_of_a_linear_model_is_the_exact_posterior_of_the_clusters():
+def test_predict_proba_of_a_linear_model_is_the_exact_posterior_of_the_clusters(
+    linear_mixture_log_joint,
+):
     # Two clusters in a 1-D latent space, mapped linearly to 3 columns: a linear VAE with a
     # mixture prior has p(x | c) = N(W m_c + b, W S_c W^T + diag(noise)) exactly.
     rng = np.random.default_rng(0)
@@ -41,24 +42,7 @@ def test_predict_proba_of_a_linear_model_is_the_exact_posterior_of_the_clusters(
         n_importance_samples=2000,
         random_state=0,
     )
-    module = clusterer.module_
-    weight = module.decoder[0].weight.detach().double().numpy()
-    bias = module.decoder[0].bias.detach().double().numpy()
-    noise = module.likelihood.variance.detach().double().numpy()
-    standard = (X[:60] - module.likelihood.loc) / module.likelihood.scale
-    log_joint = np.stack(
-        [
-            np.log(pi)
-            + stats.multivariate_normal(
-                weight @ m + bias, weight @ np.diag(v) @ weight.T + np.diag(noise)
-            ).logpdf(standard)
-            for pi, m, v in zip(
-                clusterer.weights_, clusterer.means_, clusterer.covariances_, strict=True
-            )
-        ],
-        axis=1,
-    )
-    exact = softmax(log_joint, axis=1)
+    exact = softmax(linear_mixture_log_joint(clusterer.module_, X[:60]), axis=1)
     proba = clusterer.predict_proba(X[:60])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
     assert np.abs(proba - exact).max() < 0.02
