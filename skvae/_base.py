@@ -209,6 +209,19 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
         """The trainer of a fit; a subclass with another objective returns its own."""
         return Trainer(*args)
 
+    def _next_trainer(self, first: Trainer, module: VAEModule, train_rows=None) -> Trainer:
+        """A trainer that goes on from ``first`` with a new ``module`` and optimizer: the same
+        data, validation rows, history and stream of random numbers; ``train_rows``: the
+        rows to train on, if not ``first``'s."""
+        rows = first.train_rows if train_rows is None else train_rows
+        # The new trainer derives its own encoder inputs ("h") for its module.
+        data = {k: v for k, v in first.data.items() if k != "h"}
+        optimizer = self._optimizer(module)
+        return self._trainer(
+            module, optimizer, first.config, first.generator, first.device, data, rows,
+            first.validation, first.history,
+        )  # fmt: skip
+
     def _new_model(self, X, covariates, missing, init_seed, device):
         """A fresh module (seeded weights), its optimizer and an empty history."""
         self.likelihood_ = self.likelihood

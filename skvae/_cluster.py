@@ -318,19 +318,7 @@ noise_variance_, kl_per_component_, n_active_components_ : see VAEEstimator
             prior.means.copy_(torch.as_tensor(means))
             prior.log_vars.copy_(torch.as_tensor(np.log(variances)))
             prior.logits.copy_(torch.as_tensor(np.log(counts.ravel() / len(codes))))
-        clustering.to(pretrained.device)
-        data = {k: v for k, v in pretrained.data.items() if k != "h"}
-        return self._trainer(
-            clustering,
-            self._optimizer(clustering),
-            pretrained.config,
-            generator,
-            pretrained.device,
-            data,
-            pretrained.train_rows,
-            pretrained.validation,
-            pretrained.history,
-        )
+        return self._next_trainer(pretrained, clustering.to(pretrained.device))
 
     def _end_fit(self, fit):
         super()._end_fit(fit)

@@ -536,18 +536,8 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         seed = int(torch.randint(MAX_SEED, (1,), generator=first.generator))
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            fresh = VAEModule.from_spec(module.spec).to(first.device)
-        return self._trainer(
-            fresh,
-            self._optimizer(fresh),
-            first.config,
-            first.generator,
-            first.device,
-            {k: v for k, v in first.data.items() if k != "h"},
-            kept,
-            first.validation,
-            first.history,
-        )
+            fresh = VAEModule.from_spec(module.spec)
+        return self._next_trainer(first, fresh.to(first.device), kept)
 
     def _end_fit(self, fit):
         super()._end_fit(fit)
