@@ -22,7 +22,7 @@ from joblib import Parallel, delayed
 
 #: R data sets that other benchmarks use (they are not "never seen").
 USED = {"carData/TitanicSurvival", "carData/Chile", "carData/Salaries", "AER/CreditCard",
-        "MASS/Pima.tr2", "MASS/crabs", "MASS/biopsy", "MASS/fgl"}  # fmt: skip
+        "MASS/Pima.tr2", "MASS/crabs", "MASS/biopsy", "MASS/fgl", "dslabs/olive"}  # fmt: skip
 
 
 def pick_tables(n: int, seed: int) -> list[str]:
