@@ -56,7 +56,7 @@ from ._trainer import (
     auto_budget,
 )
 
-__all__ = ["BaseVAE", "run_training"]
+__all__ = ["BaseVAE"]
 
 _COMPUTE_DTYPES = {"float32": None, "bfloat16": torch.bfloat16}
 
@@ -133,8 +133,16 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
 
     def _fit(self, X, incremental=False):
         fit = self._start_fit(X, incremental)
-        run_training(fit.trainer)
+        _run(fit.trainer)
+        second = self._second_stage(fit.trainer)
+        if second is not None:
+            fit = fit._replace(trainer=second)
+            _run(second)
         return self._end_fit(fit)
+
+    def _second_stage(self, first: Trainer) -> Trainer | None:
+        """The trainer of a second training after ``first`` (see ``_next_trainer``), or None."""
+        return None
 
     def _start_fit(self, X, incremental: bool) -> PendingFit:
         """Everything a fit does before training: the data read, the model, its trainer.
@@ -427,7 +435,7 @@ class BaseVAE(ColumnsMixin, InferenceMixin, PicklingMixin, BaseEstimator):
         return tags
 
 
-def run_training(trainer: Trainer) -> None:
+def _run(trainer: Trainer) -> None:
     """Run ``trainer`` to its epoch limit; a loss that stops being finite is a ValueError."""
     try:
         trainer.run(trainer.config.max_iter)

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from ._arrays import MAX_SEED
-from ._base import BaseVAE, run_training
+from ._base import BaseVAE
 from ._latent import LatentMixin
 from ._module import VAEModule
 from ._priors import prior_config
@@ -274,22 +274,21 @@ noise_variance_, kl_per_component_, n_active_components_ : see VAEEstimator
         """
         return self._fit_or_restore(X, incremental=False)
 
-    def _fit(self, X, incremental=False):
-        fit = self._start_fit(X, incremental)
+    def _start_fit(self, X, incremental):
+        fit = super()._start_fit(X, incremental)
         if fit.trainer.n_train < self.n_clusters:
             raise ValueError(
                 f"n_clusters={self.n_clusters} is more than the {fit.trainer.n_train} rows "
                 "that train the model (X's rows, less those early stopping holds out)."
             )
-        run_training(fit.trainer)
-        if fit.trainer.module.prior.closed_form_kl:  # pretrained: now the mixture prior
-            fit = fit._replace(trainer=self._clustering_trainer(fit.trainer))
-            run_training(fit.trainer)
-        return self._end_fit(fit)
+        return fit
 
-    def _clustering_trainer(self, pretrained: Trainer) -> Trainer:
-        """The trainer of the second stage: the pretrained networks, a mixture prior set by
-        a GaussianMixture of their codes, and a fresh optimizer."""
+    def _second_stage(self, pretrained: Trainer) -> Trainer | None:
+        """After pretraining with the normal prior: the pretrained networks, a mixture prior
+        set by a GaussianMixture of their codes, and a fresh optimizer (None when the fit
+        continues a fitted mixture, with ``warm_start``)."""
+        if not pretrained.module.prior.closed_form_kl:
+            return None
         module, generator = pretrained.module, pretrained.generator
         d = module.n_components
         posterior = pretrained.encode(pretrained.train_rows)

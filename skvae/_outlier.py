@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ._analytic_step import Pass
 from ._arrays import MAX_SEED
-from ._base import BaseVAE, run_training
+from ._base import BaseVAE
 from ._likelihoods import Likelihood
 from ._module import VAEModule
 from ._trainer import ENCODE_BATCH_SIZE, Budget, Trainer, _rows, auto_budget
@@ -508,18 +508,12 @@ class VAEOutlierDetector(OutlierMixin, BaseVAE):
         """
         return self._fit_or_restore(X, incremental=False)
 
-    def _fit(self, X, incremental=False):
-        fit = self._start_fit(X, incremental)
-        run_training(fit.trainer)
-        if self.reweight:
-            fit = fit._replace(trainer=self._reweighted_trainer(fit.trainer))
-            run_training(fit.trainer)
-        return self._end_fit(fit)
-
-    def _reweighted_trainer(self, first: Trainer) -> Trainer:
-        """A new model's trainer on the ``support_fraction`` of the first one's training
-        rows that it finds likeliest (the same validation rows, optimizer settings and
-        stream of random numbers)."""
+    def _second_stage(self, first: Trainer) -> Trainer | None:
+        """With ``reweight``: a new model's trainer on the ``support_fraction`` of the first
+        one's training rows that it finds likeliest (the same validation rows, optimizer
+        settings and stream of random numbers)."""
+        if not self.reweight:
+            return None
         rows = first.train_rows
         rows = torch.arange(len(first.data["x"])) if rows is None else rows
         module = first.module

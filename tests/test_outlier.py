@@ -179,7 +179,7 @@ def test_reweighting_refits_on_the_rows_the_first_model_finds_likeliest():
     detector = VAEOutlierDetector(reweight=True, **SMALL_MODEL)
     first = detector._start_fit(X, incremental=False).trainer
     first.run(first.config.max_iter)
-    second = detector._reweighted_trainer(first)
+    second = detector._second_stage(first)
     kept = second.train_rows.numpy()
     assert len(kept) == math.ceil(0.8 * len(first.train_rows))
     assert set(kept) <= set(first.train_rows.numpy())
